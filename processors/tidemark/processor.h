@@ -1,0 +1,154 @@
+/*
+ * tidemark/processor.h: the processor ABI.
+ *
+ * This is the only header a processor needs, built-in or plugin. It depends on
+ * <stddef.h> and <stdint.h> alone, so a plugin builds without tidemark's
+ * sources or its dependencies:
+ *
+ *     cc -shared -fPIC -I/path/to/tidemark/processors -o myproc.so myproc.c
+ *
+ * A plugin exports one symbol, TDM_PROCESSOR_ENTRY_SYMBOL, a function that
+ * returns a pointer to a static descriptor. processors/template/template.c is a
+ * commented plugin to copy.
+ *
+ * Compatibility rules (as in sqlite3_module):
+ *   - abi_version is bumped only for incompatible changes; the host refuses a
+ *     descriptor whose abi_version differs from its own, naming the file.
+ *   - New methods are only ever appended to tdm_processor_t. `size` is
+ *     sizeof(tdm_processor_t) as the plugin was compiled; the host never calls
+ *     a method that lies beyond `size`, and refuses a descriptor smaller than
+ *     the version-1 layout.
+ *
+ * Threading: the host calls the methods of one processor instance from one
+ * thread at a time (never concurrently), though not always the same thread.
+ */
+#ifndef TIDEMARK_PROCESSOR_H
+#define TIDEMARK_PROCESSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TDM_PROCESSOR_ABI_VERSION 1u
+
+/* The symbol a plugin exports: `const tdm_processor_t *tdm_processor_entry(void)`. */
+#define TDM_PROCESSOR_ENTRY_SYMBOL "tdm_processor_entry"
+
+/* Capacity of the message buffer each method may fill (NUL-terminated). */
+#define TDM_MSG_MAX 256
+
+/* Capacity of a restore blob (see commit). */
+#define TDM_RESTORE_MAX 256
+
+/* What a method returns. */
+typedef enum tdm_proc_result {
+  TDM_PROC_OK = 0,    /* accepted / done */
+  TDM_PROC_RETRY = 1, /* not accepted now (backpressure, transient error):
+                         the host offers the same chunk again later */
+  TDM_PROC_FAIL = 2   /* not accepted, will not be: the host stops feeding this
+                         file to the processor and reports `msg` */
+} tdm_proc_result_t;
+
+/* How the host reads files (SPEC: --mode). */
+typedef enum tdm_mode {
+  TDM_MODE_TAIL = 0,  /* appended bytes of growing files */
+  TDM_MODE_WHOLE = 1  /* each complete file once */
+} tdm_mode_t;
+
+/* One `key=value` pair of a processor spec (`NAME:key=value,key=value`). */
+typedef struct tdm_kv {
+  const char *key;
+  const char *value;
+} tdm_kv_t;
+
+/* chunk->flags */
+#define TDM_CHUNK_PIECE 0x1u /* a piece of a record longer than --max-record;
+                                the record goes on in the next chunk */
+#define TDM_CHUNK_RESTART 0x2u /* first chunk after the file was truncated or
+                                  found rewritten: offset starts again at 0 */
+
+/*
+ * A run of new bytes of one file. In `lines` record mode it holds one or more
+ * whole lines (each ending in '\n') unless TDM_CHUNK_PIECE is set.
+ * Everything it points to is owned by the host and valid only for the
+ * duration of the process() call: copy what you keep.
+ */
+typedef struct tdm_chunk {
+  uint64_t file_id;   /* stable id of the file in the state store */
+  const char *path;   /* the file's current path */
+  uint64_t offset;    /* file offset of data[0] */
+  const void *data;
+  size_t len;         /* > 0 */
+  uint32_t flags;     /* TDM_CHUNK_* */
+} tdm_chunk_t;
+
+/*
+ * What open() receives. Owned by the host, valid only during the open() call.
+ * `size` is sizeof(tdm_open_args_t) as the host built it; fields are only
+ * appended.
+ */
+typedef struct tdm_open_args {
+  uint32_t size;
+  tdm_mode_t mode;
+  const tdm_kv_t *params;  /* the spec's key=value pairs, in order */
+  size_t n_params;
+  const void *restore;     /* the blob the last durable commit returned, */
+  size_t restore_len;      /* or NULL/0 when there was none (first run) */
+  char *msg;               /* TDM_MSG_MAX bytes for an error message */
+} tdm_open_args_t;
+
+/*
+ * The descriptor. Built-ins and plugins use the same struct; the host never
+ * writes to it. All methods but process() may be NULL.
+ */
+typedef struct tdm_processor {
+  uint32_t abi_version;    /* TDM_PROCESSOR_ABI_VERSION */
+  uint32_t size;           /* sizeof(tdm_processor_t) */
+  const char *name;        /* [a-z0-9_-]+, unique among loaded processors */
+  const char *summary;     /* one line for `tidemark processors` */
+
+  /*
+   * Create an instance. On TDM_PROC_OK stores the instance in *state (may be
+   * NULL if the processor keeps none). The processor must roll its output back
+   * to args->restore if it can (this is what makes delivery exactly once).
+   * Unknown or missing parameters: return TDM_PROC_FAIL with a message naming
+   * the key. On failure close() is not called.
+   */
+  int (*open)(void **state, const tdm_open_args_t *args);
+
+  /*
+   * Take a chunk. TDM_PROC_OK means the processor owns the bytes now; they need
+   * not be durable before the next commit(). On TDM_PROC_RETRY or
+   * TDM_PROC_FAIL the processor must not have kept any part of the chunk.
+   * `msg` (TDM_MSG_MAX bytes) is for an error message.
+   */
+  int (*process)(void *state, const tdm_chunk_t *chunk, char *msg);
+
+  /*
+   * Make everything accepted so far durable and describe the output in a
+   * restore blob: write at most *restore_len (TDM_RESTORE_MAX) bytes to
+   * `restore` and set *restore_len to the length written (0: no blob). The
+   * host stores the blob in the same transaction as the bookmarks and hands it
+   * back to open() after a restart. Returning anything but TDM_PROC_OK
+   * cancels the checkpoint (bookmarks do not move); it is retried later.
+   */
+  int (*commit)(void *state, void *restore, size_t *restore_len, char *msg);
+
+  /* Release the instance. Called once, after the final commit. */
+  void (*close)(void *state);
+} tdm_processor_t;
+
+/* Type of the exported entry point. */
+typedef const tdm_processor_t *(*tdm_processor_entry_fn)(void);
+
+/* The smallest descriptor a host accepts: the version-1 layout. */
+#define TDM_PROCESSOR_SIZE_V1 \
+  (offsetof(tdm_processor_t, close) + sizeof(void (*)(void *)))
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TIDEMARK_PROCESSOR_H */

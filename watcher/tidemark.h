@@ -1,0 +1,193 @@
+/*
+ * tidemark.h: the embeddable library behind the `tidemark` command.
+ *
+ * tidemark hands processors the bytes of files they have not seen before and
+ * remembers, per file, how far it got (a bookmark) in an LMDB state store.
+ *
+ *     tdm_options_t o;
+ *     tdm_t *t;
+ *     tdm_options_init(&o);
+ *     o.state_dir = "/var/lib/myapp/tidemark";
+ *     if (tdm_open(&o, &t) == 0 &&
+ *         tdm_add_source(t, "/var/log/myapp") == 0 &&
+ *         tdm_add_callback(t, "mine", on_chunk, ctx) == 0)
+ *       rc = tdm_run_once(t);
+ *     tdm_close(t);
+ *
+ * Conventions (libuv's): functions return 0 or a negative error code, either
+ * -errno or a TDM_E* code below; tdm_strerror() names it. Whenever a function
+ * fails it has already logged a message naming the file or option concerned
+ * through the log callback (stderr by default). Strings passed in are copied
+ * unless said otherwise.
+ */
+#ifndef TIDEMARK_H
+#define TIDEMARK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tidemark/processor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TDM_VERSION_MAJOR 0
+#define TDM_VERSION_MINOR 1
+#define TDM_VERSION_PATCH 0
+#define TDM_VERSION_STRING "0.1.0"
+
+/* Error codes beside -errno. XX(name, message). */
+#define TDM_ERRNO_MAP(XX)                                                   \
+  XX(EUSAGE, -4001, "bad usage or configuration")                          \
+  XX(ESTATE, -4002, "state store is corrupt or of an unknown schema")      \
+  XX(ELOCKED, -4003, "state directory is in use by another writer")        \
+  XX(ESTORE, -4004, "state store error")                                   \
+  XX(EPROC, -4005, "processor failed")                                     \
+  XX(EABI, -4006, "plugin is not a compatible tidemark processor")         \
+  XX(EPARTIAL, -4007, "some files could not be processed")                 \
+  XX(ESTOPPED, -4008, "stopped before the work was done")
+
+typedef enum tdm_errno {
+#define TDM_XX_(name, val, msg) TDM_##name = (val),
+  TDM_ERRNO_MAP(TDM_XX_)
+#undef TDM_XX_
+  TDM_ERRNO_MAX_ = -4000
+} tdm_errno_t;
+
+/* A static message for `err` (a TDM_E* code or a negative errno). */
+const char *tdm_strerror(int err);
+/* A static name for `err`, e.g. "ELOCKED", "ENOENT". */
+const char *tdm_err_name(int err);
+
+/* "0.1.0" */
+const char *tdm_version(void);
+
+/* Log levels. */
+typedef enum tdm_log_level {
+  TDM_LOG_ERROR = 0,
+  TDM_LOG_WARN = 1,
+  TDM_LOG_INFO = 2,  /* the default threshold: start/stop lines, warnings */
+  TDM_LOG_DEBUG = 3
+} tdm_log_level_t;
+
+/*
+ * A log sink. `msg` is one line without a trailing newline, valid only for the
+ * call. Called from the thread that hit the event.
+ */
+typedef void (*tdm_log_cb)(void *arg, tdm_log_level_t level, const char *msg);
+
+/* Records (SPEC: --records). */
+typedef enum tdm_records {
+  TDM_RECORDS_LINES = 0,
+  TDM_RECORDS_BYTES = 1
+} tdm_records_t;
+
+/*
+ * Everything configurable. Initialise with tdm_options_init(), then set what
+ * you need. tdm_open() copies what it keeps; the caller owns the strings.
+ */
+typedef struct tdm_options {
+  const char *state_dir;           /* required */
+  tdm_mode_t mode;                 /* TDM_MODE_TAIL */
+  tdm_records_t records;           /* TDM_RECORDS_LINES */
+  const char *const *include;      /* globs; none: every non-hidden file */
+  size_t n_include;
+  const char *const *exclude;
+  size_t n_exclude;
+  int recursive;                   /* 1 */
+  int from_end;                    /* 0 */
+  uint64_t max_record;             /* 1 MiB */
+  uint32_t settle_ms;              /* 1000 */
+  uint32_t checkpoint_ms;          /* 1000 */
+  uint32_t poll_ms;                /* 0: inotify */
+  const char *plugin_dir;          /* NULL: no plugins */
+  tdm_log_level_t log_level;       /* TDM_LOG_INFO */
+  tdm_log_cb log_cb;               /* NULL: stderr, "tidemark: level: msg" */
+  void *log_arg;
+} tdm_options_t;
+
+void tdm_options_init(tdm_options_t *o);
+
+/* Limits the options are checked against (tdm_open refuses others). */
+#define TDM_MAX_RECORD_MIN 64u
+#define TDM_MAX_RECORD_MAX (256u << 20)
+
+typedef struct tdm_s tdm_t;
+
+/*
+ * Open the state directory (created if missing), take its writer lock and
+ * load the registry of processors (built-ins and `plugin_dir`).
+ * On success *out owns all of it until tdm_close(). Errors: TDM_EUSAGE (bad
+ * option), TDM_ELOCKED (another writer), TDM_ESTATE (corrupt or newer store),
+ * TDM_ESTORE, TDM_EABI (a plugin in plugin_dir), -errno.
+ */
+int tdm_open(const tdm_options_t *o, tdm_t **out);
+
+/*
+ * Watch/scan `dir` (must exist and be a directory; a symlink to one is
+ * followed). May be called several times, before running.
+ */
+int tdm_add_source(tdm_t *t, const char *dir);
+
+/*
+ * Add a processor by spec, `NAME` or `NAME:key=value,key=value` (a comma that
+ * is not followed by `key=` belongs to the value). The processor is opened at
+ * once with the restore blob its spec last committed. Errors: TDM_EUSAGE
+ * (unknown name, bad parameter), TDM_EPROC (open failed).
+ */
+int tdm_add_processor(tdm_t *t, const char *spec);
+
+/*
+ * A processor that is a plain C callback, called on the running thread for
+ * each chunk. Return TDM_PROC_OK, TDM_PROC_RETRY or TDM_PROC_FAIL. `name`
+ * identifies it in logs and stats. `arg` is the caller's.
+ */
+typedef int (*tdm_chunk_cb)(void *arg, const tdm_chunk_t *chunk);
+int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg);
+
+/*
+ * Process every file under the sources up to its current end, checkpoint,
+ * and return. Returns 0 when everything was handed over, TDM_EPARTIAL when
+ * some file could not be (each one logged and counted), TDM_ESTOPPED when
+ * tdm_stop() interrupted it (a final checkpoint was made), or an error of the
+ * store.
+ */
+int tdm_run_once(tdm_t *t);
+
+/*
+ * Ask a running tdm_run_once() to checkpoint and return. Async-signal-safe;
+ * may be called from any thread.
+ */
+void tdm_stop(tdm_t *t);
+
+/* Counters since tdm_open(). */
+typedef struct tdm_stats {
+  uint64_t files_seen;        /* files examined by scans */
+  uint64_t files_opened;      /* files opened (unchanged ones are not) */
+  uint64_t files_new;         /* files tracked for the first time */
+  uint64_t bytes;             /* bytes handed to the processors */
+  uint64_t chunks;
+  uint64_t pieces;            /* records over --max-record cut into pieces */
+  uint64_t truncations;       /* files found truncated (restarted at 0) */
+  uint64_t rewrites;          /* files found rewritten in place / inode reused */
+  uint64_t skipped_special;   /* FIFOs, sockets, devices passed over */
+  uint64_t file_errors;       /* files that could not be read */
+  uint64_t proc_failures;     /* chunks a processor failed */
+  uint64_t proc_retries;      /* times a processor asked to retry */
+  uint64_t checkpoints;
+  uint64_t checkpoint_errors;
+} tdm_stats_t;
+
+void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);
+
+/*
+ * Final checkpoint (if anything is pending), close processors, release the
+ * lock and the store. Accepts NULL. Cannot fail (failures are logged).
+ */
+void tdm_close(tdm_t *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TIDEMARK_H */

@@ -1,0 +1,409 @@
+/*
+ * registry.c: the processors tidemark knows, built-in and loaded from plugins
+ * (see registry.h).
+ *
+ * Every descriptor, built-in or plugin, passes the same checks in
+ * tdm_registry_add(), in this order, and each refusal is logged naming where
+ * the descriptor came from (nginx's ngx_module.c refuses a module of the
+ * wrong version loudly, naming it; we do the same):
+ *
+ *   1. abi_version == TDM_PROCESSOR_ABI_VERSION (found vs expected)
+ *   2. size >= TDM_PROCESSOR_SIZE_V1
+ *   3. a name of [a-z0-9_-]+, a process() method
+ *   4. a name not already registered (naming who has it)
+ *
+ * Only the first 8 bytes (abi_version, size) are read before the version is
+ * known to be ours, and nothing beyond `size` is ever read: the registry keeps
+ * its own copy of the descriptor with every field past the plugin's `size`
+ * zeroed. When methods are appended to tdm_processor_t in a later version, a
+ * host holding a descriptor from the registry finds them NULL for an older
+ * plugin instead of reading past the end of its struct (Fluent Bit copies a
+ * plugin's struct without any such check; sqlite3_module's iVersion is the
+ * model).
+ *
+ * A plugin is dlopen()ed with RTLD_NOW (a missing symbol is found now, not in
+ * the middle of a run) and RTLD_LOCAL (plugins cannot see or clash with each
+ * other's symbols). A refused plugin is dlclose()d at once; an accepted one
+ * stays loaded until tdm_registry_close().
+ */
+#include "registry.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct entry {
+  tdm_processor_t desc; /* our copy; fields past the plugin's size are 0 */
+  void *handle;         /* dlopen() handle, NULL for a built-in */
+  char origin[];        /* "built-in" or the .so path */
+} entry_t;
+
+struct tdm_registry_s {
+  const tdm__log_t *log;
+  entry_t **v; /* pointers, so descriptors never move when v grows */
+  size_t n;
+  size_t cap;
+};
+
+static int is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+/*
+ * Log "plugin "PATH" refused: REASON" (or "processor from "ORIGIN"
+ * refused: ..." for a descriptor that was not loaded from a file) and return
+ * TDM_EABI.
+ */
+static int refuse(const tdm_registry_t *r, const char *origin, int is_plugin,
+                  const char *fmt, ...) TDM__PRINTF(4, 5);
+
+static int refuse(const tdm_registry_t *r, const char *origin, int is_plugin,
+                  const char *fmt, ...) {
+  char reason[1024];
+  char q[1024];
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof(reason), fmt, ap);
+  va_end(ap);
+  tdm__error(r->log, "%s \"%s\" refused: %s",
+             is_plugin ? "plugin" : "processor from",
+             tdm__quote(origin, q, sizeof(q)), reason);
+  return TDM_EABI;
+}
+
+static const entry_t *find_entry(const tdm_registry_t *r, const char *name) {
+  for (size_t i = 0; i < r->n; i++)
+    if (strcmp(r->v[i]->desc.name, name) == 0)
+      return r->v[i];
+  return NULL;
+}
+
+/*
+ * Check `desc` and append a copy of it. `handle` (may be NULL) is owned by the
+ * registry on success only: on failure the caller still owns it.
+ * Returns 0, TDM_EABI (logged) or -ENOMEM (logged).
+ */
+static int add_entry(tdm_registry_t *r, const tdm_processor_t *desc,
+                     const char *origin, void *handle, int is_plugin) {
+  const entry_t *other;
+  entry_t *e;
+  size_t copy, olen;
+  char q[256], q2[1024];
+
+  if (origin == NULL)
+    origin = "(unknown)";
+  if (desc == NULL)
+    return refuse(r, origin, is_plugin, "no descriptor (NULL)");
+
+  /* Only abi_version and size may be read before these two checks pass. */
+  if (desc->abi_version != TDM_PROCESSOR_ABI_VERSION)
+    return refuse(r, origin, is_plugin,
+                  "processor ABI version %u, expected %u (rebuild it "
+                  "against this tidemark's tidemark/processor.h)",
+                  (unsigned)desc->abi_version,
+                  (unsigned)TDM_PROCESSOR_ABI_VERSION);
+  if (desc->size < TDM_PROCESSOR_SIZE_V1)
+    return refuse(r, origin, is_plugin,
+                  "descriptor size %u is smaller than the version-1 layout "
+                  "(%zu bytes)",
+                  (unsigned)desc->size, (size_t)TDM_PROCESSOR_SIZE_V1);
+
+  if (desc->name == NULL || desc->name[0] == '\0')
+    return refuse(r, origin, is_plugin, "descriptor has no name");
+  for (const char *c = desc->name; *c != '\0'; c++)
+    if (!is_name_char(*c))
+      return refuse(r, origin, is_plugin,
+                    "name \"%s\" is not of [a-z0-9_-]+",
+                    tdm__quote(desc->name, q, sizeof(q)));
+  if (desc->process == NULL)
+    return refuse(r, origin, is_plugin,
+                  "processor \"%s\" has no process() method", desc->name);
+  other = find_entry(r, desc->name);
+  if (other != NULL)
+    return refuse(r, origin, is_plugin,
+                  "a processor named \"%s\" is already registered (from %s)",
+                  desc->name, tdm__quote(other->origin, q2, sizeof(q2)));
+
+  if (r->n == r->cap) {
+    size_t cap = r->cap != 0 ? r->cap * 2 : 8;
+    entry_t **v = realloc(r->v, cap * sizeof(*v));
+    if (v == NULL)
+      goto nomem;
+    r->v = v;
+    r->cap = cap;
+  }
+  olen = strlen(origin);
+  e = calloc(1, sizeof(*e) + olen + 1);
+  if (e == NULL)
+    goto nomem;
+  /* Copy what the plugin has, no more; the rest stays zero (NULL). */
+  copy = desc->size < sizeof(e->desc) ? desc->size : sizeof(e->desc);
+  memcpy(&e->desc, desc, copy);
+  e->handle = handle;
+  memcpy(e->origin, origin, olen + 1);
+  r->v[r->n++] = e;
+  return 0;
+
+nomem:
+  tdm__error(r->log, "processor \"%s\" from %s: out of memory", desc->name,
+             tdm__quote(origin, q2, sizeof(q2)));
+  return -ENOMEM;
+}
+
+/*
+ * Check and register a descriptor that is not in a plugin file (built-ins,
+ * an embedder's own). `origin` is copied. Returns 0, TDM_EABI (logged, naming
+ * origin) or -ENOMEM.
+ */
+int tdm_registry_add(tdm_registry_t *r, const tdm_processor_t *desc,
+                     const char *origin) {
+  return add_entry(r, desc, origin, NULL, 0);
+}
+
+/*
+ * Load one plugin file. Returns 0 when its descriptor was registered;
+ * otherwise TDM_EABI (or -ENOMEM) after logging why, naming `so_path`, and the
+ * file is unloaded again. The plugin's entry point runs in the calling thread.
+ */
+int tdm_registry_load(tdm_registry_t *r, const char *so_path) {
+  tdm_processor_entry_fn entry;
+  const tdm_processor_t *desc;
+  const char *err;
+  char buf[4096];
+  const char *path = so_path;
+  void *handle, *sym;
+  int rc;
+
+  /* dlopen("x.so") searches the library path, not the current directory. */
+  if (strchr(so_path, '/') == NULL) {
+    snprintf(buf, sizeof(buf), "./%s", so_path);
+    path = buf;
+  }
+
+  dlerror();
+  handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (handle == NULL) {
+    err = dlerror();
+    return refuse(r, so_path, 1, "dlopen failed: %s",
+                  err != NULL ? err : "unknown error");
+  }
+
+  dlerror();
+  sym = dlsym(handle, TDM_PROCESSOR_ENTRY_SYMBOL);
+  err = dlerror();
+  if (sym == NULL) {
+    rc = refuse(r, so_path, 1,
+                "it does not export %s() (is it a tidemark processor?)%s%s",
+                TDM_PROCESSOR_ENTRY_SYMBOL, err != NULL ? ": " : "",
+                err != NULL ? err : "");
+    dlclose(handle);
+    return rc;
+  }
+  /* ISO C has no conversion from void * to a function pointer; POSIX
+     guarantees the representation, so copy the bits. */
+  memcpy(&entry, &sym, sizeof(entry));
+
+  desc = entry();
+  if (desc == NULL) {
+    rc = refuse(r, so_path, 1, "%s() returned NULL",
+                TDM_PROCESSOR_ENTRY_SYMBOL);
+    dlclose(handle);
+    return rc;
+  }
+
+  rc = add_entry(r, desc, so_path, handle, 1);
+  if (rc != 0) {
+    dlclose(handle); /* after add_entry logged: the message used desc */
+    return rc;
+  }
+  tdm__debug(r->log, "plugin \"%s\": loaded processor \"%s\"", so_path,
+             desc->name);
+  return 0;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_plugin_name(const char *n) {
+  size_t len = strlen(n);
+  return n[0] != '.' && len > 3 && strcmp(n + len - 3, ".so") == 0;
+}
+
+/*
+ * Load every non-hidden `*.so` in `dir`, in name order so that a duplicate
+ * name is always resolved the same way. Every plugin is tried, so that one
+ * run reports every bad one; returns TDM_EABI if any was refused, -errno
+ * (logged, naming dir) if the directory cannot be read.
+ */
+static int load_dir(tdm_registry_t *r, const char *dir) {
+  struct dirent *d;
+  char **names = NULL;
+  size_t n = 0, cap = 0, refused = 0;
+  char q[1024];
+  DIR *dp;
+  int rc = 0;
+
+  dp = opendir(dir);
+  if (dp == NULL) {
+    rc = -errno;
+    tdm__error(r->log, "plugin directory \"%s\": %s",
+               tdm__quote(dir, q, sizeof(q)), strerror(-rc));
+    return rc;
+  }
+  for (;;) {
+    errno = 0;
+    d = readdir(dp);
+    if (d == NULL) {
+      if (errno != 0) {
+        rc = -errno;
+        tdm__error(r->log, "plugin directory \"%s\": %s",
+                   tdm__quote(dir, q, sizeof(q)), strerror(-rc));
+        goto out;
+      }
+      break;
+    }
+    if (!is_plugin_name(d->d_name))
+      continue;
+    if (n == cap) {
+      size_t ncap = cap != 0 ? cap * 2 : 16;
+      char **v = realloc(names, ncap * sizeof(*v));
+      if (v == NULL)
+        goto nomem;
+      names = v;
+      cap = ncap;
+    }
+    names[n] = strdup(d->d_name);
+    if (names[n] == NULL)
+      goto nomem;
+    n++;
+  }
+  if (n > 0)
+    qsort(names, n, sizeof(*names), cmp_names);
+
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(dir) + 1 + strlen(names[i]) + 1;
+    char *path = malloc(len);
+    int lrc;
+    if (path == NULL)
+      goto nomem;
+    snprintf(path, len, "%s/%s", dir, names[i]);
+    lrc = tdm_registry_load(r, path);
+    free(path);
+    if (lrc == -ENOMEM) {
+      rc = lrc;
+      goto out;
+    }
+    if (lrc != 0)
+      refused++;
+  }
+  if (refused > 0) {
+    tdm__error(r->log, "plugin directory \"%s\": %zu of %zu plugins refused",
+               tdm__quote(dir, q, sizeof(q)), refused, n);
+    rc = TDM_EABI;
+  }
+  goto out;
+
+nomem:
+  tdm__error(r->log, "plugin directory \"%s\": out of memory",
+             tdm__quote(dir, q, sizeof(q)));
+  rc = -ENOMEM;
+out:
+  for (size_t i = 0; i < n; i++)
+    free(names[i]);
+  free(names);
+  closedir(dp);
+  return rc;
+}
+
+/*
+ * Create a registry with the built-ins, then the plugins of `plugin_dir`
+ * (NULL: none). On success *out owns everything until tdm_registry_close().
+ * On error *out is untouched, everything loaded is unloaded, and the error
+ * was logged: TDM_EABI (a refused plugin; every refusal is logged), -errno
+ * (plugin_dir unreadable), -ENOMEM.
+ */
+int tdm_registry_open(const char *plugin_dir, const tdm__log_t *log,
+                      tdm_registry_t **out) {
+  const tdm_processor_t *builtins[3];
+  tdm_registry_t *r;
+  int rc;
+
+  r = calloc(1, sizeof(*r));
+  if (r == NULL) {
+    tdm__error(log, "processor registry: out of memory");
+    return -ENOMEM;
+  }
+  r->log = log;
+
+  builtins[0] = tdm__proc_stdout();
+  builtins[1] = tdm__proc_count();
+  builtins[2] = tdm__proc_file();
+  for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+    rc = tdm_registry_add(r, builtins[i], "built-in");
+    if (rc != 0)
+      goto err;
+  }
+
+  if (plugin_dir != NULL) {
+    rc = load_dir(r, plugin_dir);
+    if (rc != 0)
+      goto err;
+  }
+  *out = r;
+  return 0;
+
+err:
+  tdm_registry_close(r);
+  return rc;
+}
+
+/* Unload the plugins (in reverse order of loading) and free everything.
+   Accepts NULL. */
+void tdm_registry_close(tdm_registry_t *r) {
+  if (r == NULL)
+    return;
+  for (size_t i = r->n; i-- > 0;) {
+    if (r->v[i]->handle != NULL)
+      dlclose(r->v[i]->handle);
+    free(r->v[i]);
+  }
+  free(r->v);
+  free(r);
+}
+
+/* The descriptor named `name` (the registry's copy, valid until
+   tdm_registry_close()), or NULL. */
+const tdm_processor_t *tdm_registry_find(const tdm_registry_t *r,
+                                         const char *name) {
+  const entry_t *e;
+  if (r == NULL || name == NULL)
+    return NULL;
+  e = find_entry(r, name);
+  return e != NULL ? &e->desc : NULL;
+}
+
+size_t tdm_registry_count(const tdm_registry_t *r) {
+  return r != NULL ? r->n : 0;
+}
+
+/* The i-th descriptor in registration order (built-ins first, then plugins
+   by file name) and, if `origin` is not NULL, where it came from. Both stay
+   valid until tdm_registry_close(). Out of range: NULL (and *origin NULL). */
+const tdm_processor_t *tdm_registry_get(const tdm_registry_t *r, size_t i,
+                                        const char **origin) {
+  if (r == NULL || i >= r->n) {
+    if (origin != NULL)
+      *origin = NULL;
+    return NULL;
+  }
+  if (origin != NULL)
+    *origin = r->v[i]->origin;
+  return &r->v[i]->desc;
+}

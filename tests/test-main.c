@@ -1,5 +1,4 @@
 /* test-main.c: the runner behind tests/test.h. */
-#define _GNU_SOURCE
 #include "test.h"
 
 #include <errno.h>
@@ -42,7 +41,7 @@ static int run_forked(const tdm_test_entry_t *t) {
   int status;
   if (pid == 0) {
     alarm(TEST_TIMEOUT_S);
-    _exit(run_one(t));
+    exit(run_one(t)); /* exit, not _exit: LeakSanitizer runs at exit */
   }
   if (pid < 0 || waitpid(pid, &status, 0) < 0) {
     perror("fork/waitpid");
@@ -123,9 +122,11 @@ char *tdm_test_read(const char *path, size_t *len) {
 }
 
 const char *tdm_test_path(const char *name) {
-  static char bufs[4][4096];
+  static char bufs[4][8192];
   static int next;
   char *b = bufs[next++ & 3];
-  snprintf(b, sizeof(bufs[0]), "%s/%s", tdm_test_dir, name);
+  int n = snprintf(b, sizeof(bufs[0]), "%s/%s", tdm_test_dir, name);
+  if (n < 0 || (size_t)n >= sizeof(bufs[0]))
+    TDM_FAIL_("test path too long: %s", name);
   return b;
 }

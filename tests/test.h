@@ -29,13 +29,13 @@ extern tdm_test_entry_t tdm_tests_[TDM_TEST_MAX];
 extern int tdm_n_tests_;
 extern char tdm_test_dir[4096];
 
-#define TEST(name)                                                   \
-  static void test_##name(void);                                     \
-  __attribute__((constructor)) static void register_##name(void) {   \
-    tdm_tests_[tdm_n_tests_].name = #name;                           \
-    tdm_tests_[tdm_n_tests_++].fn = test_##name;                     \
+#define TEST(tname)                                                  \
+  static void test_##tname(void);                                    \
+  __attribute__((constructor)) static void register_##tname(void) {  \
+    tdm_tests_[tdm_n_tests_].name = #tname;                          \
+    tdm_tests_[tdm_n_tests_++].fn = test_##tname;                    \
   }                                                                  \
-  static void test_##name(void)
+  static void test_##tname(void)
 
 #define TDM_FAIL_(...)                                               \
   do {                                                               \

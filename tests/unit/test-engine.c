@@ -1,0 +1,270 @@
+/*
+ * test-engine.c: the library through its public API (tidemark.h), with a
+ * callback processor, on real files and a real LMDB store.
+ */
+#include "test.h"
+#include "tidemark.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* What the callback saw, and how it should answer. */
+typedef struct sink {
+  char data[1 << 16];
+  size_t len;
+  int chunks;
+  int retries_left;   /* answer RETRY this many times first */
+  int fail;           /* answer FAIL */
+  int stop_after;     /* call tdm_stop after this many chunks (0: never) */
+  tdm_t *t;
+  uint32_t flags;     /* OR of every chunk's flags */
+} sink_t;
+
+static int on_chunk(void *arg, const tdm_chunk_t *c) {
+  sink_t *s = arg;
+  if (s->fail)
+    return TDM_PROC_FAIL;
+  if (s->retries_left > 0) {
+    s->retries_left--;
+    return TDM_PROC_RETRY;
+  }
+  ASSERT_LE(s->len + c->len, sizeof(s->data));
+  memcpy(s->data + s->len, c->data, c->len);
+  s->len += c->len;
+  s->chunks++;
+  s->flags |= c->flags;
+  if (s->stop_after > 0 && s->chunks >= s->stop_after)
+    tdm_stop(s->t);
+  return TDM_PROC_OK;
+}
+
+static void quiet(void *arg, tdm_log_level_t level, const char *msg) {
+  (void)arg;
+  (void)level;
+  (void)msg;
+}
+
+/* One tdm_run_once over the test dir's "src" with `s` as the processor. */
+static int run(sink_t *s, size_t max_record, tdm_stats_t *stats) {
+  tdm_options_t o;
+  tdm_t *t;
+  int rc;
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  if (max_record)
+    o.max_record = max_record;
+  ASSERT_EQ(tdm_open(&o, &t), 0);
+  ASSERT_EQ(tdm_add_source(t, tdm_test_path("src")), 0);
+  ASSERT_EQ(tdm_add_callback(t, "sink", on_chunk, s), 0);
+  s->t = t;
+  rc = tdm_run_once(t);
+  if (stats)
+    tdm_get_stats(t, stats);
+  tdm_close(t);
+  return rc;
+}
+
+static const char *src(const char *name) {
+  static char buf[8192];
+  mkdir(tdm_test_path("src"), 0755);
+  snprintf(buf, sizeof(buf), "%s/src/%s", tdm_test_dir, name);
+  return buf;
+}
+
+#define SINK_EQ(s, str)                                                   \
+  do {                                                                    \
+    ASSERT_EQ((s)->len, strlen(str));                                     \
+    ASSERT_EQ(memcmp((s)->data, (str), (s)->len), 0);                     \
+  } while (0)
+
+TEST(appended_bytes_only) {
+  sink_t s = {0};
+  tdm_test_write(src("a.log"), "one\ntwo\n", 8);
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  SINK_EQ(&s, "one\ntwo\n");
+  tdm_test_append(src("a.log"), "three\n", 6);
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  SINK_EQ(&s, "three\n");
+}
+
+TEST(partial_line_waits_for_its_newline) {
+  sink_t s = {0};
+  tdm_test_write(src("a.log"), "whole\npart", 10);
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  SINK_EQ(&s, "whole\n");
+  tdm_test_append(src("a.log"), "ial\n", 4);
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  SINK_EQ(&s, "partial\n");
+}
+
+TEST(unchanged_files_are_not_opened) {
+  sink_t s = {0};
+  tdm_stats_t st;
+  tdm_test_write(src("a.log"), "x\n", 2);
+  tdm_test_write(src("b.log"), "y\n", 2);
+  ASSERT_EQ(run(&s, 0, &st), 0);
+  ASSERT_EQ(st.files_opened, 2);
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, &st), 0);
+  ASSERT_EQ(st.files_seen, 2);
+  ASSERT_EQ(st.files_opened, 0);
+  ASSERT_EQ(s.len, 0);
+}
+
+TEST(retry_then_accept_delivers_once) {
+  sink_t s = {0};
+  tdm_stats_t st;
+  s.retries_left = 3;
+  tdm_test_write(src("a.log"), "hello\n", 6);
+  ASSERT_EQ(run(&s, 0, &st), 0);
+  SINK_EQ(&s, "hello\n");
+  ASSERT_EQ(st.proc_retries, 3);
+}
+
+TEST(failure_keeps_the_bookmark) {
+  sink_t s = {0};
+  tdm_stats_t st;
+  s.fail = 1;
+  tdm_test_write(src("a.log"), "keep me\n", 8);
+  ASSERT_EQ(run(&s, 0, &st), TDM_EPARTIAL);
+  ASSERT_EQ(st.proc_failures, 1);
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, NULL), 0); /* retried on the next run */
+  SINK_EQ(&s, "keep me\n");
+}
+
+TEST(rename_keeps_the_bookmark) {
+  sink_t s = {0};
+  char old[8192];
+  tdm_test_write(src("app.log"), "a\nb\n", 4);
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  tdm_test_append(src("app.log"), "c\n", 2);
+  snprintf(old, sizeof(old), "%s", src("app.log"));
+  ASSERT_EQ(rename(old, src("app.log.1")), 0);
+  tdm_test_write(src("app.log"), "new\n", 4);
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  /* c\n from the rotated file, new\n from the new one, in some order. */
+  ASSERT_EQ(s.len, 6);
+  ASSERT(memmem(s.data, s.len, "c\n", 2) != NULL);
+  ASSERT(memmem(s.data, s.len, "new\n", 4) != NULL);
+}
+
+TEST(truncation_restarts_at_zero) {
+  sink_t s = {0};
+  tdm_stats_t st;
+  tdm_test_write(src("a.log"), "first line\nsecond line\n", 23);
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  tdm_test_write(src("a.log"), "after\n", 6); /* same inode, shorter */
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, &st), 0);
+  SINK_EQ(&s, "after\n");
+  ASSERT_EQ(st.truncations, 1);
+  ASSERT(s.flags & TDM_CHUNK_RESTART);
+}
+
+TEST(rewrite_in_place_is_a_new_file) {
+  sink_t s = {0};
+  tdm_stats_t st;
+  tdm_test_write(src("a.log"), "aaaa\n", 5);
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  tdm_test_write(src("a.log"), "bbbbbbbb\n", 9); /* same inode, longer */
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, &st), 0);
+  SINK_EQ(&s, "bbbbbbbb\n");
+  ASSERT_EQ(st.rewrites, 1);
+}
+
+TEST(long_lines_go_out_in_pieces) {
+  sink_t s = {0};
+  tdm_stats_t st;
+  char line[1001];
+  memset(line, 'x', 1000);
+  line[1000] = '\n';
+  tdm_test_write(src("a.log"), "short\n", 6);
+  tdm_test_append(src("a.log"), line, sizeof(line));
+  tdm_test_append(src("a.log"), "tail\n", 5);
+  ASSERT_EQ(run(&s, 100, &st), 0);
+  ASSERT_EQ(s.len, 6 + sizeof(line) + 5);
+  ASSERT_EQ(st.pieces, 1);
+  ASSERT(s.flags & TDM_CHUNK_PIECE);
+}
+
+TEST(stop_then_resume_loses_and_repeats_nothing) {
+  sink_t s = {0}, all = {0};
+  char expect[60000];
+  size_t n = 0;
+  int rc;
+  /* Several files so that a stop lands between files and chunks. */
+  for (int f = 0; f < 5; f++) {
+    char name[32];
+    n = 0;
+    for (int i = 0; i < 500; i++)
+      n += (size_t)snprintf(expect + n, sizeof(expect) - n, "f%d line %d\n", f, i);
+    snprintf(name, sizeof(name), "f%d.log", f);
+    tdm_test_write(src(name), expect, n);
+  }
+  s.stop_after = 1;
+  rc = run(&s, 0, NULL);
+  ASSERT_EQ(rc, TDM_ESTOPPED);
+  ASSERT_GT(s.len, 0);
+  memcpy(all.data, s.data, s.len);
+  all.len = s.len;
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  memcpy(all.data + all.len, s.data, s.len);
+  all.len += s.len;
+  /* Every line of every file exactly once. */
+  ASSERT_EQ(all.len, 5 * n);
+  for (int f = 0; f < 5; f++)
+    for (int i = 0; i < 500; i += 97) {
+      char line[32];
+      int k = snprintf(line, sizeof(line), "\nf%d line %d\n", f, i);
+      const char *hit = memmem(all.data, all.len, line + (i == 0), (size_t)k - (i == 0));
+      ASSERT(hit != NULL);
+      ASSERT(memmem(hit + 1, all.len - (size_t)(hit + 1 - all.data),
+                    line + (i == 0), (size_t)k - (i == 0)) == NULL);
+    }
+}
+
+TEST(second_open_in_process_is_refused) {
+  tdm_options_t o;
+  tdm_t *a, *b;
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  ASSERT_EQ(tdm_open(&o, &a), 0);
+  ASSERT_EQ(tdm_open(&o, &b), TDM_ELOCKED);
+  tdm_close(a);
+  ASSERT_EQ(tdm_open(&o, &b), 0);
+  tdm_close(b);
+}
+
+TEST(missing_source_is_an_error) {
+  tdm_options_t o;
+  tdm_t *t;
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  ASSERT_EQ(tdm_open(&o, &t), 0);
+  ASSERT_EQ(tdm_add_source(t, tdm_test_path("nope")), -ENOENT);
+  tdm_close(t);
+}
+
+TEST(bad_options_are_refused) {
+  tdm_options_t o;
+  tdm_t *t;
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  o.max_record = 1;
+  ASSERT_EQ(tdm_open(&o, &t), TDM_EUSAGE);
+  tdm_options_init(&o);
+  o.log_cb = quiet;
+  ASSERT_EQ(tdm_open(&o, &t), TDM_EUSAGE); /* no state dir */
+}

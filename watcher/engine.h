@@ -1,0 +1,241 @@
+/*
+ * engine.h: the engine's internals, shared by the files of watcher/.
+ *
+ * Data flow of one pass (tdm_run_once):
+ *
+ *   scan.c       walks each source, filters names (glob.c), lstat()s files
+ *   engine.c     looks each file up by (dev, ino) in the file table
+ *                (filetable.c); an unchanged size+mtime is not opened at all
+ *   identity.c   opens the changed ones and decides, through the descriptor,
+ *                whether they are the same file (fingerprint of the head,
+ *                marker of the bytes before the bookmark), truncated, or new
+ *   reader.c     preads from the bookmark to the current end in large reads;
+ *                framing.c cuts each read at a record boundary
+ *   deliver.c    hands each chunk to every processor (retry / fail)
+ *   checkpoint.c commits every processor, then writes every moved bookmark
+ *                and every restore blob in ONE store transaction
+ *
+ * Everything here runs on the thread that called tdm_run_once().
+ */
+#ifndef TDM_ENGINE_H
+#define TDM_ENGINE_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "../processors/registry.h"
+#include "../state/store.h"
+#include "log.h"
+#include "tidemark.h"
+
+/* Bytes of a file's head its fingerprint covers at most. */
+#define TDM_FP_CAP 4096u
+/* Bytes before the bookmark its marker covers at most. */
+#define TDM_MARKER_LEN 64u
+/* Smallest read buffer (the buffer is max(this, --max-record)). */
+#define TDM_READ_MIN (1u << 20)
+/* Checkpoint at the latest after this many bytes, whatever the clock says. */
+#define TDM_CHECKPOINT_BYTES (256ull << 20)
+
+/* ---- file table (filetable.c) ------------------------------------------ */
+
+/* One tracked file in memory. `rec` is the durable state as of the last
+   checkpoint plus the fields below it that move in between. */
+typedef struct tdm_file {
+  tdm_file_rec_t rec;     /* rec.path/rec.error point to path/error below */
+  char *path;             /* owned */
+  char *error;            /* owned, NULL if none */
+  uint64_t pos;           /* delivered (accepted by every processor) */
+  uint64_t marker;        /* marker of the bytes before pos */
+  uint32_t marker_len;
+  unsigned dirty : 1;     /* differs from the store */
+  unsigned seen : 1;      /* met by the current scan */
+  unsigned failed : 1;    /* a processor failed it in this pass */
+  unsigned in_piece : 1;  /* pos lies inside an over-long record */
+  unsigned restart : 1;   /* next chunk carries TDM_CHUNK_RESTART */
+  size_t slot;            /* index in the table's vector */
+  struct tdm_file *next;  /* hash chain */
+} tdm_file_t;
+
+typedef struct tdm_filetable {
+  tdm_file_t **all;       /* every file, in no particular order */
+  size_t n, cap;
+  tdm_file_t **buckets;   /* chained by (dev, ino) */
+  size_t n_buckets;       /* power of two */
+} tdm_filetable_t;
+
+void tdm__filetable_init(tdm_filetable_t *ft);
+/* Frees every file. */
+void tdm__filetable_free(tdm_filetable_t *ft);
+/* The file with this identity, or NULL. */
+tdm_file_t *tdm__filetable_get(const tdm_filetable_t *ft, uint64_t dev,
+                               uint64_t ino);
+/*
+ * A new file for `rec` (copied, with its strings), inserted. A file with the
+ * same (dev, ino) must not be in the table. NULL on out of memory.
+ */
+tdm_file_t *tdm__filetable_add(tdm_filetable_t *ft, const tdm_file_rec_t *rec);
+/* Unlink `f` from the table and free it. */
+void tdm__filetable_remove(tdm_filetable_t *ft, tdm_file_t *f);
+/* Replace f's path (copied). -ENOMEM leaves it unchanged. */
+int tdm__file_set_path(tdm_file_t *f, const char *path);
+/* Replace f's error message (copied; NULL clears). */
+void tdm__file_set_error(tdm_file_t *f, const char *msg);
+
+/* ---- filters (glob.c) --------------------------------------------------- */
+
+typedef struct tdm_filter {
+  char **include;
+  size_t n_include;
+  char **exclude;
+  size_t n_exclude;
+  int hidden_dirs;        /* some include glob names a hidden component */
+} tdm_filter_t;
+
+/* Copy the globs. -ENOMEM. */
+int tdm__filter_init(tdm_filter_t *f, const char *const *inc, size_t n_inc,
+                     const char *const *exc, size_t n_exc);
+void tdm__filter_free(tdm_filter_t *f);
+/* Does the file `rel` (path under its root; `name` its last component)
+   pass? Globs with a '/' match `rel`, others `name`; a leading '.' is only
+   matched by a glob that spells it. */
+int tdm__filter_file(const tdm_filter_t *f, const char *rel, const char *name);
+/* Should the scan descend into directory `name`? */
+int tdm__filter_dir(const tdm_filter_t *f, const char *name);
+
+/* ---- scan (scan.c) ------------------------------------------------------ */
+
+/*
+ * Called for each regular file that passes the filter. `path` is absolute
+ * (root + rel), `rel` the part under the root; both valid only during the
+ * call. `st` is its lstat. A negative return stops the scan and is returned.
+ */
+typedef int (*tdm_scan_cb)(void *arg, const char *path, const char *rel,
+                           const struct stat *st);
+
+typedef struct tdm_scan_stats {
+  uint64_t special;       /* FIFOs, sockets, devices skipped */
+  uint64_t errors;        /* directories that could not be read */
+} tdm_scan_stats_t;
+
+/*
+ * Walk `root` (absolute, a directory). Unreadable subdirectories are logged,
+ * counted and skipped. Returns 0, the callback's negative return, or -errno
+ * when the root itself cannot be opened (logged, naming it).
+ */
+int tdm__scan(const char *root, const tdm_filter_t *filter, int recursive,
+              const tdm__log_t *log, tdm_scan_cb cb, void *arg,
+              tdm_scan_stats_t *stats);
+
+/* ---- identity (identity.c) ---------------------------------------------- */
+
+/* XXH3-64 of `len` bytes at `off` of `fd`. -errno on a read error, -ENODATA
+   when the file holds fewer bytes. */
+int tdm__hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out);
+/* The fingerprint of fd's head: *len = min(size, TDM_FP_CAP). */
+int tdm__fingerprint(int fd, uint64_t size, uint64_t *hash, uint32_t *len);
+/* The marker for a bookmark at `pos`. */
+int tdm__marker(int fd, uint64_t pos, uint64_t *hash, uint32_t *len);
+
+typedef enum tdm_verdict {
+  TDM_SAME = 0,           /* carry on from the bookmark */
+  TDM_TRUNCATED = 1,      /* shorter than the bookmark: restart at 0 */
+  TDM_REWRITTEN = 2       /* different content at the same inode: new file */
+} tdm_verdict_t;
+
+/* Compare the open file (size `size`) with what `f` remembers. */
+int tdm__identify(int fd, uint64_t size, const tdm_file_t *f,
+                  tdm_verdict_t *out);
+
+/* ---- framing (framing.c) ------------------------------------------------ */
+
+/*
+ * How many of the `n` bytes at `buf` (read from a record boundary, or from
+ * inside an over-long record) to deliver now. `cap` is the read buffer's
+ * size. lines: whole lines, each at most `max_record` bytes counting its
+ * '\n'; a longer one goes out in pieces of `max_record` bytes (*piece = 1);
+ * a partial last line waits (0). bytes: all of it.
+ */
+size_t tdm__frame(const char *buf, size_t n, size_t cap, tdm_records_t records,
+                  size_t max_record, int *piece);
+
+/* ---- processors (deliver.c) --------------------------------------------- */
+
+typedef struct tdm_proc {
+  const tdm_processor_t *desc;
+  void *state;
+  char *key;              /* the spec as given: the key of its blob */
+  tdm_proc_spec_t spec;   /* parsed, for reopening */
+  tdm_chunk_cb cb;        /* callback processors: desc is NULL */
+  void *cb_arg;
+  uint8_t blob[TDM_RESTORE_MAX]; /* the last durable restore blob */
+  size_t blob_len;
+  int open;               /* state is live */
+} tdm_proc_t;
+
+/* ---- the engine --------------------------------------------------------- */
+
+struct tdm_s {
+  tdm_options_t opts;     /* strings below are owned copies */
+  tdm__log_t log;
+  tdm_store_t *store;
+  tdm_registry_t *registry;
+  tdm_filter_t filter;
+  char **roots;           /* absolute, resolved source directories */
+  size_t n_roots;
+  tdm_proc_t *procs;
+  size_t n_procs;
+  tdm_filetable_t files;
+  uint64_t next_id;
+  uint64_t *dead;         /* ids to delete at the next checkpoint */
+  size_t n_dead, cap_dead;
+  char *buf;              /* the read buffer */
+  size_t buf_cap;
+  int need_checkpoint;    /* something not in the store yet */
+  uint64_t bytes_since_checkpoint;
+  uint64_t last_checkpoint_ms;
+  int checkpoint_rc;      /* the last checkpoint's result: a failure ends
+                             the pass (everything was rolled back) */
+  volatile sig_atomic_t stop;
+  tdm_stats_t stats;
+};
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t tdm__now_ms(void);
+/* Nanoseconds of CLOCK_REALTIME. */
+int64_t tdm__wall_ns(void);
+
+/* Open a processor instance with its stored blob. Logs and returns
+   TDM_EPROC on failure. */
+int tdm__proc_open(tdm_t *t, tdm_proc_t *p);
+/* Close an instance (if open). */
+void tdm__proc_close(tdm_proc_t *p);
+
+/*
+ * Hand a chunk to every processor. RETRY is retried with backoff until it is
+ * accepted or tdm_stop() is called. Returns 0 when all accepted, TDM_EPROC
+ * when one failed (logged, naming the processor and the file; the file is
+ * marked failed), TDM_ESTOPPED.
+ */
+int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c);
+
+/*
+ * Read `f` through `fd` from f->pos to the current end, delivering chunks.
+ * Returns 0 (end reached, or only a partial line is left), TDM_EPROC,
+ * TDM_ESTOPPED, -errno on a read error (logged, naming the file).
+ */
+int tdm__read(tdm_t *t, tdm_file_t *f, int fd);
+
+/*
+ * Make everything delivered durable: commit every processor, then one store
+ * transaction with every dirty file, dead ids and blobs. On failure (logged)
+ * the processors are rolled back to their last durable blob and every file
+ * to its durable bookmark, so nothing is recorded that was not accepted.
+ */
+int tdm__checkpoint(tdm_t *t);
+
+/* Checkpoint if --checkpoint-ms or TDM_CHECKPOINT_BYTES says it is time. */
+int tdm__checkpoint_maybe(tdm_t *t);
+
+#endif /* TDM_ENGINE_H */

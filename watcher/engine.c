@@ -109,6 +109,8 @@ int tdm_open(const tdm_options_t *o, tdm_t **out) {
     goto err;
   if ((rc = tdm_store_open(o->state_dir, 0, &t->log, &t->store)) != 0)
     goto err;
+  /* A state directory inside a source is not data. */
+  t->filter.skip_dir = t->state_real = realpath(o->state_dir, NULL);
   if ((rc = tdm_registry_open(o->plugin_dir, &t->log, &t->registry)) != 0)
     goto err;
   if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
@@ -144,6 +146,7 @@ void tdm_close(tdm_t *t) {
   tdm_store_close(t->store);
   free(t->dead);
   free(t->buf);
+  free(t->state_real);
   free((char *)t->opts.state_dir);
   free((char *)t->opts.plugin_dir);
   free(t);
@@ -447,7 +450,7 @@ static int on_file(void *arg, const char *path, const char *rel,
   rc = 0;
   f = f != NULL ? reconcile(t, f, path, fd, &st, &rc) : track(t, path, fd, &st, &rc);
   if (f != NULL) {
-    rc = tdm__read(t, f, fd);
+    rc = tdm__read(t, f, fd, (uint64_t)st.st_size);
     if (rc == 0) {
       f->rec.size = (uint64_t)st.st_size;
       f->rec.mtime_ns = mtime_ns(&st);

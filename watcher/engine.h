@@ -91,6 +91,8 @@ typedef struct tdm_filter {
   char **exclude;
   size_t n_exclude;
   int hidden_dirs;        /* some include glob names a hidden component */
+  const char *skip_dir;   /* absolute directory never entered (the state
+                             directory, when it lies inside a source) */
 } tdm_filter_t;
 
 /* Copy the globs. -ENOMEM. */
@@ -182,6 +184,7 @@ struct tdm_s {
   tdm_store_t *store;
   tdm_registry_t *registry;
   tdm_filter_t filter;
+  char *state_real;       /* the state directory, resolved */
   char **roots;           /* absolute, resolved source directories */
   size_t n_roots;
   tdm_proc_t *procs;
@@ -221,11 +224,13 @@ void tdm__proc_close(tdm_proc_t *p);
 int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c);
 
 /*
- * Read `f` through `fd` from f->pos to the current end, delivering chunks.
+ * Read `f` through `fd` from f->pos up to `end` (the size it had when it was
+ * looked at: a file that keeps growing, such as a processor's own output in
+ * the tree, must not be chased forever), delivering chunks.
  * Returns 0 (end reached, or only a partial line is left), TDM_EPROC,
  * TDM_ESTOPPED, -errno on a read error (logged, naming the file).
  */
-int tdm__read(tdm_t *t, tdm_file_t *f, int fd);
+int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end);
 
 /*
  * Make everything delivered durable: commit every processor, then one store

@@ -24,7 +24,7 @@ static int update_marker(tdm_file_t *f, int fd, const char *buf, size_t end) {
   return tdm__marker(fd, f->pos, &f->marker, &f->marker_len);
 }
 
-int tdm__read(tdm_t *t, tdm_file_t *f, int fd) {
+int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
   char q[PATH_MAX];
 
   for (;;) {
@@ -33,9 +33,14 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd) {
     int piece, rc;
     tdm_chunk_t c;
 
+    size_t want;
+
     if (t->stop)
       return TDM_ESTOPPED;
-    n = pread(fd, t->buf, t->buf_cap, (off_t)f->pos);
+    if (f->pos >= end)
+      return 0;
+    want = end - f->pos < t->buf_cap ? (size_t)(end - f->pos) : t->buf_cap;
+    n = pread(fd, t->buf, want, (off_t)f->pos);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -46,6 +51,8 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd) {
       t->stats.file_errors++;
       return rc;
     }
+    if (n == 0)
+      return 0; /* shrank meanwhile: the next look says truncated */
     cut = tdm__frame(t->buf, (size_t)n, t->buf_cap, t->opts.records,
                      t->opts.max_record, &piece);
     if (cut == 0)
@@ -90,7 +97,8 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd) {
     }
     if ((rc = tdm__checkpoint_maybe(t)) != 0)
       return rc;
-    if ((size_t)n < t->buf_cap && cut == (size_t)n)
-      return 0; /* read to the end */
+    if (cut < (size_t)n && (size_t)n < t->buf_cap && f->pos + (n - cut) >= end &&
+        t->opts.max_record >= t->buf_cap)
+      return 0; /* what is left up to `end` is a partial line */
   }
 }

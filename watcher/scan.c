@@ -45,6 +45,13 @@ static void stack_free(dir_stack_t *s) {
   free(s->rel);
 }
 
+/* Should the walk descend into directory `name` at `path`? Never into
+   tidemark's own state directory. */
+static int enter(const tdm_filter_t *filter, const char *name, const char *path) {
+  return tdm__filter_dir(filter, name) &&
+         (filter->skip_dir == NULL || strcmp(path, filter->skip_dir) != 0);
+}
+
 /* Join root, rel and name into buf ("" rel for the root itself). */
 static int join(char *buf, size_t cap, const char *a, const char *b) {
   int n = *a != '\0' ? snprintf(buf, cap, "%s/%s", a, b)
@@ -95,8 +102,7 @@ static int scan_dir(const char *root, const char *rel, dir_stack_t *stack,
       continue;
     }
     if (type == DT_DIR) {
-      if (recursive && tdm__filter_dir(filter, name) &&
-          (rc = push(stack, frel)) != 0)
+      if (recursive && enter(filter, name, fpath) && (rc = push(stack, frel)) != 0)
         break;
       continue;
     }
@@ -119,8 +125,7 @@ static int scan_dir(const char *root, const char *rel, dir_stack_t *stack,
       continue;
     }
     if (S_ISDIR(st.st_mode)) { /* DT_UNKNOWN filesystems */
-      if (recursive && tdm__filter_dir(filter, name) &&
-          (rc = push(stack, frel)) != 0)
+      if (recursive && enter(filter, name, fpath) && (rc = push(stack, frel)) != 0)
         break;
       continue;
     }

@@ -104,7 +104,9 @@ int tdm_store_load_files(tdm_store_t *s,
 
 /*
  * Copy the restore blob stored under `key` into `buf` (`cap` bytes).
- * *len = its length; 0 and *len = 0 when there is none.
+ * *len = its length; 0 and *len = 0 when there is none; -ENOBUFS (nothing
+ * copied, *len = its length) when it is longer than `cap`. A key must be 1 to
+ * 511 bytes (LMDB's key limit); a longer one is -EINVAL here and in commit.
  */
 int tdm_store_get_blob(tdm_store_t *s, const char *key, void *buf, size_t cap,
                        size_t *len);
@@ -134,7 +136,8 @@ typedef struct tdm_store_hash {
   uint64_t file_id;
 } tdm_store_hash_t;
 
-/* One checkpoint: all of it is applied, or none of it. */
+/* One checkpoint: all of it is applied, or none of it. Deletes are applied
+   before puts, so an id or hash both deleted and put ends up put. */
 typedef struct tdm_store_batch {
   const tdm_file_rec_t *const *put_files; /* insert or replace by id */
   size_t n_put_files;
@@ -160,5 +163,9 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b);
 /* Forget every file record and content hash (`reset` with no paths). Blobs
    are kept: they describe processors' outputs, not the inputs. */
 int tdm_store_clear_files(tdm_store_t *s);
+
+/* For tests: the map size a new store starts with (default 1 GiB; the file
+   is sparse), e.g. 64 KiB to exercise growth. Affects later opens only. */
+void tdm__store_set_initial_map_size(size_t bytes);
 
 #endif /* TDM_STORE_H */

@@ -1,0 +1,816 @@
+/*
+ * store.c: the durable state of one state directory (see store.h).
+ *
+ * Everything LMDB returns is translated here, at the boundary, and logged once
+ * naming the directory: positive errno -> -errno, a corrupt or foreign file ->
+ * TDM_ESTATE, any other MDB_* -> TDM_ESTORE.
+ *
+ * File record encoding, format version 1 (all integers little-endian):
+ *   u8  version (1)
+ *   u64 dev, ino, size; i64 mtime_ns; u64 offset, fp_hash
+ *   u32 fp_len, marker_len; u64 marker; u32 state, truncations; u64 pieces
+ *   i64 first_seen_ns, updated_ns; u8[16] content_hash; u64 dup_of
+ *   u32 attempts; i32 exit_status
+ *   u32 path length, path bytes, NUL
+ *   u32 error length, error bytes, NUL   (length 0: no error, NULL)
+ * The id is the key (u64 big-endian, so key order is id order). The NULs let
+ * a decoded record point into the map instead of copying its strings.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { DB_META, DB_FILES, DB_PROCS, DB_HASHES, N_DBS };
+static const char *const db_names[N_DBS] = {"meta", "files", "procs",
+                                            "hashes"};
+
+#define REC_VERSION 1
+#define REC_FIXED 129 /* version byte + the fixed fields above */
+
+struct tdm_store_s {
+  MDB_env *env;
+  MDB_dbi dbi[N_DBS];
+  char *dir;   /* as given */
+  char *qdir;  /* quoted for log lines */
+  const tdm__log_t *log;
+  int rdonly;
+  int lock_fd; /* DIR/writer.lock (writer), -1 */
+  uint64_t next_id;
+  int64_t checkpoint_ns;
+  /* Registry entry: which directory, opened by which process. */
+  dev_t dev;
+  ino_t ino;
+  pid_t pid;
+  tdm_store_t *next;
+};
+
+static size_t initial_map_size = (size_t)1 << 30;
+
+void tdm__store_set_initial_map_size(size_t bytes) { initial_map_size = bytes; }
+
+/*
+ * The state directories open in this process. LMDB must never open one
+ * environment twice in a process: closing either handle's descriptor of
+ * lock.mdb drops the process's locks on it. Entries made by another pid were
+ * inherited through fork() and do not count: the child holds no LMDB locks.
+ */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static tdm_store_t *registry;
+
+static int registry_add(tdm_store_t *s) {
+  tdm_store_t *e;
+  int rc = 0;
+
+  s->pid = getpid();
+  pthread_mutex_lock(&registry_mu);
+  for (e = registry; e != NULL; e = e->next)
+    if (e->dev == s->dev && e->ino == s->ino && e->pid == s->pid)
+      break;
+  if (e != NULL) {
+    rc = TDM_ELOCKED;
+  } else {
+    s->next = registry;
+    registry = s;
+  }
+  pthread_mutex_unlock(&registry_mu);
+  if (rc != 0)
+    tdm__error(s->log, "state directory %s is already open in this process",
+               s->qdir);
+  return rc;
+}
+
+/* Removes `s` if it is registered; a no-op otherwise. */
+static void registry_remove(tdm_store_t *s) {
+  tdm_store_t **p;
+
+  pthread_mutex_lock(&registry_mu);
+  for (p = &registry; *p != NULL; p = &(*p)->next)
+    if (*p == s) {
+      *p = s->next;
+      break;
+    }
+  pthread_mutex_unlock(&registry_mu);
+}
+
+/* Byte order helpers. */
+static void put_le(uint8_t *p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--)
+    v = v << 8 | p[i];
+  return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+/*
+ * Translate an LMDB result (MDB_* code or positive errno) and log it once,
+ * naming the directory and what failed.
+ */
+static int fail(const tdm_store_t *s, int rc, const char *what) {
+  switch (rc) {
+  case MDB_INVALID:
+  case MDB_VERSION_MISMATCH:
+  case MDB_CORRUPTED:
+  case MDB_PAGE_NOTFOUND:
+  case MDB_INCOMPATIBLE:
+    tdm__error(s->log, "%s: not a tidemark state store or corrupt (lmdb: %s)",
+               s->qdir, mdb_strerror(rc));
+    return TDM_ESTATE;
+  default:
+    tdm__error(s->log, "%s: %s failed: %s", s->qdir, what, mdb_strerror(rc));
+    return rc > 0 ? -rc : TDM_ESTORE;
+  }
+}
+
+/* Log a failed system call on `name` inside the directory; returns -errno. */
+static int fail_errno(const tdm_store_t *s, const char *op, const char *name) {
+  int err = errno;
+  tdm__error(s->log, "%s: cannot %s %s: %s", s->qdir, op, name, strerror(err));
+  return -err;
+}
+
+/* Encoded size of `r`: its fixed part and its two strings with their NULs. */
+static size_t rec_size(const tdm_file_rec_t *r) {
+  size_t plen = r->path != NULL ? strlen(r->path) : 0;
+  size_t elen = r->error != NULL ? strlen(r->error) : 0;
+  return REC_FIXED + 4 + plen + 1 + 4 + elen + 1;
+}
+
+static uint8_t *put_str(uint8_t *p, const char *str) {
+  size_t len = str != NULL ? strlen(str) : 0;
+  put_le(p, len, 4);
+  memcpy(p + 4, str != NULL ? str : "", len + 1);
+  return p + 4 + len + 1;
+}
+
+/* Encode `r` into `p`, which holds rec_size(r) bytes. A NULL path is "". */
+static void rec_encode(const tdm_file_rec_t *r, uint8_t *p) {
+  *p++ = REC_VERSION;
+  put_le(p, r->dev, 8), p += 8;
+  put_le(p, r->ino, 8), p += 8;
+  put_le(p, r->size, 8), p += 8;
+  put_le(p, (uint64_t)r->mtime_ns, 8), p += 8;
+  put_le(p, r->offset, 8), p += 8;
+  put_le(p, r->fp_hash, 8), p += 8;
+  put_le(p, r->fp_len, 4), p += 4;
+  put_le(p, r->marker_len, 4), p += 4;
+  put_le(p, r->marker, 8), p += 8;
+  put_le(p, r->state, 4), p += 4;
+  put_le(p, r->truncations, 4), p += 4;
+  put_le(p, r->pieces, 8), p += 8;
+  put_le(p, (uint64_t)r->first_seen_ns, 8), p += 8;
+  put_le(p, (uint64_t)r->updated_ns, 8), p += 8;
+  memcpy(p, r->content_hash, 16), p += 16;
+  put_le(p, r->dup_of, 8), p += 8;
+  put_le(p, r->attempts, 4), p += 4;
+  put_le(p, (uint32_t)r->exit_status, 4), p += 4;
+  p = put_str(p, r->path);
+  put_str(p, r->error);
+}
+
+/*
+ * Point *str at a length-prefixed, NUL-terminated string at `p` that must end
+ * by `end` and hold no other NUL. Returns the byte after it, NULL if invalid.
+ */
+static const uint8_t *get_str(const uint8_t *p, const uint8_t *end,
+                              const char **str, uint32_t *len) {
+  if (end - p < 4)
+    return NULL;
+  *len = (uint32_t)get_le(p, 4);
+  p += 4;
+  if ((size_t)(end - p) <= *len || p[*len] != '\0' ||
+      memchr(p, '\0', *len) != NULL)
+    return NULL;
+  *str = (const char *)p;
+  return p + *len + 1;
+}
+
+/*
+ * Decode a record value into `r` (all but id). Its strings point into `v`.
+ * Returns 0, or -1 if it is not a well-formed version-1 record.
+ */
+static int rec_decode(const MDB_val *v, tdm_file_rec_t *r) {
+  const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+  uint32_t elen, plen;
+
+  if (v->mv_size < REC_FIXED || *p++ != REC_VERSION)
+    return -1;
+  r->dev = get_le(p, 8), p += 8;
+  r->ino = get_le(p, 8), p += 8;
+  r->size = get_le(p, 8), p += 8;
+  r->mtime_ns = (int64_t)get_le(p, 8), p += 8;
+  r->offset = get_le(p, 8), p += 8;
+  r->fp_hash = get_le(p, 8), p += 8;
+  r->fp_len = (uint32_t)get_le(p, 4), p += 4;
+  r->marker_len = (uint32_t)get_le(p, 4), p += 4;
+  r->marker = get_le(p, 8), p += 8;
+  r->state = (uint32_t)get_le(p, 4), p += 4;
+  r->truncations = (uint32_t)get_le(p, 4), p += 4;
+  r->pieces = get_le(p, 8), p += 8;
+  r->first_seen_ns = (int64_t)get_le(p, 8), p += 8;
+  r->updated_ns = (int64_t)get_le(p, 8), p += 8;
+  memcpy(r->content_hash, p, 16), p += 16;
+  r->dup_of = get_le(p, 8), p += 8;
+  r->attempts = (uint32_t)get_le(p, 4), p += 4;
+  r->exit_status = (int32_t)(uint32_t)get_le(p, 4), p += 4;
+  if ((p = get_str(p, end, &r->path, &plen)) == NULL ||
+      (p = get_str(p, end, &r->error, &elen)) == NULL || p != end)
+    return -1;
+  if (elen == 0)
+    r->error = NULL;
+  return 0;
+}
+
+/*
+ * Begin a read transaction. A writer in another process may have grown the
+ * map past ours (MDB_MAP_RESIZED): adopt its size and try again. Legal
+ * because the store is used from one thread and has no other txn open.
+ */
+static int read_txn(tdm_store_t *s, MDB_txn **txn) {
+  int rc;
+
+  while ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn)) ==
+         MDB_MAP_RESIZED) {
+    tdm__debug(s->log, "%s: the writer grew the map; following it", s->qdir);
+    if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0)
+      break;
+  }
+  return rc;
+}
+
+/*
+ * Run `fn` in one write transaction and commit it. When the map is full the
+ * transaction is aborted (nothing applied), the map doubled and `fn` replayed
+ * from the start, so `fn` must depend on its arguments only. Resizing is
+ * legal here because no transaction is open in this process (see read_txn).
+ * Returns an untranslated LMDB result.
+ */
+static int write_txn(tdm_store_t *s,
+                     int (*fn)(tdm_store_t *s, MDB_txn *txn, const void *arg),
+                     const void *arg) {
+  for (;;) {
+    MDB_envinfo info;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+
+    if (rc != 0)
+      return rc;
+    rc = fn(s, txn, arg);
+    if (rc == 0)
+      rc = mdb_txn_commit(txn); /* frees txn, on failure too */
+    else
+      mdb_txn_abort(txn);
+    if (rc != MDB_MAP_FULL)
+      return rc;
+    mdb_env_info(s->env, &info);
+    if ((rc = mdb_env_set_mapsize(s->env, info.me_mapsize * 2)) != 0)
+      return rc;
+    tdm__debug(s->log, "%s: state store map grown to %zu KiB", s->qdir,
+               info.me_mapsize * 2 / 1024);
+  }
+}
+
+/*
+ * Read meta `key`, a little-endian integer of `size` bytes, into *out.
+ * Returns 0, MDB_NOTFOUND (*out untouched), TDM_ESTATE (logged) for a value
+ * of the wrong size, or another LMDB code.
+ */
+static int meta_get(const tdm_store_t *s, MDB_txn *txn, const char *key,
+                    int size, uint64_t *out) {
+  MDB_val k = {strlen(key), (void *)key}, v;
+  int rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+
+  if (rc != 0)
+    return rc;
+  if (v.mv_size != (size_t)size) {
+    tdm__error(s->log, "%s: state store meta record '%s' is corrupt", s->qdir,
+               key);
+    return TDM_ESTATE;
+  }
+  *out = get_le(v.mv_data, size);
+  return 0;
+}
+
+static int meta_put(const tdm_store_t *s, MDB_txn *txn, const char *key,
+                    uint64_t value, int size) {
+  uint8_t buf[8];
+  MDB_val k = {strlen(key), (void *)key}, v = {(size_t)size, buf};
+
+  put_le(buf, value, size);
+  return mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
+}
+
+/*
+ * Open the named databases once for the life of the environment: in a write
+ * transaction for the writer (creating them, with the schema record, in an
+ * empty environment), in a read transaction for a reader (handles opened in
+ * a read txn last only if it is committed). Checks the schema and loads
+ * next_id and checkpoint_ns. *fresh = whether the store was just created.
+ * Returns a translated code, logged.
+ */
+static int open_dbs(tdm_store_t *s, int *fresh) {
+  uint64_t schema = 0, next_id = 1, ns = 0;
+  MDB_dbi main_dbi;
+  MDB_stat st;
+  MDB_txn *txn;
+  unsigned create;
+  int rc, i;
+
+  rc = s->rdonly ? read_txn(s, &txn) : mdb_txn_begin(s->env, NULL, 0, &txn);
+  if (rc != 0)
+    return fail(s, rc, "opening the store");
+  rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+  if (rc == 0)
+    rc = mdb_stat(txn, main_dbi, &st);
+  if (rc != 0)
+    goto lmdb_err;
+  *fresh = st.ms_entries == 0;
+  create = *fresh ? MDB_CREATE : 0;
+  if (*fresh && s->rdonly) {
+    tdm__error(s->log, "%s: no tidemark state store here (empty environment)",
+               s->qdir);
+    rc = -ENOENT;
+    goto out;
+  }
+
+  rc = mdb_dbi_open(txn, db_names[DB_META], create, &s->dbi[DB_META]);
+  if (rc == 0 && *fresh)
+    rc = meta_put(s, txn, "schema", TDM_STORE_SCHEMA, 4);
+  if (rc == 0)
+    rc = meta_get(s, txn, "schema", 4, &schema);
+  if (rc == MDB_NOTFOUND) {
+    tdm__error(s->log, "%s: not a tidemark state store (no schema record)",
+               s->qdir);
+    rc = TDM_ESTATE;
+    goto out;
+  }
+  if (rc == 0 && schema != TDM_STORE_SCHEMA) {
+    tdm__error(s->log,
+               "%s: state store has schema %" PRIu64
+               ", this tidemark supports schema %u",
+               s->qdir, schema, TDM_STORE_SCHEMA);
+    rc = TDM_ESTATE;
+    goto out;
+  }
+  for (i = DB_META + 1; rc == 0 && i < N_DBS; i++)
+    if ((rc = mdb_dbi_open(txn, db_names[i], create, &s->dbi[i])) ==
+        MDB_NOTFOUND) {
+      tdm__error(s->log, "%s: state store is damaged: database '%s' is missing",
+                 s->qdir, db_names[i]);
+      rc = TDM_ESTATE;
+    }
+  if (rc == 0 &&
+      (rc = meta_get(s, txn, "next_id", 8, &next_id)) == MDB_NOTFOUND)
+    rc = 0;
+  if (rc == 0 &&
+      (rc = meta_get(s, txn, "checkpoint_ns", 8, &ns)) == MDB_NOTFOUND)
+    rc = 0;
+  if (rc == TDM_ESTATE)
+    goto out;
+  if (rc == 0) {
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+  }
+  if (rc == 0) {
+    s->next_id = next_id;
+    s->checkpoint_ns = (int64_t)ns;
+    return 0;
+  }
+lmdb_err:
+  rc = fail(s, rc, "opening the store");
+out:
+  if (txn != NULL)
+    mdb_txn_abort(txn);
+  return rc;
+}
+
+/*
+ * Writer: take DIR/writer.lock (flock, so it goes with the descriptor, even on
+ * kill -9) and write our pid into it for the next one to name.
+ */
+static int lock_writer(tdm_store_t *s) {
+  char path[4096 + 16], buf[32];
+  ssize_t n;
+  long pid;
+
+  snprintf(path, sizeof(path), "%s/writer.lock", s->dir);
+  s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->lock_fd < 0)
+    return fail_errno(s, "open", "writer.lock");
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK)
+      return fail_errno(s, "lock", "writer.lock");
+    /* The holder writes its pid right after locking: it may not be there. */
+    n = pread(s->lock_fd, buf, sizeof(buf) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    pid = strtol(buf, NULL, 10);
+    if (pid > 0)
+      tdm__error(s->log,
+                 "state directory %s is in use by another tidemark (pid %ld)",
+                 s->qdir, pid);
+    else
+      tdm__error(s->log,
+                 "state directory %s is in use by another tidemark (pid "
+                 "unknown)",
+                 s->qdir);
+    return TDM_ELOCKED;
+  }
+  n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+  if (ftruncate(s->lock_fd, 0) != 0 ||
+      pwrite(s->lock_fd, buf, (size_t)n, 0) != n)
+    return fail_errno(s, "write", "writer.lock");
+  return 0;
+}
+
+/*
+ * Make sure `dir` exists (the writer creates its last component) and is a
+ * directory holding, for a reader, a data file; note its identity.
+ */
+static int check_dir(tdm_store_t *s) {
+  char path[4096 + 16];
+  struct stat st;
+
+  if (!s->rdonly && mkdir(s->dir, 0700) != 0 && errno != EEXIST) {
+    int err = errno;
+    tdm__error(s->log, "cannot create state directory %s: %s%s", s->qdir,
+               strerror(err),
+               err == ENOENT ? " (its parent directory does not exist)" : "");
+    return -err;
+  }
+  if (stat(s->dir, &st) != 0) {
+    int err = errno;
+    if (err == ENOENT)
+      tdm__error(s->log, "%s: no tidemark state store here", s->qdir);
+    else
+      tdm__error(s->log, "state directory %s: %s", s->qdir, strerror(err));
+    return -err;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    tdm__error(s->log, "state directory %s is not a directory", s->qdir);
+    return -ENOTDIR;
+  }
+  s->dev = st.st_dev;
+  s->ino = st.st_ino;
+  /* A reader must not leave a lock.mdb behind in a directory with no store. */
+  snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
+  if (s->rdonly && stat(path, &st) != 0) {
+    int err = errno;
+    tdm__error(s->log, "%s: no tidemark state store here (data.mdb: %s)",
+               s->qdir, strerror(err));
+    return -err;
+  }
+  return 0;
+}
+
+static int open_env(tdm_store_t *s) {
+  int rc, fd, dead = 0;
+
+  rc = mdb_env_create(&s->env);
+  if (rc == 0)
+    rc = mdb_env_set_maxdbs(s->env, N_DBS);
+  /* MDB_NOTLS: read transactions may run on pool threads. No map size is
+     set: a new environment starts small, an existing one at the size it
+     grew to; the writer adjusts it once the databases are open. */
+  if (rc == 0)
+    rc = mdb_env_open(s->env, s->dir,
+                      MDB_NOTLS | (s->rdonly ? MDB_RDONLY : 0), 0600);
+  /* LMDB 0.9.24 opens every descriptor close-on-exec but the main data.mdb
+     one: fix it, or each program the exec processor runs inherits it. */
+  if (rc == 0 && mdb_env_get_fd(s->env, &fd) == 0 &&
+      fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC) != 0)
+    return fail_errno(s, "set close-on-exec on", "data.mdb");
+  if (rc == EACCES && s->rdonly) {
+    tdm__error(s->log,
+               "%s: cannot open the store: %s (a reader needs read access "
+               "to data.mdb and write access to lock.mdb)",
+               s->qdir, strerror(rc));
+    return -rc;
+  }
+  /* Free the slots of readers that died inside a transaction. */
+  if (rc == 0)
+    rc = mdb_reader_check(s->env, &dead);
+  if (rc != 0)
+    return fail(s, rc, "opening the store");
+  if (dead > 0)
+    tdm__debug(s->log, "%s: cleared %d stale reader slot(s)", s->qdir, dead);
+  return 0;
+}
+
+int tdm_store_open(const char *dir, unsigned flags, const tdm__log_t *log,
+                   tdm_store_t **out) {
+  tdm_store_t *s;
+  size_t qcap;
+  int rc, fresh = 0;
+
+  *out = NULL;
+  s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    tdm__error(log, "state directory %s: out of memory", dir);
+    return -ENOMEM;
+  }
+  s->log = log;
+  s->lock_fd = -1;
+  s->rdonly = (flags & TDM_STORE_RDONLY) != 0;
+  qcap = strlen(dir) * 4 + 6; /* worst case of tdm__quote: \xNN per byte */
+  s->dir = strdup(dir);
+  s->qdir = malloc(qcap);
+  if (s->dir == NULL || s->qdir == NULL) {
+    tdm__error(log, "state directory %s: out of memory", dir);
+    rc = -ENOMEM;
+    goto err;
+  }
+  tdm__quote(dir, s->qdir, qcap);
+  if (strlen(dir) > 4096) {
+    tdm__error(log, "state directory %.64s...: path too long", s->qdir);
+    rc = -ENAMETOOLONG;
+    goto err;
+  }
+
+  if ((rc = check_dir(s)) != 0 || (rc = registry_add(s)) != 0)
+    goto err;
+  if (!s->rdonly && (rc = lock_writer(s)) != 0)
+    goto err;
+  if ((rc = open_env(s)) != 0 || (rc = open_dbs(s, &fresh)) != 0)
+    goto err;
+  if (!s->rdonly) {
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    if ((fresh || info.me_mapsize < initial_map_size) &&
+        (rc = mdb_env_set_mapsize(s->env, initial_map_size)) != 0) {
+      rc = fail(s, rc, "sizing the map");
+      goto err;
+    }
+  }
+  *out = s;
+  return 0;
+
+err:
+  tdm_store_close(s);
+  return rc;
+}
+
+void tdm_store_close(tdm_store_t *s) {
+  if (s == NULL)
+    return;
+  /* Environment first: until it is closed, nobody in this process may open
+     the directory again (registry). */
+  if (s->env != NULL)
+    mdb_env_close(s->env);
+  registry_remove(s);
+  if (s->lock_fd >= 0)
+    close(s->lock_fd);
+  free(s->qdir);
+  free(s->dir);
+  free(s);
+}
+
+const char *tdm_store_dir(const tdm_store_t *s) { return s->dir; }
+
+uint64_t tdm_store_next_id(const tdm_store_t *s) { return s->next_id; }
+
+int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
+  return s->checkpoint_ns;
+}
+
+int tdm_store_load_files(tdm_store_t *s,
+                         int (*cb)(void *arg, const tdm_file_rec_t *rec),
+                         void *arg) {
+  MDB_cursor *cur;
+  MDB_txn *txn;
+  MDB_val k, v;
+  int rc;
+
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "reading file records");
+  if ((rc = mdb_cursor_open(txn, s->dbi[DB_FILES], &cur)) != 0) {
+    mdb_txn_abort(txn);
+    return fail(s, rc, "reading file records");
+  }
+  for (;;) {
+    tdm_file_rec_t r;
+
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (rc == MDB_NOTFOUND) {
+      rc = 0;
+      break;
+    }
+    if (rc != 0) {
+      rc = fail(s, rc, "reading file records");
+      break;
+    }
+    if (k.mv_size != 8 || rec_decode(&v, &r) != 0) {
+      tdm__error(s->log,
+                 "%s: file record %" PRIu64 " does not decode (corrupt store)",
+                 s->qdir, k.mv_size == 8 ? get_be64(k.mv_data) : 0);
+      rc = TDM_ESTATE;
+      break;
+    }
+    r.id = get_be64(k.mv_data);
+    if ((rc = cb(arg, &r)) != 0)
+      break;
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  return rc;
+}
+
+/* Whether `key` can be a key of "procs"; logs why not. */
+static int check_key(const tdm_store_t *s, const char *key) {
+  size_t len = strlen(key), max = (size_t)mdb_env_get_maxkeysize(s->env);
+  char q[96];
+
+  if (len > 0 && len <= max)
+    return 0;
+  tdm__error(s->log,
+             "%s: processor spec '%s' is %zu bytes; the store keeps specs of "
+             "1 to %zu bytes",
+             s->qdir, tdm__quote(key, q, sizeof(q)), len, max);
+  return -EINVAL;
+}
+
+int tdm_store_get_blob(tdm_store_t *s, const char *key, void *buf, size_t cap,
+                       size_t *len) {
+  MDB_val k = {strlen(key), (void *)key}, v;
+  MDB_txn *txn;
+  int rc;
+
+  *len = 0;
+  if ((rc = check_key(s, key)) != 0)
+    return rc;
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "reading a restore blob");
+  rc = mdb_get(txn, s->dbi[DB_PROCS], &k, &v);
+  if (rc == 0) {
+    *len = v.mv_size;
+    if (v.mv_size <= cap)
+      memcpy(buf, v.mv_data, v.mv_size);
+  }
+  mdb_txn_abort(txn);
+  if (rc == MDB_NOTFOUND)
+    return 0;
+  if (rc != 0)
+    return fail(s, rc, "reading a restore blob");
+  if (*len > cap) {
+    char q[96];
+    tdm__error(s->log,
+               "%s: restore blob of processor '%s' is %zu bytes, more than "
+               "the %zu expected",
+               s->qdir, tdm__quote(key, q, sizeof(q)), *len, cap);
+    return -ENOBUFS;
+  }
+  return 0;
+}
+
+int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
+                        uint64_t *file_id) {
+  MDB_val k = {16, (void *)hash}, v;
+  MDB_txn *txn;
+  int rc;
+
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "looking up a content hash");
+  rc = mdb_get(txn, s->dbi[DB_HASHES], &k, &v);
+  if (rc == 0 && v.mv_size == 8)
+    *file_id = get_be64(v.mv_data);
+  mdb_txn_abort(txn);
+  if (rc == MDB_NOTFOUND)
+    return -ENOENT;
+  if (rc != 0)
+    return fail(s, rc, "looking up a content hash");
+  if (v.mv_size != 8) {
+    tdm__error(s->log, "%s: a content hash record is corrupt", s->qdir);
+    return TDM_ESTATE;
+  }
+  return 0;
+}
+
+typedef struct commit_arg {
+  const tdm_store_batch_t *b;
+  int64_t now;
+} commit_arg_t;
+
+/* The body of one checkpoint transaction (see write_txn). */
+static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
+  const commit_arg_t *a = arg;
+  const tdm_store_batch_t *b = a->b;
+  uint8_t id[8];
+  MDB_val k = {8, id}, v;
+  size_t i;
+  int rc;
+
+  for (i = 0; i < b->n_del_files; i++) {
+    put_be64(id, b->del_files[i]);
+    rc = mdb_del(txn, s->dbi[DB_FILES], &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return rc;
+  }
+  for (i = 0; i < b->n_put_files; i++) {
+    const tdm_file_rec_t *r = b->put_files[i];
+    put_be64(id, r->id);
+    v.mv_size = rec_size(r);
+    /* MDB_RESERVE: encode straight into the page, no buffer. */
+    if ((rc = mdb_put(txn, s->dbi[DB_FILES], &k, &v, MDB_RESERVE)) != 0)
+      return rc;
+    rec_encode(r, v.mv_data);
+  }
+  for (i = 0; i < b->n_blobs; i++) {
+    MDB_val bk = {strlen(b->blobs[i].key), (void *)b->blobs[i].key};
+    MDB_val bv = {b->blobs[i].len, (void *)b->blobs[i].data};
+    if ((rc = mdb_put(txn, s->dbi[DB_PROCS], &bk, &bv, 0)) != 0)
+      return rc;
+  }
+  for (i = 0; i < b->n_del_hashes; i++) {
+    MDB_val hk = {16, (void *)b->del_hashes[i]};
+    rc = mdb_del(txn, s->dbi[DB_HASHES], &hk, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+      return rc;
+  }
+  for (i = 0; i < b->n_hashes; i++) {
+    MDB_val hk = {16, (void *)b->hashes[i].hash}, hv = {8, id};
+    put_be64(id, b->hashes[i].file_id);
+    if ((rc = mdb_put(txn, s->dbi[DB_HASHES], &hk, &hv, 0)) != 0)
+      return rc;
+  }
+  if (b->next_id > s->next_id &&
+      (rc = meta_put(s, txn, "next_id", b->next_id, 8)) != 0)
+    return rc;
+  return meta_put(s, txn, "checkpoint_ns", (uint64_t)a->now, 8);
+}
+
+int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
+  commit_arg_t a = {b, 0};
+  struct timespec ts;
+  size_t i;
+  int rc;
+
+  /* Refuse what cannot be stored before anything is written. */
+  for (i = 0; i < b->n_blobs; i++) {
+    if ((rc = check_key(s, b->blobs[i].key)) != 0)
+      return rc;
+    if (b->blobs[i].len > TDM_RESTORE_MAX) {
+      char q[96];
+      tdm__error(s->log,
+                 "%s: checkpoint refused: restore blob of processor '%s' is "
+                 "%zu bytes, over the limit of %d",
+                 s->qdir, tdm__quote(b->blobs[i].key, q, sizeof(q)),
+                 b->blobs[i].len, TDM_RESTORE_MAX);
+      return -EINVAL;
+    }
+  }
+  for (i = 0; i < b->n_put_files; i++)
+    if (b->put_files[i]->id == 0) {
+      tdm__error(s->log, "%s: checkpoint refused: a file record has id 0",
+                 s->qdir);
+      return -EINVAL;
+    }
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  a.now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  if ((rc = write_txn(s, apply_batch, &a)) != 0)
+    return fail(s, rc, "checkpoint");
+  if (b->next_id > s->next_id)
+    s->next_id = b->next_id;
+  s->checkpoint_ns = a.now;
+  return 0;
+}
+
+static int drop_files(tdm_store_t *s, MDB_txn *txn, const void *arg) {
+  int rc;
+
+  (void)arg;
+  rc = mdb_drop(txn, s->dbi[DB_FILES], 0); /* 0: empty it, keep the handle */
+  if (rc == 0)
+    rc = mdb_drop(txn, s->dbi[DB_HASHES], 0);
+  return rc;
+}
+
+int tdm_store_clear_files(tdm_store_t *s) {
+  int rc = write_txn(s, drop_files, NULL);
+  return rc != 0 ? fail(s, rc, "forgetting the file records") : 0;
+}

@@ -61,7 +61,12 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
     tdm__error(log, "no state directory given (--state)");
     return TDM_EUSAGE;
   }
-  if (o->mode != TDM_MODE_TAIL && o->mode != TDM_MODE_WHOLE) {
+  if (o->mode == TDM_MODE_WHOLE) {
+    tdm__error(log, "--mode whole: not available in this version yet; use "
+               "--mode tail");
+    return TDM_EUSAGE;
+  }
+  if (o->mode != TDM_MODE_TAIL) {
     tdm__error(log, "--mode: unknown mode %d", (int)o->mode);
     return TDM_EUSAGE;
   }

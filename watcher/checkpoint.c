@@ -34,6 +34,8 @@ static void rollback(tdm_t *t) {
   }
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
+    if (f->pos != f->rec.offset)
+      f->rec.mtime_ns = -1; /* not "unchanged": the next look reads again */
     f->pos = f->rec.offset;
     f->marker = f->rec.marker;
     f->marker_len = f->rec.marker_len;

@@ -20,12 +20,16 @@
 #ifndef TDM_ENGINE_H
 #define TDM_ENGINE_H
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <uv.h>
 
 #include "../processors/registry.h"
 #include "../state/store.h"
+#include "inotify.h"
 #include "log.h"
 #include "tidemark.h"
 
@@ -54,15 +58,22 @@ typedef struct tdm_file {
   unsigned failed : 1;    /* a processor failed it in this pass */
   unsigned in_piece : 1;  /* pos lies inside an over-long record */
   unsigned restart : 1;   /* next chunk carries TDM_CHUNK_RESTART */
+  unsigned orphan : 1;    /* run: its path names it no more (moved out of
+                             the tree, deleted); drained through `fd` */
+  unsigned ready : 1;     /* run: on the ready list, more to read */
+  int fd;                 /* run: held open (rotation, deletion), or -1 */
+  uint64_t active_ms;     /* run: last read, for closing idle descriptors */
   size_t slot;            /* index in the table's vector */
-  struct tdm_file *next;  /* hash chain */
+  struct tdm_file *next;  /* (dev, ino) chain */
+  struct tdm_file *pnext; /* path chain */
 } tdm_file_t;
 
 typedef struct tdm_filetable {
   tdm_file_t **all;       /* every file, in no particular order */
   size_t n, cap;
   tdm_file_t **buckets;   /* chained by (dev, ino) */
-  size_t n_buckets;       /* power of two */
+  tdm_file_t **pbuckets;  /* chained by path */
+  size_t n_buckets;       /* power of two, for both */
 } tdm_filetable_t;
 
 void tdm__filetable_init(tdm_filetable_t *ft);
@@ -76,10 +87,12 @@ tdm_file_t *tdm__filetable_get(const tdm_filetable_t *ft, uint64_t dev,
  * same (dev, ino) must not be in the table. NULL on out of memory.
  */
 tdm_file_t *tdm__filetable_add(tdm_filetable_t *ft, const tdm_file_rec_t *rec);
-/* Unlink `f` from the table and free it. */
+/* The file last seen at `path`, or NULL. */
+tdm_file_t *tdm__filetable_by_path(const tdm_filetable_t *ft, const char *path);
+/* Unlink `f` from the table and free it (closing f->fd). */
 void tdm__filetable_remove(tdm_filetable_t *ft, tdm_file_t *f);
 /* Replace f's path (copied). -ENOMEM leaves it unchanged. */
-int tdm__file_set_path(tdm_file_t *f, const char *path);
+int tdm__file_set_path(tdm_filetable_t *ft, tdm_file_t *f, const char *path);
 /* Replace f's error message (copied; NULL clears). */
 void tdm__file_set_error(tdm_file_t *f, const char *msg);
 
@@ -121,14 +134,27 @@ typedef struct tdm_scan_stats {
   uint64_t errors;        /* directories that could not be read */
 } tdm_scan_stats_t;
 
+typedef struct tdm_scan {
+  const tdm_filter_t *filter;
+  int recursive;
+  const tdm__log_t *log;
+  tdm_scan_cb on_file;
+  /* Called with each directory's absolute path before it is read (NULL:
+     none); live watching adds its watch here so that nothing created
+     between the watch and the listing is missed. Negative: stop. */
+  int (*on_dir)(void *arg, const char *path);
+  void *arg;
+  tdm_scan_stats_t stats; /* added to */
+} tdm_scan_t;
+
 /*
- * Walk `root` (absolute, a directory). Unreadable subdirectories are logged,
- * counted and skipped. Returns 0, the callback's negative return, or -errno
- * when the root itself cannot be opened (logged, naming it).
+ * Walk the directory `rel` under `root` ("" for the root itself; `root`
+ * absolute). Unreadable subdirectories are logged, counted and skipped.
+ * Returns 0, a callback's negative return, or -errno when the starting
+ * directory itself cannot be opened (logged, naming it; -ENOENT silently
+ * for a subdirectory that vanished).
  */
-int tdm__scan(const char *root, const tdm_filter_t *filter, int recursive,
-              const tdm__log_t *log, tdm_scan_cb cb, void *arg,
-              tdm_scan_stats_t *stats);
+int tdm__scan(tdm_scan_t *s, const char *root, const char *rel);
 
 /* ---- identity (identity.c) ---------------------------------------------- */
 
@@ -178,6 +204,40 @@ typedef struct tdm_proc {
 
 /* ---- the engine --------------------------------------------------------- */
 
+/* Live watching (daemon.c): what the loop thread shares with the worker. */
+typedef struct tdm_live {
+  uv_loop_t *loop;
+  uv_loop_t own_loop;     /* tdm_run's */
+  uv_async_t wake;        /* tdm_stop / tdm_rescan from anywhere */
+  uv_timer_t tick;        /* every --checkpoint-ms: checkpoint, drain */
+  uv_timer_t sweep;       /* reconcile: safety net, or --poll-ms */
+  uv_poll_t watch;        /* readable inotify descriptor */
+  uv_work_t work;         /* the worker: one at a time */
+  tdm_inotify_t in;       /* watch table: the worker's */
+  int inotify;            /* watching with inotify (not polling) */
+  /* Raw inotify events, appended by the loop thread, taken by the worker. */
+  pthread_mutex_t lock;
+  char *queue;
+  size_t queue_len, queue_cap;
+  int queue_overflow;     /* dropped events: the worker must rescan */
+  /* Requests, set on the loop thread or by a signal handler while the
+     worker may run: atomics (lock-free, so async-signal-safe). */
+  atomic_int want_rescan;
+  atomic_int want_checkpoint;
+  atomic_int want_drain;
+  atomic_int closing;     /* handles are being closed: no more wake-ups */
+  /* Loop-thread state. */
+  int busy;               /* a work item is queued or running */
+  int stopping;
+  int final_done;         /* the worker made its final checkpoint */
+  int handles;            /* open handles, to know when all are closed */
+  int status;
+  int watch_failed;       /* a directory could not be watched: poll it */
+  int limit_warned;
+  tdm_stopped_cb stopped_cb;
+  void *stopped_arg;
+} tdm_live_t;
+
 struct tdm_s {
   tdm_options_t opts;     /* strings below are owned copies */
   tdm__log_t log;
@@ -200,9 +260,63 @@ struct tdm_s {
   uint64_t last_checkpoint_ms;
   int checkpoint_rc;      /* the last checkpoint's result: a failure ends
                              the pass (everything was rolled back) */
-  volatile sig_atomic_t stop;
+  atomic_int stop;        /* tdm_stop: from a signal handler or any thread */
   tdm_stats_t stats;
+  int from_end;           /* --from-end, until the first pass is done */
+  int keep_open;          /* hold descriptors (live watching) */
+  uint64_t read_budget;   /* bytes of one file per look (0: no limit) */
+  size_t n_open, max_open;/* held descriptors, and their bound */
+  size_t n_ready;         /* files with f->ready */
+  size_t n_orphans;       /* files with f->orphan */
+  size_t scan_root;       /* the source being scanned */
+  tdm_live_t *live;       /* NULL unless started */
 };
+
+/* Check that a pass can run and allocate the read buffer. */
+int tdm__prepare(tdm_t *t);
+
+/* daemon.c: wake a started tdm_t's loop after tdm_stop (async-signal-safe),
+   and free what tdm_start allocated (after it stopped). */
+void tdm__live_wake(tdm_t *t);
+void tdm__live_free(tdm_t *t);
+
+/* ---- reconcile.c -------------------------------------------------------- */
+
+/*
+ * Look at the regular file at `path` (its lstat `lst`): skip it if unchanged,
+ * else open it (or use the descriptor held for it), check its identity and
+ * read what is new. Returns 0 to go on (a file's own failure is logged and
+ * counted), or a negative code that ends the pass: TDM_ESTOPPED, -ENOMEM, or
+ * a failed checkpoint's code.
+ */
+int tdm__look(tdm_t *t, const char *path, const struct stat *lst);
+
+/* Read a file through its held descriptor (moved away, deleted, or with more
+   to read than one look's budget); forget it once a deleted one is drained. */
+int tdm__drain(tdm_t *t, tdm_file_t *f);
+
+/* Delete `f`'s record at the next checkpoint and drop it from memory. */
+int tdm__forget(tdm_t *t, tdm_file_t *f);
+/* Delete record `id` at the next checkpoint. */
+int tdm__bury(tdm_t *t, uint64_t id);
+
+void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on);
+void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on);
+
+/* Close idle descriptors while more than t->max_open are held. */
+void tdm__trim_fds(tdm_t *t);
+
+/*
+ * Scan every source against the store and forget what is gone. `on_dir` as
+ * in tdm_scan_t. Returns 0, TDM_EPARTIAL when a source could not be read, or
+ * what ended the pass (see tdm__look).
+ */
+int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path));
+
+/* The same for the directory `path` (absolute) of source `root` and what
+   lies under it; a directory that vanished meanwhile is not an error. */
+int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
+                       int (*on_dir)(void *arg, const char *path));
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t tdm__now_ms(void);

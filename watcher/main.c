@@ -23,7 +23,7 @@
 /*
  * The instance the signal handlers stop. A signal handler can reach nothing
  * else, so this one pointer is file-global; it is set only while
- * tdm_run_once() runs.
+ * tdm_run_once() or tdm_run() runs.
  */
 static tdm_t *volatile running;
 
@@ -35,6 +35,23 @@ static void on_stop_signal(int sig) {
   (void)sig;
   if (t != NULL)
     tdm_stop(t);
+}
+
+/* SIGHUP during `run`: compare everything with the store. */
+static void on_rescan_signal(int sig) {
+  tdm_t *t = running;
+  (void)sig;
+  if (t != NULL)
+    tdm_rescan(t);
+}
+
+static void set_rescan_signal(void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGHUP, &sa, NULL);
 }
 
 /* Install (`handler`) the SIGINT/SIGTERM handling; no SA_RESTART, so a
@@ -80,10 +97,11 @@ static int setup_exit(int err) {
 }
 
 /*
- * `once` (and, until the engine has a live mode, nothing else): open, add
- * sources and processors, run one pass, close. Returns the exit status.
+ * `once` and `run`: open, add sources and processors, run one pass (once) or
+ * watch until a signal (run), close. Returns the exit status.
  */
-static int cmd_once(const tdm_config_t *c) {
+static int cmd_work(const tdm_config_t *c, int live) {
+  const char *what = live ? "run" : "once";
   char err[1024];
   char names[512];
   tdm_stats_t st;
@@ -117,15 +135,24 @@ static int cmd_once(const tdm_config_t *c) {
 
   processor_names(c, names, sizeof(names));
   if (!quiet)
-    fprintf(stderr, "tidemark: once: %zu dir%s, processors: %s\n", c->n_dirs,
-            c->n_dirs == 1 ? "" : "s", names);
+    fprintf(stderr, "tidemark: %s: %zu dir%s, processors: %s\n", what,
+            c->n_dirs, c->n_dirs == 1 ? "" : "s", names);
 
   t0 = now_s();
   running = t;
   set_stop_signals(on_stop_signal, SA_RESETHAND);
-  rc = tdm_run_once(t);
+  if (live) {
+    set_rescan_signal(on_rescan_signal);
+    rc = tdm_run(t);
+    if (rc == 0)
+      rc = TDM_ESTOPPED; /* run only ends when stopped */
+  } else {
+    rc = tdm_run_once(t);
+  }
   /* From here a signal must not reach `t`, which tdm_close() frees. */
   set_stop_signals(SIG_IGN, 0);
+  if (live)
+    set_rescan_signal(SIG_IGN);
   running = NULL;
 
   tdm_get_stats(t, &st);
@@ -163,18 +190,6 @@ static int cmd_once(const tdm_config_t *c) {
 out:
   tdm_close(t);
   return status;
-}
-
-/*
- * `run`: the live daemon.
- * TODO(issue 3): tidemark.h declares no live mode (tdm_run) yet. When it
- * does, run = cmd_once's setup + tdm_run(t) instead of tdm_run_once(t), with
- * the same signal handling and exit statuses.
- */
-static int cmd_run(const tdm_config_t *c) {
-  (void)c;
-  fprintf(stderr, "tidemark: error: 'run' is not available in this build\n");
-  return 1;
 }
 
 /* `processors`: a table of every processor the registry knows. */
@@ -238,10 +253,10 @@ int main(int argc, char **argv) {
     status = 0;
     break;
   case TDM_CMD_ONCE:
-    status = cmd_once(&c);
+    status = cmd_work(&c, 0);
     break;
   case TDM_CMD_RUN:
-    status = cmd_run(&c);
+    status = cmd_work(&c, 1);
     break;
   case TDM_CMD_STATUS:
     status = tdm__status_run(&c, stdout);

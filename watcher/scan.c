@@ -54,15 +54,17 @@ static int enter(const tdm_filter_t *filter, const char *name, const char *path)
 
 /* Join root, rel and name into buf ("" rel for the root itself). */
 static int join(char *buf, size_t cap, const char *a, const char *b) {
-  int n = *a != '\0' ? snprintf(buf, cap, "%s/%s", a, b)
-                     : snprintf(buf, cap, "%s", b);
+  int n = *a != '\0' && *b != '\0' ? snprintf(buf, cap, "%s/%s", a, b)
+                                    : snprintf(buf, cap, "%s", *a ? a : b);
   return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-static int scan_dir(const char *root, const char *rel, dir_stack_t *stack,
-                    const tdm_filter_t *filter, int recursive,
-                    const tdm__log_t *log, tdm_scan_cb cb, void *arg,
-                    tdm_scan_stats_t *stats) {
+static int scan_dir(tdm_scan_t *s, const char *root, const char *rel,
+                    int first, dir_stack_t *stack) {
+  const tdm_filter_t *filter = s->filter;
+  const tdm__log_t *log = s->log;
+  tdm_scan_stats_t *stats = &s->stats;
+  int recursive = s->recursive;
   char dpath[PATH_MAX], frel[PATH_MAX], fpath[PATH_MAX], q[PATH_MAX];
   struct dirent *de;
   DIR *dir;
@@ -70,14 +72,20 @@ static int scan_dir(const char *root, const char *rel, dir_stack_t *stack,
 
   if (join(dpath, sizeof(dpath), root, rel) != 0)
     return -ENAMETOOLONG;
+  if (s->on_dir != NULL && (rc = s->on_dir(s->arg, dpath)) < 0)
+    return rc;
   fd = open(dpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
     int err = -errno;
     if (fd >= 0)
       close(fd);
-    if (*rel == '\0') {
-      tdm__error(log, "%s: cannot read source directory: %s",
-                 tdm__quote(dpath, q, sizeof(q)), strerror(-err));
+    if (first) {
+      if (*rel == '\0')
+        tdm__error(log, "%s: cannot read source directory: %s",
+                   tdm__quote(dpath, q, sizeof(q)), strerror(-err));
+      else if (err != -ENOENT)
+        tdm__warn(log, "%s: cannot read directory: %s",
+                  tdm__quote(dpath, q, sizeof(q)), strerror(-err));
       return err;
     }
     if (err != -ENOENT) { /* vanished meanwhile: nothing to say */
@@ -134,7 +142,7 @@ static int scan_dir(const char *root, const char *rel, dir_stack_t *stack,
         stats->special++;
       continue;
     }
-    if ((rc = cb(arg, fpath, frel, &st)) < 0)
+    if ((rc = s->on_file(s->arg, fpath, frel, &st)) < 0)
       break;
     rc = 0;
   }
@@ -147,17 +155,15 @@ static int scan_dir(const char *root, const char *rel, dir_stack_t *stack,
   return rc;
 }
 
-int tdm__scan(const char *root, const tdm_filter_t *filter, int recursive,
-              const tdm__log_t *log, tdm_scan_cb cb, void *arg,
-              tdm_scan_stats_t *stats) {
+int tdm__scan(tdm_scan_t *s, const char *root, const char *rel) {
   dir_stack_t stack = {0};
   int rc;
 
-  rc = scan_dir(root, "", &stack, filter, recursive, log, cb, arg, stats);
+  rc = scan_dir(s, root, rel, 1, &stack);
   while (rc >= 0 && stack.n > 0) {
-    char *rel = stack.rel[--stack.n];
-    rc = scan_dir(root, rel, &stack, filter, recursive, log, cb, arg, stats);
-    free(rel);
+    char *sub = stack.rel[--stack.n];
+    rc = scan_dir(s, root, sub, 0, &stack);
+    free(sub);
   }
   stack_free(&stack);
   return rc;

@@ -156,10 +156,45 @@ int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg);
 int tdm_run_once(tdm_t *t);
 
 /*
- * Ask a running tdm_run_once() to checkpoint and return. Async-signal-safe;
- * may be called from any thread.
+ * Ask a running tdm_run_once(), tdm_run() or started tdm_t to make a final
+ * checkpoint and stop. Async-signal-safe; may be called from any thread.
  */
 void tdm_stop(tdm_t *t);
+
+/* ---- live watching ------------------------------------------------------ */
+
+struct uv_loop_s; /* libuv's uv_loop_t */
+
+/*
+ * Called on the loop thread once a started tdm_t has stopped: every handle it
+ * put on the loop is closed, the final checkpoint is done. `status` is 0 or
+ * the error that stopped it. The tdm_t may be closed from inside the call.
+ */
+typedef void (*tdm_stopped_cb)(tdm_t *t, int status, void *arg);
+
+/*
+ * Start watching the sources on the host's `loop`: an inotify descriptor of
+ * tidemark's own (one watch per directory; overflow, IN_CLOSE_WRITE and
+ * renames seen) or, with options.poll_ms, a stat scan on a timer. The work
+ * (scans, reads, processors, checkpoints) runs on libuv's thread pool, one
+ * work item at a time; the loop thread only takes events. Returns at once;
+ * the loop must then run. Stop with tdm_stop(): `cb` is called when done.
+ * The host must not close `loop` before that. Errors: as tdm_run_once's
+ * start, -EBUSY when already started.
+ */
+int tdm_start(tdm_t *t, struct uv_loop_s *loop, tdm_stopped_cb cb, void *arg);
+
+/*
+ * tdm_start() on a loop of tidemark's own, run until tdm_stop(). Returns 0
+ * after a clean final checkpoint, else the error.
+ */
+int tdm_run(tdm_t *t);
+
+/*
+ * Ask a started tdm_t to compare everything on disk with the store (SIGHUP).
+ * Async-signal-safe; may be called from any thread.
+ */
+void tdm_rescan(tdm_t *t);
 
 /* Counters since tdm_open(). */
 typedef struct tdm_stats {
@@ -177,6 +212,10 @@ typedef struct tdm_stats {
   uint64_t proc_retries;      /* times a processor asked to retry */
   uint64_t checkpoints;
   uint64_t checkpoint_errors;
+  uint64_t rescans;           /* reconcile scans (overflow, SIGHUP, timer) */
+  uint64_t overflows;         /* inotify queue overflows */
+  uint64_t watches;           /* directories watched now */
+  uint64_t polled_dirs;       /* directories polled: watch limit reached */
 } tdm_stats_t;
 
 void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);

@@ -34,6 +34,7 @@
 
 static void kick(tdm_t *t);
 static void after_work(uv_work_t *req, int status);
+static void on_sweep(uv_timer_t *h);
 
 /* ---- the worker --------------------------------------------------------- */
 
@@ -143,6 +144,16 @@ static int on_event(tdm_t *t, const struct inotify_event *ev) {
     return 0;
   if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
     return 0;
+  /* A rename onto an existing name (`mv app.log app.log.1` over an older
+     app.log.1) replaces a file without an IN_DELETE: drain the old one. */
+  f = tdm__filetable_by_path(&t->files, path);
+  if (f != NULL && f->fd >= 0 && (f->rec.dev != (uint64_t)st.st_dev ||
+                                  f->rec.ino != (uint64_t)st.st_ino)) {
+    int rc;
+    tdm__set_orphan(t, f, 1);
+    if ((rc = tdm__drain(t, f)) < 0)
+      return rc;
+  }
   return tdm__look(t, path, &st);
 }
 
@@ -310,7 +321,7 @@ static void after_work(uv_work_t *req, int status) {
     return;
   }
   if (lv->watch_failed && uv_timer_get_repeat(&lv->sweep) != FALLBACK_POLL_MS)
-    uv_timer_start(&lv->sweep, NULL, FALLBACK_POLL_MS, FALLBACK_POLL_MS);
+    uv_timer_start(&lv->sweep, on_sweep, FALLBACK_POLL_MS, FALLBACK_POLL_MS);
   kick(t);
 }
 

@@ -306,8 +306,13 @@ int tdm__drain(tdm_t *t, tdm_file_t *f) {
   rc = read_file(t, f, f->fd, &st);
   if (rc == 0 && !f->ready && st.st_nlink == 0) {
     char q[PATH_MAX];
-    tdm__info(&t->log, "%s: deleted, drained to its end",
-              tdm__quote(f->path, q, sizeof(q)));
+    if (f->pos < (uint64_t)st.st_size)
+      tdm__warn(&t->log, "%s: deleted; its unfinished last line (%llu bytes, "
+                "no newline) was not delivered", tdm__quote(f->path, q, sizeof(q)),
+                (unsigned long long)((uint64_t)st.st_size - f->pos));
+    else
+      tdm__info(&t->log, "%s: deleted, drained to its end",
+                tdm__quote(f->path, q, sizeof(q)));
     return tdm__forget(t, f);
   }
   return outcome(t, rc);
@@ -345,6 +350,17 @@ static int on_file(void *arg, const char *path, const char *rel,
                    const struct stat *st) {
   (void)rel;
   return tdm__look(arg, path, st);
+}
+
+static void scan_init(tdm_t *t, tdm_scan_t *s,
+                      int (*on_dir)(void *arg, const char *path)) {
+  memset(s, 0, sizeof(*s));
+  s->filter = &t->filter;
+  s->recursive = t->opts.recursive;
+  s->log = &t->log;
+  s->on_file = on_file;
+  s->on_dir = on_dir;
+  s->arg = t;
 }
 
 /* Is `path` inside `root`? */
@@ -402,13 +418,7 @@ int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
   scanned = calloc(t->n_roots ? t->n_roots : 1, sizeof(*scanned));
   if (scanned == NULL)
     return -ENOMEM;
-  memset(&s, 0, sizeof(s));
-  s.filter = &t->filter;
-  s.recursive = t->opts.recursive;
-  s.log = &t->log;
-  s.on_file = on_file;
-  s.on_dir = on_dir;
-  s.arg = t;
+  scan_init(t, &s, on_dir);
   for (size_t r = 0; r < t->n_roots; r++) {
     t->scan_root = r;
     rc = tdm__scan(&s, t->roots[r], "");
@@ -444,13 +454,7 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
     rel = path + strlen(t->roots[root]) + 1;
   else
     return 0;
-  memset(&s, 0, sizeof(s));
-  s.filter = &t->filter;
-  s.recursive = t->opts.recursive;
-  s.log = &t->log;
-  s.on_file = on_file;
-  s.on_dir = on_dir;
-  s.arg = t;
+  scan_init(t, &s, on_dir);
   t->scan_root = root;
   rc = tdm__scan(&s, t->roots[root], rel);
   for (size_t i = 0; i < t->files.n; i++)

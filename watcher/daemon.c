@@ -93,9 +93,11 @@ static int on_event(tdm_t *t, const struct inotify_event *ev) {
   if ((w = tdm__inotify_find(&lv->in, ev->wd)) == NULL)
     return 0; /* a watch we dropped */
   if (ev->mask & IN_IGNORED) {
-    if (is_root(t, w->path))
+    if (is_root(t, w->path)) {
       tdm__warn(&t->log, "%s: source directory is gone; watching for it to "
                 "come back", tdm__quote(w->path, q, sizeof(q)));
+      lv->watch_failed = 1; /* look for it at the fallback interval */
+    }
     tdm__inotify_forget(&lv->in, ev->wd);
     return 0;
   }

@@ -44,8 +44,9 @@
 
 /* ---- file table (filetable.c) ------------------------------------------ */
 
-/* One tracked file in memory. `rec` is the durable state as of the last
-   checkpoint plus the fields below it that move in between. */
+/* One tracked file in memory. `rec` is what the next checkpoint writes; the
+   position moves in `pos` between checkpoints, and `durable_*` is the
+   bookmark the store holds, where a failed checkpoint rolls back to. */
 typedef struct tdm_file {
   tdm_file_rec_t rec;     /* rec.path/rec.error point to path/error below */
   char *path;             /* owned */
@@ -53,6 +54,9 @@ typedef struct tdm_file {
   uint64_t pos;           /* delivered (accepted by every processor) */
   uint64_t marker;        /* marker of the bytes before pos */
   uint32_t marker_len;
+  uint32_t durable_marker_len;
+  uint64_t durable_offset;
+  uint64_t durable_marker;
   unsigned dirty : 1;     /* differs from the store */
   unsigned seen : 1;      /* met by the current scan */
   unsigned failed : 1;    /* a processor failed it in this pass */

@@ -153,9 +153,9 @@ tdm_file_t *tdm__filetable_add(tdm_filetable_t *ft, const tdm_file_rec_t *rec) {
   f->rec.path = f->path;
   if (rec->error != NULL)
     tdm__file_set_error(f, rec->error);
-  f->pos = rec->offset;
-  f->marker = rec->marker;
-  f->marker_len = rec->marker_len;
+  f->pos = f->durable_offset = rec->offset;
+  f->marker = f->durable_marker = rec->marker;
+  f->marker_len = f->durable_marker_len = rec->marker_len;
   f->slot = ft->n;
   ft->all[ft->n++] = f;
   k = bucket_of(ft, rec->dev, rec->ino);

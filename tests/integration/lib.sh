@@ -33,6 +33,29 @@
 #   gen_lines FIRST LAST       lines "NNNNNNNNN payload" of varied length
 #   hold_lock FILE             a background process holds flock(FILE)
 #                              ($LOCK_PID) until release_lock
+# Background processes (`tidemark run`, load generators):
+#   now_ms                     a monotonic-enough clock in milliseconds
+#   run_bg OUT ARGS...         start `$TIDEMARK run ARGS...` in the background,
+#                              stdout to OUT, stderr appended to $T/run.err;
+#                              its pid in $RUN_PID (with RUN_NOFILE=N set, under
+#                              `ulimit -n N`)
+#   is_running PID             PID exists and is not a zombie
+#   stop_bg PID [SIG]          send SIG (TERM), wait for the exit: $STOP_RC
+#                              (its exit status) and $STOP_MS (signal to exit);
+#                              fails when it is still alive after
+#                              $TDM_STOP_TIMEOUT s (then kills it with -9)
+#   kill9_bg PID               kill -9 PID and reap it; fails unless it died
+#                              of the signal (or had exited 0)
+#   lines_in FILE              number of lines in FILE (0 when missing)
+#   wait_lines FILE N SECS [PID]
+#                              poll until FILE holds >= N lines; fail after
+#                              SECS, or at once when PID is no longer running
+#   assert_lines_once WANT GOT [MSG]
+#                              GOT holds exactly the lines of WANT, in any
+#                              order: none missing, none duplicated, no others
+#   assert_no_sanitizer FILE   FILE (a stderr log) holds no sanitizer report
+#   need_helper VAR            the helper program named by $VAR (TDM_WRITER,
+#                              TDM_HOST: set by ctest) is executable, else fail
 
 set -euo pipefail
 export LC_ALL=C
@@ -81,6 +104,10 @@ fail() {
   if [ -s "$STDERR" ]; then
     echo "--- stderr of the last command (tail):" >&2
     tail -n 20 "$STDERR" >&2
+  fi
+  if [ -s "$T/run.err" ]; then
+    echo "--- stderr of the background runs, \$T/run.err (tail):" >&2
+    tail -n 30 "$T/run.err" >&2
   fi
   exit 1
 }
@@ -197,3 +224,106 @@ release_lock() {
 }
 
 pass() { echo "PASS"; }
+
+# ---- background processes ----------------------------------------------------
+# Helper programs built beside the binary (tests/integration/CMakeLists.txt);
+# ctest sets these, the defaults find them in a build tree.
+TDM_WRITER=${TDM_WRITER:-$(dirname "$TIDEMARK")/tests/integration/tdm-writer}
+TDM_HOST=${TDM_HOST:-$(dirname "$TIDEMARK")/tests/integration/tdm-host}
+# Longest a stopped process may take to exit before the test fails.
+TDM_STOP_TIMEOUT=${TDM_STOP_TIMEOUT:-10}
+
+need_helper() {
+  local v=$1
+  [ -x "${!v}" ] || fail "$v=${!v} is not an executable (build the tests first)"
+}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+run_bg() {
+  local out=$1; shift
+  echo "--- $(date +%T.%N | cut -c1-12) run $*" >> "$T/run.err"
+  if [ -n "${RUN_NOFILE:-}" ]; then
+    ( ulimit -n "$RUN_NOFILE" && exec "$TIDEMARK" run "$@" ) >"$out" 2>>"$T/run.err" </dev/null &
+  else
+    "$TIDEMARK" run "$@" >"$out" 2>>"$T/run.err" </dev/null &
+  fi
+  RUN_PID=$!
+  TDM_BG_PIDS+=("$RUN_PID")
+}
+
+is_running() {
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+STOP_RC=0
+STOP_MS=0
+stop_bg() {
+  local pid=$1 sig=${2:-TERM} t0 end
+  t0=$(now_ms)
+  kill -s "$sig" "$pid" 2>/dev/null || true
+  end=$((t0 + TDM_STOP_TIMEOUT * 1000))
+  while is_running "$pid"; do
+    if [ "$(now_ms)" -ge "$end" ]; then
+      kill -9 "$pid" 2>/dev/null || true
+      { wait "$pid"; } 2>/dev/null || true
+      fail "pid $pid still running ${TDM_STOP_TIMEOUT}s after SIG$sig"
+    fi
+    sleep 0.01
+  done
+  STOP_MS=$(( $(now_ms) - t0 ))
+  STOP_RC=0
+  { wait "$pid"; } 2>/dev/null || STOP_RC=$?
+}
+
+kill9_bg() {
+  local rc=0
+  kill -9 "$1" 2>/dev/null || true
+  { wait "$1"; } 2>/dev/null || rc=$?
+  [ "$rc" -eq 137 ] || [ "$rc" -eq 0 ] || fail "pid $1 exited $rc (neither killed by -9 nor successful)"
+}
+
+lines_in() {
+  if [ -e "$1" ]; then wc -l < "$1"; else echo 0; fi
+}
+
+wait_lines() {
+  local file=$1 n=$2 secs=$3 pid=${4:-}
+  local end=$((SECONDS + secs)) have
+  while :; do
+    have=$(lines_in "$file")
+    [ "$have" -ge "$n" ] && return 0
+    if [ -n "$pid" ] && ! is_running "$pid"; then
+      fail "tidemark (pid $pid) exited while waiting for $n lines in $file (has $have)"
+    fi
+    [ "$SECONDS" -lt "$end" ] || fail "timed out after ${secs}s waiting for $n lines in $file (has $have)"
+    sleep 0.05
+  done
+}
+
+assert_lines_once() {
+  local want=$1 got=$2 msg=${3:-lines}
+  local ws=$T/.want.sorted gs=$T/.got.sorted dups missing extra
+  sort "$want" > "$ws"
+  sort "$got" > "$gs"
+  cmp -s "$ws" "$gs" && return 0
+  dups=$(uniq -d "$gs" | wc -l)
+  missing=$(comm -23 "$ws" "$gs" | wc -l)
+  extra=$(comm -13 "$ws" "$gs" | wc -l)
+  {
+    echo "--- $msg: expected $(wc -l < "$ws") lines, got $(wc -l < "$gs"):" \
+         "$missing missing, $extra extra (of which $dups distinct lines duplicated)"
+    echo "--- first missing:"; comm -23 "$ws" "$gs" | head -n 5 || true
+    echo "--- first extra:"; comm -13 "$ws" "$gs" | head -n 5 || true
+  } >&2
+  fail "$msg: not every line exactly once ($missing missing, $extra extra)"
+}
+
+assert_no_sanitizer() {
+  if [ -f "$1" ] && grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ' "$1"; then
+    grep -E -A 20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ' "$1" | head -n 40 >&2
+    fail "sanitizer report in $1"
+  fi
+}

@@ -32,6 +32,7 @@ static void rollback(tdm_t *t) {
       tdm__error(&t->log, "processor '%s' could not be reopened after a failed "
                  "checkpoint", p->key);
   }
+  tdm__whole_committed(t, 0);
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
     if (f->pos != f->durable_offset)
@@ -48,8 +49,9 @@ int tdm__checkpoint(tdm_t *t) {
   uint8_t (*blobs)[TDM_RESTORE_MAX] = NULL;
   tdm_store_blob_t *sblobs = NULL;
   const tdm_file_rec_t **puts = NULL;
+  tdm_store_hash_t *hashes = NULL;
   tdm_store_batch_t b;
-  size_t n_puts = 0, n_dirty = 0, n_blobs = 0;
+  size_t n_puts = 0, n_dirty = 0, n_blobs = 0, n_hashes;
   int rc = -ENOMEM;
 
   /* Only pointers to the dirty records are staged: 8 bytes a file, even on
@@ -105,6 +107,9 @@ int tdm__checkpoint(tdm_t *t) {
   b.blobs = sblobs;
   b.n_blobs = n_blobs;
   b.next_id = t->next_id;
+  n_hashes = tdm__whole_batch(t, &hashes);
+  b.hashes = hashes;
+  b.n_hashes = n_hashes;
   rc = tdm_store_commit(t->store, &b);
   if (rc != 0) {
     rollback(t);
@@ -130,6 +135,7 @@ int tdm__checkpoint(tdm_t *t) {
     f->durable_marker_len = f->rec.marker_len;
     f->dirty = 0;
   }
+  tdm__whole_committed(t, 1);
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
@@ -140,6 +146,7 @@ out:
   free(blobs);
   free(sblobs);
   free(puts);
+  free(hashes);
   return rc;
 }
 

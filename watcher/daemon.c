@@ -156,7 +156,9 @@ static int on_event(tdm_t *t, const struct inotify_event *ev) {
     if ((rc = tdm__drain(t, f)) < 0)
       return rc;
   }
-  return tdm__look(t, path, &st);
+  /* Renamed into the tree: complete (whole mode) once it holds still while
+     it is hashed. */
+  return tdm__look(t, path, &st, ev->mask & IN_MOVED_TO ? TDM_HINT_COMPLETE : 0);
 }
 
 /* Take the events the loop thread queued. */
@@ -186,7 +188,7 @@ static int pass_over(tdm_t *t, int orphans) {
         struct stat st;
         tdm__set_ready(t, f, 0);
         if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
-          rc = tdm__look(t, f->path, &st);
+          rc = tdm__look(t, f->path, &st, 0);
       }
       if (rc < 0)
         return rc;
@@ -235,6 +237,10 @@ static void work_cb(uv_work_t *req) {
     rc = pass_over(t, 0);
   if (!t->stop && lv->want_drain && t->n_orphans > 0)
     rc = pass_over(t, 1);
+  if (!t->stop && t->n_inflight > 0)
+    rc = tdm__whole_poll(t, 0);
+  if (!t->stop && lv->want_drain && t->n_waiting > 0)
+    rc = tdm__whole_recheck(t);
   lv->want_drain = 0;
 
   if ((lv->want_checkpoint || t->stop) && (t->need_checkpoint || t->n_dead > 0)) {
@@ -258,7 +264,9 @@ static int has_work(const tdm_t *t) {
   const tdm_live_t *lv = t->live;
   return lv->queue_len > 0 || lv->queue_overflow || lv->want_rescan ||
          t->n_ready > 0 || (lv->want_checkpoint && t->need_checkpoint) ||
-         (lv->want_drain && t->n_orphans > 0) || lv->stopping;
+         (lv->want_drain &&
+          (t->n_orphans > 0 || t->n_waiting > 0 || t->n_inflight > 0)) ||
+         lv->stopping;
 }
 
 /* Queue the worker if there is work and none is queued or running. Reading

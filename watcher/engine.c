@@ -57,12 +57,7 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
     tdm__error(log, "no state directory given (--state)");
     return TDM_EUSAGE;
   }
-  if (o->mode == TDM_MODE_WHOLE) {
-    tdm__error(log, "--mode whole: not available in this version yet; use "
-               "--mode tail");
-    return TDM_EUSAGE;
-  }
-  if (o->mode != TDM_MODE_TAIL) {
+  if (o->mode != TDM_MODE_TAIL && o->mode != TDM_MODE_WHOLE) {
     tdm__error(log, "--mode: unknown mode %d", (int)o->mode);
     return TDM_EUSAGE;
   }
@@ -81,6 +76,29 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
     return TDM_EUSAGE;
   }
   return 0;
+}
+
+/* The include/exclude globs; whole mode leaves out the temporary files of
+   common writers too (dot-files, such as rsync's, are hidden already). */
+static int open_filter(tdm_t *t, const tdm_options_t *o) {
+  static const char *const temp[] = {"*.tmp", "*.part", "*.swp"};
+  const char **exc;
+  size_t n = o->n_exclude;
+  int rc;
+
+  if (o->mode != TDM_MODE_WHOLE)
+    return tdm__filter_init(&t->filter, o->include, o->n_include, o->exclude,
+                            o->n_exclude);
+  exc = malloc((n + 3) * sizeof(*exc));
+  if (exc == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    exc[i] = o->exclude[i];
+  for (size_t i = 0; i < 3; i++)
+    exc[n + i] = temp[i];
+  rc = tdm__filter_init(&t->filter, o->include, o->n_include, exc, n + 3);
+  free(exc);
+  return rc;
 }
 
 int tdm_open(const tdm_options_t *o, tdm_t **out) {
@@ -105,8 +123,7 @@ int tdm_open(const tdm_options_t *o, tdm_t **out) {
   rc = -ENOMEM;
   if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir))
     goto err;
-  if ((rc = tdm__filter_init(&t->filter, o->include, o->n_include, o->exclude,
-                             o->n_exclude)) != 0)
+  if ((rc = open_filter(t, o)) != 0)
     goto err;
   if ((rc = tdm_store_open(o->state_dir, 0, &t->log, &t->store)) != 0)
     goto err;
@@ -144,6 +161,7 @@ void tdm_close(tdm_t *t) {
     free(t->roots[i]);
   free(t->roots);
   tdm__filetable_free(&t->files);
+  tdm__whole_free(t);
   tdm__filter_free(&t->filter);
   tdm_registry_close(t->registry);
   tdm_store_close(t->store);
@@ -278,6 +296,41 @@ int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg) {
 
 /* ---- one pass ----------------------------------------------------------- */
 
+/*
+ * Whole mode's end of a pass: wait for files still settling (at most a few
+ * settle periods: one that never holds still is left for the next run), then
+ * for the outcomes of pending file() calls.
+ */
+static int finish_whole(tdm_t *t, int rc) {
+  uint64_t waited = 0, limit = 3 * (uint64_t)t->opts.settle_ms + 1000;
+  uint64_t ms;
+
+  while (t->n_waiting > 0 && !t->stop && waited < limit &&
+         (ms = tdm__whole_next_settle_ms(t)) > 0) {
+    struct timespec ts;
+    if (ms > limit - waited)
+      ms = limit - waited;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+    waited += ms;
+    int r = tdm__whole_recheck(t);
+    if (r < 0)
+      return r;
+  }
+  if (t->n_waiting > 0)
+    tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
+              t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
+  while (t->n_inflight > 0 && !t->stop) {
+    int r = tdm__whole_poll(t, 100);
+    if (r < 0)
+      return r;
+  }
+  if (t->stats.files_failed > 0 && rc == 0)
+    rc = TDM_EPARTIAL;
+  return rc;
+}
+
 int tdm_run_once(tdm_t *t) {
   int rc;
 
@@ -287,6 +340,8 @@ int tdm_run_once(tdm_t *t) {
   if (t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
     return rc;
   rc = tdm__reconcile_all(t, NULL);
+  if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
+    rc = finish_whole(t, rc);
   if (t->need_checkpoint || t->n_dead > 0) {
     int crc = tdm__checkpoint(t);
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)

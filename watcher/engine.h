@@ -65,6 +65,9 @@ typedef struct tdm_file {
   unsigned orphan : 1;    /* run: its path names it no more (moved out of
                              the tree, deleted); drained through `fd` */
   unsigned ready : 1;     /* run: on the ready list, more to read */
+  unsigned waiting : 1;   /* whole: seen, not complete yet (settling) */
+  unsigned inflight : 1;  /* whole: a processor's file() is pending */
+  uint64_t pending_mask;  /* whole: processors whose outcome is awaited */
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */
   size_t slot;            /* index in the table's vector */
@@ -206,6 +209,44 @@ typedef struct tdm_proc {
   int open;               /* state is live */
 } tdm_proc_t;
 
+/* ---- whole mode (whole.c) ---------------------------------------------- */
+
+/* Content hashes not in the store yet: of files done since the last
+   checkpoint, and of files in flight (so a copy that lands meanwhile is a
+   duplicate). Open addressing on the hash's first 8 bytes. */
+typedef struct tdm_hashset_entry {
+  uint8_t hash[16];
+  uint64_t id;            /* 0: empty slot; UINT64_MAX: removed */
+  int done;               /* to be written at the next checkpoint */
+} tdm_hashset_entry_t;
+
+typedef struct tdm_hashset {
+  tdm_hashset_entry_t *slot;
+  size_t cap, used;       /* cap: power of two; used counts removed too */
+} tdm_hashset_t;
+
+#define TDM_HINT_COMPLETE 0x1u /* renamed into the tree, or closed by its
+                                  writer: complete if it holds still */
+
+/* Whole mode's tdm__look (see reconcile.c). */
+int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
+                    unsigned hints);
+/* Collect outcomes of pending file() calls; with `wait_ms`, block that long
+   for the first. Returns 0 or what ends the pass. */
+int tdm__whole_poll(tdm_t *t, int wait_ms);
+/* Look again at files that were settling. */
+int tdm__whole_recheck(tdm_t *t);
+/* The milliseconds until the first settling file may be complete (0: none
+   settling). */
+uint64_t tdm__whole_next_settle_ms(const tdm_t *t);
+/* Checkpoint helpers: the done hashes to write, and forgetting them after
+   a commit (ok) or a rollback (!ok). */
+size_t tdm__whole_batch(tdm_t *t, tdm_store_hash_t **out);
+void tdm__whole_committed(tdm_t *t, int ok);
+void tdm__whole_free(tdm_t *t);
+/* A file leaves the table: drop what whole mode remembers of it. */
+void tdm__whole_forget(tdm_t *t, tdm_file_t *f);
+
 /* ---- the engine --------------------------------------------------------- */
 
 /* Live watching (daemon.c): what the loop thread shares with the worker. */
@@ -274,6 +315,9 @@ struct tdm_s {
   size_t n_orphans;       /* files with f->orphan */
   size_t scan_root;       /* the source being scanned */
   tdm_live_t *live;       /* NULL unless started */
+  tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
+  size_t n_waiting;       /* whole: files with f->waiting */
+  size_t n_inflight;      /* whole: files with f->inflight */
 };
 
 /* Check that a pass can run and allocate the read buffer. */
@@ -293,7 +337,8 @@ void tdm__live_free(tdm_t *t);
  * counted), or a negative code that ends the pass: TDM_ESTOPPED, -ENOMEM, or
  * a failed checkpoint's code.
  */
-int tdm__look(tdm_t *t, const char *path, const struct stat *lst);
+int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
+              unsigned hints);
 
 /* Read a file through its held descriptor (moved away, deleted, or with more
    to read than one look's budget); forget it once a deleted one is drained. */

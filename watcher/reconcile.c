@@ -75,6 +75,7 @@ int tdm__forget(tdm_t *t, tdm_file_t *f) {
     return rc;
   tdm__set_ready(t, f, 0);
   tdm__set_orphan(t, f, 0);
+  tdm__whole_forget(t, f);
   release(t, f);
   tdm__filetable_remove(&t->files, f);
   return 0;
@@ -208,12 +209,15 @@ static int outcome(tdm_t *t, int rc) {
   return 0; /* a file that failed was logged and counted */
 }
 
-int tdm__look(tdm_t *t, const char *path, const struct stat *lst) {
+int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
+              unsigned hints) {
   tdm_file_t *f;
   struct stat st;
   char q[PATH_MAX];
   int fd, rc;
 
+  if (t->opts.mode == TDM_MODE_WHOLE)
+    return tdm__whole_look(t, path, lst, hints);
   if (t->stop)
     return TDM_ESTOPPED;
   t->stats.files_seen++;
@@ -349,7 +353,7 @@ void tdm__trim_fds(tdm_t *t) {
 static int on_file(void *arg, const char *path, const char *rel,
                    const struct stat *st) {
   (void)rel;
-  return tdm__look(arg, path, st);
+  return tdm__look(arg, path, st, 0);
 }
 
 static void scan_init(tdm_t *t, tdm_scan_t *s,
@@ -398,7 +402,7 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
       rc = tdm__read(t, f, f->fd, UINT64_MAX);
       if (rc == TDM_ESTOPPED || t->checkpoint_rc != 0)
         return outcome(t, rc);
-    } else if (f->pos < f->rec.size) {
+    } else if (t->opts.mode == TDM_MODE_TAIL && f->pos < f->rec.size) {
       char q[PATH_MAX];
       tdm__warn(&t->log, "%s: gone with %llu bytes not delivered",
                 tdm__quote(f->path, q, sizeof(q)),

@@ -216,6 +216,9 @@ typedef struct tdm_stats {
   uint64_t overflows;         /* inotify queue overflows */
   uint64_t watches;           /* directories watched now */
   uint64_t polled_dirs;       /* directories polled: watch limit reached */
+  uint64_t files_done;        /* whole: complete files handled */
+  uint64_t duplicates;        /* whole: complete files skipped as duplicates */
+  uint64_t files_failed;      /* whole: files a processor failed */
 } tdm_stats_t;
 
 void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);

@@ -48,8 +48,10 @@ typedef enum tdm_proc_result {
   TDM_PROC_OK = 0,    /* accepted / done */
   TDM_PROC_RETRY = 1, /* not accepted now (backpressure, transient error):
                          the host offers the same chunk again later */
-  TDM_PROC_FAIL = 2   /* not accepted, will not be: the host stops feeding this
+  TDM_PROC_FAIL = 2,  /* not accepted, will not be: the host stops feeding this
                          file to the processor and reports `msg` */
+  TDM_PROC_PENDING = 3 /* file() only: accepted, the outcome will come from
+                          poll() */
 } tdm_proc_result_t;
 
 /* How the host reads files (SPEC: --mode). */
@@ -101,6 +103,29 @@ typedef struct tdm_open_args {
 } tdm_open_args_t;
 
 /*
+ * A complete file in whole mode (see tdm_processor_t.file). Owned by the
+ * host, valid only during the call. `size` is sizeof(tdm_file_info_t) as the
+ * host built it; fields are only appended.
+ */
+typedef struct tdm_file_info {
+  uint32_t size;
+  uint64_t file_id;
+  const char *path;       /* absolute */
+  uint64_t length;        /* bytes of the complete file */
+  const uint8_t *hash;    /* XXH3-128 of the content, canonical (16 bytes) */
+  const char *hash_hex;   /* the same, 32 lower-case hex digits */
+} tdm_file_info_t;
+
+/* The outcome of a file() that answered TDM_PROC_PENDING, from poll(). */
+typedef struct tdm_outcome {
+  uint64_t file_id;
+  int result;             /* TDM_PROC_OK or TDM_PROC_FAIL */
+  int32_t exit_status;    /* exec: the exit code, or -N for signal N */
+  uint32_t attempts;      /* how many times it was tried */
+  char msg[TDM_MSG_MAX];  /* why it failed */
+} tdm_outcome_t;
+
+/*
  * The descriptor. Built-ins and plugins use the same struct; the host never
  * writes to it. All methods but process() may be NULL.
  */
@@ -139,12 +164,37 @@ typedef struct tdm_processor {
 
   /* Release the instance. Called once, after the final commit. */
   void (*close)(void *state);
+
+  /* ---- appended in 0.2 (whole mode); the host checks `size` first ---- */
+
+  /*
+   * Whole mode: `info` is complete, and all its bytes went through process().
+   * TDM_PROC_OK: handled. TDM_PROC_PENDING: started (e.g. a child process),
+   * its outcome comes from poll(). TDM_PROC_RETRY: not now (e.g. every job
+   * slot busy): the host collects outcomes with poll() and offers it again.
+   * TDM_PROC_FAIL: it will not be handled; `msg` says why. NULL: nothing to
+   * do per file.
+   */
+  int (*file)(void *state, const tdm_file_info_t *info, char *msg);
+
+  /*
+   * Collect the outcomes of PENDING files: write at most `max` into `out` and
+   * return how many. With `wait_ms` > 0, block up to that long for a first
+   * one while any is pending. Returns 0 when none is ready.
+   */
+  int (*poll)(void *state, tdm_outcome_t *out, size_t max, int wait_ms);
 } tdm_processor_t;
+
+/* Does descriptor `d` carry method `m`? (A plugin built against an older
+   header has a smaller `size`.) */
+#define TDM_PROCESSOR_HAS(d, m)                                              \
+  ((d)->size >= offsetof(tdm_processor_t, m) + sizeof((d)->m) && (d)->m != NULL)
 
 /* Type of the exported entry point. */
 typedef const tdm_processor_t *(*tdm_processor_entry_fn)(void);
 
-/* The smallest descriptor a host accepts: the version-1 layout. */
+/* The smallest descriptor a host accepts: the version-1 layout (without the
+   whole-mode methods, which a host calls only when `size` covers them). */
 #define TDM_PROCESSOR_SIZE_V1 \
   (offsetof(tdm_processor_t, close) + sizeof(void (*)(void *)))
 

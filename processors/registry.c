@@ -331,7 +331,7 @@ out:
  */
 int tdm_registry_open(const char *plugin_dir, const tdm__log_t *log,
                       tdm_registry_t **out) {
-  const tdm_processor_t *builtins[3];
+  const tdm_processor_t *builtins[4];
   tdm_registry_t *r;
   int rc;
 
@@ -345,6 +345,7 @@ int tdm_registry_open(const char *plugin_dir, const tdm__log_t *log,
   builtins[0] = tdm__proc_stdout();
   builtins[1] = tdm__proc_count();
   builtins[2] = tdm__proc_file();
+  builtins[3] = tdm__proc_exec();
   for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
     rc = tdm_registry_add(r, builtins[i], "built-in");
     if (rc != 0)

@@ -13,8 +13,8 @@
 typedef struct tdm_registry_s tdm_registry_t;
 
 /*
- * Create a registry holding the built-ins (stdout, count, file), then load
- * every `*.so` in `plugin_dir` (NULL: none) with dlopen. Each plugin must
+ * Create a registry holding the built-ins (stdout, count, file, exec), then
+ * load every `*.so` in `plugin_dir` (NULL: none) with dlopen. Each plugin must
  * export TDM_PROCESSOR_ENTRY_SYMBOL returning a descriptor that passes
  * tdm_registry_add(). A plugin that fails is refused with a message naming
  * its file and the whole open fails with TDM_EABI (a misconfigured plugin
@@ -79,5 +79,6 @@ void tdm_proc_spec_free(tdm_proc_spec_t *s);
 const tdm_processor_t *tdm__proc_stdout(void);
 const tdm_processor_t *tdm__proc_count(void);
 const tdm_processor_t *tdm__proc_file(void);
+const tdm_processor_t *tdm__proc_exec(void);
 
 #endif /* TDM_REGISTRY_H */

@@ -92,7 +92,7 @@ static void expect_refused(const char *name, const char *why,
   ASSERT_EQ(tdm_registry_load(r, so), TDM_EABI);
   ASSERT_LOGGED(so, why, why2);
   ASSERT_LOGGED(so, "refused", NULL);
-  ASSERT_EQ(tdm_registry_count(r), 3);
+  ASSERT_EQ(tdm_registry_count(r), 4);
   ASSERT_NULL(tdm_registry_find(r, name));
   tdm_registry_close(r);
 }
@@ -109,15 +109,16 @@ TEST(builtins) {
   const char *origin = NULL;
   const tdm_processor_t *d;
 
-  ASSERT_EQ(tdm_registry_count(r), 3);
+  ASSERT_EQ(tdm_registry_count(r), 4);
   d = tdm_registry_get(r, 0, &origin);
   ASSERT_STR_EQ(d->name, "stdout");
   ASSERT_STR_EQ(origin, "built-in");
   ASSERT_STR_EQ(tdm_registry_get(r, 1, NULL)->name, "count");
   ASSERT_STR_EQ(tdm_registry_get(r, 2, NULL)->name, "file");
-  ASSERT_NULL(tdm_registry_get(r, 3, &origin));
+  ASSERT_STR_EQ(tdm_registry_get(r, 3, NULL)->name, "exec");
+  ASSERT_NULL(tdm_registry_get(r, 4, &origin));
   ASSERT_NULL(origin);
-  for (size_t i = 0; i < 3; i++) {
+  for (size_t i = 0; i < 4; i++) {
     d = tdm_registry_get(r, i, NULL);
     ASSERT_EQ(d->abi_version, TDM_PROCESSOR_ABI_VERSION);
     ASSERT_NOT_NULL(d->process);
@@ -153,7 +154,7 @@ TEST(refuse_dup_name) {
   ASSERT_EQ(tdm_registry_load(r, plugin_so("dup_name")), TDM_EABI);
   ASSERT_LOGGED(plugin_so("dup_name"), "\"count\" is already registered",
                 "built-in");
-  ASSERT_EQ(tdm_registry_count(r), 3);
+  ASSERT_EQ(tdm_registry_count(r), 4);
   ASSERT(tdm_registry_find(r, "count") == builtin_count);
   tdm_registry_get(r, 1, &origin);
   ASSERT_STR_EQ(origin, "built-in");
@@ -170,7 +171,7 @@ TEST(refuse_not_a_library) {
   logged[0] = '\0';
   ASSERT_EQ(tdm_registry_load(r, tdm_test_path("missing.so")), TDM_EABI);
   ASSERT_LOGGED("missing.so", "dlopen failed", NULL);
-  ASSERT_EQ(tdm_registry_count(r), 3);
+  ASSERT_EQ(tdm_registry_count(r), 4);
   tdm_registry_close(r);
 }
 
@@ -185,10 +186,10 @@ TEST(load_good) {
   void *h;
 
   ASSERT_EQ(tdm_registry_load(r, so), 0);
-  ASSERT_EQ(tdm_registry_count(r), 4);
+  ASSERT_EQ(tdm_registry_count(r), 5);
   d = tdm_registry_find(r, "good");
   ASSERT_NOT_NULL(d);
-  ASSERT(tdm_registry_get(r, 3, &origin) == d);
+  ASSERT(tdm_registry_get(r, 4, &origin) == d);
   ASSERT_STR_EQ(origin, so);
   ASSERT_NULL(d->open);
   ASSERT_NULL(d->commit);
@@ -207,7 +208,7 @@ TEST(load_good) {
   logged[0] = '\0';
   ASSERT_EQ(tdm_registry_load(r, so), TDM_EABI);
   ASSERT_LOGGED("\"good\" is already registered", so, NULL);
-  ASSERT_EQ(tdm_registry_count(r), 4);
+  ASSERT_EQ(tdm_registry_count(r), 5);
   tdm_registry_close(r);
 
   /* Unloaded with the registry. */
@@ -267,9 +268,9 @@ TEST(add_refusals) {
   ASSERT_EQ(tdm_registry_add(r, &bad, "unit-test"), TDM_EABI);
   ASSERT_LOGGED("unit-test", "no process()", NULL);
 
-  ASSERT_EQ(tdm_registry_count(r), 3);
-  ASSERT_EQ(tdm_registry_add(r, &d, "unit-test"), 0);
   ASSERT_EQ(tdm_registry_count(r), 4);
+  ASSERT_EQ(tdm_registry_add(r, &d, "unit-test"), 0);
+  ASSERT_EQ(tdm_registry_count(r), 5);
   ASSERT_EQ(tdm_registry_add(r, &d, "other-test"), TDM_EABI);
   ASSERT_LOGGED("other-test", "\"mine\" is already registered", "unit-test");
   tdm_registry_close(r);
@@ -300,8 +301,8 @@ TEST(open_dir_good) {
   tdm_registry_t *r = NULL;
   const char *origin;
   ASSERT_EQ(tdm_registry_open(plugin_dir("good"), &test_log, &r), 0);
-  ASSERT_EQ(tdm_registry_count(r), 4);
-  ASSERT_STR_EQ(tdm_registry_get(r, 3, &origin)->name, "good");
+  ASSERT_EQ(tdm_registry_count(r), 5);
+  ASSERT_STR_EQ(tdm_registry_get(r, 4, &origin)->name, "good");
   ASSERT_STR_EQ(origin, plugin_so("good"));
   tdm_registry_close(r);
 }
@@ -390,7 +391,7 @@ TEST(open_missing_dir) {
 TEST(open_empty_dir) {
   tdm_registry_t *r = NULL;
   ASSERT_EQ(tdm_registry_open(tdm_test_dir, &test_log, &r), 0);
-  ASSERT_EQ(tdm_registry_count(r), 3);
+  ASSERT_EQ(tdm_registry_count(r), 4);
   tdm_registry_close(r);
 }
 

@@ -158,7 +158,10 @@ static int on_event(tdm_t *t, const struct inotify_event *ev) {
   }
   /* Renamed into the tree: complete (whole mode) once it holds still while
      it is hashed. */
-  return tdm__look(t, path, &st, ev->mask & IN_MOVED_TO ? TDM_HINT_COMPLETE : 0);
+  return tdm__look(t, path, &st,
+                   ev->mask & IN_MOVED_TO      ? TDM_HINT_COMPLETE
+                   : ev->mask & IN_CLOSE_WRITE ? TDM_HINT_CLOSED
+                                               : 0);
 }
 
 /* Take the events the loop thread queued. */

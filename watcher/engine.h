@@ -70,6 +70,7 @@ typedef struct tdm_file {
   uint64_t pending_mask;  /* whole: processors whose outcome is awaited */
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */
+  uint64_t grown_ms;      /* run, orphans: last time it was seen growing */
   size_t slot;            /* index in the table's vector */
   struct tdm_file *next;  /* (dev, ino) chain */
   struct tdm_file *pnext; /* path chain */
@@ -225,8 +226,10 @@ typedef struct tdm_hashset {
   size_t cap, used;       /* cap: power of two; used counts removed too */
 } tdm_hashset_t;
 
-#define TDM_HINT_COMPLETE 0x1u /* renamed into the tree, or closed by its
-                                  writer: complete if it holds still */
+#define TDM_HINT_COMPLETE 0x1u /* renamed into the tree: complete if it
+                                  holds still while hashed */
+#define TDM_HINT_CLOSED 0x2u   /* closed by a writer: complete if nobody has
+                                  it open for writing any more */
 
 /* Whole mode's tdm__look (see reconcile.c). */
 int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define ORPHAN_GRACE_MS 1000u
+
 static int64_t mtime_ns(const struct stat *st) {
   return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
@@ -35,6 +37,7 @@ void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on) {
 void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on) {
   if (f->orphan != (unsigned)!!on) {
     f->orphan = !!on;
+    f->grown_ms = tdm__now_ms();
     t->n_orphans += on ? 1 : (size_t)-1;
   }
 }
@@ -302,13 +305,20 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
 }
 
 int tdm__drain(tdm_t *t, tdm_file_t *f) {
+  uint64_t before = f->rec.size;
   struct stat st;
   int rc;
 
   if (f->fd < 0 || fstat(f->fd, &st) != 0)
     return 0;
   rc = read_file(t, f, f->fd, &st);
-  if (rc == 0 && !f->ready && st.st_nlink == 0) {
+  /* A writer may still append to a deleted file for a moment (until it
+     reopens its log): it is drained at every tick until it held still for
+     ORPHAN_GRACE_MS, and only then forgotten. */
+  if ((uint64_t)st.st_size != before)
+    f->grown_ms = tdm__now_ms();
+  if (rc == 0 && !f->ready && st.st_nlink == 0 &&
+      tdm__now_ms() - f->grown_ms >= ORPHAN_GRACE_MS) {
     char q[PATH_MAX];
     if (f->pos < (uint64_t)st.st_size)
       tdm__warn(&t->log, "%s: deleted; its unfinished last line (%llu bytes, "

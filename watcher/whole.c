@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -289,7 +290,11 @@ int tdm__whole_poll(tdm_t *t, int wait_ms) {
       wait_ms = 0; /* got some: take the rest without waiting */
     }
   }
-  return t->stop ? TDM_ESTOPPED : 0;
+  if (t->stop)
+    return TDM_ESTOPPED;
+  /* A long pass (hundreds of files through a few job slots) must not keep
+     what is done out of the store until it ends. */
+  return tdm__checkpoint_maybe(t);
 }
 
 /* Hand the complete file to every processor's file(). */
@@ -337,8 +342,23 @@ static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
   return 0;
 }
 
-/* `f` looks complete: hash it and handle it. */
-static int complete(tdm_t *t, tdm_file_t *f, const char *path) {
+/*
+ * Has nobody the file open for writing? A read lease is granted only then
+ * (fcntl(2)); it is taken and dropped at once. Its break signal is set to
+ * SIGURG, ignored by default, so a writer opening the file in that instant
+ * cannot kill us. 0 when it cannot tell (not the owner without CAP_LEASE, a
+ * filesystem without leases): the settle time decides then.
+ */
+static int no_writers(int fd) {
+  if (fcntl(fd, F_SETSIG, SIGURG) != 0 || fcntl(fd, F_SETLEASE, F_RDLCK) != 0)
+    return 0;
+  (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+  return 1;
+}
+
+/* `f` looks complete: hash it and handle it. With `closed`, only if its
+   writers are gone. */
+static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   static const char hexd[] = "0123456789abcdef";
   struct stat a, b;
   uint8_t h[16];
@@ -360,6 +380,11 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path) {
   if (fstat(fd, &a) != 0 || (uint64_t)a.st_dev != f->rec.dev ||
       (uint64_t)a.st_ino != f->rec.ino) {
     close(fd); /* swapped under us: the next look sees the new one */
+    return 0;
+  }
+  if (closed && !no_writers(fd)) {
+    set_waiting(t, f, 1); /* another writer still has it: let it settle */
+    close(fd);
     return 0;
   }
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -448,6 +473,7 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
                     unsigned hints) {
   tdm_file_t *f;
   char q[PATH_MAX];
+  int rc;
 
   if (t->stop)
     return TDM_ESTOPPED;
@@ -494,12 +520,15 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
     }
   }
   f->seen = 1;
-  if (!(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst))) {
+  if (!(hints & (TDM_HINT_COMPLETE | TDM_HINT_CLOSED)) &&
+      !settled(t, mtime_ns(lst))) {
     set_waiting(t, f, 1);
     return 0;
   }
   set_waiting(t, f, 0);
-  return complete(t, f, path);
+  rc = complete(t, f, path,
+                !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
+  return rc != 0 ? rc : tdm__checkpoint_maybe(t);
 }
 
 int tdm__whole_recheck(tdm_t *t) {

@@ -22,6 +22,11 @@
 #      start-up read of 2,000 files in 200 directories is done     (<= 0.1 s)
 #   g. rss: VmHWM / VmRSS once 100,000 small files (500 directories) are
 #      tracked and delivered, `run -p count`                        (<= 64 MiB)
+# Workload h, whole mode (issue 4), best of 3 against a baseline timed in the
+# same run:
+#   h. whole: a first `once -m whole -p count` over 20,000 small files (each
+#      hashed, looked up, recorded; a fresh state for every timed run) vs
+#      `find DIR -type f | xargs cat > /dev/null`                    (<= 3x)
 #
 # Environment:
 #   TIDEMARK       the binary (default: build/tidemark beside this tree)
@@ -62,7 +67,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-ONLY=$(echo ",$ONLY," | sed 's/,latency,/,e,/g; s/,idle,/,f,/g; s/,rss,/,g,/g')
+ONLY=$(echo ",$ONLY," | sed 's/,latency,/,e,/g; s/,idle,/,f,/g; s/,rss,/,g,/g; s/,whole,/,h,/g')
 # want X: workload X was asked for
 want() { [ "$ONLY" = ",," ] || case "$ONLY" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
@@ -112,7 +117,7 @@ gen_tree() {
           close(f) } }'
   touch "$dir/.complete"
 }
-want c && gen_tree "$TREE" "$NFILES" 200
+{ want c || want h; } && gen_tree "$TREE" "$NFILES" 200
 log_bytes=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
 
 # ---- timing helpers ------------------------------------------------------------
@@ -367,9 +372,34 @@ if want g; then
   info_row "g. \`run\` start-up read of $RSS_FILES files (status polled every 1 s)" "${catchup:-failed}"
 fi
 
+# ---- h. whole mode: a first once over 20,000 small files ------------------------
+if want h; then
+  log "h: first \`once -m whole -p count\` over $NFILES files vs find | xargs cat"
+  # the files must be older than --settle-ms (default 1000), or once waits
+  # for them: wait out a tree generated a moment ago
+  if [ -n "$(find "$TREE" -type f -newermt '-2 seconds' -print -quit)" ]; then sleep 2; fi
+  fresh_whole() { rm -rf "$WORK/state-whole"; }
+  find "$TREE" -type f | xargs cat > /dev/null
+  best nothing sh -c 'find "$1" -type f | xargs cat > /dev/null' _ "$TREE"; base_h=$BEST
+  if best fresh_whole "$TIDEMARK" once -q -m whole -s "$WORK/state-whole" -p count "$TREE"; then
+    tdm_h=$BEST
+    "$TIDEMARK" once -q -m whole -s "$WORK/state-whole" -p count "$TREE" > "$WORK/whole2.out" 2>/dev/null || true
+    grep -q "bytes=0" "$WORK/whole2.out" || log "WARNING: a second whole-mode once delivered bytes: $(cat "$WORK/whole2.out")"
+    fresh_whole
+    "$TIDEMARK" once -q -m whole -s "$WORK/state-whole" -p count "$TREE" > "$WORK/whole.out" 2>/dev/null || true
+    tree_bytes=$(find "$TREE" -type f -name '*.log' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+    grep -q "files=$NFILES .*bytes=$tree_bytes" "$WORK/whole.out" ||
+      log "WARNING: whole-mode once over the tree: $(cat "$WORK/whole.out") (want files=$NFILES, bytes=$tree_bytes)"
+    fresh_whole
+    row "h. first \`once -m whole -p count\`, $NFILES small files" "$tdm_h" "$base_h" "\`find | xargs cat\`" 3
+  else
+    ROWS+=("| h. first \`once -m whole -p count\`, $NFILES small files | failed | $(printf '%.3f s' "$base_h") (\`find | xargs cat\`) | | ≤ 3x | MISS |")
+  fi
+fi
+
 # ---- the table ---------------------------------------------------------------------
 echo
-echo "tidemark $("$TIDEMARK" --version 2>/dev/null | awk '{ print $NF }') · $(nproc) cores · $(uname -sr) · a–c best of $RUNS, e–g one run · $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "tidemark $("$TIDEMARK" --version 2>/dev/null | awk '{ print $NF }') · $(nproc) cores · $(uname -sr) · a–c, h best of $RUNS, e–g one run · $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "| workload | tidemark | baseline | ratio | target | result |"
 echo "|---|---|---|---|---|---|"

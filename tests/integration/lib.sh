@@ -327,3 +327,90 @@ assert_no_sanitizer() {
     fail "sanitizer report in $1"
   fi
 }
+
+# ---- whole mode (-m whole, the exec processor) -------------------------------
+# Handlers are /bin/sh scripts that tidemark runs directly (never through a
+# shell); they log what they saw, and the tests compare that with the sources.
+#   hexstr STR                 STR as lowercase hex on one line (how handlers
+#                              log paths: names may hold newlines)
+#   make_handler SCRIPT LOG [SLEEP_S]
+#                              write an executable #!/bin/sh handler for
+#                              `-p exec:cmd=SCRIPT`. Each call appends to LOG
+#                              one line "SHA256 SIZE ENV_SIZE ENV_HASH HEXPATH
+#                              ENVOK NARGS": SHA256 and SIZE of the file named
+#                              by its last argument as it read it, the values
+#                              of TIDEMARK_SIZE and TIDEMARK_HASH, HEXPATH that
+#                              argument, ENVOK "env-ok" when TIDEMARK_PATH
+#                              equals it, NARGS its argument count. It first
+#                              appends "HEXPATH" to LOG.start, then sleeps
+#                              SLEEP_S seconds (if given) before reading.
+#   want_entry FILE [PATH]     the line "SHA256 SIZE HEXPATH" a handler logs
+#                              for FILE (given to it as PATH, default FILE)
+#   assert_handled_once LOG WANT [MSG]
+#                              the handler log LOG holds exactly the entries
+#                              of WANT (want_entry lines), each once, and every
+#                              call saw TIDEMARK_PATH/_SIZE right and a 32-hex
+#                              TIDEMARK_HASH
+#   handled_times LOG HEXPATH  how many calls in LOG got HEXPATH
+#   whole_hashes_match LOG     the TIDEMARK_HASH values of LOG are exactly the
+#                              content_hash values of the done files in
+#                              $T/status.json (call status_json first)
+#   handled_hash LOG HEXPATH   the TIDEMARK_HASH of the last call in LOG that
+#                              got HEXPATH
+#   jstate_count STATE         number of files in $T/status.json in STATE
+#   make_old FILE...           set mtimes a minute back (settled at once)
+hexstr() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; echo; }
+
+make_handler() {
+  local script=$1 log=$2 sl=${3:-}
+  cat > "$script" <<HANDLER
+#!/bin/sh
+# test handler (lib.sh make_handler): logs what it was given
+eval "p=\\\${\$#}"
+hp=\$(printf '%s' "\$p" | od -An -v -tx1 | tr -d ' \\n')
+printf '%s\\n' "\$hp" >> '$log.start'
+${sl:+sleep $sl}
+sum=\$(sha256sum < "\$p" | cut -d' ' -f1)
+size=\$(stat -c %s -- "\$p")
+ok=env-bad
+[ "\$TIDEMARK_PATH" = "\$p" ] && ok=env-ok
+printf '%s %s %s %s %s %s %s\\n' "\$sum" "\$size" "\${TIDEMARK_SIZE:-unset}" "\${TIDEMARK_HASH:-unset}" "\$hp" "\$ok" "\$#" >> '$log'
+HANDLER
+  chmod +x "$script"
+}
+
+want_entry() {
+  printf '%s %s %s\n' "$(sha256sum < "$1" | cut -d' ' -f1)" "$(stat -c %s -- "$1")" "$(hexstr "${2:-$1}")"
+}
+
+assert_handled_once() {
+  local log=$1 want=$2 msg=${3:-handled files} bad
+  [ -e "$log" ] || : > "$log"
+  awk '{ print $1, $2, $5 }' "$log" > "$T/.handled.got"
+  assert_lines_once "$want" "$T/.handled.got" "$msg (sha256 size path, each once)"
+  bad=$(awk '$3 != $2 || length($4) != 32 || $4 ~ /[^0-9a-f]/ || $6 != "env-ok"' "$log" | sed -n 1,5p)
+  assert_eq "$bad" "" "$msg: calls with a wrong TIDEMARK_SIZE, TIDEMARK_HASH or TIDEMARK_PATH"
+}
+
+handled_times() {
+  [ -e "$1" ] || { echo 0; return; }
+  awk -v h="$2" '$5 == h { n++ } END { print n + 0 }' "$1"
+}
+
+whole_hashes_match() {
+  awk '{ print $4 }' "$1" | sort -u > "$T/.hash.got"
+  jq -r '.files[] | select(.state == "done") | .content_hash' "$T/status.json" | sort -u > "$T/.hash.want"
+  if ! cmp -s "$T/.hash.got" "$T/.hash.want"; then
+    diff "$T/.hash.want" "$T/.hash.got" | head -n 10 >&2 || true
+    fail "TIDEMARK_HASH values the handler got differ from status' content_hash of the done files"
+  fi
+}
+
+handled_hash() {
+  [ -e "$1" ] || return 0
+  awk -v h="$2" '$5 == h { x = $4 } END { print x }' "$1"
+}
+
+jstate_count() { jq --arg s "$1" '[.files[] | select(.state == $s)] | length' "$T/status.json"; }
+
+make_old() { touch -d '-1 minute' -- "$@"; }

@@ -429,7 +429,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     for (size_t i = 0; i < t->files.n && o == NULL; i++)
       if (t->files.all[i]->rec.id == other)
         o = t->files.all[i];
-    tdm__info(&t->log, "%s: duplicate of %s: skipped",
+    tdm__warn(&t->log, "%s: duplicate of %s: skipped",
               tdm__quote(path, q, sizeof(q)), o ? o->path : "a file handled before");
     f->rec.dup_of = other;
     f->rec.offset = f->pos = f->rec.size;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Whole mode, a failing exec handler: it exits 3 for *.bad and kills itself
-# for *.sig (and exits 4 for *.fail, under run); with retries=2,backoff-ms=50 each such file is tried 3 times
-# (the waits between tries at least 50 then 100 ms), then is "failed" in
-# status with attempts 3, exit_status 3 and an error; the other files are
-# handled once and done; the child's stderr reaches tidemark's stderr
-# prefixed "tidemark: exec: PATH: ". A second run leaves failed files alone;
-# `reset PATH` with a fixed handler makes just that file handled again.
+# for *.sig (and exits 4 for *.fail, under run); with retries=2,backoff-ms=50
+# each such file is tried 3 times (the waits between tries at least 50 then
+# 100 ms), then is "failed" in status with attempts 3, exit_status 3 (4) and
+# an error; the other files are handled once and done; the child's stdout
+# and stderr reach tidemark's stderr prefixed "tidemark: exec: PATH: ". A
+# second run leaves failed files alone; `reset PATH` with a fixed handler
+# makes just that file handled again, and a reset done file is handled again.
 source "$(dirname "$0")/lib.sh"
 
 D=$T/drop; S=$T/state; LOG=$T/handled; TRIES=$T/tries

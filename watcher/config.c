@@ -953,7 +953,7 @@ const char *tdm__config_usage(void) {
 "  -h, --help             print this help and exit\n"
 "  -V, --version          print the version and exit\n"
 "\n"
-"Processors: stdout, count, file:path=OUT and plugins;\n"
+"Processors: stdout, count, file:path=OUT, exec:cmd=PROGRAM ARGS and plugins;\n"
 "'tidemark processors' lists those of this build.\n"
 "\n"
 "Config file (-c FILE): 'key = value' lines, before any section or under\n"

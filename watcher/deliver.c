@@ -94,7 +94,6 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
         tdm__error(&t->log, "%s at offset %llu: %s",
                    tdm__quote(f->path, q, sizeof(q)),
                    (unsigned long long)c->offset, err);
-        f->failed = 1;
         f->rec.state = TDM_FILE_FAILED;
         tdm__file_set_error(f, err);
         f->dirty = 1;

@@ -59,7 +59,6 @@ typedef struct tdm_file {
   uint64_t durable_marker;
   unsigned dirty : 1;     /* differs from the store */
   unsigned seen : 1;      /* met by the current scan */
-  unsigned failed : 1;    /* a processor failed it in this pass */
   unsigned in_piece : 1;  /* pos lies inside an over-long record */
   unsigned restart : 1;   /* next chunk carries TDM_CHUNK_RESTART */
   unsigned orphan : 1;    /* run: its path names it no more (moved out of
@@ -255,7 +254,6 @@ void tdm__whole_forget(tdm_t *t, tdm_file_t *f);
 /* Live watching (daemon.c): what the loop thread shares with the worker. */
 typedef struct tdm_live {
   uv_loop_t *loop;
-  uv_loop_t own_loop;     /* tdm_run's */
   uv_async_t wake;        /* tdm_stop / tdm_rescan from anywhere */
   uv_timer_t tick;        /* every --checkpoint-ms: checkpoint, drain */
   uv_timer_t sweep;       /* reconcile: safety net, or --poll-ms */

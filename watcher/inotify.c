@@ -133,11 +133,3 @@ void tdm__inotify_remove_under(tdm_inotify_t *in, const char *path) {
       }
     }
 }
-
-int tdm__inotify_watching(const tdm_inotify_t *in, const char *path) {
-  for (size_t i = 0; i < in->n_buckets; i++)
-    for (tdm_watch_t *w = in->buckets[i]; w != NULL; w = w->next)
-      if (strcmp(w->path, path) == 0)
-        return 1;
-  return 0;
-}

@@ -56,7 +56,4 @@ void tdm__inotify_forget(tdm_inotify_t *in, int wd);
 /* Stop watching `path` and every directory under it (moved or deleted). */
 void tdm__inotify_remove_under(tdm_inotify_t *in, const char *path);
 
-/* Is `path` watched? */
-int tdm__inotify_watching(const tdm_inotify_t *in, const char *path);
-
 #endif /* TDM_INOTIFY_H */

@@ -80,8 +80,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
     f->pos += cut;
     f->dirty = 1;
     f->rec.updated_ns = tdm__wall_ns();
-    if (f->failed) { /* a retry in a later pass got through */
-      f->failed = 0;
+    if (f->rec.state == TDM_FILE_FAILED) { /* a later pass got through */
       f->rec.state = TDM_FILE_ACTIVE;
       tdm__file_set_error(f, NULL);
     }

@@ -196,7 +196,8 @@ int tdm_run(tdm_t *t);
  */
 void tdm_rescan(tdm_t *t);
 
-/* Counters since tdm_open(). */
+/* Counters since tdm_open(). While a started tdm_t runs, call it only from
+   its stopped_cb or after (the worker updates them without locks). */
 typedef struct tdm_stats {
   uint64_t files_seen;        /* files examined by scans */
   uint64_t files_opened;      /* files opened (unchanged ones are not) */
@@ -225,7 +226,9 @@ void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);
 
 /*
  * Final checkpoint (if anything is pending), close processors, release the
- * lock and the store. Accepts NULL. Cannot fail (failures are logged).
+ * lock and the store. Accepts NULL. Cannot fail (failures are logged). A
+ * started tdm_t must have stopped first (its stopped_cb was called, or
+ * tdm_run returned).
  */
 void tdm_close(tdm_t *t);
 

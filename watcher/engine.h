@@ -341,6 +341,14 @@ void tdm__live_free(tdm_t *t);
 int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints);
 
+/* `f` was met at `path`: if that is a new name (a rename), take it. */
+int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path);
+
+/* A stat's mtime in nanoseconds. */
+static inline int64_t mtime_ns(const struct stat *st) {
+  return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
 /* Read a file through its held descriptor (moved away, deleted, or with more
    to read than one look's budget); forget it once a deleted one is drained. */
 int tdm__drain(tdm_t *t, tdm_file_t *f);

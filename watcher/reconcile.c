@@ -21,8 +21,17 @@
 
 #define ORPHAN_GRACE_MS 1000u
 
-static int64_t mtime_ns(const struct stat *st) {
-  return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path) {
+  char q[PATH_MAX];
+  if (strcmp(f->path, path) == 0)
+    return 0;
+  tdm__info(&t->log, "%s: renamed from %s", tdm__quote(path, q, sizeof(q)),
+            f->path);
+  if (tdm__file_set_path(&t->files, f, path) != 0)
+    return -ENOMEM;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  return 0;
 }
 
 /* ---- bookkeeping of the live flags -------------------------------------- */
@@ -229,14 +238,8 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
   if (f != NULL) {
     f->seen = 1;
     tdm__set_orphan(t, f, 0);
-    if (strcmp(f->path, path) != 0) {
-      tdm__info(&t->log, "%s: renamed from %s", tdm__quote(path, q, sizeof(q)),
-                f->path);
-      if (tdm__file_set_path(&t->files, f, path) != 0)
-        return -ENOMEM;
-      f->dirty = 1;
-      t->need_checkpoint = 1;
-    }
+    if (tdm__file_seen_at(t, f, path) != 0)
+      return -ENOMEM;
     /* Unchanged since the last look: not opened at all. */
     if ((uint64_t)lst->st_size == f->rec.size &&
         mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_FAILED &&

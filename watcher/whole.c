@@ -156,10 +156,6 @@ void tdm__whole_forget(tdm_t *t, tdm_file_t *f) {
   set_inflight(t, f, 0);
 }
 
-static int64_t mtime_ns(const struct stat *st) {
-  return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-}
-
 static int settled(const tdm_t *t, int64_t mtime) {
   return tdm__wall_ns() - mtime >= (int64_t)t->opts.settle_ms * 1000000;
 }
@@ -498,14 +494,8 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
     t->stats.files_new++;
   } else {
     f->seen = 1;
-    if (strcmp(f->path, path) != 0) {
-      tdm__info(&t->log, "%s: renamed from %s", tdm__quote(path, q, sizeof(q)),
-                f->path);
-      if (tdm__file_set_path(&t->files, f, path) != 0)
-        return -ENOMEM;
-      f->dirty = 1;
-      t->need_checkpoint = 1;
-    }
+    if (tdm__file_seen_at(t, f, path) != 0)
+      return -ENOMEM;
     if (f->inflight)
       return 0; /* its outcome is awaited */
     if ((uint64_t)lst->st_size == f->rec.size &&

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,6 +143,17 @@ static int fail(const tdm_store_t *s, int rc, const char *what) {
     tdm__error(s->log, "%s: not a tidemark state store or corrupt (lmdb: %s)",
                s->qdir, mdb_strerror(rc));
     return TDM_ESTATE;
+  case EIO:
+  case ENOSPC: {
+    /* LMDB reports a short write on a full disk as EIO: say what it is. */
+    struct statvfs v;
+    if (statvfs(s->dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < (1u << 20)) {
+      tdm__error(s->log, "%s: %s failed: the filesystem holding it is full "
+                 "(lmdb: %s)", s->qdir, what, mdb_strerror(rc));
+      return -ENOSPC;
+    }
+  }
+  /* fall through */
   default:
     tdm__error(s->log, "%s: %s failed: %s", s->qdir, what, mdb_strerror(rc));
     return rc > 0 ? -rc : TDM_ESTORE;

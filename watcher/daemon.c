@@ -93,18 +93,16 @@ static int on_event(tdm_t *t, const struct inotify_event *ev) {
   if ((w = tdm__inotify_find(&lv->in, ev->wd)) == NULL)
     return 0; /* a watch we dropped */
   if (ev->mask & IN_IGNORED) {
-    if (is_root(t, w->path)) {
-      tdm__warn(&t->log, "%s: source directory is gone; watching for it to "
-                "come back", tdm__quote(w->path, q, sizeof(q)));
-      lv->watch_failed = 1; /* look for it at the fallback interval */
-    }
+    if (is_root(t, w->path))
+      lv->watch_failed = 1; /* look for it at the fallback interval; the
+                               next sweep says it is missing */
     tdm__inotify_forget(&lv->in, ev->wd);
     return 0;
   }
   if (ev->mask & IN_MOVE_SELF) {
     if (is_root(t, w->path)) {
-      tdm__warn(&t->log, "%s: source directory was moved away; watching for "
-                "it to come back", tdm__quote(w->path, q, sizeof(q)));
+      tdm__warn(&t->log, "%s: source directory was moved away",
+                tdm__quote(w->path, q, sizeof(q)));
       snprintf(path, sizeof(path), "%s", w->path);
       tdm__inotify_remove_under(&lv->in, path);
       lv->watch_failed = 1; /* look for it at the fallback interval */

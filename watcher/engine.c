@@ -160,6 +160,7 @@ void tdm_close(tdm_t *t) {
   for (size_t i = 0; i < t->n_roots; i++)
     free(t->roots[i]);
   free(t->roots);
+  free(t->root_gone);
   tdm__filetable_free(&t->files);
   tdm__whole_free(t);
   tdm__filter_free(&t->filter);
@@ -178,12 +179,16 @@ void tdm_stop(tdm_t *t) {
   tdm__live_wake(t);
 }
 
-void tdm_get_stats(const tdm_t *t, tdm_stats_t *out) { *out = t->stats; }
+void tdm_get_stats(const tdm_t *t, tdm_stats_t *out) {
+  *out = t->stats;
+  out->files_tracked = t->files.n;
+}
 
 /* ---- sources and processors --------------------------------------------- */
 
 int tdm_add_source(tdm_t *t, const char *dir) {
   char q[PATH_MAX], *real, **roots;
+  uint8_t *gone;
   struct stat st;
 
   real = realpath(dir, NULL);
@@ -211,6 +216,13 @@ int tdm_add_source(tdm_t *t, const char *dir) {
     return -ENOMEM;
   }
   t->roots = roots;
+  gone = realloc(t->root_gone, t->n_roots + 1);
+  if (gone == NULL) {
+    free(real);
+    return -ENOMEM;
+  }
+  t->root_gone = gone;
+  gone[t->n_roots] = 0;
   t->roots[t->n_roots++] = real;
   return 0;
 }

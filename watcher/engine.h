@@ -293,6 +293,8 @@ struct tdm_s {
   char *state_real;       /* the state directory, resolved */
   char **roots;           /* absolute, resolved source directories */
   size_t n_roots;
+  uint8_t *root_gone;     /* root_gone[r]: source r was missing when last
+                             looked at (so it is said once) */
   tdm_proc_t *procs;
   size_t n_procs;
   tdm_filetable_t files;

@@ -158,10 +158,10 @@ static int cmd_work(const tdm_config_t *c, int live) {
   tdm_get_stats(t, &st);
   if (!quiet) {
     fprintf(stderr,
-            "tidemark: %s: %" PRIu64 " file%s, %" PRIu64 " byte%s, %" PRIu64
+            "tidemark: %s: %" PRIu64 " file%s tracked, %" PRIu64 " byte%s, %" PRIu64
             " chunk%s in %.1f s",
-            rc == TDM_ESTOPPED ? "stopped" : "done", st.files_seen,
-            st.files_seen == 1 ? "" : "s", st.bytes, st.bytes == 1 ? "" : "s",
+            live || rc == TDM_ESTOPPED ? "stopped" : "done", st.files_tracked,
+            st.files_tracked == 1 ? "" : "s", st.bytes, st.bytes == 1 ? "" : "s",
             st.chunks, st.chunks == 1 ? "" : "s", now_s() - t0);
     if (st.file_errors > 0)
       fprintf(stderr, "; %" PRIu64 " unreadable", st.file_errors);
@@ -183,7 +183,8 @@ static int cmd_work(const tdm_config_t *c, int live) {
     status = 1;
     break;
   default:
-    fprintf(stderr, "tidemark: error: %s\n", tdm_strerror(rc));
+    fprintf(stderr, "tidemark: error: %s ended on an error: %s (see the "
+                    "messages above)\n", what, tdm_strerror(rc));
     status = 1;
   }
 

@@ -164,13 +164,23 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     f->marker_len = 0;
     f->in_piece = 0;
     f->restart = 1;
-    f->rec.fp_len = 0; /* regrown below */
+    /* The head is what is there now (maybe nothing): a file truncated to 0
+       that grows again is still this file, not a rewritten one. */
+    *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &f->rec.fp_hash,
+                           &f->rec.fp_len);
+    if (*rc != 0) {
+      tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+                strerror(-*rc));
+      t->stats.file_errors++;
+      return NULL;
+    }
     f->dirty = 1;
     t->need_checkpoint = 1;
     break;
   case TDM_REWRITTEN:
-    tdm__info(&t->log, "%s: content changed in place (or inode reused): a new "
-              "file", tdm__quote(path, q, sizeof(q)));
+    tdm__warn(&t->log, "%s: content changed in place (or inode reused): "
+              "delivered again from the start as a new file",
+              tdm__quote(path, q, sizeof(q)));
     t->stats.rewrites++;
     if ((*rc = tdm__forget(t, f)) != 0)
       return NULL;
@@ -437,6 +447,23 @@ int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
     return -ENOMEM;
   scan_init(t, &s, on_dir);
   for (size_t r = 0; r < t->n_roots; r++) {
+    struct stat st;
+    char q[PATH_MAX];
+    /* A missing source is said once, and once more when it is back. */
+    if (stat(t->roots[r], &st) != 0 && errno == ENOENT) {
+      if (!t->root_gone[r])
+        tdm__error(&t->log, "%s: source directory is missing%s",
+                   tdm__quote(t->roots[r], q, sizeof(q)),
+                   t->live ? "; looking for it every second" : "");
+      t->root_gone[r] = 1;
+      partial = 1;
+      continue;
+    }
+    if (t->root_gone[r]) {
+      tdm__warn(&t->log, "%s: source directory is back",
+                tdm__quote(t->roots[r], q, sizeof(q)));
+      t->root_gone[r] = 0;
+    }
     t->scan_root = r;
     rc = tdm__scan(&s, t->roots[r], "");
     if (rc == TDM_ESTOPPED || rc == -ENOMEM || rc <= -4000)

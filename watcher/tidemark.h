@@ -220,6 +220,7 @@ typedef struct tdm_stats {
   uint64_t files_done;        /* whole: complete files handled */
   uint64_t duplicates;        /* whole: complete files skipped as duplicates */
   uint64_t files_failed;      /* whole: files a processor failed */
+  uint64_t files_tracked;     /* files in the store now */
 } tdm_stats_t;
 
 void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);

@@ -268,3 +268,21 @@ TEST(bad_options_are_refused) {
   o.log_cb = quiet;
   ASSERT_EQ(tdm_open(&o, &t), TDM_EUSAGE); /* no state dir */
 }
+
+TEST(truncated_to_zero_then_regrown_is_the_same_file) {
+  sink_t s = {0};
+  tdm_stats_t st;
+  tdm_test_write(src("a.log"), "one\ntwo\nthree\n", 14);
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  tdm_test_write(src("a.log"), "", 0); /* : > a.log */
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, &st), 0);
+  ASSERT_EQ(st.truncations, 1);
+  ASSERT_EQ(s.len, 0);
+  tdm_test_write(src("a.log"), "four\n", 5); /* grows again, same inode */
+  memset(&s, 0, sizeof(s));
+  ASSERT_EQ(run(&s, 0, &st), 0);
+  ASSERT_EQ(st.rewrites, 0); /* not mistaken for a rewritten file */
+  ASSERT_EQ(st.files_new, 0);
+  SINK_EQ(&s, "four\n");
+}

@@ -414,3 +414,70 @@ handled_hash() {
 jstate_count() { jq --arg s "$1" '[.files[] | select(.state == $s)] | length' "$T/status.json"; }
 
 make_old() { touch -d '-1 minute' -- "$@"; }
+
+# ---- soak tests (tests/integration/soak-*.sh) ---------------------------------
+#   logrotate_conf CONF LOG MODE PID
+#                              write a logrotate config CONF for LOG: MODE
+#                              `create` (with a postrotate `kill -HUP PID`) or
+#                              `copytruncate`; rotate 50, no compression
+#   logrotate_run CONF STATE   one forced rotation (logrotate -f -s STATE);
+#                              fails with logrotate's message when it fails
+#   rss_kb PID                 VmRSS of PID in KiB (0 when gone)
+#   mount_tmpfs DIR SIZE       mount a tmpfs of SIZE (e.g. 2m) on DIR; returns
+#                              1 when mounting is not permitted. Unmounted by
+#                              the EXIT trap (lazily)
+TDM_MOUNTS=()
+logrotate_conf() {
+  local conf=$1 log=$2 mode=$3 pid=${4:-}
+  {
+    echo "$log {"
+    echo "  rotate 50"
+    echo "  missingok"
+    echo "  nocompress"
+    echo "  ifempty"
+    if [ "$mode" = create ]; then
+      echo "  create"
+      echo "  postrotate"
+      echo "    kill -HUP $pid"
+      echo "  endscript"
+    else
+      echo "  copytruncate"
+    fi
+    echo "}"
+  } > "$conf"
+  chmod 644 "$conf"
+}
+
+logrotate_run() {
+  logrotate -f -s "$2" "$1" > "$T/.logrotate.err" 2>&1 ||
+    fail "logrotate -f -s $2 $1: $(cat "$T/.logrotate.err")"
+}
+
+rss_kb() {
+  awk '/^VmRSS:/ { print $2; f = 1 } END { if (!f) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+mount_tmpfs() {
+  mkdir -p "$1"
+  mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" 2>/dev/null || return 1
+  TDM_MOUNTS+=("$1")
+  trap _tdm_exit_umount EXIT
+}
+
+# The EXIT trap once a test mounted something: unmount, then the usual one.
+_tdm_exit_umount() {
+  local rc=$?
+  local p
+  for p in $(jobs -p); do
+    kill -9 "$p" 2>/dev/null || true
+    { wait "$p"; } 2>/dev/null || true
+  done
+  _tdm_umount_all
+  (exit "$rc")
+  _tdm_exit
+}
+
+_tdm_umount_all() {
+  local m
+  for m in "${TDM_MOUNTS[@]}"; do umount -l "$m" 2>/dev/null || true; done
+}

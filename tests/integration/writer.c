@@ -18,6 +18,13 @@
  *       -t, every line is also appended to TEE (the ground truth of what was
  *       written, whatever happens to the FILEs: rotated, deleted, truncated).
  *
+ *   tdm-writer hold [-r LINES_PER_S] [-c COUNT_FILE] [-t TEE] TAG FILE
+ *       Like append to one FILE, but as a logger that keeps its file open:
+ *       FILE is opened once (O_WRONLY|O_APPEND|O_CREAT) and reopened by its
+ *       path only on SIGHUP (logrotate's `create` + postrotate signal), so
+ *       after a rename the lines keep landing in the renamed file until the
+ *       signal comes. Stops on SIGTERM/SIGINT like append.
+ *
  *   tdm-writer mkfiles [-s START] DIR N TAG
  *       Creates N files DIR/fNNNNNNN.log (numbered from START, default 0),
  *       each holding the one line "TAG NNNNNNN\n". Fails on an existing file.
@@ -43,6 +50,7 @@ static void on_signal(int sig) {
 static int usage(void) {
   fprintf(stderr,
           "usage: tdm-writer append [-r LINES_PER_S] [-n MAX_LINES] [-c COUNT_FILE] [-t TEE] TAG FILE...\n"
+          "       tdm-writer hold [-r LINES_PER_S] [-c COUNT_FILE] [-t TEE] TAG FILE\n"
           "       tdm-writer mkfiles [-s START] DIR N TAG\n");
   return 2;
 }
@@ -179,6 +187,110 @@ static int cmd_append(int argc, char **argv) {
   return 0;
 }
 
+static volatile sig_atomic_t hup_flag;
+
+static void on_hup(int sig) {
+  (void)sig;
+  hup_flag = 1;
+}
+
+static int cmd_hold(int argc, char **argv) {
+  static const char pad[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  unsigned long rate = 5000;
+  unsigned long long seq = 0;
+  const char *count_file = NULL, *tee_file = NULL, *tag, *file;
+  int tee_fd = -1, fd, opt;
+  size_t per_batch, cap, len;
+  char *buf;
+  struct timespec next;
+  struct sigaction sa;
+
+  optind = 1;
+  while ((opt = getopt(argc, argv, "r:c:t:")) != -1) {
+    switch (opt) {
+    case 'r': rate = strtoul(optarg, NULL, 10); break;
+    case 'c': count_file = optarg; break;
+    case 't': tee_file = optarg; break;
+    default: return usage();
+    }
+  }
+  if (argc - optind != 2 || rate == 0)
+    return usage();
+  tag = argv[optind];
+  file = argv[optind + 1];
+
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sa.sa_handler = on_hup;
+  sigaction(SIGHUP, &sa, NULL);
+
+  if (tee_file &&
+      (tee_fd = open(tee_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+    fprintf(stderr, "tdm-writer: %s: %s\n", tee_file, strerror(errno));
+    return 1;
+  }
+  if ((fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+    fprintf(stderr, "tdm-writer: %s: %s\n", file, strerror(errno));
+    return 1;
+  }
+  per_batch = (rate + 99) / 100; /* a batch every 10 ms */
+  cap = per_batch * (strlen(tag) + 16 + sizeof pad) + 1;
+  if (!(buf = malloc(cap)))
+    return 1;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  while (!stop_flag) {
+    if (hup_flag) {
+      int nfd;
+      hup_flag = 0;
+      do
+        nfd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+      while (nfd < 0 && errno == EINTR);
+      if (nfd < 0) {
+        fprintf(stderr, "tdm-writer: reopen %s: %s\n", file, strerror(errno));
+        return 1;
+      }
+      close(fd);
+      fd = nfd;
+    }
+    len = 0;
+    for (size_t k = 0; k < per_batch; k++) {
+      size_t padlen = (size_t)((seq * 7919u) % 101u);
+      seq++;
+      len += (size_t)snprintf(buf + len, cap - len, "%s %09llu %.*s\n", tag, seq,
+                              (int)padlen, pad);
+    }
+    if (write_all(fd, buf, len) != 0) {
+      fprintf(stderr, "tdm-writer: %s: %s\n", file, strerror(errno));
+      return 1;
+    }
+    if (tee_fd >= 0 && write_all(tee_fd, buf, len) != 0) {
+      fprintf(stderr, "tdm-writer: %s: %s\n", tee_file, strerror(errno));
+      return 1;
+    }
+    next.tv_nsec += 10 * 1000 * 1000;
+    if (next.tv_nsec >= 1000000000L) {
+      next.tv_nsec -= 1000000000L;
+      next.tv_sec++;
+    }
+    while (!stop_flag && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+      ;
+  }
+  close(fd);
+  if (count_file && write_count(count_file, seq) != 0) {
+    fprintf(stderr, "tdm-writer: %s: %s\n", count_file, strerror(errno));
+    return 1;
+  }
+  printf("%llu\n", seq);
+  free(buf);
+  if (tee_fd >= 0)
+    close(tee_fd);
+  return 0;
+}
+
 static int cmd_mkfiles(int argc, char **argv) {
   unsigned long start = 0, n;
   const char *dir, *tag;
@@ -214,6 +326,8 @@ int main(int argc, char **argv) {
     return usage();
   if (strcmp(argv[1], "append") == 0)
     return cmd_append(argc - 1, argv + 1);
+  if (strcmp(argv[1], "hold") == 0)
+    return cmd_hold(argc - 1, argv + 1);
   if (strcmp(argv[1], "mkfiles") == 0)
     return cmd_mkfiles(argc - 1, argv + 1);
   return usage();

@@ -17,7 +17,7 @@
 # Workloads e-g, `tidemark run` (issue 3's figures), one run each:
 #   e. latency: append-to-delivery latency with 200 files watched, 1,000
 #      samples (tests/bench/latency.c, built here with cc): median (<= 1 ms)
-#      and p99 (<= 5 ms); beside rsyslog imfile's ~0.7 / 1.5 ms (NOTES.md)
+#      and p99 (<= 5 ms); rsyslog imfile measured in the same run is the peer column
 #   f. idle: CPU (utime+stime of the process) over 5 s of idleness, once the
 #      start-up read of 2,000 files in 200 directories is done     (<= 0.1 s)
 #   g. rss: VmHWM / VmRSS once 100,000 small files (500 directories) are
@@ -27,6 +27,21 @@
 #   h. whole: a first `once -m whole -p count` over 20,000 small files (each
 #      hashed, looked up, recorded; a fresh state for every timed run) vs
 #      `find DIR -type f | xargs cat > /dev/null`                    (<= 3x)
+#
+# Peer column, rsyslog's imfile (Debian package `rsyslog`), in the same run:
+# rsyslogd is started by this script in the foreground (`rsyslogd -n -f CONF
+# -i PIDFILE`, its own config and work directory under $BENCH_DIR/work, no
+# system service, no /dev/log), output through omfile with a template that
+# writes the message only, and stopped (SIGTERM) after each workload:
+#   a'. catch-up of the same log: time from starting rsyslogd until omfile's
+#       output holds every byte of the log (its size polled every 20 ms); one
+#       run, a fresh work directory; shown beside rows a and b
+#   e'. append-to-delivery latency through imfile (inotify mode) into omfile:
+#       tests/bench/peer_latency.c appends a line to one of BENCH_LAT_FILES
+#       watched files and waits (inotify) until it is in the output file;
+#       BENCH_PEER_SAMPLES (300) samples; shown beside row e
+# `--only rsyslog` runs the peer workloads alone; BENCH_PEER=0 skips them.
+# Without rsyslogd the peer cells say "n/a: not installed".
 #
 # Environment:
 #   TIDEMARK       the binary (default: build/tidemark beside this tree)
@@ -67,9 +82,14 @@ while [ $# -gt 0 ]; do
     *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-ONLY=$(echo ",$ONLY," | sed 's/,latency,/,e,/g; s/,idle,/,f,/g; s/,rss,/,g,/g; s/,whole,/,h,/g')
+ONLY=$(echo ",$ONLY," | sed 's/,latency,/,e,/g; s/,idle,/,f,/g; s/,rss,/,g,/g; s/,whole,/,h,/g; s/,rsyslog,/,p,/g')
 # want X: workload X was asked for
 want() { [ "$ONLY" = ",," ] || case "$ONLY" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+PEER=${BENCH_PEER:-1}
+PEER_SAMPLES=${BENCH_PEER_SAMPLES:-300}
+RSYSLOGD=${RSYSLOGD:-$(command -v rsyslogd || ls /usr/sbin/rsyslogd 2>/dev/null || true)}
+# want_peer X: the rsyslog peer of workload X (a or e) runs
+want_peer() { [ "$PEER" != 0 ] && { want "$1" || want p; }; }
 
 [ -x "$TIDEMARK" ] || { echo "bench: no tidemark binary at $TIDEMARK (build it, or set TIDEMARK)" >&2; exit 1; }
 if ! "$GNU_TIME" -f %M true >/dev/null 2>&1; then
@@ -85,12 +105,13 @@ TREE=$BENCH_DIR/tree-$NFILES
 WORK=$BENCH_DIR/work
 rm -rf "$WORK"
 mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
+RSYS_PID=""
+trap 'type rsyslog_stop >/dev/null 2>&1 && rsyslog_stop; rm -rf "$WORK"' EXIT
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
 # ---- inputs (generated once, kept in BENCH_DIR) ------------------------------
-if { want a || want b || want d; } && { [ ! -f "$LOG" ] || [ ! -f "$LOGDIR/.complete" ]; }; then
+if { want a || want b || want d || want_peer a; } && { [ ! -f "$LOG" ] || [ ! -f "$LOGDIR/.complete" ]; }; then
   log "generating a ${SIZE_MB} MiB log in $LOG (once)"
   rm -rf "$LOGDIR"; mkdir -p "$LOGDIR"
   target=$((SIZE_MB * 1048576))
@@ -160,6 +181,112 @@ fresh_copy() { rm -rf "$WORK/state" "$WORK/out" "$WORK/copy"; sync; }
 warm_log() { cat "$LOG" > /dev/null; }
 
 ROWS=()
+PEERS=() # the peer cells of a row (" rsyslog | ratio |"), by the row's index
+# peer CELL RATIO: the peer cells of the last row
+peer() { PEERS[$((${#ROWS[@]} - 1))]=" $1 | $2 |"; }
+
+# ---- the rsyslog imfile peer ---------------------------------------------------------
+# rsyslog_start NAME INPUT_GLOB OUTFILE: a foreground rsyslogd with its own
+# config and work directory $WORK/rsyslog-NAME; reads INPUT_GLOB with imfile
+# (inotify mode), writes the message of every line to OUTFILE with omfile.
+rsyslog_start() {
+  local d=$WORK/rsyslog-$1
+  rm -rf "$d"; mkdir -p "$d/spool"
+  cat > "$d/rsyslog.conf" <<EOF
+global(workDirectory="$d/spool" maxMessageSize="64k"
+       parser.escapeControlCharactersOnReceive="off")
+module(load="imfile" mode="inotify")
+template(name="raw" type="string" string="%msg%\\n")
+ruleset(name="bench") {
+  action(type="omfile" file="$3" template="raw")
+}
+input(type="imfile" File="$2" Tag="bench" ruleset="bench")
+EOF
+  "$RSYSLOGD" -n -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" > "$d/rsyslogd.out" 2>&1 &
+  RSYS_PID=$!
+}
+# rsyslog_stop: SIGTERM the rsyslogd started here, wait for it
+rsyslog_stop() {
+  [ -n "${RSYS_PID:-}" ] || return 0
+  kill -TERM "$RSYS_PID" 2>/dev/null || true
+  wait "$RSYS_PID" 2>/dev/null || true
+  RSYS_PID=""
+}
+# rsyslog_catchup: a'. sets RSYS_A (seconds, empty if it failed) and RSYS_A_NOTE
+RSYS_A=""; RSYS_A_NOTE=""
+rsyslog_catchup() {
+  local out=$WORK/rsyslog-a.out t0 t1 size=0 end
+  rm -f "$out"
+  log "a': rsyslog imfile catch-up of the same log into omfile"
+  warm_log
+  t0=$(date +%s%N)
+  rsyslog_start a "$LOG" "$out"
+  end=$((SECONDS + 120))
+  while :; do
+    size=$(stat -c %s "$out" 2>/dev/null || echo 0)
+    [ "$size" -ge "$log_bytes" ] && break
+    kill -0 "$RSYS_PID" 2>/dev/null || { log "rsyslogd exited early: $(tail -n 3 "$WORK/rsyslog-a/rsyslogd.out")"; break; }
+    [ "$SECONDS" -lt "$end" ] || { log "rsyslog: only $size of $log_bytes bytes after 120 s"; break; }
+    sleep 0.02
+  done
+  t1=$(date +%s%N)
+  rsyslog_stop
+  if [ "$size" -ge "$log_bytes" ]; then
+    RSYS_A=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')
+    RSYS_A_NOTE=$(awk -v s="$RSYS_A" -v b="$log_bytes" 'BEGIN { printf "%.0f MiB/s", b / 1048576 / s }')
+    if ! cmp -s "$out" "$LOG"; then
+      # same size: count the lines not one after the previous (the log's
+      # lines are numbered), e.g. batches written out of order
+      local ooo
+      ooo=$(awk 'NR > 1 && $1 + 0 != prev + 1 { c++ } { prev = $1 + 0 } END { print c + 0 }' "$out")
+      log "WARNING: rsyslog's omfile output differs from the log ($ooo lines out of sequence)"
+      [ "$ooo" -gt 0 ] && RSYS_A_NOTE="$RSYS_A_NOTE, $ooo lines out of order"
+    fi
+  else
+    RSYS_A_NOTE="failed: $size of $log_bytes bytes"
+  fi
+  grep -v '^$' "$WORK/rsyslog-a/rsyslogd.out" | head -n 5 | sed 's/^/bench: rsyslogd: /' >&2 || true
+  rm -f "$out"
+}
+# rsyslog_latency: e'. sets RSYS_MED, RSYS_P99, RSYS_MAX (ms; empty if it failed)
+RSYS_MED=""; RSYS_P99=""; RSYS_MAX=""
+rsyslog_latency() {
+  local src=$WORK/rsyslog-lat-src out=$WORK/rsyslog-e.out i l
+  log "e': rsyslog imfile append-to-delivery latency, $LAT_FILES files watched, $PEER_SAMPLES samples"
+  if ! cc -O2 -o "$WORK/peer_latency" "$here/peer_latency.c" 2>"$WORK/cc-peer.err"; then
+    cat "$WORK/cc-peer.err" >&2; log "could not build tests/bench/peer_latency.c"; return 0
+  fi
+  rm -rf "$src" "$out"; mkdir -p "$src"
+  for ((i = 0; i < LAT_FILES; i++)); do : > "$src/f$i.log"; done
+  rsyslog_start e "$src/*.log" "$out"
+  "$WORK/peer_latency" -d "$src" -o "$out" -f "$LAT_FILES" -n "$PEER_SAMPLES" \
+    > "$WORK/peer-lat.out" 2> "$WORK/peer-lat.err" || log "rsyslog latency: $(cat "$WORK/peer-lat.out" "$WORK/peer-lat.err" | tail -n 5)"
+  rsyslog_stop
+  grep -v '^$' "$WORK/rsyslog-e/rsyslogd.out" | head -n 5 | sed 's/^/bench: rsyslogd: /' >&2 || true
+  l=$(grep '^latency:' "$WORK/peer-lat.out" || true)
+  log "rsyslog $l"
+  if [ -n "$l" ] && ! echo "$l" | grep -q 'samples=0 '; then
+    RSYS_MED=$(echo "$l" | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
+    RSYS_P99=$(echo "$l" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')
+    RSYS_MAX=$(echo "$l" | sed -n 's/.*max_ms=\([0-9.]*\).*/\1/p')
+  fi
+  rm -rf "$src" "$out"
+}
+PEER_NA=""
+if [ "$PEER" != 0 ] && [ -z "$RSYSLOGD" ]; then
+  PEER_NA="n/a: not installed"
+  log "rsyslogd not found (apt-get install rsyslog): the peer column shows n/a"
+fi
+# ratio_cell A B: "A/B x", or nothing
+ratio_cell() {
+  [ -n "$1" ] && [ -n "$2" ] || return 0
+  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b }'
+}
+rsys_a_cell() {
+  if [ -n "$PEER_NA" ]; then echo "$PEER_NA"
+  elif [ -n "$RSYS_A" ]; then printf '%.3f s (%s, omfile)\n' "$RSYS_A" "$RSYS_A_NOTE"
+  else echo "${RSYS_A_NOTE:-not run}"; fi
+}
 # row NAME TDM_S BASE_S BASELINE_DESC TARGET_RATIO
 row() {
   local ratio verdict
@@ -187,6 +314,16 @@ grep -q "bytes=$log_bytes" "$WORK/count.out" || log "WARNING: count did not repo
 rm -rf "$WORK/state-check"
 row "a. \`once -p count\`, $SIZE_MB MiB log (page cache)" "$tdm_a" "$base_a" "\`wc -l\`" 1.5
 fi
+# ---- a'. the same log through rsyslog imfile into omfile ---------------------------
+if want_peer a && [ -z "$PEER_NA" ]; then rsyslog_catchup; fi
+if want_peer a; then
+  if want a || want d; then
+    peer "$(rsys_a_cell)" "$(ratio_cell "$tdm_a" "$RSYS_A")"
+  else
+    ROWS+=("| a'. rsyslog imfile catch-up, $SIZE_MB MiB log, into omfile | | | | | |")
+    peer "$(rsys_a_cell)" ""
+  fi
+fi
 
 # ---- b. once into file vs a durable copy ----------------------------------------
 if want b || want d; then
@@ -196,6 +333,7 @@ best fresh_copy "$TIDEMARK" once -q -s "$WORK/state" -p "file:path=$WORK/out" "$
 cmp -s "$WORK/out" "$LOG" || log "WARNING: the file processor's output differs from the log"
 fresh_copy
 row "b. \`once -p file\`, $SIZE_MB MiB log" "$tdm_b" "$base_b" "\`cat > out && sync out\`" 1.5
+want_peer a && peer "$(rsys_a_cell): same run as a, not synced" "$(ratio_cell "$tdm_b" "$RSYS_A")"
 fi
 
 # ---- c. nothing new over 20,000 tracked files ------------------------------------
@@ -302,9 +440,29 @@ if want e; then
   else
     cat "$WORK/cc.err" >&2; log "could not build tests/bench/latency.c"
   fi
-  ms_row "e. \`run\` append-to-delivery latency, median ($LAT_FILES files, $LAT_SAMPLES samples)" "$med" 0.7 "rsyslog imfile" 1
-  ms_row "e. \`run\` append-to-delivery latency, p99" "$p99" 1.5 "rsyslog imfile" 5
+fi
+# ---- e'. the same latency through rsyslog imfile into omfile -----------------------
+if want_peer e && [ -z "$PEER_NA" ]; then rsyslog_latency; fi
+# peer_ms TDM RSYS: the peer cells of a latency row
+peer_ms() {
+  if [ -n "$PEER_NA" ]; then peer "$PEER_NA" ""
+  elif [ -n "$2" ]; then peer "$2 ms" "$(ratio_cell "$1" "$2")"
+  else peer "failed" ""; fi
+}
+if want e; then
+  ms_row "e. \`run\` append-to-delivery latency, median ($LAT_FILES files, $LAT_SAMPLES samples)" "$med" "" "" 1
+  want_peer e && peer_ms "$med" "$RSYS_MED"
+  ms_row "e. \`run\` append-to-delivery latency, p99" "$p99" "" "" 5
+  want_peer e && peer_ms "$p99" "$RSYS_P99"
   info_row "e. \`run\` append-to-delivery latency, max" "${max:-failed} ms"
+  want_peer e && peer_ms "$max" "$RSYS_MAX"
+elif want_peer e; then
+  ROWS+=("| e'. rsyslog imfile append-to-delivery latency, median ($LAT_FILES files, $PEER_SAMPLES samples) | | | | | |")
+  peer_ms "" "$RSYS_MED"
+  ROWS+=("| e'. rsyslog imfile append-to-delivery latency, p99 | | | | | |")
+  peer_ms "" "$RSYS_P99"
+  ROWS+=("| e'. rsyslog imfile append-to-delivery latency, max | | | | | |")
+  peer_ms "" "$RSYS_MAX"
 fi
 
 # ---- f. CPU while idle ----------------------------------------------------------------
@@ -391,9 +549,9 @@ if want h; then
     grep -q "files=$NFILES .*bytes=$tree_bytes" "$WORK/whole.out" ||
       log "WARNING: whole-mode once over the tree: $(cat "$WORK/whole.out") (want files=$NFILES, bytes=$tree_bytes)"
     fresh_whole
-    row "h. first \`once -m whole -p count\`, $NFILES small files" "$tdm_h" "$base_h" "\`find | xargs cat\`" 3
+    row "h. first \`once -m whole -p count\`, $NFILES small files" "$tdm_h" "$base_h" "\`find \\| xargs cat\`" 3
   else
-    ROWS+=("| h. first \`once -m whole -p count\`, $NFILES small files | failed | $(printf '%.3f s' "$base_h") (\`find | xargs cat\`) | | ≤ 3x | MISS |")
+    ROWS+=("| h. first \`once -m whole -p count\`, $NFILES small files | failed | $(printf '%.3f s' "$base_h") (\`find \\| xargs cat\`) | | ≤ 3x | MISS |")
   fi
 fi
 
@@ -401,7 +559,13 @@ fi
 echo
 echo "tidemark $("$TIDEMARK" --version 2>/dev/null | awk '{ print $NF }') · $(nproc) cores · $(uname -sr) · a–c, h best of $RUNS, e–g one run · $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| workload | tidemark | baseline | ratio | target | result |"
-echo "|---|---|---|---|---|---|"
-printf '%s\n' "${ROWS[@]}"
+if [ "$PEER" != 0 ]; then
+  echo "| workload | tidemark | baseline | ratio | target | result | rsyslog imfile (peer, same run) | tidemark / rsyslog |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for i in "${!ROWS[@]}"; do printf '%s%s\n' "${ROWS[$i]}" "${PEERS[$i]:- | |}"; done
+else
+  echo "| workload | tidemark | baseline | ratio | target | result |"
+  echo "|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+fi
 exit 0

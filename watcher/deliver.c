@@ -108,6 +108,15 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
     sleep_ms(backoff);
     if (t->stop)
       return TDM_ESTOPPED;
+    /* A long stall must not keep what was delivered before it out of the
+       store. Only while no processor holds part of this chunk: a commit then
+       covers exactly the bookmarks. A failed checkpoint rolled everything
+       back: the pass ends. */
+    if (taken == 0) {
+      int rc = tdm__checkpoint_maybe(t);
+      if (rc != 0)
+        return rc;
+    }
     backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
   }
 }

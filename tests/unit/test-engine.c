@@ -286,3 +286,70 @@ TEST(truncated_to_zero_then_regrown_is_the_same_file) {
   ASSERT_EQ(st.files_new, 0);
   SINK_EQ(&s, "four\n");
 }
+
+/* ---- a long stall does not hold back what was delivered before it ------ */
+
+#include <sys/wait.h>
+
+#include "state/store.h"
+
+typedef struct stall {
+  int retries;          /* RETRY answers so far for b.log */
+  int child_status;     /* what the reader in the child process saw */
+} stall_t;
+
+static int find_a(void *arg, const tdm_file_rec_t *rec) {
+  if (strstr(rec->path, "/a.log") != NULL)
+    *(uint64_t *)arg = rec->offset;
+  return 0;
+}
+
+/* A second process reads the store while the first one is stalled. */
+static int bookmark_of_a_in_store(void) {
+  pid_t pid = fork();
+  int status;
+  if (pid == 0) {
+    tdm__log_t log = {TDM_LOG_ERROR, quiet, NULL};
+    tdm_store_t *s;
+    uint64_t off = 0;
+    if (tdm_store_open(tdm_test_path("state"), TDM_STORE_RDONLY, &log, &s) != 0)
+      _exit(100);
+    tdm_store_load_files(s, find_a, &off);
+    tdm_store_close(s);
+    _exit(off == 6 ? 0 : 1);
+  }
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+static int stalling(void *arg, const tdm_chunk_t *c) {
+  stall_t *st = arg;
+  if (strstr(c->path, "/b.log") == NULL)
+    return TDM_PROC_OK;
+  if (++st->retries < 12) /* ~1.2 s of backoff: past --checkpoint-ms 100 */
+    return TDM_PROC_RETRY;
+  st->child_status = bookmark_of_a_in_store();
+  return TDM_PROC_OK;
+}
+
+TEST(stalled_processor_still_checkpoints_earlier_files) {
+  tdm_options_t o;
+  stall_t st = {0, -1};
+  tdm_t *t;
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  o.checkpoint_ms = 100;
+  /* A directory's files are read before its subdirectories: a.log, then
+     z/b.log. */
+  tdm_test_write(src("a.log"), "first\n", 6);
+  mkdir(src("z"), 0755);
+  tdm_test_write(src("z/b.log"), "second\n", 7);
+  ASSERT_EQ(tdm_open(&o, &t), 0);
+  ASSERT_EQ(tdm_add_source(t, tdm_test_path("src")), 0);
+  ASSERT_EQ(tdm_add_callback(t, "stalling", stalling, &st), 0);
+  ASSERT_EQ(tdm_run_once(t), 0);
+  tdm_close(t);
+  ASSERT_EQ(st.retries, 12);
+  ASSERT_EQ(st.child_status, 0); /* a.log's bookmark was durable meanwhile */
+}

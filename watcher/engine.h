@@ -204,6 +204,7 @@ typedef struct tdm_proc {
   tdm_proc_spec_t spec;   /* parsed, for reopening */
   tdm_chunk_cb cb;        /* callback processors: desc is NULL */
   void *cb_arg;
+  void *ctx;              /* host descriptors: *state before open() */
   uint8_t blob[TDM_RESTORE_MAX]; /* the last durable restore blob */
   size_t blob_len;
   int open;               /* state is live */
@@ -282,6 +283,14 @@ typedef struct tdm_live {
   int limit_warned;
   tdm_stopped_cb stopped_cb;
   void *stopped_arg;
+  /* tdm_run_slice: the work runs on the loop thread (an idle handle), on a
+     loop of tidemark's own that a timer stops after each slice. */
+  int inline_work;
+  uv_idle_t idle;
+  uv_loop_t *own_loop;    /* owned; NULL once closed */
+  uv_timer_t slice;
+  int slice_done;         /* stopped_cb was called */
+  int slice_status;
 } tdm_live_t;
 
 struct tdm_s {

@@ -99,14 +99,15 @@ class Chunk:
     buffer, valid only during the call: copy what you keep (bytes(data)).
     `path` is a str (os.fsdecode of the file's current path)."""
 
-    __slots__ = ("file_id", "offset", "flags", "data", "_path")
+    __slots__ = ("file_id", "offset", "flags", "data", "_ptr", "_path")
 
     PIECE = 0x1     # a piece of a record longer than max_record
     RESTART = 0x2   # first chunk after the file was truncated or rewritten
 
-    def __init__(self, file_id, path, offset, flags, data):
+    def __init__(self, file_id, path_ptr, offset, flags, data):
         self.file_id = file_id
-        self._path = path
+        self._ptr = path_ptr    # C string, readable during the call only
+        self._path = None
         self.offset = offset
         self.flags = flags
         self.data = data
@@ -114,14 +115,19 @@ class Chunk:
     @property
     def path(self):
         p = self._path
-        if isinstance(p, bytes):
-            p = self._path = os.fsdecode(p)
+        if p is None:
+            if self._ptr is None:
+                raise ValueError("chunk.path was not read during the call")
+            p = self._path = os.fsdecode(ctypes.string_at(self._ptr))
         return p
 
     def __repr__(self):
-        return "<tidemark.Chunk file_id=%d path=%r offset=%d len=%s flags=%d>" % (
-            self.file_id, self.path, self.offset,
-            len(self.data) if self.data is not None else "?", self.flags)
+        try:
+            path = self.path
+        except ValueError:
+            path = "?"
+        return "<tidemark.Chunk file_id=%d path=%r offset=%d flags=%d>" % (
+            self.file_id, path, self.offset, self.flags)
 
 
 def _exc_text(e):
@@ -332,27 +338,44 @@ class Tidemark:
 
     def _deliver(self, fn, label):
         """The per-chunk trampoline: fn(chunk) -> result code. Every
-        exception is caught: this is called from C."""
+        exception is caught: this is called from C.
+
+        chunk.data is a slice of one memoryview over the host's read buffer
+        (made again only when the buffer moves or grows), released after the
+        call; the slice covers exactly the chunk's bytes, so it never shows
+        memory the chunk does not own. chunk.path is read from C only when
+        asked for, or after the call when the chunk object was kept."""
         memview = _lib.memview
         fail = self._failure
+        failures = self._failures
+        refcount = sys.getrefcount
+        base = [None, 0, 0]     # memoryview, its address, its length
 
         def deliver(cp, msg):
             c = cp.contents
-            data = memview(c.data, c.len, 0x100)
-            chunk = Chunk(c.file_id, ctypes.string_at(c.path), c.offset,
-                          c.flags, data)
+            n = c.len
+            p = c.data
+            if p != base[1] or n > base[2]:
+                base[0] = memview(p, n, 0x100)
+                base[1] = p
+                base[2] = n
+            data = base[0][:n]
+            chunk = Chunk(c.file_id, c.path, c.offset, c.flags, data)
             try:
                 r = fn(chunk)
             except BaseException as e:
                 data.release()
                 return fail(label, e, msg)
+            if refcount(chunk) > 2:     # kept: give it its path for later
+                chunk.path
+            chunk._ptr = None
             try:
                 data.release()
             except BufferError:
                 _put_msg(msg, "chunk.data is still in use after the call "
                          "(copy what you keep: bytes(chunk.data))")
-                self._failures.append("processor '%s': chunk.data kept past "
-                                      "the call" % label)
+                failures.append("processor '%s': chunk.data kept past the "
+                                "call" % label)
                 return _lib.PROC_FAIL
             if r is None:
                 return 0
@@ -382,19 +405,7 @@ class Tidemark:
             return _lib.PROC_FAIL
 
     def _add_function(self, fn, label):
-        deliver = self._deliver(fn, label)
-
-        def cb(arg, cp):
-            try:
-                return deliver(cp, None)
-            except BaseException:
-                return _lib.PROC_FAIL
-        c_cb = _lib.CHUNK_CB(cb)
-        self._errors.clear()
-        rc = self._lib.tdm_add_callback(self._t, label.encode(), c_cb, None)
-        if rc != 0:
-            raise self._lib_error(rc)
-        self._keep.append(c_cb)
+        self._add_desc(label, self._deliver(fn, label), None, None, None)
         self._procs.append(fn)
 
     def _add_object(self, obj, label):
@@ -415,12 +426,6 @@ class Tidemark:
                     return failure(label, e, args.contents.msg)
                 except BaseException:
                     return _lib.PROC_FAIL
-
-        def c_process(state, cp, msg):
-            try:
-                return deliver(cp, msg)
-            except BaseException:
-                return _lib.PROC_FAIL
 
         def c_commit(state, buf, lenp, msg):
             try:
@@ -458,20 +463,33 @@ class Tidemark:
                 except BaseException:
                     pass
 
+        self._add_desc(label, deliver, c_open, c_commit, c_close)
+        self._procs.append(obj)
+
+    def _add_desc(self, label, deliver, c_open, c_commit, c_close):
+        """Hand the library a processor descriptor of ours
+        (tdm_add_processor_desc); it and its callbacks live until close."""
+        def c_process(state, cp, msg):
+            try:
+                return deliver(cp, msg)
+            except BaseException:
+                return _lib.PROC_FAIL
+
         d = _lib.Processor_t()
         d.abi_version = _lib.ABI_VERSION
         d.size = ctypes.sizeof(_lib.Processor_t)
         name_b = label.encode()
         d.name = name_b
         d.summary = b"a Python processor"
-        d.open = _lib.OPEN_FN(c_open)
         d.process = _lib.PROCESS_FN(c_process)
-        d.commit = _lib.COMMIT_FN(c_commit)
-        d.close = _lib.CLOSE_FN(c_close)
-        # The descriptor and its callbacks live until tdm_close.
+        if c_open is not None:
+            d.open = _lib.OPEN_FN(c_open)
+            d.commit = _lib.COMMIT_FN(c_commit)
+            d.close = _lib.CLOSE_FN(c_close)
         self._keep.extend([d, name_b])
         self._failures.clear()
         self._errors.clear()
+        self._first_exc = None
         rc = self._lib.tdm_add_processor_desc(self._t, ctypes.byref(d), name_b,
                                               None)
         if rc != 0:
@@ -480,8 +498,7 @@ class Tidemark:
             err = self._lib_error(rc)
             if failures:
                 err = Error(err.code, failures[0], rc)
-            raise err from getattr(self, "_first_exc", None)
-        self._procs.append(obj)
+            raise err from self._first_exc
 
     # ---- running -----------------------------------------------------------
 

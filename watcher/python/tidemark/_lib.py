@@ -98,7 +98,9 @@ def _candidates():
     names = ["libtidemark.so.0"]
     try:  # written by `cmake --install`: the library of the same prefix
         from . import _install
-        names.insert(0, os.path.join(_install.LIBDIR, "libtidemark.so.0"))
+        names.insert(0, os.path.normpath(os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), _install.LIBDIR_REL,
+            "libtidemark.so.0")))
     except ImportError:
         pass
     found = ctypes.util.find_library("tidemark")

@@ -506,6 +506,7 @@ class Tidemark:
         """The counters since open (tdm_stats_t names) as a dict. Call it
         between runs, or from a processor."""
         st = _lib.padded(_lib.Stats_t)
+        self._lib.tdm_stats_init(ctypes.byref(st))
         self._lib.tdm_get_stats(self._check(), ctypes.byref(st))
         return {n: getattr(st, n) for n in _lib.STATS}
 

@@ -14,7 +14,7 @@ c_size_t, c_void_p, c_char_p = ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p
 POINTER, CFUNCTYPE = ctypes.POINTER, ctypes.CFUNCTYPE
 
 # processor.h
-ABI_VERSION = 1
+ABI_VERSION = 2
 MSG_MAX = 256
 RESTORE_MAX = 256
 PROC_OK, PROC_RETRY, PROC_FAIL = 0, 1, 2
@@ -28,8 +28,9 @@ _SLACK = 4096
 
 
 class Chunk_t(ctypes.Structure):
-    _fields_ = [("file_id", c_uint64), ("path", c_void_p), ("offset", c_uint64),
-                ("data", c_void_p), ("len", c_size_t), ("flags", c_uint32)]
+    _fields_ = [("size", c_uint32), ("flags", c_uint32), ("file_id", c_uint64),
+                ("path", c_void_p), ("offset", c_uint64), ("data", c_void_p),
+                ("len", c_size_t)]
 
 
 class OpenArgs_t(ctypes.Structure):
@@ -55,7 +56,7 @@ class Processor_t(ctypes.Structure):
 
 
 class Options_t(ctypes.Structure):
-    _fields_ = [("state_dir", c_char_p), ("mode", c_int), ("records", c_int),
+    _fields_ = [("size", c_uint32), ("state_dir", c_char_p), ("mode", c_int), ("records", c_int),
                 ("include", POINTER(c_char_p)), ("n_include", c_size_t),
                 ("exclude", POINTER(c_char_p)), ("n_exclude", c_size_t),
                 ("recursive", c_int), ("from_end", c_int),
@@ -75,7 +76,7 @@ STATS = ("files_seen", "files_opened", "files_new", "bytes", "chunks",
 
 
 class Stats_t(ctypes.Structure):
-    _fields_ = [(n, c_uint64) for n in STATS]
+    _fields_ = [("size", c_uint32)] + [(n, c_uint64) for n in STATS]
 
 
 def padded(struct_type):
@@ -148,6 +149,7 @@ def _declare(lib):
     fn("tdm_run_slice", c_int, t, c_uint32)
     fn("tdm_stop", None, t)
     fn("tdm_rescan", None, t)
+    fn("tdm_stats_init", None, c_void_p)
     fn("tdm_get_stats", None, t, c_void_p)
     fn("tdm_close", None, t)
     fn("tdm_status_json", c_int, c_char_p, POINTER(c_void_p))

@@ -37,6 +37,7 @@
 #define READ_BUDGET (16u << 20) /* bytes of one file per look */
 
 static void after_work(uv_work_t *req, int status);
+static void on_idle(uv_idle_t *h);
 static void on_sweep(uv_timer_t *h);
 
 /* ---- the worker --------------------------------------------------------- */
@@ -151,8 +152,20 @@ void tdm__live_kick(tdm_t *t) {
     return;
   lv->busy = 1;
   lv->work.data = t;
+  if (lv->inline_work) {
+    uv_idle_start(&lv->idle, on_idle); /* runs at the loop's next turn */
+    return;
+  }
   if (uv_queue_work(lv->loop, &lv->work, work_cb, after_work) != 0)
     lv->busy = 0; /* cannot happen with a live loop */
+}
+
+/* tdm_run_slice: the worker's turn, on the loop thread itself. */
+static void on_idle(uv_idle_t *h) {
+  tdm_t *t = h->data;
+  uv_idle_stop(h);
+  work_cb(&t->live->work);
+  after_work(&t->live->work, 0);
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -168,9 +181,11 @@ static void on_closed(uv_handle_t *h) {
 static void close_all(tdm_t *t) {
   tdm_live_t *lv = t->live;
   lv->closing = 1;
-  lv->handles = 3;
+  lv->handles = 3 + lv->inline_work;
   if (lv->watch->close != NULL)
     lv->handles += lv->watch->close(lv->watch_state, on_closed);
+  if (lv->inline_work)
+    uv_close((uv_handle_t *)&lv->idle, on_closed);
   uv_close((uv_handle_t *)&lv->wake, on_closed);
   uv_close((uv_handle_t *)&lv->tick, on_closed);
   uv_close((uv_handle_t *)&lv->sweep, on_closed);
@@ -264,7 +279,8 @@ static int open_watch(tdm_t *t, uv_loop_t *loop) {
   return lv->watch->open(t, loop, &lv->watch_state);
 }
 
-int tdm_start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg) {
+static int start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg,
+                 int inline_work) {
   tdm_live_t *lv;
   uint64_t every;
   int rc;
@@ -288,6 +304,11 @@ int tdm_start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg) {
   t->read_budget = t->buf_cap * 2 > READ_BUDGET ? t->buf_cap * 2 : READ_BUDGET;
   t->max_open = fd_budget();
 
+  lv->inline_work = inline_work;
+  if (inline_work) {
+    uv_idle_init(loop, &lv->idle);
+    lv->idle.data = t;
+  }
   uv_async_init(loop, &lv->wake, on_wake);
   uv_timer_init(loop, &lv->tick);
   uv_timer_init(loop, &lv->sweep);
@@ -298,6 +319,10 @@ int tdm_start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg) {
   lv->want_rescan = 1; /* the first pass: everything against the store */
   tdm__live_kick(t);
   return 0;
+}
+
+int tdm_start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg) {
+  return start(t, loop, cb, arg, 0);
 }
 
 static void run_stopped(tdm_t *t, int status, void *arg) {
@@ -318,6 +343,61 @@ int tdm_run(tdm_t *t) {
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   return status;
+}
+
+/* ---- tdm_run_slice: the work on the caller's thread ----------------------- */
+
+static void slice_stopped(tdm_t *t, int status, void *arg) {
+  (void)arg;
+  t->live->slice_done = 1;
+  t->live->slice_status = status;
+}
+
+static void on_slice_end(uv_timer_t *h) {
+  uv_stop(h->loop);
+}
+
+int tdm_run_slice(tdm_t *t, uint32_t max_ms) {
+  tdm_live_t *lv = t->live;
+  uv_loop_t *loop;
+  int rc;
+
+  if (lv == NULL) {
+    if ((loop = malloc(sizeof(*loop))) == NULL)
+      return -ENOMEM;
+    if ((rc = uv_loop_init(loop)) != 0) {
+      free(loop);
+      return rc;
+    }
+    if ((rc = start(t, loop, slice_stopped, NULL, 1)) != 0) {
+      uv_loop_close(loop);
+      free(loop);
+      return rc;
+    }
+    lv = t->live;
+    lv->own_loop = loop;
+    /* Unreferenced: once tidemark's handles are closed, uv_run returns
+       whatever the timer says. */
+    uv_timer_init(loop, &lv->slice);
+    uv_unref((uv_handle_t *)&lv->slice);
+  } else if (lv->own_loop == NULL) {
+    /* Started by tdm_start()/tdm_run(), or a slice run that is over. */
+    return lv->inline_work ? lv->slice_status : -EBUSY;
+  }
+  loop = lv->own_loop;
+  if (!lv->slice_done) {
+    uv_timer_start(&lv->slice, on_slice_end, max_ms, 0);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&lv->slice);
+    if (!lv->slice_done)
+      return 1;
+  }
+  uv_close((uv_handle_t *)&lv->slice, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  free(loop);
+  lv->own_loop = NULL;
+  return lv->slice_status;
 }
 
 void tdm_rescan(tdm_t *t) {

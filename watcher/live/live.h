@@ -33,6 +33,14 @@ typedef struct tdm_live {
   int watch_failed;       /* a directory could not be watched: poll it */
   tdm_stopped_cb stopped_cb;
   void *stopped_arg;
+  /* tdm_run_slice: the work runs on the loop thread (an idle handle), on a
+     loop of tidemark's own that a timer stops after each slice. */
+  int inline_work;
+  uv_idle_t idle;
+  uv_loop_t *own_loop;    /* owned; NULL once closed */
+  uv_timer_t slice;
+  int slice_done;         /* stopped_cb was called */
+  int slice_status;
 } tdm_live_t;
 
 /* live.c: wake a started tdm_t's loop after tdm_stop (async-signal-safe),

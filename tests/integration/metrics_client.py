@@ -9,9 +9,12 @@
   metrics_client.py idle PORT SECS       connect, send half a request, print
                                          "closed after N s" when the server
                                          closes, or "open" after SECS
-  metrics_client.py flood PORT N         N connections in batches: garbage,
-                                         half-open, oversized, never-reading;
-                                         print "flood done"
+  metrics_client.py flood PORT N [PID]   N connections in batches of 200 held
+                                         open together: garbage, half-open,
+                                         oversized, never-reading; print
+                                         "flood done", and with PID "max_fds
+                                         N", the most descriptors PID held
+                                         while a batch was open
 """
 import os
 import socket
@@ -69,6 +72,8 @@ def main():
             print("closed after %.1f s" % (time.monotonic() - t0))
     elif cmd == "flood":
         n = int(sys.argv[3])
+        pid = sys.argv[4] if len(sys.argv) > 4 else None
+        max_fds = 0
         done = 0
         while done < n:
             batch = []
@@ -92,9 +97,13 @@ def main():
                 batch.append(s)
             done += len(batch) if batch else 200
             time.sleep(0.2)
+            if pid is not None:
+                max_fds = max(max_fds, len(os.listdir("/proc/%s/fd" % pid)))
             for s in batch:
                 s.close()
         print("flood done")
+        if pid is not None:
+            print("max_fds %d" % max_fds)
 
 
 main()

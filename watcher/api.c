@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "engine/checkpoint.h"
 #include "engine/metrics.h"
+#include "engine/progress.h"
 #include "engine/reader.h"
 #include "engine/reconcile.h"
 #include "live/live.h"
@@ -364,9 +365,12 @@ int tdm_run_once(tdm_t *t) {
   /* New processors' first restore points go to the store before any data. */
   if (t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
     return rc;
+  if ((rc = tdm__progress_begin(t)) != 0)
+    return rc;
   rc = tdm__reconcile_all(t, NULL);
   if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_whole(t, rc);
+  tdm__progress_end(t);
   if (t->need_checkpoint || t->n_dead > 0) {
     int crc = tdm__checkpoint(t);
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)

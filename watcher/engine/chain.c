@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/progress.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -128,8 +129,10 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
         return TDM_EPROC;
       }
     }
-    if (taken == all)
+    if (taken == all) {
+      tdm__progress_tick(t);
       return 0;
+    }
     if (t->stop)
       return TDM_ESTOPPED;
     sleep_ms(backoff);

@@ -81,6 +81,7 @@ struct tdm_s {
   int count_records;      /* count records per processor (metrics wanted) */
   uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
   uint64_t checkpoint_ns_count;
+  struct tdm_progress_state *progress; /* tdm_run_once with a progress_cb */
 };
 
 /* Check that a pass can run and allocate the read buffer. */

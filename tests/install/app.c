@@ -45,6 +45,7 @@ int main(int argc, char **argv) {
     tdm_close(t);
     return 1;
   }
+  tdm_stats_init(&st);
   tdm_get_stats(t, &st);
   printf("version %s lines %llu bytes %llu files %llu\n", tdm_version(),
          n.lines, n.bytes, (unsigned long long)st.files_tracked);

@@ -5,7 +5,7 @@
 #   BINDIR/tidemark
 #   LIBDIR/libtidemark.so.0.x.y, libtidemark.so.0 (soname), libtidemark.so
 #   LIBDIR/libtidemark.a
-#   INCLUDEDIR/tidemark.h, INCLUDEDIR/tidemark/processor.h
+#   INCLUDEDIR/tidemark.h, INCLUDEDIR/tidemark/processor.h, .../version.h
 #   LIBDIR/pkgconfig/tidemark.pc      prefix= the prefix installed INTO
 #   LIBDIR/tidemark/                  the plugins (TDM_PLUGIN_INSTALL_DIR)
 #   (the systemd unit and the man pages: watcher/cli/)
@@ -25,6 +25,7 @@ install(TARGETS tidemark_static ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/watcher/include/tidemark.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/processors/tidemark/processor.h
+              ${PROJECT_BINARY_DIR}/include/tidemark/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tidemark)
 install(DIRECTORY DESTINATION ${TDM_PLUGIN_INSTALL_DIR})
 

@@ -220,8 +220,11 @@ static void publish(tdm_t *t, int force) {
   if (lv->http == NULL && !t->opts.notify)
     return;
   t->stats.watches = lv->in.n;
-  if (!force && lv->m_last_ms != 0 && now - lv->m_last_ms < PUBLISH_MS)
+  if (!force && lv->m_last_ms != 0 && now - lv->m_last_ms < PUBLISH_MS) {
+    lv->m_stale = 1;
     return;
+  }
+  lv->m_stale = 0;
   if (tdm__metrics_render(t, &text, &len, &tracked, &pending) != 0)
     return; /* out of memory: the last text stays */
   lv->m_last_ms = now;
@@ -308,7 +311,8 @@ static int has_work(const tdm_t *t) {
   return lv->queue_len > 0 || lv->queue_overflow || lv->want_rescan ||
          t->n_ready > 0 || (lv->want_checkpoint && t->need_checkpoint) ||
          (lv->want_drain &&
-          (t->n_orphans > 0 || t->n_waiting > 0 || t->n_inflight > 0)) ||
+          (t->n_orphans > 0 || t->n_waiting > 0 || t->n_inflight > 0 ||
+           lv->m_stale)) ||
          lv->stopping;
 }
 

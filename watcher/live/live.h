@@ -53,6 +53,8 @@ typedef struct tdm_live {
   uint64_t status_ms;     /* loop: last STATUS= line */
   int first_pass_done;    /* worker: the first reconcile is over */
   uint64_t m_last_ms;     /* worker: last publication */
+  atomic_int m_stale;     /* worker: a publication was skipped (too soon
+                             after the last); the next tick runs one */
   pthread_mutex_t mlock;
   char *mtext;            /* the metrics text (mlock) */
   size_t mlen;

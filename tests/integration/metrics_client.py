@@ -17,6 +17,7 @@
                                          while a batch was open
 """
 import os
+import signal
 import socket
 import sys
 import time
@@ -40,6 +41,7 @@ def read_all(s):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` is fine
     cmd = sys.argv[1]
     if cmd == "port":
         s = socket.socket()

@@ -15,6 +15,10 @@ SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt")
 [ -f "$SRC/tests/install/app.c" ] || fail "source tree not found ($SRC)"
 command -v pkg-config >/dev/null || fail "pkg-config is required"
 CC=${CC:-cc}
+# A sanitizer build installs an instrumented library: build the programs
+# against it the same way.
+SAN=()
+grep -q '^TDM_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" && SAN=(-fsanitize=address,undefined)
 
 # A prefix with no relation to the configured one.
 P="$T/prefix"
@@ -62,7 +66,7 @@ say "an outside program builds with pkg-config --cflags --libs tidemark and runs
 cp "$SRC/tests/install/app.c" "$T/app.c"
 # Word splitting of pkg-config's output is intended: it is a list of flags.
 read -r -a flags <<<"$(pkg-config --cflags --libs tidemark)"
-assert_exit 0 "$CC" -std=c11 -Wall -Werror -o "$T/app" "$T/app.c" "${flags[@]}"
+assert_exit 0 "$CC" -std=c11 -Wall -Werror "${SAN[@]}" -o "$T/app" "$T/app.c" "${flags[@]}"
 LD_LIBRARY_PATH="$P/$LIBDIR" assert_exit 0 "$T/app" "$T/s-shared" "$D"
 assert_eq "$(cat "$STDOUT")" "version $("$TIDEMARK" --version | awk '{print $2}') lines 3700 bytes $want_bytes files 2" "app output"
 LD_LIBRARY_PATH="$P/$LIBDIR" ldd "$T/app" > "$T/ldd"
@@ -79,7 +83,7 @@ for f in "${sflags[@]}"; do
   [ "$f" = -ltidemark ] && f="$P/$LIBDIR/libtidemark.a"
   static+=("$f")
 done
-assert_exit 0 "$CC" -std=c11 -o "$T/app-static" "$T/app.c" "${cflags[@]}" "${static[@]}"
+assert_exit 0 "$CC" -std=c11 "${SAN[@]}" -o "$T/app-static" "$T/app.c" "${cflags[@]}" "${static[@]}"
 ldd "$T/app-static" | grep -q libtidemark && fail "app-static links libtidemark.so"
 assert_exit 0 "$T/app-static" "$T/s-static" "$D"
 assert_contains "$STDOUT" "lines 3700 bytes $want_bytes files 2"

@@ -36,6 +36,8 @@ typedef struct tdm_file {
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */
   uint64_t grown_ms;      /* run, orphans: last time it was seen growing */
+  uint64_t pending_ms;    /* metrics: first seen with bytes pending (0:
+                             none pending at the last snapshot) */
   size_t slot;            /* index in the table's vector */
   tdm_hnode_t by_id;      /* in tdm_filetable_t.ids, by (dev, ino) */
   tdm_hnode_t by_path;    /* in tdm_filetable_t.paths */

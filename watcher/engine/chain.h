@@ -23,6 +23,8 @@ typedef struct tdm_proc {
   uint8_t blob[TDM_RESTORE_MAX]; /* the last durable restore blob */
   size_t blob_len;
   int open;               /* state is live */
+  /* Metrics: what this processor accepted, retried, failed. */
+  uint64_t m_bytes, m_records, m_retries, m_failures;
 } tdm_proc_t;
 
 /* Open a processor instance with its stored blob. Logs and returns

@@ -406,11 +406,24 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   }
   hex[32] = '\0';
 
-  if (f->rec.state == TDM_FILE_DONE && memcmp(f->rec.content_hash, h, 16) == 0) {
-    close(fd); /* touched, not changed */
+  if ((f->rec.state == TDM_FILE_DONE || f->rec.state == TDM_FILE_DUPLICATE) &&
+      memcmp(f->rec.content_hash, h, 16) == 0) {
+    /* Touched, or the same bytes written again: not a new version. */
+    close(fd);
+    tdm__warn(&t->log, "%s: same content as when it was handled: skipped "
+              "(a duplicate)", tdm__quote(path, q, sizeof(q)));
+    t->stats.duplicates++;
+    f->rec.updated_ns = tdm__wall_ns();
     f->dirty = 1;
     t->need_checkpoint = 1;
     return 0;
+  }
+  if (f->rec.state != TDM_FILE_PENDING) {
+    tdm__info(&t->log, "%s: changed since it was handled: a new version",
+              tdm__quote(path, q, sizeof(q)));
+    f->rec.state = TDM_FILE_PENDING; /* until its outcome is known */
+    f->dirty = 1;
+    t->need_checkpoint = 1;
   }
   e = hs_find(&t->hashes, h);
   if (e != NULL)
@@ -468,7 +481,6 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
 int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
                     unsigned hints) {
   tdm_file_t *f;
-  char q[PATH_MAX];
   int rc;
 
   if (t->stop)
@@ -501,13 +513,8 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
     if ((uint64_t)lst->st_size == f->rec.size &&
         mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_PENDING)
       return 0; /* done, duplicate or failed, and unchanged */
-    if (f->rec.state != TDM_FILE_PENDING) {
-      tdm__info(&t->log, "%s: changed since it was handled: a new version",
-                tdm__quote(path, q, sizeof(q)));
-      f->rec.state = TDM_FILE_PENDING;
-      f->dirty = 1;
-      t->need_checkpoint = 1;
-    }
+    /* A handled file whose stat changed keeps its state until its content
+       is hashed: only a new hash makes a new version (complete()). */
   }
   f->seen = 1;
   if (!(hints & (TDM_HINT_COMPLETE | TDM_HINT_CLOSED)) &&

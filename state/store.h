@@ -46,6 +46,8 @@ typedef struct tdm_file_rec {
   uint64_t ino;
   uint64_t size;        /* size at the last look */
   int64_t mtime_ns;     /* mtime at the last look */
+  int64_t ctime_ns;     /* ctime at the last look; 0: unknown (a record of
+                           format 1): the file counts as changed once */
   uint64_t offset;      /* the bookmark: delivered and durable up to here */
   uint64_t fp_hash;     /* XXH3-64 of the first fp_len bytes */
   uint32_t fp_len;

@@ -351,6 +351,13 @@ static inline int64_t mtime_ns(const struct stat *st) {
   return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
+/* A stat's ctime in nanoseconds. Any write, and any put-back of the mtime
+   (touch -d, cp -p, rsync -t), moves it: size, mtime and ctime unchanged
+   is what "unchanged" means. */
+static inline int64_t ctime_ns(const struct stat *st) {
+  return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
 /* Read a file through its held descriptor (moved away, deleted, or with more
    to read than one look's budget); forget it once a deleted one is drained. */
 int tdm__drain(tdm_t *t, tdm_file_t *f);

@@ -3,8 +3,8 @@
  * is new.
  *
  * Every way a file comes to our attention (a scan, an inotify event, a poll)
- * ends in tdm__look(): the unchanged test on the lstat (same inode, size and
- * mtime: not opened at all), then identity through the descriptor, then a
+ * ends in tdm__look(): the unchanged test on the lstat (same inode, size,
+ * mtime and ctime: not opened at all), then identity through the descriptor, then a
  * read from the bookmark. Live watching holds descriptors open (so a file
  * renamed out of the tree or deleted can still be drained) and reads at most
  * `read_budget` bytes of one file per look, so a busy file cannot starve the
@@ -216,6 +216,7 @@ static int read_file(tdm_t *t, tdm_file_t *f, int fd, const struct stat *st) {
   if (rc == 0 && !more) {
     f->rec.size = (uint64_t)st->st_size;
     f->rec.mtime_ns = mtime_ns(st);
+    f->rec.ctime_ns = ctime_ns(st);
     f->dirty = 1;
     t->need_checkpoint = 1;
   }
@@ -252,7 +253,8 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
       return -ENOMEM;
     /* Unchanged since the last look: not opened at all. */
     if ((uint64_t)lst->st_size == f->rec.size &&
-        mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_FAILED &&
+        mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
+        f->rec.state != TDM_FILE_FAILED &&
         !f->ready)
       return 0;
   }

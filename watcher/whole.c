@@ -361,7 +361,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   char hex[33], q[PATH_MAX];
   uint64_t other = 0;
   tdm_hashset_entry_t *e;
-  int fd, rc;
+  int fd, rc, upgrade;
 
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -398,8 +398,12 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     close(fd);
     return 0;
   }
+  /* A record of format 1 knows no ctime: checked once by its hash, quietly. */
+  upgrade = f->rec.ctime_ns == 0 && f->rec.size == (uint64_t)a.st_size &&
+            f->rec.mtime_ns == mtime_ns(&a);
   f->rec.size = (uint64_t)a.st_size;
   f->rec.mtime_ns = mtime_ns(&a);
+  f->rec.ctime_ns = ctime_ns(&a);
   for (int i = 0; i < 16; i++) {
     hex[2 * i] = hexd[h[i] >> 4];
     hex[2 * i + 1] = hexd[h[i] & 15];
@@ -410,10 +414,12 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
       memcmp(f->rec.content_hash, h, 16) == 0) {
     /* Touched, or the same bytes written again: not a new version. */
     close(fd);
-    tdm__warn(&t->log, "%s: same content as when it was handled: skipped "
-              "(a duplicate)", tdm__quote(path, q, sizeof(q)));
-    t->stats.duplicates++;
-    f->rec.updated_ns = tdm__wall_ns();
+    if (!upgrade) {
+      tdm__warn(&t->log, "%s: same content as when it was handled: skipped "
+                "(a duplicate)", tdm__quote(path, q, sizeof(q)));
+      t->stats.duplicates++;
+      f->rec.updated_ns = tdm__wall_ns();
+    }
     f->dirty = 1;
     t->need_checkpoint = 1;
     return 0;
@@ -511,7 +517,8 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
     if (f->inflight)
       return 0; /* its outcome is awaited */
     if ((uint64_t)lst->st_size == f->rec.size &&
-        mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_PENDING)
+        mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
+        f->rec.state != TDM_FILE_PENDING)
       return 0; /* done, duplicate or failed, and unchanged */
     /* A handled file whose stat changed keeps its state until its content
        is hashed: only a new hash makes a new version (complete()). */

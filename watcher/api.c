@@ -1,8 +1,14 @@
 /*
- * engine.c: the library's front door (tidemark.h) and one pass over the
+ * api.c: the library's front door (tidemark.h) and one pass over the
  * sources (tdm_run_once).
  */
-#include "engine.h"
+#include "engine/engine.h"
+
+#include "base/clock.h"
+#include "engine/checkpoint.h"
+#include "engine/reader.h"
+#include "engine/reconcile.h"
+#include "live/live.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,19 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PROCS 64 /* deliver.c keeps a 64-bit "taken" mask */
-
-uint64_t tdm__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int64_t tdm__wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#define MAX_PROCS 64 /* chain.c keeps a 64-bit "taken" mask */
 
 void tdm_options_init(tdm_options_t *o) {
   memset(o, 0, sizeof(*o));

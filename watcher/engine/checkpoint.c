@@ -142,6 +142,7 @@ int tdm__checkpoint(tdm_t *t) {
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
+  t->unsaved_outcomes = 0;
   t->stats.checkpoints++;
 out:
   t->checkpoint_rc = rc;

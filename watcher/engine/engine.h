@@ -6,8 +6,9 @@
  *   core/scan.c          walks each source, filters names (core/filter.c),
  *                        lstat()s files
  *   engine/reconcile.c   looks each file up by (dev, ino) in the file table
- *                        (core/filetable.c); an unchanged size+mtime is not
- *                        opened at all; whole mode goes to engine/whole.c
+ *                        (core/filetable.c); an unchanged size+mtime+ctime
+ *                        is not opened at all; whole mode goes to
+ *                        engine/whole.c
  *   core/identity.c      opens the changed ones and decides, through the
  *                        descriptor, whether they are the same file
  *                        (fingerprint of the head, marker of the bytes before
@@ -77,6 +78,8 @@ struct tdm_s {
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  size_t unsaved_outcomes;/* whole: outcomes collected since the last
+                             checkpoint (made durable promptly) */
 };
 
 /* Check that a pass can run and allocate the read buffer. */

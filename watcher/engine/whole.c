@@ -280,7 +280,8 @@ static void apply(tdm_t *t, size_t proc, const tdm_outcome_t *o) {
     done(t, f);
 }
 
-int tdm__whole_poll(tdm_t *t, int wait_ms) {
+/* Collect outcomes (see tdm__whole_poll) without committing them. */
+static void collect(tdm_t *t, int wait_ms) {
   tdm_outcome_t out[16];
   for (size_t i = 0; i < t->n_procs; i++) {
     tdm_proc_t *p = &t->procs[i];
@@ -290,9 +291,29 @@ int tdm__whole_poll(tdm_t *t, int wait_ms) {
     while ((n = p->desc->poll(p->state, out, 16, wait_ms)) > 0) {
       for (int k = 0; k < n; k++)
         apply(t, i, &out[k]);
+      t->unsaved_outcomes += (size_t)n;
       wait_ms = 0; /* got some: take the rest without waiting */
     }
   }
+}
+
+/*
+ * An outcome is the most expensive thing we learn (a loader ran): make it
+ * durable now, not at the next --checkpoint-ms, so that a crash repeats at
+ * most the loaders that were running. Every outcome collected since the last
+ * checkpoint goes into this one transaction.
+ */
+static int save_outcomes(tdm_t *t) {
+  if (t->unsaved_outcomes == 0 || !t->need_checkpoint)
+    return 0;
+  return tdm__checkpoint(t);
+}
+
+int tdm__whole_poll(tdm_t *t, int wait_ms) {
+  int rc;
+  collect(t, wait_ms);
+  if ((rc = save_outcomes(t)) != 0)
+    return rc;
   if (t->stop)
     return TDM_ESTOPPED;
   /* A long pass (hundreds of files through a few job slots) must not keep
@@ -321,11 +342,17 @@ static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
       continue;
     while ((rc = p->desc->file(p->state, &info, msg)) == TDM_PROC_RETRY) {
       t->stats.proc_retries++;
-      if (tdm__whole_poll(t, RETRY_WAIT_MS) != 0)
+      /* Outcomes free slots: refill one before committing them, so that
+         the loaders run during the commit and what they finish meanwhile
+         shares the next one. */
+      collect(t, RETRY_WAIT_MS);
+      if (t->stop)
         return TDM_ESTOPPED; /* not recorded: handled again next time */
       if (f->rec.state == TDM_FILE_FAILED)
-        return 0;
+        return save_outcomes(t) != 0 ? TDM_ESTOPPED : 0;
     }
+    if (save_outcomes(t) != 0 || tdm__checkpoint_maybe(t) != 0)
+      return TDM_ESTOPPED; /* the pass ends (the failure was logged) */
     if (rc == TDM_PROC_PENDING) {
       f->pending_mask |= 1ull << i;
     } else if (rc != TDM_PROC_OK) {
@@ -539,6 +566,8 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   set_waiting(t, f, 0);
   rc = complete(t, f, path,
                 !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
+  if (rc == 0 && t->n_inflight > 0)
+    return tdm__whole_poll(t, 0); /* outcomes that came meanwhile */
   return rc != 0 ? rc : tdm__checkpoint_maybe(t);
 }
 

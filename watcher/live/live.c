@@ -36,6 +36,7 @@
 #define FALLBACK_POLL_MS 1000u  /* when some directory cannot be watched */
 #define READ_BUDGET (16u << 20) /* bytes of one file per look */
 #define QUEUE_MAX (16u << 20)   /* raw events held before we call it overflow */
+#define OUTCOME_WAIT_MS 20      /* the worker's wait for loaders' outcomes */
 
 static void kick(tdm_t *t);
 static void after_work(uv_work_t *req, int status);
@@ -167,6 +168,15 @@ static int on_event(tdm_t *t, const struct inotify_event *ev) {
                                                : 0);
 }
 
+/* Has the loop thread queued events since the worker took them? */
+static int events_waiting(tdm_live_t *lv) {
+  int yes;
+  pthread_mutex_lock(&lv->lock);
+  yes = lv->queue_len > 0 || lv->queue_overflow;
+  pthread_mutex_unlock(&lv->lock);
+  return yes;
+}
+
 /* Take the events the loop thread queued. */
 static void take_events(tdm_live_t *lv, char **buf, size_t *len, int *overflow) {
   pthread_mutex_lock(&lv->lock);
@@ -257,6 +267,12 @@ static void work_cb(uv_work_t *req) {
   lv->want_checkpoint = 0;
   if (t->checkpoint_rc != 0)
     lv->want_rescan = 1; /* rolled back: read it all again */
+  /* Loaders running and nothing else to do: wait a little for their
+     outcomes here (exec's poll wakes when a child exits), so each is made
+     durable promptly; the loop queues the worker again at once. */
+  if (!t->stop && t->n_inflight > 0 && t->checkpoint_rc == 0 &&
+      !lv->want_rescan && !events_waiting(lv))
+    (void)tdm__whole_poll(t, OUTCOME_WAIT_MS);
   if (t->n_open > t->max_open)
     tdm__trim_fds(t);
   t->stats.watches = lv->in.n;
@@ -270,8 +286,8 @@ static int has_work(const tdm_t *t) {
   const tdm_live_t *lv = t->live;
   return lv->queue_len > 0 || lv->queue_overflow || lv->want_rescan ||
          t->n_ready > 0 || (lv->want_checkpoint && t->need_checkpoint) ||
-         (lv->want_drain &&
-          (t->n_orphans > 0 || t->n_waiting > 0 || t->n_inflight > 0)) ||
+         t->n_inflight > 0 || /* outcomes to collect as they come */
+         (lv->want_drain && (t->n_orphans > 0 || t->n_waiting > 0)) ||
          lv->stopping;
 }
 

@@ -33,6 +33,7 @@
 #include "core/filetable.h"
 #include "core/filter.h"
 #include "engine/chain.h"
+#include "engine/outputs.h"
 #include "engine/whole.h"
 #include "registry.h"
 #include "store.h"
@@ -78,6 +79,7 @@ struct tdm_s {
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  tdm_outputs_t outputs;  /* our processors' output files: never input */
   size_t unsaved_outcomes;/* whole: outcomes collected since the last
                              checkpoint (made durable promptly) */
 };

@@ -246,6 +246,12 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
   char q[PATH_MAX];
   int fd, rc;
 
+  if (t->outputs.n > 0) { /* our own output is not input */
+    f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
+                           (uint64_t)lst->st_ino);
+    if (tdm__outputs_skip(t, path, lst, f == NULL))
+      return f != NULL ? tdm__forget(t, f) : 0;
+  }
   if (t->opts.mode == TDM_MODE_WHOLE)
     return tdm__whole_look(t, path, lst, hints);
   if (t->stop)

@@ -53,6 +53,7 @@ struct tdm_store_s {
   int lock_fd; /* DIR/writer.lock (writer), -1 */
   uint64_t next_id;
   int64_t checkpoint_ns;
+  uint64_t lost_files;
   /* Registry entry: which directory, opened by which process. */
   dev_t dev;
   ino_t ino;
@@ -359,7 +360,7 @@ static int meta_put(const tdm_store_t *s, MDB_txn *txn, const char *key,
  * Returns a translated code, logged.
  */
 static int open_dbs(tdm_store_t *s, int *fresh) {
-  uint64_t schema = 0, next_id = 1, ns = 0;
+  uint64_t schema = 0, next_id = 1, ns = 0, lost = 0;
   MDB_dbi main_dbi;
   MDB_stat st;
   MDB_txn *txn;
@@ -415,6 +416,9 @@ static int open_dbs(tdm_store_t *s, int *fresh) {
   if (rc == 0 &&
       (rc = meta_get(s, txn, "checkpoint_ns", 8, &ns)) == MDB_NOTFOUND)
     rc = 0;
+  if (rc == 0 &&
+      (rc = meta_get(s, txn, "lost_files", 8, &lost)) == MDB_NOTFOUND)
+    rc = 0;
   if (rc == TDM_ESTATE)
     goto out;
   if (rc == 0) {
@@ -424,6 +428,7 @@ static int open_dbs(tdm_store_t *s, int *fresh) {
   if (rc == 0) {
     s->next_id = next_id;
     s->checkpoint_ns = (int64_t)ns;
+    s->lost_files = lost;
     return 0;
   }
 lmdb_err:
@@ -622,6 +627,8 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
   return s->checkpoint_ns;
 }
 
+uint64_t tdm_store_lost_files(const tdm_store_t *s) { return s->lost_files; }
+
 int tdm_store_load_files(tdm_store_t *s,
                          int (*cb)(void *arg, const tdm_file_rec_t *rec),
                          void *arg) {
@@ -784,6 +791,10 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
   if (b->next_id > s->next_id &&
       (rc = meta_put(s, txn, "next_id", b->next_id, 8)) != 0)
     return rc;
+  if (b->add_lost_files > 0 &&
+      (rc = meta_put(s, txn, "lost_files", s->lost_files + b->add_lost_files,
+                     8)) != 0)
+    return rc;
   return meta_put(s, txn, "checkpoint_ns", (uint64_t)a->now, 8);
 }
 
@@ -821,6 +832,7 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
   if (b->next_id > s->next_id)
     s->next_id = b->next_id;
   s->checkpoint_ns = a.now;
+  s->lost_files += b->add_lost_files;
   return 0;
 }
 

@@ -80,6 +80,7 @@ struct tdm_s {
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
   tdm_outputs_t outputs;  /* our processors' output files: never input */
+  uint64_t lost_unsaved;   /* lost files not counted in the store yet */
   size_t unsaved_outcomes;/* whole: outcomes collected since the last
                              checkpoint (made durable promptly) */
 };

@@ -140,6 +140,11 @@ static int on_event(tdm_t *t, const struct inotify_event *ev) {
       tdm__set_orphan(t, f, 1);
       return tdm__drain(t, f);
     }
+    /* No descriptor, and a write we could not read: out of reach, unless
+       the file turns up again in the tree (by inode, IN_MOVED_TO). Decided
+       at the next drain (pass_over). */
+    if (f != NULL && f->stale)
+      tdm__set_orphan(t, f, 1);
     return 0;
   }
 
@@ -148,8 +153,15 @@ static int on_event(tdm_t *t, const struct inotify_event *ev) {
   rel += *rel == '/';
   if (!tdm__filter_file(&t->filter, rel, ev->name))
     return 0;
-  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+    /* Written, and its name is already gone: without a descriptor those
+       bytes can be read only if it turns up again (see IN_MOVED_FROM). */
+    if ((ev->mask & IN_MODIFY) &&
+        t->opts.mode == TDM_MODE_TAIL &&
+        (f = tdm__filetable_by_path(&t->files, path)) != NULL && f->fd < 0)
+      f->stale = 1;
     return 0;
+  }
   /* A rename onto an existing name (`mv app.log app.log.1` over an older
      app.log.1) replaces a file without an IN_DELETE: drain the old one. */
   f = tdm__filetable_by_path(&t->files, path);
@@ -200,6 +212,14 @@ static int pass_over(tdm_t *t, int orphans) {
     if (orphans ? f->orphan : f->ready) {
       if (f->fd >= 0) {
         rc = tdm__drain(t, f);
+      } else if (orphans) { /* gone with no descriptor (see on_event) */
+        struct stat st;
+        if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_dev == f->rec.dev &&
+            (uint64_t)st.st_ino == f->rec.ino)
+          rc = tdm__look(t, f->path, &st, 0);
+        else
+          rc = tdm__lost(t, f);
       } else {
         struct stat st;
         tdm__set_ready(t, f, 0);

@@ -287,6 +287,11 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
       fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     }
     if (fd < 0) {
+      /* Changed, and gone before we could open it: what was written is out
+         of reach unless it turns up again (see tdm__lost). */
+      if (errno == ENOENT && f != NULL && t->live != NULL &&
+          (uint64_t)lst->st_size != f->rec.size)
+        f->stale = 1;
       if (errno != ENOENT && errno != ELOOP) { /* vanished / became a link */
         tdm__warn(&t->log, "%s: cannot open: %s",
                   tdm__quote(path, q, sizeof(q)), strerror(errno));

@@ -191,6 +191,7 @@ void tdm_close(tdm_t *t) {
   free(t->root_gone);
   tdm__filetable_free(&t->files);
   tdm__whole_free(t);
+  tdm__outputs_free(&t->outputs);
   tdm__filter_free(&t->filter);
   tdm_registry_close(t->registry);
   tdm_store_close(t->store);
@@ -464,6 +465,8 @@ int tdm__prepare(tdm_t *t) {
     tdm__error(&t->log, "no source directory to read");
     return TDM_EUSAGE;
   }
+  if (tdm__outputs_collect(t) != 0)
+    return -ENOMEM;
   if (t->buf == NULL && posix_memalign((void **)&t->buf, 4096, t->buf_cap) != 0) {
     t->buf = NULL;
     return -ENOMEM;

@@ -9,6 +9,7 @@
  *
  * JSON (`status --json`) is one object on one line:
  *   {"state_dir":"/abs","schema":1,"last_checkpoint":"...Z"|null,
+ *    "lost_files":N,
  *    "files":[{"id":1,"path":"/abs/p","present":true,"dev":2049,
  *              "inode":1234,"size":100,"bookmark":100,"pending":0,
  *              "state":"active","truncations":0,"pieces":0,
@@ -250,11 +251,12 @@ static int hash_is_zero(const uint8_t h[16]) {
 }
 
 static void print_json(FILE *out, const char *state_abs, int64_t ckpt_ns,
-                       const rows *r) {
+                       uint64_t lost, const rows *r) {
   fputs("{\"state_dir\":", out);
   tdm__status_json_string(out, state_abs);
   fprintf(out, ",\"schema\":%u,\"last_checkpoint\":", TDM_STORE_SCHEMA);
   json_time(out, ckpt_ns);
+  fprintf(out, ",\"lost_files\":%" PRIu64, lost);
   fputs(",\"files\":[", out);
   for (size_t i = 0; i < r->n; i++) {
     const row *w = &r->v[i];
@@ -314,7 +316,8 @@ static const row *find_row(const rows *r, uint64_t id) {
   return NULL;
 }
 
-static void print_text(FILE *out, int64_t ckpt_ns, const rows *r) {
+static void print_text(FILE *out, int64_t ckpt_ns, uint64_t lost,
+                       const rows *r) {
   int ws = (int)strlen("STATE"), wb = (int)strlen("BOOKMARK");
   int wz = (int)strlen("SIZE"), wp = (int)strlen("PENDING");
   uint64_t pending = 0;
@@ -364,6 +367,10 @@ static void print_text(FILE *out, int64_t ckpt_ns, const rows *r) {
           pending == 1 ? "" : "s",
           ckpt_ns != 0 ? tdm__status_iso8601(ckpt_ns, when, sizeof(when))
                        : "never");
+  if (lost > 0)
+    fprintf(out, "%" PRIu64 " file%s renamed away or deleted before new bytes "
+            "could be read (no descriptor was held; each named in the log "
+            "when it happened)\n", lost, lost == 1 ? "" : "s");
 }
 
 /* Check `out` after writing to it. 0, or 1 after a message. */
@@ -394,9 +401,10 @@ static int status_to(const char *dir, int json, tdm_log_level_t level,
     abs = realpath(dir, NULL);
     if (abs == NULL)
       abs = tdm__status_abspath(dir);
-    print_json(out, abs != NULL ? abs : dir, ckpt_ns, &r);
+    print_json(out, abs != NULL ? abs : dir, ckpt_ns, tdm_store_lost_files(s),
+               &r);
   } else {
-    print_text(out, ckpt_ns, &r);
+    print_text(out, ckpt_ns, tdm_store_lost_files(s), &r);
   }
 
 out:

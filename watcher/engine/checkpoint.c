@@ -112,6 +112,7 @@ static int checkpoint(tdm_t *t) {
   b.blobs = sblobs;
   b.n_blobs = n_blobs;
   b.next_id = t->next_id;
+  b.add_lost_files = t->lost_unsaved;
   n_hashes = tdm__whole_batch(t, &hashes);
   b.hashes = hashes;
   b.n_hashes = n_hashes;
@@ -144,6 +145,8 @@ static int checkpoint(tdm_t *t) {
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
+  t->unsaved_outcomes = 0;
+  t->lost_unsaved = 0;
   t->stats.checkpoints++;
 out:
   t->checkpoint_rc = rc;

@@ -350,6 +350,9 @@ typedef struct tdm_stats {
   uint64_t duplicates;        /* whole: complete files skipped as duplicates */
   uint64_t files_failed;      /* whole: files a processor failed */
   uint64_t files_tracked;     /* files in the store now */
+  uint64_t lost_files;        /* files renamed away or deleted with new bytes
+                                 no descriptor reached (each warned about;
+                                 `status` shows the total) */
 } tdm_stats_t;
 
 /* Zero every counter and set `size` to sizeof(tdm_stats_t). */

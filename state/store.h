@@ -7,7 +7,9 @@
  *
  * Named databases (opened once, at open time):
  *   "meta"   "schema" -> u32 LE TDM_STORE_SCHEMA; "next_id" -> u64 LE;
- *            "checkpoint_ns" -> i64 LE (wall time of the last commit)
+ *            "checkpoint_ns" -> i64 LE (wall time of the last commit);
+ *            "instance" -> 8 random bytes, made by the first writer that
+ *            finds none (stores older than 0.2 get one, same schema)
  *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see store.c)
  *   "procs"  processor spec string -> restore blob (<= TDM_RESTORE_MAX)
  *   "hashes" 16-byte canonical XXH3-128 -> u64 BE file id (whole mode)
@@ -121,6 +123,11 @@ int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
 /* The next unused file id (ids are handed out by the engine and persisted
    through tdm_store_batch_t.next_id). */
 uint64_t tdm_store_next_id(const tdm_store_t *s);
+
+/* The store's instance id: 16 lower-case hex digits, made once per state
+   directory; "" for a reader of a store no 0.2 writer has opened yet.
+   Valid until close. */
+const char *tdm_store_instance(const tdm_store_t *s);
 
 /* Wall time (ns since the epoch) of the last commit, 0 if none. */
 int64_t tdm_store_checkpoint_ns(const tdm_store_t *s);

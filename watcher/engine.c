@@ -354,8 +354,11 @@ int tdm_run_once(tdm_t *t) {
   rc = tdm__reconcile_all(t, NULL);
   if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_whole(t, rc);
+  tdm__caught_up(t);
   if (t->need_checkpoint || t->n_dead > 0) {
     int crc = tdm__checkpoint(t);
+    if (crc == 0 && t->need_checkpoint)
+      crc = TDM_EPROC; /* a processor could not commit (logged) */
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
       rc = crc != 0 ? crc : rc;
   }

@@ -304,6 +304,9 @@ struct tdm_s {
   char *buf;              /* the read buffer */
   size_t buf_cap;
   int need_checkpoint;    /* something not in the store yet */
+  int delivered_since_caught_up; /* see tdm__caught_up */
+  int checkpoint_deferred; /* checkpoints a processor's RETRY put off since
+                              the last one that succeeded */
   uint64_t bytes_since_checkpoint;
   uint64_t last_checkpoint_ms;
   int checkpoint_rc;      /* the last checkpoint's result: a failure ends
@@ -384,10 +387,16 @@ uint64_t tdm__now_ms(void);
 int64_t tdm__wall_ns(void);
 
 /* Open a processor instance with its stored blob. Logs and returns
-   TDM_EPROC on failure. */
+   TDM_EUSAGE when open() failed (bad parameters, an output it cannot make),
+   TDM_EPROC when it answered TDM_PROC_UNAVAILABLE (a runtime failure). */
 int tdm__proc_open(tdm_t *t, tdm_proc_t *p);
 /* Close an instance (if open). */
 void tdm__proc_close(tdm_proc_t *p);
+
+/* The reader has caught up (nothing more to read now): let every processor
+   that buffers hand over what it holds (tdm_processor_t.caught_up). Does
+   nothing unless a chunk was delivered since the last call. */
+void tdm__caught_up(tdm_t *t);
 
 /*
  * Hand a chunk to every processor. RETRY is retried with backoff until it is
@@ -411,6 +420,8 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end);
  * transaction with every dirty file, dead ids and blobs. On failure (logged)
  * the processors are rolled back to their last durable blob and every file
  * to its durable bookmark, so nothing is recorded that was not accepted.
+ * A commit that answers TDM_PROC_RETRY defers the checkpoint: 0 is returned
+ * with t->need_checkpoint still set, nothing rolled back.
  */
 int tdm__checkpoint(tdm_t *t);
 

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../processors/registry.h"
+#include "registry.h"
 #include "config.h"
-#include "log.h"
+#include "base/log.h"
 #include "tidemark.h"
 
 /*

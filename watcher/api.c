@@ -1,8 +1,14 @@
 /*
- * engine.c: the library's front door (tidemark.h) and one pass over the
+ * api.c: the library's front door (tidemark.h) and one pass over the
  * sources (tdm_run_once).
  */
-#include "engine.h"
+#include "engine/engine.h"
+
+#include "base/clock.h"
+#include "engine/checkpoint.h"
+#include "engine/reader.h"
+#include "engine/reconcile.h"
+#include "live/live.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,19 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PROCS 64 /* deliver.c keeps a 64-bit "taken" mask */
-
-uint64_t tdm__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int64_t tdm__wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#define MAX_PROCS 64 /* chain.c keeps a 64-bit "taken" mask */
 
 void tdm_options_init(tdm_options_t *o) {
   memset(o, 0, sizeof(*o));
@@ -275,11 +269,11 @@ int tdm_add_processor(tdm_t *t, const char *spec) {
   if (rc != 0)
     goto err;
   /* A processor that will not open is misconfigured (a missing or unknown
-     parameter, an output it cannot create): a usage error. */
-  if (tdm__proc_open(t, p) != 0) {
-    rc = TDM_EUSAGE;
+     parameter, an output it cannot create): a usage error; unless it says
+     that what it names cannot be used now (TDM_PROC_UNAVAILABLE: a server
+     down, a missing stream): TDM_EPROC. */
+  if ((rc = tdm__proc_open(t, p)) != 0)
     goto err;
-  }
   t->n_procs++;
   t->need_checkpoint = 1; /* record its first restore point before any data */
   return 0;

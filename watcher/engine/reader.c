@@ -6,7 +6,13 @@
  * line) is simply read again next time from the page cache, which is cheaper
  * than keeping it and keeps the buffer a single contiguous region.
  */
-#include "engine.h"
+#include "engine/reader.h"
+
+#include "base/clock.h"
+#include "core/framing.h"
+#include "core/identity.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <limits.h>

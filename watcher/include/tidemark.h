@@ -134,7 +134,9 @@ int tdm_add_source(tdm_t *t, const char *dir);
  * Add a processor by spec, `NAME` or `NAME:key=value,key=value` (a comma that
  * is not followed by `key=` belongs to the value). The processor is opened at
  * once with the restore blob its spec last committed. Errors: TDM_EUSAGE
- * (unknown name, bad parameter), TDM_EPROC (open failed).
+ * (unknown name, bad parameter, an output it cannot make), TDM_EPROC (what
+ * the parameters name cannot be used now: open() answered
+ * TDM_PROC_UNAVAILABLE).
  */
 int tdm_add_processor(tdm_t *t, const char *spec);
 

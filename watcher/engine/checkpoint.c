@@ -16,7 +16,10 @@
  * only defers the checkpoint: nothing is rolled back, the bookmarks stay
  * where the store has them, and the next checkpoint tries again.
  */
-#include "engine.h"
+#include "engine/checkpoint.h"
+
+#include "base/clock.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -666,6 +666,39 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
   return s->checkpoint_ns;
 }
 
+int tdm_store_load_blobs(tdm_store_t *s,
+                         int (*cb)(void *arg, const char *key, size_t key_len,
+                                   const void *blob, size_t len),
+                         void *arg) {
+  MDB_cursor *cur;
+  MDB_txn *txn;
+  MDB_val k, v;
+  int rc;
+
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "reading restore points");
+  if ((rc = mdb_cursor_open(txn, s->dbi[DB_PROCS], &cur)) != 0) {
+    mdb_txn_abort(txn);
+    return fail(s, rc, "reading restore points");
+  }
+  for (;;) {
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (rc == MDB_NOTFOUND) {
+      rc = 0;
+      break;
+    }
+    if (rc != 0) {
+      rc = fail(s, rc, "reading restore points");
+      break;
+    }
+    if ((rc = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
+      break;
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  return rc;
+}
+
 int tdm_store_load_files(tdm_store_t *s,
                          int (*cb)(void *arg, const tdm_file_rec_t *rec),
                          void *arg) {

@@ -105,6 +105,17 @@ int tdm_store_load_files(tdm_store_t *s,
                          void *arg);
 
 /*
+ * Call `cb` for every processor restore blob (key: the processor's spec, not
+ * NUL-terminated), in key order, inside one read transaction; everything is
+ * valid only during the call. A non-zero return from `cb` stops the walk
+ * and is returned.
+ */
+int tdm_store_load_blobs(tdm_store_t *s,
+                         int (*cb)(void *arg, const char *key, size_t key_len,
+                                   const void *blob, size_t len),
+                         void *arg);
+
+/*
  * Copy the restore blob stored under `key` into `buf` (`cap` bytes).
  * *len = its length; 0 and *len = 0 when there is none; -ENOBUFS (nothing
  * copied, *len = its length) when it is longer than `cap`. A key must be 1 to

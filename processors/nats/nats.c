@@ -775,6 +775,12 @@ static const tdm_processor_t nats_processor = {
     .caught_up = nats_caught_up,
 };
 
+/* Unloaded (dlclose): libnats goes with us, so its threads must be gone
+   first, or they would run in unmapped code. */
+__attribute__((destructor)) static void nats_unload(void) {
+  nats_CloseAndWait(5000);
+}
+
 __attribute__((visibility("default"))) const tdm_processor_t *
 tdm_processor_entry(void) {
   return &nats_processor;

@@ -546,3 +546,18 @@ js() { assert_exit 0 "$TDM_JSCLIENT" "$NATS_URL" "$@"; }
 js_count() { js count "$1"; cat "$STDOUT"; }
 
 js_dump() { js dump "$1"; cp "$STDOUT" "$2"; }
+#   wait_count STREAM N SECS [PID]
+#                              poll until STREAM holds >= N messages; fail
+#                              after SECS, or when PID is no longer running
+wait_count() {
+  local stream=$1 n=$2 secs=$3 pid=${4:-} have end=$((SECONDS + $3))
+  while :; do
+    have=$("$TDM_JSCLIENT" "$NATS_URL" count "$stream" 2>/dev/null || echo 0)
+    [ "$have" -ge "$n" ] && return 0
+    if [ -n "$pid" ] && ! is_running "$pid"; then
+      fail "tidemark (pid $pid) exited while waiting for $n messages in $stream (has $have)"
+    fi
+    [ "$SECONDS" -lt "$end" ] || fail "timed out after ${secs}s waiting for $n messages in $stream (has $have)"
+    sleep 0.2
+  done
+}

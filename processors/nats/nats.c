@@ -83,6 +83,7 @@ typedef struct nats_out {
   size_t n_resend, cap_resend;
   int broken;             /* could not keep a failed message: reopen */
   int connected;
+  int64_t progress_ms;    /* when an ack last came back */
   int outages;            /* disconnections seen (by the cnats thread) */
   int reconnects;         /* reconnections seen */
   uint64_t duplicates;    /* acks that said Duplicate */
@@ -110,6 +111,12 @@ static void say(nats_out_t *n, int level, const char *fmt, ...) {
 
 /* ---- cnats threads ------------------------------------------------------ */
 
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
                    void *closure) {
   nats_out_t *n = closure;
@@ -118,6 +125,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
   pthread_mutex_lock(&n->mu);
   n->inflight--;
   n->inflight_bytes -= len;
+  n->progress_ms = now_ms();
   if (pa != NULL || msg == NULL) {
     if (pa != NULL && pa->Duplicate)
       n->duplicates++;
@@ -193,17 +201,16 @@ static void say_events(nats_out_t *n) {
 /* Publish `m` (ownership passes to cnats on success). The in-flight counts
    go up first: the ack may come back before js_PublishMsgAsync returns. */
 static natsStatus publish(nats_out_t *n, natsMsg **m) {
-  jsPubOptions po;
   int len = natsMsg_GetDataLength(*m);
   natsStatus s;
 
-  jsPubOptions_Init(&po);
-  po.MaxWait = n->timeout_ms;
   pthread_mutex_lock(&n->mu);
   n->inflight++;
   n->inflight_bytes += len;
   pthread_mutex_unlock(&n->mu);
-  s = js_PublishMsgAsync(n->js, m, &po);
+  /* No per-message MaxWait: cnats keeps a timer per message then, which
+     halves the throughput; an ack overdue is found by reclaim() instead. */
+  s = js_PublishMsgAsync(n->js, m, NULL);
   if (s != NATS_OK) {
     pthread_mutex_lock(&n->mu);
     n->inflight--;
@@ -213,6 +220,43 @@ static natsStatus publish(nats_out_t *n, natsMsg **m) {
     pthread_mutex_unlock(&n->mu);
   }
   return s;
+}
+
+/*
+ * Take back every message still awaiting its ack (cnats forgets them: a late
+ * ack is dropped) into the re-send list. Called when acks are overdue: the
+ * server may have lost them (killed before it stored them); re-sending with
+ * the same id is harmless (a Duplicate ack).
+ */
+static void reclaim(nats_out_t *n) {
+  natsMsgList pending = {NULL, 0};
+  if (js_PublishAsyncGetPendingList(&pending, n->js) != NATS_OK)
+    return; /* NATS_NOT_FOUND: none pending */
+  pthread_mutex_lock(&n->mu);
+  for (int i = 0; i < pending.Count; i++) {
+    natsMsg *m = pending.Msgs[i];
+    if (m == NULL)
+      continue;
+    if (n->n_resend == n->cap_resend) {
+      size_t cap = n->cap_resend ? n->cap_resend * 2 : 256;
+      natsMsg **v = realloc(n->resend, cap * sizeof(*v));
+      if (v == NULL) {
+        n->broken = 1;
+        break;
+      }
+      n->resend = v;
+      n->cap_resend = cap;
+    }
+    n->inflight--;
+    n->inflight_bytes -= natsMsg_GetDataLength(m);
+    n->resend[n->n_resend++] = m;
+    pending.Msgs[i] = NULL;
+  }
+  if (n->last_err[0] == '\0')
+    snprintf(n->last_err, sizeof(n->last_err), "acknowledgements overdue");
+  n->progress_ms = now_ms();
+  pthread_mutex_unlock(&n->mu);
+  natsMsgList_Destroy(&pending); /* only what could not be kept */
 }
 
 /* Publish again what failed or timed out. Stops at the first that cannot be
@@ -249,11 +293,6 @@ static void wait_until(nats_out_t *n, int64_t deadline_ms) {
   pthread_cond_timedwait(&n->cond, &n->mu, &ts);
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Headers carry text on one line: bytes below 0x20, 0x7f and '%' of a path
    are written %XX. */
@@ -325,16 +364,22 @@ static natsStatus send_one(nats_out_t *n, const tdm_chunk_t *c,
    timeout); answers 0 when the cap stays full or the server is away. */
 static int make_room(nats_out_t *n) {
   int64_t deadline = now_ms() + n->timeout_ms;
-  int ok;
+  int ok, stale = 0;
   pthread_mutex_lock(&n->mu);
   for (;;) {
     int64_t unacked = n->inflight + (int64_t)n->n_resend;
     ok = unacked < n->max_pending && n->inflight_bytes < MAX_PENDING_BYTES;
-    if (ok || !n->connected || n->n_resend > 0 || now_ms() >= deadline)
+    stale = n->connected && now_ms() - n->progress_ms >= n->timeout_ms;
+    if (ok || !n->connected || n->n_resend > 0 || stale ||
+        now_ms() >= deadline)
       break;
     wait_until(n, deadline);
   }
   pthread_mutex_unlock(&n->mu);
+  if (!ok && stale) { /* no ack for timeout-ms while connected */
+    reclaim(n);
+    resend(n);
+  }
   return ok;
 }
 
@@ -418,7 +463,7 @@ static int nats_commit(void *state, void *restore, size_t *restore_len,
                        char *msg) {
   nats_out_t *n = state;
   int64_t deadline = now_ms() + n->timeout_ms, unacked;
-  int connected;
+  int connected, reclaimed = 0;
 
   say_events(n);
   for (;;) {
@@ -426,6 +471,16 @@ static int nats_commit(void *state, void *restore, size_t *restore_len,
     pthread_mutex_lock(&n->mu);
     unacked = n->inflight + (int64_t)n->n_resend;
     connected = n->connected;
+    if (unacked > 0 && connected && !n->broken && now_ms() >= deadline &&
+        !reclaimed) {
+      /* Waited timeout-ms: what is still out is overdue (lost by a server
+         that was killed, say). Send it again, and wait once more. */
+      pthread_mutex_unlock(&n->mu);
+      reclaim(n);
+      reclaimed = 1;
+      deadline = now_ms() + n->timeout_ms;
+      continue;
+    }
     if (unacked > 0 && connected && !n->broken && now_ms() < deadline) {
       /* wake at least every 50 ms to re-send what timed out */
       int64_t until = now_ms() + 50;
@@ -720,6 +775,7 @@ static int nats_open(void **state, const tdm_open_args_t *a) {
     goto err;
   }
   n->connected = 1;
+  n->progress_ms = now_ms();
   n->max_payload = (int)natsConnection_GetMaxPayload(n->nc) - 1024;
   if (n->max_payload < 1024)
     n->max_payload = 1024;

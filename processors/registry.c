@@ -352,7 +352,7 @@ out:
  * from the running executable's directory EXE (/proc/self/exe):
  *   EXE/TDM_REL_PLUGIN_DIR   LIBDIR/tidemark of an installed tidemark (the
  *                            path from BINDIR to it, fixed at configure time)
- *   EXE/lib/tidemark         the plugins a build tree made, beside the
+ *   EXE/tidemark-plugins     the plugins a build tree made, beside the
  *                            build's tidemark binary
  * Missing directories are skipped; one that is --plugin-dir, or both the same
  * directory, is read once. A plugin there whose name is loaded already is
@@ -360,7 +360,7 @@ out:
  * -ENOMEM.
  */
 static int load_default_dirs(tdm_registry_t *r, const char *plugin_dir) {
-  static const char *const rel[] = {TDM_REL_PLUGIN_DIR, "lib/tidemark"};
+  static const char *const rel[] = {TDM_REL_PLUGIN_DIR, "tidemark-plugins"};
   char exe[4096], dir[4096 + 64], *seen[3] = {NULL, NULL, NULL};
   size_t n_seen = 0;
   ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

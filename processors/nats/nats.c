@@ -57,6 +57,8 @@
    forget an id before a replay re-sends it. */
 #define RESTART_MS 60000u
 
+static int nats_used; /* libnats was started (by an open): see nats_unload */
+
 typedef struct nats_out {
   /* parameters */
   char *url, *subject, *stream, *creds;
@@ -83,6 +85,7 @@ typedef struct nats_out {
   size_t n_resend, cap_resend;
   int broken;             /* could not keep a failed message: reopen */
   int connected;
+  int closed;             /* the connection's closed callback came */
   int64_t progress_ms;    /* when an ack last came back */
   int outages;            /* disconnections seen (by the cnats thread) */
   int reconnects;         /* reconnections seen */
@@ -164,6 +167,17 @@ static void on_disconnected(natsConnection *nc, void *closure) {
   pthread_mutex_unlock(&n->mu);
 }
 
+/* The last callback of a connection: after it, cnats calls none of ours. */
+static void on_closed(natsConnection *nc, void *closure) {
+  nats_out_t *n = closure;
+  (void)nc;
+  pthread_mutex_lock(&n->mu);
+  n->closed = 1;
+  n->connected = 0;
+  pthread_cond_broadcast(&n->cond);
+  pthread_mutex_unlock(&n->mu);
+}
+
 static void on_reconnected(natsConnection *nc, void *closure) {
   nats_out_t *n = closure;
   (void)nc;
@@ -230,7 +244,12 @@ static natsStatus publish(nats_out_t *n, natsMsg **m) {
  */
 static void reclaim(nats_out_t *n) {
   natsMsgList pending = {NULL, 0};
-  if (js_PublishAsyncGetPendingList(&pending, n->js) != NATS_OK)
+  int64_t out;
+  pthread_mutex_lock(&n->mu);
+  out = n->inflight;
+  pthread_mutex_unlock(&n->mu);
+  /* cnats 3.4 crashes here when nothing was ever published */
+  if (out <= 0 || js_PublishAsyncGetPendingList(&pending, n->js) != NATS_OK)
     return; /* NATS_NOT_FOUND: none pending */
   pthread_mutex_lock(&n->mu);
   for (int i = 0; i < pending.Count; i++) {
@@ -517,8 +536,18 @@ static void nats_close(void *state) {
     return;
   if (n->nc != NULL) {
     /* Nothing left in flight matters: the host committed first, and what
-       was not committed is published again, with the same ids, next time. */
+       was not committed is published again, with the same ids, next time.
+       Take it back so no ack handler runs for it, then close and wait for
+       the closed callback: the callbacks run on a cnats thread and must be
+       over before `n` goes. */
+    int64_t deadline = now_ms() + 5000;
+    if (n->js != NULL)
+      reclaim(n);
     natsConnection_Close(n->nc);
+    pthread_mutex_lock(&n->mu);
+    while (!n->closed && now_ms() < deadline)
+      wait_until(n, deadline);
+    pthread_mutex_unlock(&n->mu);
   }
   jsCtx_Destroy(n->js);
   natsConnection_Destroy(n->nc);
@@ -745,6 +774,7 @@ static int nats_open(void **state, const tdm_open_args_t *a) {
     goto err;
 
   rc = TDM_PROC_UNAVAILABLE;
+  nats_used = 1;
   s = natsOptions_Create(&n->opts);
   if (s == NATS_OK)
     s = natsOptions_SetURL(n->opts, n->url);
@@ -760,6 +790,8 @@ static int nats_open(void **state, const tdm_open_args_t *a) {
     s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n);
   if (s == NATS_OK)
     s = natsOptions_SetReconnectedCB(n->opts, on_reconnected, n);
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(n->opts, on_closed, n);
   if (s == NATS_OK && n->creds != NULL)
     s = natsOptions_SetUserCredentialsFromFiles(n->opts, n->creds, NULL);
   if (s != NATS_OK) {
@@ -834,7 +866,8 @@ static const tdm_processor_t nats_processor = {
 /* Unloaded (dlclose): libnats goes with us, so its threads must be gone
    first, or they would run in unmapped code. */
 __attribute__((destructor)) static void nats_unload(void) {
-  nats_CloseAndWait(5000);
+  if (nats_used)
+    nats_CloseAndWait(5000);
 }
 
 __attribute__((visibility("default"))) const tdm_processor_t *

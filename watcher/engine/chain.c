@@ -52,7 +52,7 @@ int tdm__proc_open(tdm_t *t, tdm_proc_t *p) {
   a.checkpoint_ms = t->opts.checkpoint_ms;
   a.log = proc_log;
   a.log_arg = &t->log;
-  p->state = NULL;
+  p->state = p->ctx; /* NULL but for tdm_add_processor_desc's */
   rc = p->desc->open(&p->state, &a);
   if (rc != TDM_PROC_OK) {
     msg[sizeof(msg) - 1] = '\0';

@@ -36,6 +36,7 @@ enum {
   OPT_CHECKPOINT_MS,
   OPT_POLL_MS,
   OPT_PLUGIN_DIR,
+  OPT_RETRY_TIMEOUT_MS,
   OPT_VERBOSE,
   OPT_QUIET,
   OPT_JSON,
@@ -77,6 +78,8 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_POLL_MS] = {"poll-ms", 0, required_argument, FOR_WATCH, 1},
   [OPT_PLUGIN_DIR] = {"plugin-dir", 0, required_argument,
                       FOR_WATCH | CMD_BIT(TDM_CMD_PROCESSORS), 1},
+  [OPT_RETRY_TIMEOUT_MS] = {"retry-timeout-ms", 0, required_argument,
+                            FOR_WATCH, 1},
   [OPT_VERBOSE] = {"verbose", 'v', no_argument, FOR_ALL, 1},
   [OPT_QUIET] = {"quiet", 'q', no_argument, FOR_ALL, 1},
   [OPT_JSON] = {"json", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
@@ -116,6 +119,7 @@ typedef struct layer {
   uint32_t settle_ms;
   uint32_t checkpoint_ms;
   uint32_t poll_ms;
+  uint32_t retry_timeout_ms;
   strlist processors;
   strlist include;
   strlist exclude;
@@ -357,6 +361,9 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
     break;
   case OPT_POLL_MS:
     rc = parse_ms(who, value, &l->poll_ms, err, cap);
+    break;
+  case OPT_RETRY_TIMEOUT_MS:
+    rc = parse_ms(who, value, &l->retry_timeout_ms, err, cap);
     break;
   case OPT_VERBOSE:
     if (from_ini) {
@@ -730,6 +737,8 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
     o->checkpoint_ms = top->checkpoint_ms;
   if ((top = PICK(OPT_POLL_MS)) != NULL)
     o->poll_ms = top->poll_ms;
+  if ((top = PICK(OPT_RETRY_TIMEOUT_MS)) != NULL)
+    o->retry_timeout_ms = top->retry_timeout_ms;
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
   c->json = cli->json;
@@ -947,6 +956,11 @@ const char *tdm__config_usage(void) {
 "      --poll-ms N        find changes by stat polling every N ms instead of\n"
 "                         inotify, for network filesystems (default: off)\n"
 "      --plugin-dir DIR   where .so processors are looked up (default: none)\n"
+"      --retry-timeout-ms N\n"
+"                         once: give up when a processor keeps asking to\n"
+"                         retry (e.g. a full disk) for N ms; the bookmark is\n"
+"                         kept, the exit status is 1; 0: never; run always\n"
+"                         retries (default: 60000)\n"
 "      --json             status: print one JSON object\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"

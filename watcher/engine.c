@@ -34,6 +34,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->max_record = 1u << 20;
   o->settle_ms = 1000;
   o->checkpoint_ms = 1000;
+  o->retry_timeout_ms = 60000;
   o->log_level = TDM_LOG_INFO;
 }
 
@@ -346,6 +347,10 @@ static int finish_whole(tdm_t *t, int rc) {
 int tdm_run_once(tdm_t *t) {
   int rc;
 
+  if (t->gave_up) { /* the previous pass gave up: this one starts afresh */
+    t->gave_up = 0;
+    t->stop = 0;
+  }
   if ((rc = tdm__prepare(t)) != 0)
     return rc;
   /* New processors' first restore points go to the store before any data. */
@@ -361,6 +366,8 @@ int tdm_run_once(tdm_t *t) {
   }
   if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
     rc = TDM_EPARTIAL;
+  if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))
+    rc = TDM_EPROC;
   return rc;
 }
 

@@ -105,6 +105,11 @@ typedef struct tdm_options {
   tdm_log_level_t log_level;       /* TDM_LOG_INFO */
   tdm_log_cb log_cb;               /* NULL: stderr, "tidemark: level: msg" */
   void *log_arg;
+  /* Appended in 0.2. tdm_run_once only (tdm_run and tdm_start retry for as
+     long as it takes): how long a processor may keep answering
+     TDM_PROC_RETRY for the same chunk, or file() for the same file, before
+     the pass gives up, keeps the bookmark and returns TDM_EPROC. 0: never. */
+  uint32_t retry_timeout_ms;       /* 60000 */
 } tdm_options_t;
 
 void tdm_options_init(tdm_options_t *o);

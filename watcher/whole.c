@@ -312,9 +312,12 @@ static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
 
     if (p->desc == NULL || !TDM_PROCESSOR_HAS(p->desc, file))
       continue;
+    uint64_t since_ms = tdm__now_ms();
     while ((rc = p->desc->file(p->state, &info, msg)) == TDM_PROC_RETRY) {
       t->stats.proc_retries++;
-      if (tdm__whole_poll(t, RETRY_WAIT_MS) != 0)
+      msg[sizeof(msg) - 1] = '\0';
+      if (tdm__give_up(t, since_ms, f->path, UINT64_MAX, p->key, msg) ||
+          tdm__whole_poll(t, RETRY_WAIT_MS) != 0)
         return TDM_ESTOPPED; /* not recorded: handled again next time */
       if (f->rec.state == TDM_FILE_FAILED)
         return 0;

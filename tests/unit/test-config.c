@@ -103,6 +103,7 @@ TEST(defaults) {
   ASSERT_EQ(c.options.max_record, 1u << 20);
   ASSERT_EQ(c.options.settle_ms, 1000);
   ASSERT_EQ(c.options.checkpoint_ms, 1000);
+  ASSERT_EQ(c.options.retry_timeout_ms, 60000);
   ASSERT_EQ(c.options.poll_ms, 0);
   ASSERT_NULL(c.options.plugin_dir);
   ASSERT_EQ(c.options.n_include, 0);
@@ -206,7 +207,7 @@ TEST(usage_text_covers_everything) {
     "-s, --state", "-m, --mode", "-p, --processor", "-i, --include",
     "-x, --exclude", "--no-recursive", "--from-end", "--records",
     "--max-record", "--settle-ms", "--checkpoint-ms", "--poll-ms",
-    "--plugin-dir", "--json", "-c, --config", "-v", "-q", "TIDEMARK_STATE",
+    "--plugin-dir", "--retry-timeout-ms", "--json", "-c, --config", "-v", "-q", "TIDEMARK_STATE",
     "Exit status"};
   for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
     ASSERT_HAS(u, words[i]);
@@ -330,7 +331,8 @@ TEST(option_max_record_sizes) {
 TEST(option_milliseconds) {
   tdm_config_t c;
   PARSE_OK(&c, "once", "--settle-ms", "0", "--checkpoint-ms", "250",
-           "--poll-ms=4294967295", "d");
+           "--poll-ms=4294967295", "--retry-timeout-ms", "0", "d");
+  ASSERT_EQ(c.options.retry_timeout_ms, 0);
   ASSERT_EQ(c.options.settle_ms, 0);
   ASSERT_EQ(c.options.checkpoint_ms, 250);
   ASSERT_EQ(c.options.poll_ms, 4294967295u);
@@ -522,6 +524,7 @@ TEST(ini_every_key) {
                       "settle-ms = 5\n"
                       "checkpoint-ms = 6\n"
                       "poll-ms = 7\n"
+                      "retry-timeout-ms = 8\n"
                       "plugin-dir = /plugins\n"
                       "verbose = 2\n");
   PARSE_OK(&c, "once", "-c", f, "d");
@@ -541,6 +544,7 @@ TEST(ini_every_key) {
   ASSERT_EQ(c.options.settle_ms, 5);
   ASSERT_EQ(c.options.checkpoint_ms, 6);
   ASSERT_EQ(c.options.poll_ms, 7);
+  ASSERT_EQ(c.options.retry_timeout_ms, 8);
   ASSERT_STR_EQ(c.options.plugin_dir, "/plugins");
   ASSERT_EQ(c.options.log_level, TDM_LOG_DEBUG);
   tdm__config_free(&c);

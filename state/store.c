@@ -23,12 +23,15 @@
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -264,16 +267,29 @@ static int rec_decode(const MDB_val *v, tdm_file_rec_t *r) {
  * map past ours (MDB_MAP_RESIZED): adopt its size and try again. Legal
  * because the store is used from one thread and has no other txn open.
  */
-static int read_txn(tdm_store_t *s, MDB_txn **txn) {
+static int begin_read(MDB_env *env, const tdm_store_t *s, MDB_txn **txn) {
+  size_t last = 0;
   int rc;
 
-  while ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn)) ==
+  while ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn)) ==
          MDB_MAP_RESIZED) {
-    tdm__debug(s->log, "%s: the writer grew the map; following it", s->qdir);
-    if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0)
+    MDB_envinfo info;
+    if (s != NULL)
+      tdm__debug(s->log, "%s: the writer grew the map; following it", s->qdir);
+    if ((rc = mdb_env_set_mapsize(env, 0)) != 0)
       break;
+    /* A map that did not grow and is still too small for the data is not a
+       writer at work but a damaged meta page: retrying would spin forever. */
+    mdb_env_info(env, &info);
+    if (info.me_mapsize == last)
+      return MDB_CORRUPTED;
+    last = info.me_mapsize;
   }
   return rc;
+}
+
+static int read_txn(tdm_store_t *s, MDB_txn **txn) {
+  return begin_read(s->env, s, txn);
 }
 
 /*
@@ -534,6 +550,227 @@ static int open_env(tdm_store_t *s) {
   return 0;
 }
 
+/* ---- the check at open ------------------------------------------------------
+ *
+ * LMDB has no checksums and follows whatever page numbers and sizes it finds:
+ * a damaged data.mdb can make it read outside the map (SIGSEGV, SIGBUS),
+ * fail an assertion (SIGABRT) or loop. So before this process touches an
+ * existing store, a forked child walks all of it - the free list, the main
+ * database and every record of every named database, each decoded as the
+ * store would - and reports back through its exit status. A child that dies
+ * by a signal, does not finish, or finds a record that does not decode means
+ * a corrupt store: reported naming the directory, TDM_ESTATE. An LMDB error
+ * the child meets (a foreign file, a version mismatch, MDB_CORRUPTED) is left
+ * to the open below, which has a clear message for each.
+ *
+ * The cost is one sequential read of the map, in a process that shares the
+ * page cache with ours (the load that follows finds the pages in memory).
+ */
+
+#define CHECK_OK 0
+#define CHECK_LMDB_ERROR 3   /* LMDB returned an error: the open reports it */
+#define CHECK_BAD_RECORD 4   /* a record does not decode: why, on stderr */
+#define CHECK_TIMEOUT_S 600  /* a walk that takes longer is stuck in a loop */
+
+TDM__PRINTF(1, 2)
+static void check_say(const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    (void)!write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+/* Walk every entry of `dbi` (named `name`), checking it as database `which`
+   (N_DBS: the main database, -1: the free list). */
+static int check_db(MDB_env *env, MDB_txn *txn, MDB_dbi dbi, int which,
+                    const char *name) {
+  size_t maxkey = (size_t)mdb_env_get_maxkeysize(env);
+  volatile uint8_t sink = 0;
+  MDB_cursor *cur;
+  MDB_val k, v;
+  int rc;
+
+  if (mdb_cursor_open(txn, dbi, &cur) != 0)
+    return CHECK_LMDB_ERROR;
+  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+    const uint8_t *p = v.mv_data;
+    tdm_file_rec_t r;
+    int bad = 0;
+
+    /* Touch every byte, as a reader of the record would. */
+    for (size_t i = 0; i < v.mv_size; i += 512)
+      sink ^= p[i];
+    if (v.mv_size > 0)
+      sink ^= p[v.mv_size - 1];
+    switch (which) {
+    case DB_FILES:
+      bad = k.mv_size != 8 || rec_decode(&v, &r) != 0;
+      break;
+    case DB_PROCS:
+      bad = k.mv_size == 0 || k.mv_size > maxkey || v.mv_size > TDM_RESTORE_MAX;
+      break;
+    case DB_HASHES:
+      bad = k.mv_size != 16 || v.mv_size != 8;
+      break;
+    case DB_META:
+      if (k.mv_size == 6 && memcmp(k.mv_data, "schema", 6) == 0)
+        bad = v.mv_size != 4;
+      else if ((k.mv_size == 7 && memcmp(k.mv_data, "next_id", 7) == 0) ||
+               (k.mv_size == 13 && memcmp(k.mv_data, "checkpoint_ns", 13) == 0))
+        bad = v.mv_size != 8;
+      break;
+    case -1: { /* the free list: a count of page numbers, then the numbers */
+      size_t n;
+      if (v.mv_size < sizeof(size_t)) {
+        bad = 1;
+        break;
+      }
+      memcpy(&n, p, sizeof(n));
+      bad = (n + 1) * sizeof(size_t) != v.mv_size;
+      break;
+    }
+    default:
+      break;
+    }
+    if (bad && which == DB_FILES && k.mv_size == 8) {
+      check_say("file record %" PRIu64 " does not decode",
+                get_be64(k.mv_data));
+      mdb_cursor_close(cur);
+      return CHECK_BAD_RECORD;
+    }
+    if (bad) {
+      check_say("a record of database '%s' does not decode", name);
+      mdb_cursor_close(cur);
+      return CHECK_BAD_RECORD;
+    }
+  }
+  mdb_cursor_close(cur);
+  (void)sink;
+  return rc == MDB_NOTFOUND ? CHECK_OK : CHECK_LMDB_ERROR;
+}
+
+/* The child's walk of the store in `dir`. Returns its exit status. */
+static int check_walk(const char *dir) {
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  MDB_dbi dbi;
+  int rc = CHECK_LMDB_ERROR;
+
+  if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, N_DBS) != 0 ||
+      mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) != 0)
+    goto out;
+  if ((rc = begin_read(env, NULL, &txn)) != 0) {
+    txn = NULL;
+    if (rc == MDB_CORRUPTED) { /* see begin_read */
+      check_say("its meta page gives a map size smaller than its data");
+      rc = CHECK_BAD_RECORD;
+    } else {
+      rc = CHECK_LMDB_ERROR;
+    }
+    goto out;
+  }
+  if ((rc = check_db(env, txn, 0, -1, "(free pages)")) != CHECK_OK)
+    goto out;
+  if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0) {
+    rc = CHECK_LMDB_ERROR;
+    goto out;
+  }
+  if ((rc = check_db(env, txn, dbi, N_DBS, "(main)")) != CHECK_OK)
+    goto out;
+  for (int i = 0; i < N_DBS; i++) {
+    int r = mdb_dbi_open(txn, db_names[i], 0, &dbi);
+    if (r == MDB_NOTFOUND)
+      continue; /* the open says which one is missing */
+    if (r != 0) {
+      rc = CHECK_LMDB_ERROR;
+      goto out;
+    }
+    if ((rc = check_db(env, txn, dbi, i, db_names[i])) != CHECK_OK)
+      goto out;
+  }
+out:
+  if (txn != NULL)
+    mdb_txn_abort(txn);
+  if (env != NULL)
+    mdb_env_close(env);
+  return rc;
+}
+
+/* Run check_walk() in a child (see above). 0, or TDM_ESTATE (logged). */
+static int check_store(tdm_store_t *s) {
+  char path[4096 + 16], said[256], why[320];
+  struct stat st;
+  size_t got = 0;
+  int fds[2], status = 0;
+  pid_t pid;
+
+  snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
+  if (stat(path, &st) != 0 || st.st_size == 0)
+    return 0; /* nothing to check: the open creates it or says why not */
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return 0; /* no check possible: carry on as before */
+  fflush(NULL); /* nothing buffered may be written twice */
+  pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+  }
+  if (pid == 0) {
+    /* LMDB's assertion messages, and ours, go to the parent. */
+    dup2(fds[1], 2);
+    signal(SIGALRM, SIG_DFL);
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    alarm(CHECK_TIMEOUT_S);
+    _exit(check_walk(s->dir));
+  }
+  close(fds[1]);
+  for (;;) { /* read to EOF first: a child blocked on a full pipe never exits */
+    char buf[512];
+    ssize_t n = read(fds[0], buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    if (got < sizeof(said) - 1) {
+      size_t take = (size_t)n < sizeof(said) - 1 - got ? (size_t)n
+                                                        : sizeof(said) - 1 - got;
+      memcpy(said + got, buf, take);
+      got += take;
+    }
+  }
+  close(fds[0]);
+  said[got] = '\0';
+  said[strcspn(said, "\n")] = '\0';
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFEXITED(status) &&
+      (WEXITSTATUS(status) == CHECK_OK ||
+       WEXITSTATUS(status) == CHECK_LMDB_ERROR))
+    return 0;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == CHECK_BAD_RECORD)
+    snprintf(why, sizeof(why), "%s", said);
+  else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+    snprintf(why, sizeof(why), "reading it did not finish in %d s",
+             CHECK_TIMEOUT_S);
+  else if (WIFSIGNALED(status))
+    snprintf(why, sizeof(why), "reading it crashed a check process (signal "
+             "%d, %s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  else
+    snprintf(why, sizeof(why), "reading it failed a check process (exit "
+             "status %d)", WEXITSTATUS(status));
+  tdm__error(s->log, "state store %s is corrupt: %s; move it away (the files "
+             "will be read again from the start) or restore a backup",
+             s->qdir, why);
+  return TDM_ESTATE;
+}
+
 int tdm_store_open(const char *dir, unsigned flags, const tdm__log_t *log,
                    tdm_store_t **out) {
   tdm_store_t *s;
@@ -567,6 +804,8 @@ int tdm_store_open(const char *dir, unsigned flags, const tdm__log_t *log,
   if ((rc = check_dir(s)) != 0 || (rc = registry_add(s)) != 0)
     goto err;
   if (!s->rdonly && (rc = lock_writer(s)) != 0)
+    goto err;
+  if ((rc = check_store(s)) != 0)
     goto err;
   if ((rc = open_env(s)) != 0 || (rc = open_dbs(s, &fresh)) != 0)
     goto err;

@@ -158,9 +158,12 @@ int tdm__status_reset(const tdm_config_t *c, FILE *out);
 /*
  * Write `s` to `out` as a JSON string, with its quotes: '"' and '\\'
  * escaped, \n \t \r \b \f by name, other control bytes and DEL as \u00XX;
- * bytes >= 0x80 are written as they are. NULL writes `null`.
+ * valid UTF-8 is written as it is. NULL writes `null`. A string that is not
+ * all valid UTF-8 is first spelled by tdm__quote (\xNN for each bad byte,
+ * a backslash doubled), so the output is always valid JSON; returns 1 then,
+ * else 0.
  */
-void tdm__status_json_string(FILE *out, const char *s);
+int tdm__status_json_string(FILE *out, const char *s);
 
 /*
  * Make `path` absolute (against the current directory) and normalise it

@@ -780,8 +780,12 @@ TEST(json_string_escapes) {
   s = json_of("\x01\x1f\x7f");
   ASSERT_STR_EQ(s, "\"\\u0001\\u001f\\u007f\"");
   free(s);
-  s = json_of("caf\xc3\xa9 \xff");
-  ASSERT_STR_EQ(s, "\"caf\xc3\xa9 \xff\"");
+  s = json_of("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  ASSERT_STR_EQ(s, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  free(s);
+  /* Not UTF-8: spelled as tdm__quote does, so the JSON stays UTF-8. */
+  s = json_of("caf\xc3\xa9 \xff\\n");
+  ASSERT_STR_EQ(s, "\"caf\xc3\xa9 \\\\xff\\\\\\\\n\"");
   free(s);
   s = json_of("");
   ASSERT_STR_EQ(s, "\"\"");
@@ -789,6 +793,31 @@ TEST(json_string_escapes) {
   s = json_of(NULL);
   ASSERT_STR_EQ(s, "null");
   free(s);
+}
+
+TEST(utf8_and_quote_round_trip) {
+  static const char *const bad[] = {
+    "\xff", "\xc3", "a\xc3(", "\xc0\xaf" /* overlong '/' */,
+    "\xed\xa0\x80" /* surrogate */, "\xf4\x90\x80\x80" /* > U+10FFFF */,
+    "\xe2\x82" /* cut */};
+  static const char *const good[] = {"", "ascii", "caf\xc3\xa9",
+                                     "\xf4\x8f\xbf\xbf", "\xef\xbf\xbd"};
+  char buf[256];
+  char *back;
+
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    ASSERT_EQ(tdm__utf8_valid(bad[i]), 0);
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    ASSERT_EQ(tdm__utf8_valid(good[i]), 1);
+  ASSERT_STR_EQ(tdm__quote("bad\xff\xfe \xc3\xa9 a\\b\n", buf, sizeof(buf)),
+                "bad\\xff\\xfe \xc3\xa9 a\\\\b\\n");
+  back = tdm__unquote(buf);
+  ASSERT_NOT_NULL(back);
+  ASSERT_STR_EQ(back, "bad\xff\xfe \xc3\xa9 a\\b\n");
+  free(back);
+  ASSERT_NULL(tdm__unquote("no escape"));
+  ASSERT_NULL(tdm__unquote("bad \\q escape"));
+  ASSERT_NULL(tdm__unquote("nul \\x00"));
 }
 
 TEST(abspath_normalises) {
@@ -918,7 +947,7 @@ TEST(status_json_and_text) {
                   "\"failed\"");
   ASSERT_HAS(out, "\"first_seen\":\"2026-11-24T21:00:00Z\",\"updated\":null");
   ASSERT_HAS(out, "\"content_hash\":\"abababababababababababababababab\"");
-  ASSERT_HAS(out, "\"exit_status\":3,\"error\":\"exit \\\"status\\\" 3\\n\"}");
+  ASSERT_HAS(out, "\"exit_status\":3,\"error\":\"exit \\\"status\\\" 3\\n\",\"path_escaped\":false}");
   ASSERT_HAS(out, "/gone.log\",\"present\":false");
   ASSERT_HAS(out, "\"size\":5,\"bookmark\":3,\"pending\":2,\"state\":"
                   "\"active\"");

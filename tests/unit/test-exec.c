@@ -84,8 +84,11 @@ static int open_spec(tdm_mode_t mode, const char *spec, void **st, char *msg) {
 static void *open_ok(tdm_mode_t mode, const char *cmd, const char *rest) {
   char spec[8192], msg[TDM_MSG_MAX];
   void *st;
-  int rc;
-  snprintf(spec, sizeof(spec), "exec:cmd=%s%s", cmd, rest);
+  int n, rc;
+  /* A spec cut short would test another command line: refuse it. */
+  n = snprintf(spec, sizeof(spec), "exec:cmd=%s%s", cmd, rest);
+  if (n < 0 || (size_t)n >= sizeof(spec))
+    TDM_FAIL_("spec of %d bytes does not fit %zu", n, sizeof(spec));
   rc = open_spec(mode, spec, &st, msg);
   if (rc != TDM_PROC_OK)
     TDM_FAIL_("open %s: %d: %s", spec, rc, msg);

@@ -35,8 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../state/store.h"
-#include "log.h"
+#include "store.h"
+#include "base/log.h"
 
 static const char *const state_names[] = {
   [TDM_FILE_ACTIVE] = "active",       [TDM_FILE_DONE] = "done",

@@ -1,6 +1,6 @@
-/* test-glob.c: include/exclude filters (watcher/glob.c). */
+/* test-filter.c: include/exclude filters (watcher/core/filter.c). */
 #include "test.h"
-#include "watcher/engine.h"
+#include "core/filter.h"
 
 static tdm_filter_t make(const char *const *inc, size_t ni,
                          const char *const *exc, size_t ne) {

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../processors/registry.h"
+#include "registry.h"
 #include "config.h"
-#include "log.h"
+#include "base/log.h"
 #include "tidemark.h"
 
 /*
@@ -155,6 +155,7 @@ static int cmd_work(const tdm_config_t *c, int live) {
     set_rescan_signal(SIG_IGN);
   running = NULL;
 
+  tdm_stats_init(&st);
   tdm_get_stats(t, &st);
   if (!quiet) {
     fprintf(stderr,

@@ -1,12 +1,12 @@
 /*
- * glob.c: which files a source takes (SPEC: --include / --exclude).
+ * filter.c: which files a source takes (SPEC: --include / --exclude).
  *
  * A glob without '/' matches the file's name, one with '/' its path under the
  * source directory (fnmatch with FNM_PATHNAME). FNM_PERIOD everywhere: a
  * leading '.' (a hidden file) is matched only by a glob that spells it, so
  * hidden files stay out unless an include names them.
  */
-#include "engine.h"
+#include "core/filter.h"
 
 #include <errno.h>
 #include <fnmatch.h>

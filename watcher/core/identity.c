@@ -11,7 +11,7 @@
  * path again: a rotation between stat(path) and open(path) must not swap the
  * file under us.
  */
-#include "engine.h"
+#include "core/identity.h"
 
 #include <errno.h>
 #include <unistd.h>

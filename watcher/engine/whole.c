@@ -12,12 +12,19 @@
  * running) leaves the file in flight: not recorded, so a crash makes it be
  * handled again, never skipped.
  */
-#include "engine.h"
+#include "engine/whole.h"
+
+#include "base/clock.h"
+#include "core/identity.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
+#include "engine/reconcile.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -231,6 +238,7 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd) {
       continue;
     if (n <= 0)
       return n < 0 ? -errno : -ENODATA;
+    c.size = (uint32_t)sizeof(c);
     c.file_id = f->rec.id;
     c.path = f->path;
     c.offset = off;

@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "log.h"
+#include "base/log.h"
 
 /* Every option, the index of `opts` below. */
 enum {

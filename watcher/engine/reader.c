@@ -6,7 +6,13 @@
  * line) is simply read again next time from the page cache, which is cheaper
  * than keeping it and keeps the buffer a single contiguous region.
  */
-#include "engine.h"
+#include "engine/reader.h"
+
+#include "base/clock.h"
+#include "core/framing.h"
+#include "core/identity.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -58,6 +64,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
     if (cut == 0)
       return 0;
 
+    c.size = (uint32_t)sizeof(c);
     c.file_id = f->rec.id;
     c.path = f->path;
     c.offset = f->pos;

@@ -13,7 +13,10 @@
  * processor is closed and reopened with its last durable blob, and each file
  * goes back to its durable bookmark.
  */
-#include "engine.h"
+#include "engine/checkpoint.h"
+
+#include "base/clock.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * files are lstat'ed (fstatat, AT_SYMLINK_NOFOLLOW) because the caller needs
  * their size and mtime anyway.
  */
-#include "engine.h"
+#include "core/scan.h"
 
 #include <dirent.h>
 #include <errno.h>

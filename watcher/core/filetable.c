@@ -5,7 +5,7 @@
  * lookups). The vector index lives in the file, so removal is a swap with the
  * last entry.
  */
-#include "engine.h"
+#include "core/filetable.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -10,7 +10,14 @@
  * `read_budget` bytes of one file per look, so a busy file cannot starve the
  * others.
  */
-#include "engine.h"
+#include "engine/reconcile.h"
+
+#include "base/clock.h"
+#include "core/identity.h"
+#include "core/scan.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
+#include "engine/reader.h"
 
 #include <errno.h>
 #include <fcntl.h>

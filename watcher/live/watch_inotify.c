@@ -1,5 +1,6 @@
-/* inotify.c: the inotify descriptor and its watch table (see inotify.h). */
-#include "inotify.h"
+/* watch_inotify.c: the inotify descriptor and its watch table (see
+   watch_inotify.h). */
+#include "live/watch_inotify.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,12 +1,16 @@
 /*
- * deliver.c: processor instances and the hand-over of chunks.
+ * chain.c: processor instances and the hand-over of chunks.
  *
  * A chunk counts as delivered only when every processor has accepted it; only
  * then does the file's position move (and, at the next checkpoint, its
  * bookmark). A processor that answers RETRY gets the same chunk again after a
  * backoff, and the processors that already took it are not asked again.
  */
-#include "engine.h"
+#include "engine/chain.h"
+
+#include "base/clock.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <limits.h>

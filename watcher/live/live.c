@@ -1,5 +1,5 @@
 /*
- * daemon.c: live watching on a libuv loop (tdm_start, tdm_run).
+ * live.c: live watching on a libuv loop (tdm_start, tdm_run).
  *
  * Two threads touch a started tdm_t, and they share very little:
  *
@@ -18,7 +18,12 @@
  * SIGHUP and a periodic sweep each make the worker compare the whole tree with
  * the store, which does not reopen unchanged files.
  */
-#include "engine.h"
+#include "live/live.h"
+
+#include "base/clock.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
+#include "engine/reconcile.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,8 +1,14 @@
 /*
- * engine.c: the library's front door (tidemark.h) and one pass over the
+ * api.c: the library's front door (tidemark.h) and one pass over the
  * sources (tdm_run_once).
  */
-#include "engine.h"
+#include "engine/engine.h"
+
+#include "base/clock.h"
+#include "engine/checkpoint.h"
+#include "engine/reader.h"
+#include "engine/reconcile.h"
+#include "live/live.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,22 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_PROCS 64 /* deliver.c keeps a 64-bit "taken" mask */
-
-uint64_t tdm__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int64_t tdm__wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#define MAX_PROCS 64 /* chain.c keeps a 64-bit "taken" mask */
 
 void tdm_options_init(tdm_options_t *o) {
   memset(o, 0, sizeof(*o));
+  o->size = (uint32_t)sizeof(*o);
   o->mode = TDM_MODE_TAIL;
   o->records = TDM_RECORDS_LINES;
   o->recursive = 1;
@@ -102,10 +97,17 @@ static int open_filter(tdm_t *t, const tdm_options_t *o) {
   return rc;
 }
 
-int tdm_open(const tdm_options_t *o, tdm_t **out) {
+int tdm_open(const tdm_options_t *caller, tdm_t **out) {
+  tdm_options_t opts, *o = &opts;
   tdm_t *t;
   int rc;
 
+  /* A program built against an older header passes a smaller struct: the
+     fields it does not know keep their defaults. */
+  tdm_options_init(o);
+  if (caller->size >= TDM_OPTIONS_SIZE_V1)
+    memcpy(o, caller, caller->size < sizeof(*o) ? caller->size : sizeof(*o));
+  o->size = (uint32_t)sizeof(*o);
   t = calloc(1, sizeof(*t));
   if (t == NULL)
     return -ENOMEM;
@@ -113,6 +115,14 @@ int tdm_open(const tdm_options_t *o, tdm_t **out) {
   t->log.cb = o->log_cb;
   t->log.arg = o->log_arg;
   tdm__filetable_init(&t->files);
+  tdm_stats_init(&t->stats);
+  if (caller->size < TDM_OPTIONS_SIZE_V1) {
+    tdm__error(&t->log, "tdm_open: options of %u bytes, fewer than the %zu of "
+               "the oldest layout (initialise them with tdm_options_init)",
+               (unsigned)caller->size, (size_t)TDM_OPTIONS_SIZE_V1);
+    rc = TDM_EUSAGE;
+    goto err;
+  }
   if ((rc = check_options(o, &t->log)) != 0)
     goto err;
   t->opts = *o;
@@ -180,9 +190,19 @@ void tdm_stop(tdm_t *t) {
   tdm__live_wake(t);
 }
 
+void tdm_stats_init(tdm_stats_t *s) {
+  memset(s, 0, sizeof(*s));
+  s->size = (uint32_t)sizeof(*s);
+}
+
 void tdm_get_stats(const tdm_t *t, tdm_stats_t *out) {
-  *out = t->stats;
-  out->files_tracked = t->files.n;
+  tdm_stats_t all = t->stats;
+  uint32_t size = out->size < sizeof(all) ? out->size : (uint32_t)sizeof(all);
+
+  all.files_tracked = t->files.n;
+  all.size = size;
+  if (size > 0)
+    memcpy(out, &all, size);
 }
 
 /* ---- sources and processors --------------------------------------------- */
@@ -347,6 +367,10 @@ static int finish_whole(tdm_t *t, int rc) {
 int tdm_run_once(tdm_t *t) {
   int rc;
 
+  if (t->live != NULL) {
+    tdm__error(&t->log, "tdm_run_once: already started with tdm_start");
+    return -EBUSY;
+  }
   if (t->gave_up) { /* the previous pass gave up: this one starts afresh */
     t->gave_up = 0;
     t->stop = 0;

@@ -7,7 +7,7 @@
  * is a piece". Only a --max-record smaller than the buffer needs a walk over
  * the lines.
  */
-#include "engine.h"
+#include "core/framing.h"
 
 #include <string.h>
 

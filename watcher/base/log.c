@@ -1,5 +1,5 @@
 /* log.c: the log sink (see log.h). */
-#include "log.h"
+#include "base/log.h"
 
 #include <stdarg.h>
 #include <stdint.h>

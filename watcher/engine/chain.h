@@ -1,0 +1,53 @@
+/*
+ * chain.h: the processor instances of a tdm_t and the hand-over of a chunk
+ * to every one of them (retry with backoff, fail).
+ */
+#ifndef TDM_CHAIN_H
+#define TDM_CHAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/filetable.h"
+#include "registry.h"
+#include "tidemark.h"
+
+typedef struct tdm_proc {
+  const tdm_processor_t *desc;
+  void *state;
+  char *key;              /* the spec as given: the key of its blob */
+  tdm_proc_spec_t spec;   /* parsed, for reopening */
+  tdm_chunk_cb cb;        /* callback processors: desc is NULL */
+  void *cb_arg;
+  uint8_t blob[TDM_RESTORE_MAX]; /* the last durable restore blob */
+  size_t blob_len;
+  int open;               /* state is live */
+} tdm_proc_t;
+
+/* Open a processor instance with its stored blob. Logs and returns
+   TDM_EPROC on failure. */
+int tdm__proc_open(tdm_t *t, tdm_proc_t *p);
+/* Close an instance (if open). */
+void tdm__proc_close(tdm_proc_t *p);
+
+/*
+ * tdm_run_once only (t->live == NULL), with --retry-timeout-ms set: has a
+ * processor kept asking to retry since `since_ms` for too long? If so, say so
+ * naming `path` (at `offset`, or UINT64_MAX for a whole file) and processor
+ * `key` (with its last message `msg`), set t->gave_up and stop the pass
+ * (t->stop), and return 1: the caller returns TDM_ESTOPPED and keeps the
+ * bookmark. Else 0.
+ */
+int tdm__give_up(tdm_t *t, uint64_t since_ms, const char *path,
+                 uint64_t offset, const char *key, const char *msg);
+
+/*
+ * Hand a chunk to every processor. RETRY is retried with backoff until it is
+ * accepted or tdm_stop() is called (tdm_run_once: or tdm__give_up says so).
+ * Returns 0 when all accepted, TDM_EPROC
+ * when one failed (logged, naming the processor and the file; the file is
+ * marked failed), TDM_ESTOPPED.
+ */
+int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c);
+
+#endif /* TDM_CHAIN_H */

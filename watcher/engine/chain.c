@@ -68,7 +68,7 @@ int tdm__give_up(tdm_t *t, uint64_t since_ms, const char *path,
   char q[PATH_MAX], at[64] = "";
   uint64_t waited;
 
-  if (t->live != NULL || t->opts.retry_timeout_ms == 0)
+  if (t->live != NULL || t->opts.retry_timeout_ms == 0 || since_ms == 0)
     return 0;
   waited = tdm__now_ms() - since_ms;
   if (waited < t->opts.retry_timeout_ms)
@@ -148,9 +148,13 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
        covers exactly the bookmarks. A failed checkpoint rolled everything
        back: the pass ends. */
     if (taken == 0) {
+      uint64_t done = t->stats.checkpoints;
       int rc = tdm__checkpoint_maybe(t);
       if (rc != 0)
         return rc;
+      /* Every processor committed: they are moving, slowly, not stuck. */
+      if (t->stats.checkpoints != done)
+        since_ms = 0;
     }
     backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
   }

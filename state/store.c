@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxh_x86dispatch.h>
 
 enum { DB_META, DB_FILES, DB_PROCS, DB_HASHES, N_DBS };
 static const char *const db_names[N_DBS] = {"meta", "files", "procs",
@@ -891,28 +892,53 @@ int tdm_store_load_files(tdm_store_t *s,
   return rc;
 }
 
-/* Whether `key` can be a key of "procs"; logs why not. */
-static int check_key(const tdm_store_t *s, const char *key) {
-  size_t len = strlen(key), max = (size_t)mdb_env_get_maxkeysize(s->env);
-  char q[96];
+/*
+ * The "procs" key of processor spec `spec`: the spec itself when LMDB can
+ * take it as a key (at most mdb_env_get_maxkeysize(), 511 bytes), else
+ * "#xxh128:" and the XXH3-128 of the spec in hex, in `buf` (a spec never
+ * starts with '#', so the two kinds cannot meet). An empty spec is refused
+ * (logged, -EINVAL).
+ */
+#define SPEC_KEY_CAP 48
+static int spec_key(const tdm_store_t *s, const char *spec,
+                    char buf[SPEC_KEY_CAP], MDB_val *out) {
+  static const char hexd[] = "0123456789abcdef";
+  size_t len = strlen(spec), max = (size_t)mdb_env_get_maxkeysize(s->env);
+  uint8_t h[16];
+  XXH128_hash_t x;
 
-  if (len > 0 && len <= max)
+  if (len == 0) {
+    tdm__error(s->log, "%s: an empty processor spec cannot be stored", s->qdir);
+    return -EINVAL;
+  }
+  if (len <= max) {
+    out->mv_size = len;
+    out->mv_data = (void *)spec;
     return 0;
-  tdm__error(s->log,
-             "%s: processor spec '%s' is %zu bytes; the store keeps specs of "
-             "1 to %zu bytes",
-             s->qdir, tdm__quote(key, q, sizeof(q)), len, max);
-  return -EINVAL;
+  }
+  x = XXH3_128bits(spec, len);
+  put_be64(h, x.high64);
+  put_be64(h + 8, x.low64);
+  memcpy(buf, "#xxh128:", 8);
+  for (int i = 0; i < 16; i++) {
+    buf[8 + 2 * i] = hexd[h[i] >> 4];
+    buf[9 + 2 * i] = hexd[h[i] & 15];
+  }
+  buf[40] = '\0';
+  out->mv_size = 40;
+  out->mv_data = buf;
+  return 0;
 }
 
 int tdm_store_get_blob(tdm_store_t *s, const char *key, void *buf, size_t cap,
                        size_t *len) {
-  MDB_val k = {strlen(key), (void *)key}, v;
+  char kb[SPEC_KEY_CAP];
+  MDB_val k, v;
   MDB_txn *txn;
   int rc;
 
   *len = 0;
-  if ((rc = check_key(s, key)) != 0)
+  if ((rc = spec_key(s, key, kb, &k)) != 0)
     return rc;
   if ((rc = read_txn(s, &txn)) != 0)
     return fail(s, rc, "reading a restore blob");
@@ -991,7 +1017,10 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
     rec_encode(r, v.mv_data);
   }
   for (i = 0; i < b->n_blobs; i++) {
-    MDB_val bk = {strlen(b->blobs[i].key), (void *)b->blobs[i].key};
+    char kb[SPEC_KEY_CAP];
+    MDB_val bk;
+    if ((rc = spec_key(s, b->blobs[i].key, kb, &bk)) != 0)
+      return rc;
     MDB_val bv = {b->blobs[i].len, (void *)b->blobs[i].data};
     if ((rc = mdb_put(txn, s->dbi[DB_PROCS], &bk, &bv, 0)) != 0)
       return rc;
@@ -1022,7 +1051,9 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
 
   /* Refuse what cannot be stored before anything is written. */
   for (i = 0; i < b->n_blobs; i++) {
-    if ((rc = check_key(s, b->blobs[i].key)) != 0)
+    char kb[SPEC_KEY_CAP];
+    MDB_val k;
+    if ((rc = spec_key(s, b->blobs[i].key, kb, &k)) != 0)
       return rc;
     if (b->blobs[i].len > TDM_RESTORE_MAX) {
       char q[96];

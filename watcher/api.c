@@ -71,6 +71,20 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
     tdm__error(log, "--checkpoint-ms: must be at least 1");
     return TDM_EUSAGE;
   }
+  for (int x = 0; x < 2; x++) {
+    const char *const *g = x == 0 ? o->include : o->exclude;
+    size_t n = x == 0 ? o->n_include : o->n_exclude;
+    for (size_t i = 0; i < n; i++) {
+      const char *why = g[i] != NULL ? tdm__filter_check(g[i]) : "no glob";
+      if (why != NULL) {
+        char q[256];
+        tdm__error(log, "--%s '%s': not a valid glob: %s",
+                   x == 0 ? "include" : "exclude",
+                   g[i] != NULL ? tdm__quote(g[i], q, sizeof(q)) : "", why);
+        return TDM_EUSAGE;
+      }
+    }
+  }
   return 0;
 }
 

@@ -702,24 +702,60 @@ TEST(ini_errors_sections_and_syntax) {
 
 TEST(ini_long_lines) {
   tdm_config_t c;
-  char text[512];
-  char want[256];
-  /* The longest line accepted... */
-  size_t pre = strlen("processor = file:path=/");
-  memset(want, 'a', sizeof(want));
-  snprintf(want, sizeof(want), "file:path=/%.*s", (int)(TDM_CONFIG_LINE_MAX - pre),
-           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-  snprintf(text, sizeof(text), "processor = %s\n", want);
-  ASSERT_EQ(strlen(text) - 1, TDM_CONFIG_LINE_MAX);
+  size_t n = 100000;
+  char *want = malloc(n + 64), *text = malloc(n + 128);
+  /* Lines of any length: a long exec:cmd= fits. */
+  ASSERT_NOT_NULL(want);
+  ASSERT_NOT_NULL(text);
+  strcpy(want, "exec:cmd=/bin/echo ");
+  memset(want + strlen(want), 'a', n);
+  want[n] = '\0';
+  snprintf(text, n + 128, "state = /x\nprocessor = %s   ; a comment\n", want);
   PARSE_OK(&c, "once", "-c", ini("long.ini", text), "d");
+  ASSERT_EQ(c.n_processors, 1);
   ASSERT_STR_EQ(c.processors[0], want);
   tdm__config_free(&c);
-  /* ...and one byte more is refused, naming the line. */
-  snprintf(text, sizeof(text), "state = /x\nprocessor = %sb\n", want);
-  PARSE_BAD(A("once", "-c", ini("long2.ini", text), "d"), "long2.ini:2:",
-            "longer than");
+  /* A last line without its newline counts too. */
+  snprintf(text, n + 128, "processor = %s", want);
+  PARSE_OK(&c, "once", "-c", ini("long2.ini", text), "d");
+  ASSERT_STR_EQ(c.processors[0], want);
+  tdm__config_free(&c);
+  free(want);
+  free(text);
+}
+
+TEST(ini_duplicate_scalar_names_both_lines) {
+  tdm_config_t c;
+  PARSE_BAD(A("once", "-c",
+              ini("dup.ini", "mode = tail\nstate = /x\n[tidemark]\nmode = whole\n"),
+              "d"),
+            "dup.ini:4:", "'mode'", "dup.ini:1");
+  PARSE_BAD(A("once", "-c", ini("dup2.ini", "quiet = true\n# x\nquiet = false\n"),
+              "d"),
+            "dup2.ini:3:", "'quiet'", "dup2.ini:1");
+  /* Lists repeat. */
+  PARSE_OK(&c, "once", "-c",
+           ini("lists.ini", "processor = count\nprocessor = stdout\n"
+                            "include = *.log\ninclude = *.txt\n"
+                            "exclude = a\nexclude = b\n"),
+           "d");
+  ASSERT_EQ(c.n_processors, 2);
+  ASSERT_EQ(c.options.n_include, 2);
+  ASSERT_EQ(c.options.n_exclude, 2);
+  tdm__config_free(&c);
+}
+
+TEST(bad_globs_are_refused) {
+  tdm_config_t c;
+  PARSE_BAD(A("once", "-i", "[", "d"), "-i", "'['", "glob");
+  PARSE_BAD(A("once", "--exclude", "a[bc", "d"), "--exclude", "'a[bc'", "glob");
+  PARSE_BAD(A("once", "-i", "x\\", "d"), "-i", "glob");
+  PARSE_BAD(A("once", "-c", ini("g.ini", "state = /x\ninclude = *.[ch\n"), "d"),
+            "g.ini:2:", "include", "'*.[ch'", "glob");
+  PARSE_OK(&c, "once", "-i", "[]x]", "-i", "[!a-z]*.log", "-i", "[[:digit:]]",
+           "-x", "a\\[b", "-x", "*.[ch]", "d");
+  ASSERT_EQ(c.options.n_include, 3);
+  tdm__config_free(&c);
 }
 
 TEST(ini_missing_or_unreadable) {

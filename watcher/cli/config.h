@@ -22,7 +22,8 @@
  * verbose, quiet).
  * processor/include/exclude may repeat and accumulate; booleans take
  * true/false, yes/no, on/off, 1/0. Comments start a line with ';' or '#', or
- * follow a value as ` ; comment`. Lines are at most TDM_CONFIG_LINE_MAX bytes.
+ * follow a value as ` ; comment`. Lines may be of any length. A scalar key
+ * given twice is an error naming both lines.
  * Keys that do not apply to the command at hand are ignored (one file serves
  * every command); unknown keys and sections are errors naming FILE:LINE.
  * Relative paths in the file, like those on the command line, are relative
@@ -39,9 +40,6 @@
 #include <stdio.h>
 
 #include "tidemark.h"
-
-/* Longest INI line (without its newline) inih accepts in Debian's build. */
-#define TDM_CONFIG_LINE_MAX 197
 
 typedef enum tdm_command {
   TDM_CMD_NONE = 0,
@@ -73,6 +71,8 @@ typedef struct tdm_config {
   size_t n_dirs;
   char **processors;        /* run/once: the specs; {"stdout"} if none */
   size_t n_processors;
+  char **processor_origins; /* n_processors: "FILE:LINE" of a spec from the
+                               INI file, "" for one from the command line */
   char **paths;             /* reset: the PATHs, as given (none: reset all) */
   size_t n_paths;
   /* Storage behind `options` (read them through `options`). */

@@ -591,13 +591,17 @@ static void check_say(const char *fmt, ...) {
 static int check_db(MDB_env *env, MDB_txn *txn, MDB_dbi dbi, int which,
                     const char *name) {
   size_t maxkey = (size_t)mdb_env_get_maxkeysize(env);
+  size_t last_pgno;
   volatile uint8_t sink = 0;
+  MDB_envinfo info;
   MDB_cursor *cur;
   MDB_val k, v;
   int rc;
 
   if (mdb_cursor_open(txn, dbi, &cur) != 0)
     return CHECK_LMDB_ERROR;
+  mdb_env_info(env, &info);
+  last_pgno = info.me_last_pgno;
   while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
     const uint8_t *p = v.mv_data;
     tdm_file_rec_t r;
@@ -625,14 +629,23 @@ static int check_db(MDB_env *env, MDB_txn *txn, MDB_dbi dbi, int which,
                (k.mv_size == 13 && memcmp(k.mv_data, "checkpoint_ns", 13) == 0))
         bad = v.mv_size != 8;
       break;
-    case -1: { /* the free list: a count of page numbers, then the numbers */
-      size_t n;
+    case -1: { /* the free list: a count of page numbers, then the numbers,
+                  each a page of the file past the two meta pages, in
+                  descending order (LMDB's IDL) */
+      size_t n, prev = SIZE_MAX;
       if (v.mv_size < sizeof(size_t)) {
         bad = 1;
         break;
       }
       memcpy(&n, p, sizeof(n));
-      bad = (n + 1) * sizeof(size_t) != v.mv_size;
+      bad = n > v.mv_size / sizeof(size_t) ||
+            (n + 1) * sizeof(size_t) != v.mv_size;
+      for (size_t i = 1; !bad && i <= n; i++) {
+        size_t pg;
+        memcpy(&pg, p + i * sizeof(size_t), sizeof(pg));
+        bad = pg < 2 || pg > last_pgno || pg >= prev;
+        prev = pg;
+      }
       break;
     }
     default:
@@ -655,6 +668,192 @@ static int check_db(MDB_env *env, MDB_txn *txn, MDB_dbi dbi, int which,
   return rc == MDB_NOTFOUND ? CHECK_OK : CHECK_LMDB_ERROR;
 }
 
+/*
+ * The structure of the B-trees, read with pread() (so it cannot fault) from
+ * the snapshot of txn `txnid`: LMDB trusts page headers it never looks at on
+ * a read (a write copies a page by its header's bounds), so a read walk alone
+ * misses a damaged header. LMDB 0.9's on-disk format: a 16-byte page header
+ * (pgno, pad, flags, lower/upper or an overflow page count), 16-bit node
+ * offsets after it, 8-byte node headers; the meta pages 0 and 1 hold the
+ * roots of the free and main databases, the main database's leaves those of
+ * the named ones. Every page reached is checked: within the file, its own
+ * number, its type, its bounds, each node inside the page, reached once.
+ * Returns CHECK_OK (also when the snapshot's meta page is not found: a
+ * writer moved on, nothing is claimed), or CHECK_BAD_RECORD with why.
+ */
+enum {
+  P_BRANCH = 0x01, P_LEAF = 0x02, P_OVERFLOW = 0x04, P_LEAF2 = 0x20,
+  F_BIGDATA = 0x01, F_SUBDATA = 0x02, F_DUPDATA = 0x04,
+  PAGEHDR = 16, NODEHDR = 8, DBREC = 48, MAX_DEPTH = 32
+};
+
+typedef struct pagewalk {
+  int fd;
+  size_t psize;
+  uint64_t last_pg;
+  uint8_t *seen;   /* bit per page */
+  uint8_t *buf;    /* psize bytes */
+} pagewalk_t;
+
+static int pw_bad(uint64_t pg, const char *why) {
+  check_say("page %" PRIu64 ": %s", pg, why);
+  return CHECK_BAD_RECORD;
+}
+
+/* Mark page `pg` seen; a page reached twice makes a cycle or a shared page. */
+static int pw_visit(pagewalk_t *w, uint64_t pg) {
+  if (pg < 2 || pg > w->last_pg)
+    return pw_bad(pg, "a page number outside the file");
+  if (w->seen[pg / 8] & (1u << (pg % 8)))
+    return pw_bad(pg, "reached twice");
+  w->seen[pg / 8] |= (uint8_t)(1u << (pg % 8));
+  return CHECK_OK;
+}
+
+static int pw_read(pagewalk_t *w, uint64_t pg) {
+  ssize_t n = pread(w->fd, w->buf, w->psize, (off_t)(pg * w->psize));
+  if (n != (ssize_t)w->psize)
+    return pw_bad(pg, "cannot be read");
+  if (get_le(w->buf, 8) != pg)
+    return pw_bad(pg, "its header holds another page number");
+  return CHECK_OK;
+}
+
+static int pw_tree(pagewalk_t *w, uint64_t pg, int depth) {
+  uint8_t *page;
+  unsigned flags, lower, upper, n;
+  int rc;
+
+  if (depth > MAX_DEPTH)
+    return pw_bad(pg, "a tree deeper than LMDB allows");
+  if ((rc = pw_visit(w, pg)) != CHECK_OK || (rc = pw_read(w, pg)) != CHECK_OK)
+    return rc;
+  flags = (unsigned)get_le(w->buf + 10, 2);
+  if (flags & P_LEAF2)
+    return CHECK_OK; /* not used by the store: LMDB's own checks */
+  if ((flags & (P_BRANCH | P_LEAF)) == 0 ||
+      (flags & (P_BRANCH | P_LEAF)) == (P_BRANCH | P_LEAF))
+    return pw_bad(pg, "neither a branch nor a leaf page where one belongs");
+  lower = (unsigned)get_le(w->buf + 12, 2);
+  upper = (unsigned)get_le(w->buf + 14, 2);
+  if (lower < PAGEHDR || lower > upper || upper > w->psize || lower % 2 != 0)
+    return pw_bad(pg, "its bounds are out of the page");
+  n = (lower - PAGEHDR) / 2;
+  if ((flags & P_BRANCH) && n == 0)
+    return pw_bad(pg, "an empty branch page");
+  /* Children are walked after this page's nodes are read: the buffer is
+     reused, so keep this page. */
+  page = malloc(w->psize);
+  if (page == NULL)
+    return CHECK_LMDB_ERROR;
+  memcpy(page, w->buf, w->psize);
+  rc = CHECK_OK;
+  for (unsigned i = 0; i < n && rc == CHECK_OK; i++) {
+    size_t off = (size_t)get_le(page + PAGEHDR + 2 * i, 2);
+    const uint8_t *node = page + off;
+    uint64_t lo, hi, nflags, ksize, dsize;
+
+    if (off < upper || off + NODEHDR > w->psize) {
+      rc = pw_bad(pg, "a node outside the page");
+      break;
+    }
+    lo = get_le(node, 2);
+    hi = get_le(node + 2, 2);
+    nflags = get_le(node + 4, 2);
+    ksize = get_le(node + 6, 2);
+    if (off + NODEHDR + ksize > w->psize) {
+      rc = pw_bad(pg, "a key beyond the page");
+      break;
+    }
+    if (flags & P_BRANCH) {
+      rc = pw_tree(w, lo | hi << 16 | nflags << 32, depth + 1);
+      continue;
+    }
+    dsize = lo | hi << 16;
+    if (nflags & F_BIGDATA) {
+      uint64_t ov, pages;
+      if (off + NODEHDR + ksize + 8 > w->psize) {
+        rc = pw_bad(pg, "a node beyond the page");
+        break;
+      }
+      ov = get_le(node + NODEHDR + ksize, 8);
+      if ((rc = pw_visit(w, ov)) != CHECK_OK || (rc = pw_read(w, ov)) != CHECK_OK)
+        break;
+      pages = get_le(w->buf + 12, 4);
+      if (!(get_le(w->buf + 10, 2) & P_OVERFLOW) || pages == 0 ||
+          pages > w->last_pg - ov + 1 || dsize > pages * w->psize - PAGEHDR) {
+        rc = pw_bad(ov, "a damaged overflow page");
+        break;
+      }
+      for (uint64_t k = 1; k < pages && rc == CHECK_OK; k++)
+        rc = pw_visit(w, ov + k);
+      continue;
+    }
+    if (off + NODEHDR + ksize + dsize > w->psize) {
+      rc = pw_bad(pg, "a value beyond the page");
+      break;
+    }
+    if (nflags & F_SUBDATA) {
+      uint64_t root;
+      if (dsize != DBREC) {
+        rc = pw_bad(pg, "a database record of the wrong size");
+        break;
+      }
+      root = get_le(node + NODEHDR + ksize + 40, 8);
+      if (root != UINT64_MAX)
+        rc = pw_tree(w, root, 0);
+    } else if (nflags & F_DUPDATA) {
+      /* sorted duplicates: not used by the store; LMDB's own checks */
+    }
+  }
+  free(page);
+  return rc;
+}
+
+static int check_pages(int fd, uint64_t txnid) {
+  uint8_t meta[2][PAGEHDR + 136];
+  pagewalk_t w;
+  struct stat st;
+  int which = -1, rc;
+
+  memset(&w, 0, sizeof(w));
+  if (fstat(fd, &st) != 0 ||
+      pread(fd, meta[0], sizeof(meta[0]), 0) != (ssize_t)sizeof(meta[0]))
+    return CHECK_OK;
+  w.psize = (size_t)get_le(meta[0] + PAGEHDR + 24, 4); /* free db's md_pad */
+  if (w.psize < 512 || w.psize > 65536 || (w.psize & (w.psize - 1)) != 0 ||
+      pread(fd, meta[1], sizeof(meta[1]), (off_t)w.psize) !=
+          (ssize_t)sizeof(meta[1]))
+    return CHECK_OK; /* LMDB's open judges the meta pages */
+  for (int m = 0; m < 2; m++)
+    if (get_le(meta[m] + PAGEHDR, 4) == 0xBEEFC0DEu &&
+        get_le(meta[m] + PAGEHDR + 128, 8) == txnid)
+      which = m;
+  if (which < 0)
+    return CHECK_OK;
+  w.fd = fd;
+  w.last_pg = get_le(meta[which] + PAGEHDR + 120, 8);
+  if (w.last_pg < 1 || w.last_pg >= (uint64_t)st.st_size / w.psize)
+    return pw_bad(w.last_pg, "the meta page counts pages the file does not "
+                  "hold");
+  w.seen = calloc((size_t)(w.last_pg / 8 + 1), 1);
+  w.buf = malloc(w.psize);
+  if (w.seen == NULL || w.buf == NULL) {
+    free(w.seen);
+    free(w.buf);
+    return CHECK_OK;
+  }
+  rc = CHECK_OK;
+  for (int db = 0; db < 2 && rc == CHECK_OK; db++) { /* free, main */
+    uint64_t root = get_le(meta[which] + PAGEHDR + 24 + db * DBREC + 40, 8);
+    if (root != UINT64_MAX)
+      rc = pw_tree(&w, root, 0);
+  }
+  free(w.seen);
+  free(w.buf);
+  return rc == CHECK_LMDB_ERROR ? CHECK_OK : rc;
+}
+
 /* The child's walk of the store in `dir`. Returns its exit status. */
 static int check_walk(const char *dir) {
   MDB_env *env = NULL;
@@ -675,6 +874,12 @@ static int check_walk(const char *dir) {
     }
     goto out;
   }
+  {
+    int fd;
+    if (mdb_env_get_fd(env, &fd) == 0 &&
+        (rc = check_pages(fd, (uint64_t)mdb_txn_id(txn))) != CHECK_OK)
+      goto out;
+  }
   if ((rc = check_db(env, txn, 0, -1, "(free pages)")) != CHECK_OK)
     goto out;
   if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0) {
@@ -683,6 +888,15 @@ static int check_walk(const char *dir) {
   }
   if ((rc = check_db(env, txn, dbi, N_DBS, "(main)")) != CHECK_OK)
     goto out;
+  /* A store of another schema is not decoded here: the open says so. */
+  if (mdb_dbi_open(txn, db_names[DB_META], 0, &dbi) == 0) {
+    MDB_val k = {6, (void *)"schema"}, v;
+    if (mdb_get(txn, dbi, &k, &v) == 0 &&
+        (v.mv_size != 4 || get_le(v.mv_data, 4) != TDM_STORE_SCHEMA)) {
+      rc = CHECK_OK;
+      goto out;
+    }
+  }
   for (int i = 0; i < N_DBS; i++) {
     int r = mdb_dbi_open(txn, db_names[i], 0, &dbi);
     if (r == MDB_NOTFOUND)

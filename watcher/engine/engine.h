@@ -77,6 +77,11 @@ struct tdm_s {
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  /* Metrics (engine/metrics.c). */
+  int count_records;      /* count records per processor (metrics wanted) */
+  uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
+  uint64_t checkpoint_ns_count;
+  struct tdm_progress_state *progress; /* tdm_run_once with a progress_cb */
   int gave_up;            /* once: a processor kept retrying past
                              --retry-timeout-ms; the pass stopped (t->stop)
                              and tdm_run_once returns TDM_EPROC */

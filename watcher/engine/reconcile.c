@@ -17,6 +17,7 @@
 #include "core/scan.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/progress.h"
 #include "engine/reader.h"
 
 #include <errno.h>
@@ -382,8 +383,13 @@ void tdm__trim_fds(tdm_t *t) {
 
 static int on_file(void *arg, const char *path, const char *rel,
                    const struct stat *st) {
+  tdm_t *t = arg;
+  uint64_t opened = t->stats.files_opened;
+  int rc;
   (void)rel;
-  return tdm__look(arg, path, st, 0);
+  rc = tdm__look(t, path, st, 0);
+  tdm__progress_file(t, t->stats.files_opened != opened);
+  return rc;
 }
 
 static void scan_init(tdm_t *t, tdm_scan_t *s,

@@ -31,27 +31,24 @@
 #include <unistd.h>
 #include <xxh_x86dispatch.h>
 
-#define REMOVED UINT64_MAX
 #define RETRY_WAIT_MS 100 /* poll()'s wait while a file() says RETRY */
 
 /* ---- the table of uncommitted hashes ------------------------------------ */
 
-static size_t home(const tdm_hashset_t *hs, const uint8_t h[16]) {
+static uint64_t key(const uint8_t h[16]) {
   uint64_t k;
   memcpy(&k, h, sizeof(k));
-  return (size_t)k & (hs->cap - 1);
+  return k;
 }
 
 static tdm_hashset_entry_t *hs_find(const tdm_hashset_t *hs, const uint8_t h[16]) {
-  if (hs->cap == 0)
-    return NULL;
-  for (size_t i = home(hs, h);; i = (i + 1) & (hs->cap - 1)) {
-    tdm_hashset_entry_t *e = &hs->slot[i];
-    if (e->id == 0)
-      return NULL;
-    if (e->id != REMOVED && memcmp(e->hash, h, 16) == 0)
+  for (tdm_hnode_t *n = tdm__hmap_first(&hs->map, key(h)); n;
+       n = tdm__hmap_next(n)) {
+    tdm_hashset_entry_t *e = tdm__container_of(n, tdm_hashset_entry_t, node);
+    if (memcmp(e->hash, h, 16) == 0)
       return e;
   }
+  return NULL;
 }
 
 static int hs_put(tdm_hashset_t *hs, const uint8_t h[16], uint64_t id) {
@@ -61,73 +58,77 @@ static int hs_put(tdm_hashset_t *hs, const uint8_t h[16], uint64_t id) {
     e->id = id;
     return 0;
   }
-  if ((hs->used + 1) * 2 > hs->cap) { /* rehash, dropping removed slots */
-    size_t cap = hs->cap ? hs->cap * 2 : 256;
-    tdm_hashset_t n = {calloc(cap, sizeof(*n.slot)), cap, 0};
-    if (n.slot == NULL)
-      return -ENOMEM;
-    for (size_t i = 0; i < hs->cap; i++)
-      if (hs->slot[i].id != 0 && hs->slot[i].id != REMOVED) {
-        size_t k = home(&n, hs->slot[i].hash);
-        while (n.slot[k].id != 0)
-          k = (k + 1) & (cap - 1);
-        n.slot[k] = hs->slot[i];
-        n.used++;
-      }
-    free(hs->slot);
-    *hs = n;
+  if ((e = calloc(1, sizeof(*e))) == NULL)
+    return -ENOMEM;
+  memcpy(e->hash, h, 16);
+  e->id = id;
+  if (tdm__hmap_insert(&hs->map, &e->node, key(h)) != 0) {
+    free(e);
+    return -ENOMEM;
   }
-  for (size_t i = home(hs, h);; i = (i + 1) & (hs->cap - 1)) {
-    e = &hs->slot[i];
-    if (e->id == 0 || e->id == REMOVED) {
-      if (e->id == 0)
-        hs->used++;
-      memcpy(e->hash, h, 16);
-      e->id = id;
-      e->done = 0;
-      return 0;
-    }
-  }
+  return 0;
+}
+
+static void hs_drop(tdm_hashset_t *hs, tdm_hashset_entry_t *e) {
+  tdm__hmap_remove(&hs->map, &e->node);
+  free(e);
 }
 
 static void hs_remove(tdm_hashset_t *hs, const uint8_t h[16], uint64_t id) {
   tdm_hashset_entry_t *e = hs_find(hs, h);
   if (e != NULL && e->id == id)
-    e->id = REMOVED;
+    hs_drop(hs, e);
+}
+
+static void drop_any(tdm_hnode_t *n, void *arg) {
+  hs_drop(arg, tdm__container_of(n, tdm_hashset_entry_t, node));
 }
 
 void tdm__whole_free(tdm_t *t) {
-  free(t->hashes.slot);
-  memset(&t->hashes, 0, sizeof(t->hashes));
+  tdm__hmap_walk(&t->hashes.map, drop_any, &t->hashes);
+  tdm__hmap_free(&t->hashes.map);
+}
+
+typedef struct batch {
+  tdm_store_hash_t *out;  /* NULL: only count */
+  size_t n;
+} batch_t;
+
+static void take_done(tdm_hnode_t *n, void *arg) {
+  batch_t *b = arg;
+  tdm_hashset_entry_t *e = tdm__container_of(n, tdm_hashset_entry_t, node);
+  if (!e->done)
+    return;
+  if (b->out != NULL) {
+    memcpy(b->out[b->n].hash, e->hash, 16);
+    b->out[b->n].file_id = e->id;
+  }
+  b->n++;
 }
 
 size_t tdm__whole_batch(tdm_t *t, tdm_store_hash_t **out) {
-  size_t n = 0;
+  batch_t b = {NULL, 0};
+
   *out = NULL;
-  for (size_t i = 0; i < t->hashes.cap; i++)
-    n += t->hashes.slot[i].id != 0 && t->hashes.slot[i].id != REMOVED &&
-         t->hashes.slot[i].done;
-  if (n == 0 || (*out = malloc(n * sizeof(**out))) == NULL)
+  tdm__hmap_walk(&t->hashes.map, take_done, &b);
+  if (b.n == 0 || (b.out = malloc(b.n * sizeof(*b.out))) == NULL)
     return 0;
-  n = 0;
-  for (size_t i = 0; i < t->hashes.cap; i++) {
-    tdm_hashset_entry_t *e = &t->hashes.slot[i];
-    if (e->id != 0 && e->id != REMOVED && e->done) {
-      memcpy((*out)[n].hash, e->hash, 16);
-      (*out)[n++].file_id = e->id;
-    }
-  }
-  return n;
+  b.n = 0;
+  tdm__hmap_walk(&t->hashes.map, take_done, &b);
+  *out = b.out;
+  return b.n;
+}
+
+static void drop_done(tdm_hnode_t *n, void *arg) {
+  tdm_hashset_entry_t *e = tdm__container_of(n, tdm_hashset_entry_t, node);
+  if (e->done)
+    hs_drop(arg, e);
 }
 
 void tdm__whole_committed(tdm_t *t, int ok) {
   /* Committed: the store answers for them now. Rolled back: the files are
      looked at again (their processors' outputs were rolled back too). */
-  for (size_t i = 0; i < t->hashes.cap; i++) {
-    tdm_hashset_entry_t *e = &t->hashes.slot[i];
-    if (e->id != 0 && e->id != REMOVED && e->done)
-      e->id = REMOVED;
-  }
+  tdm__hmap_walk(&t->hashes.map, drop_done, &t->hashes);
   if (ok)
     return;
   for (size_t i = 0; i < t->files.n; i++) {

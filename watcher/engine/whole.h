@@ -9,22 +9,23 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "base/hashmap.h"
 #include "core/filetable.h"
 #include "store.h"
 #include "tidemark.h"
 
 /* Content hashes not in the store yet: of files done since the last
    checkpoint, and of files in flight (so a copy that lands meanwhile is a
-   duplicate). Open addressing on the hash's first 8 bytes. */
+   duplicate). Keyed by the hash's first 8 bytes (XXH3: already mixed). */
 typedef struct tdm_hashset_entry {
+  tdm_hnode_t node;
   uint8_t hash[16];
-  uint64_t id;            /* 0: empty slot; UINT64_MAX: removed */
+  uint64_t id;            /* the file it belongs to */
   int done;               /* to be written at the next checkpoint */
 } tdm_hashset_entry_t;
 
 typedef struct tdm_hashset {
-  tdm_hashset_entry_t *slot;
-  size_t cap, used;       /* cap: power of two; used counts removed too */
+  tdm_hmap_t map;         /* of tdm_hashset_entry_t */
 } tdm_hashset_t;
 
 #define TDM_HINT_COMPLETE 0x1u /* renamed into the tree: complete if it

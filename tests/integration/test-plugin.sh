@@ -87,7 +87,7 @@ assert_contains "$STDOUT" 'line one\nFORGED'
 assert_contains "$STDOUT" '\x1b[31mred'
 if grep -q $'\x1b' "$STDOUT"; then fail "a raw ESC byte in the processors table"; fi
 assert_eq "$(grep -c FORGED "$STDOUT")" 1 "lines naming FORGED"
-[ "$(wc -l < "$STDOUT")" -eq 6 ] || fail "the table has $(wc -l < "$STDOUT") lines, not 6: $(cat "$STDOUT")"
+if grep -q '^FORGED' "$STDOUT"; then fail "the summary forged a line: $(cat "$STDOUT")"; fi
 
 say "a file that is not a shared object: refused naming it"
 mkdir -p "$T/junk"

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +146,25 @@ static int setup_exit(int err) {
 }
 
 /*
+ * Raise the soft RLIMIT_NOFILE to the hard limit, as servers do (nginx's
+ * worker_rlimit_nofile, systemd's own services): `run` holds a descriptor
+ * per followed file, so that a file renamed out of the tree or deleted is
+ * still read to its end, and the soft limit a service gets (1024 under
+ * systemd) is far below what the kernel allows it (the hard limit). The
+ * command does this, not the library: a program embedding libtidemark owns
+ * its process' limits (the library stays correct under any limit: it holds
+ * what it may, reads a file before it closes its descriptor, and warns about
+ * and counts bytes that became unreachable).
+ */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl); /* best effort: the library copes */
+  }
+}
+
+/*
  * `once` and `run`: open, add sources and processors, run one pass (once) or
  * watch until a signal (run), close. Returns the exit status.
  */
@@ -168,6 +188,7 @@ static int cmd_work(const tdm_config_t *c, int live) {
   /* A processor writing to a closed pipe (stdout | head, an exec'd program
      that died) must fail with EPIPE, not kill us before the checkpoint. */
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
 
   opts = c->options;
   opts.notify = live; /* Type=notify: does nothing without NOTIFY_SOCKET */

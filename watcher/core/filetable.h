@@ -32,6 +32,10 @@ typedef struct tdm_file {
   unsigned ready : 1;     /* run: on the ready list, more to read */
   unsigned waiting : 1;   /* whole: seen, not complete yet (settling) */
   unsigned inflight : 1;  /* whole: a processor's file() is pending */
+  unsigned stale : 1;     /* run: an event said it was written, but its name
+                             led to it no more and no descriptor was held:
+                             those bytes are out of reach unless the file
+                             turns up again in the tree */
   uint64_t pending_mask;  /* whole: processors whose outcome is awaited */
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */

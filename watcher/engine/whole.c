@@ -282,7 +282,8 @@ static void apply(tdm_t *t, size_t proc, const tdm_outcome_t *o) {
     done(t, f);
 }
 
-int tdm__whole_poll(tdm_t *t, int wait_ms) {
+/* Collect outcomes (see tdm__whole_poll) without committing them. */
+static void collect(tdm_t *t, int wait_ms) {
   tdm_outcome_t out[16];
   for (size_t i = 0; i < t->n_procs; i++) {
     tdm_proc_t *p = &t->procs[i];
@@ -292,9 +293,29 @@ int tdm__whole_poll(tdm_t *t, int wait_ms) {
     while ((n = p->desc->poll(p->state, out, 16, wait_ms)) > 0) {
       for (int k = 0; k < n; k++)
         apply(t, i, &out[k]);
+      t->unsaved_outcomes += (size_t)n;
       wait_ms = 0; /* got some: take the rest without waiting */
     }
   }
+}
+
+/*
+ * An outcome is the most expensive thing we learn (a loader ran): make it
+ * durable now, not at the next --checkpoint-ms, so that a crash repeats at
+ * most the loaders that were running. Every outcome collected since the last
+ * checkpoint goes into this one transaction.
+ */
+static int save_outcomes(tdm_t *t) {
+  if (t->unsaved_outcomes == 0 || !t->need_checkpoint)
+    return 0;
+  return tdm__checkpoint(t);
+}
+
+int tdm__whole_poll(tdm_t *t, int wait_ms) {
+  int rc;
+  collect(t, wait_ms);
+  if ((rc = save_outcomes(t)) != 0)
+    return rc;
   if (t->stop)
     return TDM_ESTOPPED;
   /* A long pass (hundreds of files through a few job slots) must not keep
@@ -324,13 +345,23 @@ static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
     uint64_t since_ms = tdm__now_ms();
     while ((rc = p->desc->file(p->state, &info, msg)) == TDM_PROC_RETRY) {
       t->stats.proc_retries++;
+      size_t before = t->unsaved_outcomes;
       msg[sizeof(msg) - 1] = '\0';
-      if (tdm__give_up(t, since_ms, f->path, UINT64_MAX, p->key, msg) ||
-          tdm__whole_poll(t, RETRY_WAIT_MS) != 0)
+      if (tdm__give_up(t, since_ms, f->path, UINT64_MAX, p->key, msg))
+        return TDM_ESTOPPED; /* not recorded: handled again next time */
+      /* Outcomes free slots: refill one before committing them, so that
+         the loaders run during the commit and what they finish meanwhile
+         shares the next one. */
+      collect(t, RETRY_WAIT_MS);
+      if (t->unsaved_outcomes != before)
+        since_ms = tdm__now_ms(); /* the loaders are moving: not stuck */
+      if (t->stop)
         return TDM_ESTOPPED; /* not recorded: handled again next time */
       if (f->rec.state == TDM_FILE_FAILED)
-        return 0;
+        return save_outcomes(t) != 0 ? TDM_ESTOPPED : 0;
     }
+    if (save_outcomes(t) != 0 || tdm__checkpoint_maybe(t) != 0)
+      return TDM_ESTOPPED; /* the pass ends (the failure was logged) */
     if (rc == TDM_PROC_PENDING) {
       f->pending_mask |= 1ull << i;
     } else if (rc != TDM_PROC_OK) {
@@ -373,7 +404,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   char hex[33], q[PATH_MAX];
   uint64_t other = 0;
   tdm_hashset_entry_t *e;
-  int fd, rc;
+  int fd, rc, upgrade;
 
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -410,19 +441,38 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     close(fd);
     return 0;
   }
+  /* A record of format 1 knows no ctime: checked once by its hash, quietly. */
+  upgrade = f->rec.ctime_ns == 0 && f->rec.size == (uint64_t)a.st_size &&
+            f->rec.mtime_ns == mtime_ns(&a);
   f->rec.size = (uint64_t)a.st_size;
   f->rec.mtime_ns = mtime_ns(&a);
+  f->rec.ctime_ns = ctime_ns(&a);
   for (int i = 0; i < 16; i++) {
     hex[2 * i] = hexd[h[i] >> 4];
     hex[2 * i + 1] = hexd[h[i] & 15];
   }
   hex[32] = '\0';
 
-  if (f->rec.state == TDM_FILE_DONE && memcmp(f->rec.content_hash, h, 16) == 0) {
-    close(fd); /* touched, not changed */
+  if ((f->rec.state == TDM_FILE_DONE || f->rec.state == TDM_FILE_DUPLICATE) &&
+      memcmp(f->rec.content_hash, h, 16) == 0) {
+    /* Touched, or the same bytes written again: not a new version. */
+    close(fd);
+    if (!upgrade) {
+      tdm__warn(&t->log, "%s: same content as when it was handled: skipped "
+                "(a duplicate)", tdm__quote(path, q, sizeof(q)));
+      t->stats.duplicates++;
+      f->rec.updated_ns = tdm__wall_ns();
+    }
     f->dirty = 1;
     t->need_checkpoint = 1;
     return 0;
+  }
+  if (f->rec.state != TDM_FILE_PENDING) {
+    tdm__info(&t->log, "%s: changed since it was handled: a new version",
+              tdm__quote(path, q, sizeof(q)));
+    f->rec.state = TDM_FILE_PENDING; /* until its outcome is known */
+    f->dirty = 1;
+    t->need_checkpoint = 1;
   }
   e = hs_find(&t->hashes, h);
   if (e != NULL)
@@ -480,7 +530,6 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
 int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
                     unsigned hints) {
   tdm_file_t *f;
-  char q[PATH_MAX];
   int rc;
 
   if (t->stop)
@@ -511,15 +560,11 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
     if (f->inflight)
       return 0; /* its outcome is awaited */
     if ((uint64_t)lst->st_size == f->rec.size &&
-        mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_PENDING)
+        mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
+        f->rec.state != TDM_FILE_PENDING)
       return 0; /* done, duplicate or failed, and unchanged */
-    if (f->rec.state != TDM_FILE_PENDING) {
-      tdm__info(&t->log, "%s: changed since it was handled: a new version",
-                tdm__quote(path, q, sizeof(q)));
-      f->rec.state = TDM_FILE_PENDING;
-      f->dirty = 1;
-      t->need_checkpoint = 1;
-    }
+    /* A handled file whose stat changed keeps its state until its content
+       is hashed: only a new hash makes a new version (complete()). */
   }
   f->seen = 1;
   if (!(hints & (TDM_HINT_COMPLETE | TDM_HINT_CLOSED)) &&
@@ -530,6 +575,8 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   set_waiting(t, f, 0);
   rc = complete(t, f, path,
                 !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
+  if (rc == 0 && t->n_inflight > 0)
+    return tdm__whole_poll(t, 0); /* outcomes that came meanwhile */
   return rc != 0 ? rc : tdm__checkpoint_maybe(t);
 }
 

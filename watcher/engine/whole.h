@@ -37,7 +37,8 @@ typedef struct tdm_hashset {
 int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
                     unsigned hints);
 /* Collect outcomes of pending file() calls; with `wait_ms`, block that long
-   for the first. Returns 0 or what ends the pass. */
+   for the first. Outcomes collected are made durable at once, all in one
+   checkpoint. Returns 0 or what ends the pass. */
 int tdm__whole_poll(tdm_t *t, int wait_ms);
 /* Look again at files that were settling. */
 int tdm__whole_recheck(tdm_t *t);

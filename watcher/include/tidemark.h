@@ -200,7 +200,9 @@ TDM_EXTERN int tdm_add_source(tdm_t *t, const char *dir);
  * running. Errors: TDM_EUSAGE (a malformed spec, an unknown name, the same
  * spec twice, more than 64 processors, or a processor that refused to open:
  * a bad or missing parameter, an output it cannot create — all logged,
- * naming the spec), TDM_ESTORE (its blob could not be read), -ENOMEM.
+ * naming the spec), TDM_EPROC (what the parameters name cannot be used now:
+ * open() answered TDM_PROC_UNAVAILABLE, e.g. a server down, a missing
+ * stream; logged), TDM_ESTORE (its blob could not be read), -ENOMEM.
  */
 TDM_EXTERN int tdm_add_processor(tdm_t *t, const char *spec);
 
@@ -355,6 +357,9 @@ typedef struct tdm_stats {
   uint64_t duplicates;        /* whole: complete files skipped as duplicates */
   uint64_t files_failed;      /* whole: files a processor failed */
   uint64_t files_tracked;     /* files in the store now */
+  uint64_t lost_files;        /* files renamed away or deleted with new bytes
+                                 no descriptor reached (each warned about;
+                                 `status` shows the total) */
 } tdm_stats_t;
 
 /* Zero every counter and set `size` to sizeof(tdm_stats_t). */

@@ -39,6 +39,7 @@
 #define READ_BUDGET (16u << 20) /* bytes of one file per look */
 #define PUBLISH_MS 500u         /* metrics text at most this often */
 #define STATUS_MS 5000u         /* systemd STATUS= line at most this often */
+#define OUTCOME_WAIT_MS 20      /* the worker's wait for loaders' outcomes */
 
 static void after_work(uv_work_t *req, int status);
 static void on_idle(uv_idle_t *h);
@@ -75,6 +76,14 @@ static int pass_over(tdm_t *t, int orphans) {
     if (orphans ? f->orphan : f->ready) {
       if (f->fd >= 0) {
         rc = tdm__drain(t, f);
+      } else if (orphans) { /* gone with no descriptor (watch_inotify.c) */
+        struct stat st;
+        if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_dev == f->rec.dev &&
+            (uint64_t)st.st_ino == f->rec.ino)
+          rc = tdm__look(t, f->path, &st, 0);
+        else
+          rc = tdm__lost(t, f);
       } else {
         struct stat st;
         tdm__set_ready(t, f, 0);
@@ -155,15 +164,28 @@ static void work_cb(uv_work_t *req) {
   if (!t->stop && lv->want_drain && t->n_waiting > 0)
     rc = tdm__whole_recheck(t);
   lv->want_drain = 0;
+  /* Everything there was is read: buffering processors hand it over now,
+     not at the next checkpoint. */
+  if (!t->stop && t->n_ready == 0)
+    tdm__caught_up(t);
 
   if ((lv->want_checkpoint || t->stop) && (t->need_checkpoint || t->n_dead > 0)) {
     rc = tdm__checkpoint(t);
+    if (rc == 0 && t->stop && t->need_checkpoint)
+      rc = TDM_EPROC; /* the last one was deferred (logged) */
     if (rc != 0 && t->stop)
       lv->status = rc;
   }
   lv->want_checkpoint = 0;
   if (t->checkpoint_rc != 0)
     lv->want_rescan = 1; /* rolled back: read it all again */
+  /* Loaders running and nothing else to do: wait a little for their
+     outcomes here (exec's poll wakes when a child exits), so each is made
+     durable promptly; the loop queues the worker again at once. */
+  if (!t->stop && t->n_inflight > 0 && t->checkpoint_rc == 0 &&
+      !lv->want_rescan &&
+      !(lv->watch->pending && lv->watch->pending(lv->watch_state)))
+    (void)tdm__whole_poll(t, OUTCOME_WAIT_MS);
   if (t->n_open > t->max_open)
     tdm__trim_fds(t);
   t->stats.watches = lv->watch->count ? lv->watch->count(lv->watch_state) : 0;
@@ -179,9 +201,9 @@ static int has_work(const tdm_t *t) {
   return (lv->watch->pending && lv->watch->pending(lv->watch_state)) ||
          lv->want_rescan ||
          t->n_ready > 0 || (lv->want_checkpoint && t->need_checkpoint) ||
+         t->n_inflight > 0 || /* outcomes to collect as they come */
          (lv->want_drain &&
-          (t->n_orphans > 0 || t->n_waiting > 0 || t->n_inflight > 0 ||
-           lv->m_stale)) ||
+          (t->n_orphans > 0 || t->n_waiting > 0 || lv->m_stale)) ||
          lv->stopping;
 }
 

@@ -306,6 +306,11 @@ static int on_file_event(tdm_t *t, const tdm_watch_t *w,
       tdm__set_orphan(t, f, 1);
       return tdm__drain(t, f);
     }
+    /* No descriptor, and a write we could not read: out of reach, unless
+       the file turns up again in the tree (by inode, IN_MOVED_TO). Decided
+       at the next drain (live.c, pass_over). */
+    if (f != NULL && f->stale)
+      tdm__set_orphan(t, f, 1);
     return 0;
   }
 
@@ -314,8 +319,15 @@ static int on_file_event(tdm_t *t, const tdm_watch_t *w,
   rel += *rel == '/';
   if (!tdm__filter_file(&t->filter, rel, ev->name))
     return 0;
-  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+    /* Written, and its name is already gone: without a descriptor those
+       bytes can be read only if it turns up again (see IN_MOVED_FROM). */
+    if ((ev->mask & IN_MODIFY) &&
+        t->opts.mode == TDM_MODE_TAIL &&
+        (f = tdm__filetable_by_path(&t->files, path)) != NULL && f->fd < 0)
+      f->stale = 1;
     return 0;
+  }
   /* A rename onto an existing name (`mv app.log app.log.1` over an older
      app.log.1) replaces a file without an IN_DELETE: drain the old one. */
   f = tdm__filetable_by_path(&t->files, path);

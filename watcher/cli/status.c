@@ -16,7 +16,14 @@
  *              "state":"active","truncations":0,"pieces":0,
  *              "first_seen":"...Z"|null,"updated":"...Z"|null,
  *              "content_hash":"32 hex"|null,"duplicate_of":ID|null,
- *              "attempts":0,"exit_status":0,"error":"msg"|null}, ...]}
+ *              "attempts":0,"exit_status":0,"error":"msg"|null,
+ *              "path_escaped":false}, ...]}
+ *
+ * JSON text is UTF-8. A path (or message) that is not valid UTF-8 is given
+ * the way the table and the log lines spell it (tdm__quote: \xNN for each
+ * byte that is not part of valid UTF-8 and for control bytes, \n, \t, \\
+ * for a backslash), and the file's "path_escaped" is true. `reset` accepts
+ * that form: a PATH that matches nothing tracked is tried again unescaped.
  */
 #include "config.h"
 
@@ -192,11 +199,23 @@ static int open_and_load(const char *dir, unsigned flags,
 
 /* ---- text and JSON ------------------------------------------------------- */
 
-void tdm__status_json_string(FILE *out, const char *s) {
+int tdm__status_json_string(FILE *out, const char *s) {
   static const char hex[] = "0123456789abcdef";
+  char *quoted = NULL;
+  int escaped = 0;
+
   if (s == NULL) {
     fputs("null", out);
-    return;
+    return 0;
+  }
+  /* JSON is UTF-8: bytes that are not go out as the log lines and the table
+     spell them (tdm__quote), which tdm__unquote (reset) reads back. */
+  if (!tdm__utf8_valid(s)) {
+    size_t cap = tdm__quote_size(s);
+    if ((quoted = malloc(cap)) != NULL) {
+      s = tdm__quote(s, quoted, cap);
+      escaped = 1;
+    }
   }
   putc('"', out);
   for (; *s != '\0'; s++) {
@@ -214,12 +233,22 @@ void tdm__status_json_string(FILE *out, const char *s) {
         fputs("\\u00", out);
         putc(hex[ch >> 4], out);
         putc(hex[ch & 15], out);
+      } else if (ch >= 0x80) {
+        size_t n = tdm__utf8_len(s);
+        if (n == 0) {
+          fputs("\\ufffd", out); /* out of memory above: lossy, still JSON */
+        } else {
+          fwrite(s, 1, n, out);
+          s += n - 1;
+        }
       } else {
         putc(ch, out);
       }
     }
   }
   putc('"', out);
+  free(quoted);
+  return escaped;
 }
 
 const char *tdm__status_iso8601(int64_t ns, char *buf, size_t cap) {
@@ -304,9 +333,10 @@ static void print_json(FILE *out, const char *state_abs, int64_t ckpt_ns,
   for (size_t i = 0; i < r->n; i++) {
     const row *w = &r->v[i];
     const tdm_file_rec_t *rec = &w->rec;
+    int escaped;
     fprintf(out, "%s{\"id\":%" PRIu64 ",\"path\":", i > 0 ? "," : "",
             rec->id);
-    tdm__status_json_string(out, w->path);
+    escaped = tdm__status_json_string(out, w->path);
     fprintf(out,
             ",\"present\":%s,\"dev\":%" PRIu64 ",\"inode\":%" PRIu64
             ",\"size\":%" PRIu64 ",\"bookmark\":%" PRIu64
@@ -336,7 +366,7 @@ static void print_json(FILE *out, const char *state_abs, int64_t ckpt_ns,
                  ",\"error\":",
             rec->attempts, rec->exit_status);
     tdm__status_json_string(out, w->error);
-    putc('}', out);
+    fprintf(out, ",\"path_escaped\":%s}", escaped ? "true" : "false");
   }
   fputs("]}\n", out);
 }
@@ -649,6 +679,12 @@ static int reset_paths(const char *dir, const char *const *paths,
   } else {
     for (size_t i = 0; i < n_paths; i++) {
       long m = mark_path(&r, paths[i]);
+      if (m == 0) { /* perhaps as status --json or the table spelled it */
+        char *raw = tdm__unquote(paths[i]);
+        if (raw != NULL)
+          m = mark_path(&r, raw);
+        free(raw);
+      }
       if (m < 0) {
         rc = -errno;
         fprintf(stderr, "tidemark: error: reset: %s: %s\n",

@@ -97,6 +97,28 @@ static void sleep_ms(unsigned ms) {
   nanosleep(&ts, NULL); /* a signal cuts it short: fine, t->stop is checked */
 }
 
+int tdm__give_up(tdm_t *t, uint64_t since_ms, const char *path,
+                 uint64_t offset, const char *key, const char *msg) {
+  char q[PATH_MAX], at[64] = "";
+  uint64_t waited;
+
+  if (t->live != NULL || t->opts.retry_timeout_ms == 0 || since_ms == 0)
+    return 0;
+  waited = tdm__now_ms() - since_ms;
+  if (waited < t->opts.retry_timeout_ms)
+    return 0;
+  if (offset != UINT64_MAX)
+    snprintf(at, sizeof(at), " at offset %llu", (unsigned long long)offset);
+  tdm__error(&t->log, "giving up on %s%s: processor '%s' still asks to retry "
+             "after %llu ms%s%s (--retry-timeout-ms); its bookmark is kept, "
+             "the next run delivers from there",
+             tdm__quote(path, q, sizeof(q)), at, key,
+             (unsigned long long)waited, msg[0] ? ": " : "", msg);
+  t->gave_up = 1;
+  t->stop = 1;
+  return 1;
+}
+
 /* Records in a chunk, for the metrics: lines, or the chunk itself (bytes
    mode, whole files). */
 static uint64_t count_records(const tdm_t *t, const tdm_chunk_t *c) {
@@ -117,8 +139,11 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
   uint64_t taken = 0;
   uint64_t all = t->n_procs >= 64 ? ~0ull : (1ull << t->n_procs) - 1;
   unsigned backoff = BACKOFF_MIN_MS;
+  uint64_t since_ms = 0;  /* first RETRY of this chunk */
   uint64_t records = UINT64_MAX; /* counted once, when a processor takes it */
   char q[PATH_MAX];
+  char last_msg[TDM_MSG_MAX] = "";
+  const char *last_key = "";
 
   for (;;) {
     for (size_t i = 0; i < t->n_procs; i++) {
@@ -141,6 +166,10 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
         }
       } else if (rc == TDM_PROC_RETRY) {
         t->stats.proc_retries++;
+        if (since_ms == 0)
+          since_ms = tdm__now_ms();
+        memcpy(last_msg, msg, sizeof(last_msg));
+        last_key = p->key;
         p->m_retries++;
         if (backoff == BACKOFF_MIN_MS) /* once per chunk, not per attempt */
           tdm__warn(&t->log, "processor '%s' asks to retry %s at offset %llu%s%s",
@@ -169,6 +198,8 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
     }
     if (t->stop)
       return TDM_ESTOPPED;
+    if (tdm__give_up(t, since_ms, f->path, c->offset, last_key, last_msg))
+      return TDM_ESTOPPED;
     sleep_ms(backoff);
     if (t->stop)
       return TDM_ESTOPPED;
@@ -177,9 +208,13 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
        covers exactly the bookmarks. A failed checkpoint rolled everything
        back: the pass ends. */
     if (taken == 0) {
+      uint64_t done = t->stats.checkpoints;
       int rc = tdm__checkpoint_maybe(t);
       if (rc != 0)
         return rc;
+      /* Every processor committed: they are moving, slowly, not stuck. */
+      if (t->stats.checkpoints != done)
+        since_ms = 0;
     }
     backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
   }

@@ -40,8 +40,20 @@ void tdm__proc_close(tdm_proc_t *p);
 void tdm__caught_up(tdm_t *t);
 
 /*
+ * tdm_run_once only (t->live == NULL), with --retry-timeout-ms set: has a
+ * processor kept asking to retry since `since_ms` for too long? If so, say so
+ * naming `path` (at `offset`, or UINT64_MAX for a whole file) and processor
+ * `key` (with its last message `msg`), set t->gave_up and stop the pass
+ * (t->stop), and return 1: the caller returns TDM_ESTOPPED and keeps the
+ * bookmark. Else 0.
+ */
+int tdm__give_up(tdm_t *t, uint64_t since_ms, const char *path,
+                 uint64_t offset, const char *key, const char *msg);
+
+/*
  * Hand a chunk to every processor. RETRY is retried with backoff until it is
- * accepted or tdm_stop() is called. Returns 0 when all accepted, TDM_EPROC
+ * accepted or tdm_stop() is called (tdm_run_once: or tdm__give_up says so).
+ * Returns 0 when all accepted, TDM_EPROC
  * when one failed (logged, naming the processor and the file; the file is
  * marked failed), TDM_ESTOPPED.
  */

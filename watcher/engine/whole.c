@@ -342,12 +342,19 @@ static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
 
     if (p->desc == NULL || !TDM_PROCESSOR_HAS(p->desc, file))
       continue;
+    uint64_t since_ms = tdm__now_ms();
     while ((rc = p->desc->file(p->state, &info, msg)) == TDM_PROC_RETRY) {
       t->stats.proc_retries++;
+      size_t before = t->unsaved_outcomes;
+      msg[sizeof(msg) - 1] = '\0';
+      if (tdm__give_up(t, since_ms, f->path, UINT64_MAX, p->key, msg))
+        return TDM_ESTOPPED; /* not recorded: handled again next time */
       /* Outcomes free slots: refill one before committing them, so that
          the loaders run during the commit and what they finish meanwhile
          shares the next one. */
       collect(t, RETRY_WAIT_MS);
+      if (t->unsaved_outcomes != before)
+        since_ms = tdm__now_ms(); /* the loaders are moving: not stuck */
       if (t->stop)
         return TDM_ESTOPPED; /* not recorded: handled again next time */
       if (f->rec.state == TDM_FILE_FAILED)

@@ -223,3 +223,21 @@ int tdm__checkpoint_maybe(tdm_t *t) {
     return 0;
   return tdm__checkpoint(t);
 }
+
+int tdm__deliver_checkpointing(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
+  tdm_delivery_t d;
+  int rc;
+
+  memset(&d, 0, sizeof(d));
+  while ((rc = tdm__deliver(t, f, c, &d)) == TDM__STALLED) {
+    uint64_t done = t->stats.checkpoints;
+    /* A long stall must not keep what was delivered before it out of the
+       store. A failed checkpoint rolled everything back: the pass ends. */
+    if ((rc = tdm__checkpoint_maybe(t)) != 0)
+      return rc;
+    /* Every processor committed: they are moving, slowly, not stuck. */
+    if (t->stats.checkpoints != done)
+      d.since_ms = 0;
+  }
+  return rc;
+}

@@ -246,7 +246,7 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd) {
     c.data = t->buf;
     c.len = (size_t)n;
     c.flags = 0;
-    if ((rc = tdm__deliver(t, f, &c)) != 0)
+    if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
       return rc;
     off += (uint64_t)n;
     t->stats.bytes += (uint64_t)n;

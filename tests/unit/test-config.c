@@ -10,6 +10,7 @@
 
 #include "state/store.h"
 #include "cli/config.h"
+#include "status.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

@@ -134,13 +134,10 @@ typedef enum num_result {
  */
 num_result tdm__parse_u64(const char *s, int sizes, uint64_t *out);
 
-/* Is `path` `top` itself or inside it (lexically)? */
-int tdm__status_is_under(const char *path, const char *top);
-
 /* "run", "once", ... for messages; "" for NONE/HELP/VERSION. */
 const char *tdm__config_command_name(tdm_command_t cmd);
 
-/* ---- status.c ----------------------------------------------------------- */
+/* ---- status.c (the command's side; the work is watcher/status.h) ------- */
 
 /*
  * `tidemark status`: open c->state_dir read-only (works while a writer runs),
@@ -158,30 +155,5 @@ int tdm__status_run(const tdm_config_t *c, FILE *out);
  * PATH matched nothing (the others are still reset).
  */
 int tdm__status_reset(const tdm_config_t *c, FILE *out);
-
-/*
- * Write `s` to `out` as a JSON string, with its quotes: '"' and '\\'
- * escaped, \n \t \r \b \f by name, other control bytes and DEL as \u00XX;
- * valid UTF-8 is written as it is. NULL writes `null`. A string that is not
- * all valid UTF-8 is first spelled by tdm__quote (\xNN for each bad byte,
- * a backslash doubled), so the output is always valid JSON; returns 1 then,
- * else 0.
- */
-int tdm__status_json_string(FILE *out, const char *s);
-
-/*
- * Make `path` absolute (against the current directory) and normalise it
- * lexically: "." and empty components dropped, ".." removes the previous one
- * (never above "/"), no trailing slash. The path need not exist. Returns a
- * malloc'd string, or NULL on out of memory or when the current directory
- * cannot be found (errno set).
- */
-char *tdm__status_abspath(const char *path);
-
-/*
- * Format `ns` (since the epoch) as ISO-8601 UTC to the second,
- * "2026-11-24T21:00:00Z", into `buf` (at least 21 bytes). Returns buf.
- */
-const char *tdm__status_iso8601(int64_t ns, char *buf, size_t cap);
 
 #endif /* TDM_CONFIG_H */

@@ -27,6 +27,7 @@ typedef struct probe {
   int calls;               /* process() calls, retries included */
   uint64_t offsets[256];   /* offset of each accepted chunk */
   uint32_t flags[256];     /* flags of each accepted chunk */
+  size_t lens[256];        /* length of each accepted chunk */
   int retry;               /* answer RETRY this many times, then OK */
   int fail;                /* process(): answer FAIL */
   int commit_fail;         /* commit(): answer FAIL while it holds bytes
@@ -50,7 +51,7 @@ typedef struct probe {
 
 static probe_t probe;
 
-static int probe_open(void **state, const tdm_open_args_t *a) {
+static inline int probe_open(void **state, const tdm_open_args_t *a) {
   *state = &probe;
   probe.opens++;
   probe.uncommitted = 0; /* a reopen drops what was not committed */
@@ -59,7 +60,7 @@ static int probe_open(void **state, const tdm_open_args_t *a) {
   return TDM_PROC_OK;
 }
 
-static int probe_process(void *state, const tdm_chunk_t *c, char *msg) {
+static inline int probe_process(void *state, const tdm_chunk_t *c, char *msg) {
   probe_t *p = state;
   p->calls++;
   if (getenv("PROBE_DEBUG")) fprintf(stderr, "chunk %s @%llu len %zu\n", c->path, (unsigned long long)c->offset, c->len);
@@ -81,6 +82,7 @@ static int probe_process(void *state, const tdm_chunk_t *c, char *msg) {
   p->uncommitted += c->len;
   p->offsets[p->chunks] = c->offset;
   p->flags[p->chunks] = c->flags;
+  p->lens[p->chunks] = c->len;
   p->chunks++;
   return TDM_PROC_OK;
 }
@@ -89,7 +91,7 @@ static int probe_process(void *state, const tdm_chunk_t *c, char *msg) {
    program (never reset, so blobs of different runs differ). */
 static int probe_seq;
 
-static int probe_commit(void *state, void *restore, size_t *len, char *msg) {
+static inline int probe_commit(void *state, void *restore, size_t *len, char *msg) {
   probe_t *p = state;
   if (p->commit_fail && p->uncommitted > 0) {
     snprintf(msg, TDM_MSG_MAX, "disk on fire");
@@ -102,9 +104,9 @@ static int probe_commit(void *state, void *restore, size_t *len, char *msg) {
   return TDM_PROC_OK;
 }
 
-static void probe_close(void *state) { (void)state; }
+static inline void probe_close(void *state) { (void)state; }
 
-static int probe_file(void *state, const tdm_file_info_t *info, char *msg) {
+static inline int probe_file(void *state, const tdm_file_info_t *info, char *msg) {
   probe_t *p = state;
   (void)msg;
   ASSERT_LT(p->files, 16);
@@ -117,7 +119,7 @@ static int probe_file(void *state, const tdm_file_info_t *info, char *msg) {
   return TDM_PROC_OK;
 }
 
-static int probe_poll(void *state, tdm_outcome_t *out, size_t max, int wait_ms) {
+static inline int probe_poll(void *state, tdm_outcome_t *out, size_t max, int wait_ms) {
   probe_t *p = state;
   int n = 0;
   (void)wait_ms;
@@ -146,14 +148,14 @@ static const tdm_processor_t probe_desc = {
     .poll = probe_poll,
 };
 
-static void quiet(void *arg, tdm_log_level_t level, const char *msg) {
+static inline void quiet(void *arg, tdm_log_level_t level, const char *msg) {
   (void)arg;
   (void)level;
   (void)msg;
 }
 
 /* Options for a store in the test dir, quiet. */
-static tdm_options_t probe_options(void) {
+static inline tdm_options_t probe_options(void) {
   static char state[4096];
   tdm_options_t o;
   tdm_options_init(&o);
@@ -164,7 +166,7 @@ static tdm_options_t probe_options(void) {
 }
 
 /* Open a tdm_t on the test dir's "src" with the probe as its processor. */
-static tdm_t *probe_open_tdm(const tdm_options_t *o) {
+static inline tdm_t *probe_open_tdm(const tdm_options_t *o) {
   tdm_t *t;
   ASSERT_EQ(tdm_open(o, &t), 0);
   ASSERT_EQ(tdm_registry_add(t->registry, &probe_desc, "test"), 0);
@@ -175,7 +177,7 @@ static tdm_t *probe_open_tdm(const tdm_options_t *o) {
 }
 
 /* One pass with default options (plus `max_record` if non-zero). */
-static int probe_run(size_t max_record, tdm_stats_t *stats) {
+static inline int probe_run(size_t max_record, tdm_stats_t *stats) {
   tdm_options_t o = probe_options();
   tdm_t *t;
   int rc;
@@ -190,7 +192,7 @@ static int probe_run(size_t max_record, tdm_stats_t *stats) {
 }
 
 /* Forget what the probe received (keeping how it answers). */
-static void probe_reset_seen(void) {
+static inline void probe_reset_seen(void) {
   probe.len = 0;
   probe.chunks = 0;
   probe.calls = 0;
@@ -198,7 +200,7 @@ static void probe_reset_seen(void) {
 }
 
 /* The path of src/NAME (creating src/). */
-static const char *src(const char *name) {
+static inline const char *src(const char *name) {
   static char buf[8][4096];
   static int k;
   char *b = buf[k++ % 8];
@@ -222,7 +224,7 @@ typedef struct stored {
   int n;
 } stored_t;
 
-static int stored_cb(void *arg, const tdm_file_rec_t *r) {
+static inline int stored_cb(void *arg, const tdm_file_rec_t *r) {
   stored_t *s = arg;
   ASSERT_LT(s->n, 32);
   s->rec[s->n] = *r;
@@ -236,7 +238,7 @@ static int stored_cb(void *arg, const tdm_file_rec_t *r) {
 
 /* Every file record of the test's store (opened read-only, closed again),
    and the probe's blob into `blob` (NUL-terminated; "" if none). */
-static void stored_load(stored_t *s, char *blob, size_t cap) {
+static inline void stored_load(stored_t *s, char *blob, size_t cap) {
   tdm__log_t log = {TDM_LOG_ERROR, quiet, NULL};
   tdm_store_t *st;
   size_t len = 0;
@@ -252,7 +254,7 @@ static void stored_load(stored_t *s, char *blob, size_t cap) {
 }
 
 /* The stored record of src/NAME, or NULL. */
-static const tdm_file_rec_t *stored_find(const stored_t *s, const char *name) {
+static inline const tdm_file_rec_t *stored_find(const stored_t *s, const char *name) {
   const char *p = src(name);
   for (int i = 0; i < s->n; i++)
     if (strcmp(s->rec[i].path, p) == 0)

@@ -22,6 +22,7 @@
 
 void tdm_options_init(tdm_options_t *o) {
   memset(o, 0, sizeof(*o));
+  o->size = (uint32_t)sizeof(*o);
   o->mode = TDM_MODE_TAIL;
   o->records = TDM_RECORDS_LINES;
   o->recursive = 1;
@@ -95,10 +96,17 @@ static int open_filter(tdm_t *t, const tdm_options_t *o) {
   return rc;
 }
 
-int tdm_open(const tdm_options_t *o, tdm_t **out) {
+int tdm_open(const tdm_options_t *caller, tdm_t **out) {
+  tdm_options_t opts, *o = &opts;
   tdm_t *t;
   int rc;
 
+  /* A program built against an older header passes a smaller struct: the
+     fields it does not know keep their defaults. */
+  tdm_options_init(o);
+  if (caller->size >= TDM_OPTIONS_SIZE_V1)
+    memcpy(o, caller, caller->size < sizeof(*o) ? caller->size : sizeof(*o));
+  o->size = (uint32_t)sizeof(*o);
   t = calloc(1, sizeof(*t));
   if (t == NULL)
     return -ENOMEM;
@@ -106,6 +114,14 @@ int tdm_open(const tdm_options_t *o, tdm_t **out) {
   t->log.cb = o->log_cb;
   t->log.arg = o->log_arg;
   tdm__filetable_init(&t->files);
+  tdm_stats_init(&t->stats);
+  if (caller->size < TDM_OPTIONS_SIZE_V1) {
+    tdm__error(&t->log, "tdm_open: options of %u bytes, fewer than the %zu of "
+               "the oldest layout (initialise them with tdm_options_init)",
+               (unsigned)caller->size, (size_t)TDM_OPTIONS_SIZE_V1);
+    rc = TDM_EUSAGE;
+    goto err;
+  }
   if ((rc = check_options(o, &t->log)) != 0)
     goto err;
   t->opts = *o;
@@ -173,9 +189,19 @@ void tdm_stop(tdm_t *t) {
   tdm__live_wake(t);
 }
 
+void tdm_stats_init(tdm_stats_t *s) {
+  memset(s, 0, sizeof(*s));
+  s->size = (uint32_t)sizeof(*s);
+}
+
 void tdm_get_stats(const tdm_t *t, tdm_stats_t *out) {
-  *out = t->stats;
-  out->files_tracked = t->files.n;
+  tdm_stats_t all = t->stats;
+  uint32_t size = out->size < sizeof(all) ? out->size : (uint32_t)sizeof(all);
+
+  all.files_tracked = t->files.n;
+  all.size = size;
+  if (size > 0)
+    memcpy(out, &all, size);
 }
 
 /* ---- sources and processors --------------------------------------------- */
@@ -340,6 +366,10 @@ static int finish_whole(tdm_t *t, int rc) {
 int tdm_run_once(tdm_t *t) {
   int rc;
 
+  if (t->live != NULL) {
+    tdm__error(&t->log, "tdm_run_once: already started with tdm_start");
+    return -EBUSY;
+  }
   if ((rc = tdm__prepare(t)) != 0)
     return rc;
   /* New processors' first restore points go to the store before any data. */

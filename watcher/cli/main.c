@@ -155,6 +155,7 @@ static int cmd_work(const tdm_config_t *c, int live) {
     set_rescan_signal(SIG_IGN);
   running = NULL;
 
+  tdm_stats_init(&st);
   tdm_get_stats(t, &st);
   if (!quiet) {
     fprintf(stderr,

@@ -64,6 +64,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
     if (cut == 0)
       return 0;
 
+    c.size = (uint32_t)sizeof(c);
     c.file_id = f->rec.id;
     c.path = f->path;
     c.offset = f->pos;

@@ -238,6 +238,7 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd) {
       continue;
     if (n <= 0)
       return n < 0 ? -errno : -ENODATA;
+    c.size = (uint32_t)sizeof(c);
     c.file_id = f->rec.id;
     c.path = f->path;
     c.offset = off;

@@ -27,15 +27,18 @@
 #include <stdint.h>
 
 #include "tidemark/processor.h"
+#include "tidemark/version.h" /* generated from CMake's project(VERSION) */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define TDM_VERSION_MAJOR 0
-#define TDM_VERSION_MINOR 1
-#define TDM_VERSION_PATCH 0
-#define TDM_VERSION_STRING "0.1.0"
+/* Marks what libtidemark.so exports; everything else is built hidden. */
+#if defined(__GNUC__) && defined(TDM_BUILDING_LIBRARY)
+#define TDM_EXTERN __attribute__((visibility("default")))
+#else
+#define TDM_EXTERN
+#endif
 
 /* Error codes beside -errno. XX(name, message). */
 #define TDM_ERRNO_MAP(XX)                                                   \
@@ -55,13 +58,15 @@ typedef enum tdm_errno {
   TDM_ERRNO_MAX_ = -4000
 } tdm_errno_t;
 
-/* A static message for `err` (a TDM_E* code or a negative errno). */
-const char *tdm_strerror(int err);
-/* A static name for `err`, e.g. "ELOCKED", "ENOENT". */
-const char *tdm_err_name(int err);
+/* A static message for `err` (a TDM_E* code or a negative errno). Cannot
+   fail: an unknown code gives "unknown error". */
+TDM_EXTERN const char *tdm_strerror(int err);
+/* A static name for `err`, e.g. "ELOCKED", "ENOENT". Cannot fail. */
+TDM_EXTERN const char *tdm_err_name(int err);
 
-/* "0.1.0" */
-const char *tdm_version(void);
+/* The library's version, TDM_VERSION_STRING as it was built (a program may
+   have been compiled against another header). Static; cannot fail. */
+TDM_EXTERN const char *tdm_version(void);
 
 /* Log levels. */
 typedef enum tdm_log_level {
@@ -73,7 +78,10 @@ typedef enum tdm_log_level {
 
 /*
  * A log sink. `msg` is one line without a trailing newline, valid only for the
- * call. Called from the thread that hit the event.
+ * call. Called from the thread that hit the event: the caller's in tdm_open,
+ * tdm_add_source and the like, tdm_run_once and tdm_close; after tdm_start()
+ * also the loop thread and libuv's pool threads (one at a time, never
+ * concurrently for one tdm_t). `log_arg` must live until tdm_close() returns.
  */
 typedef void (*tdm_log_cb)(void *arg, tdm_log_level_t level, const char *msg);
 
@@ -85,9 +93,16 @@ typedef enum tdm_records {
 
 /*
  * Everything configurable. Initialise with tdm_options_init(), then set what
- * you need. tdm_open() copies what it keeps; the caller owns the strings.
+ * you need. tdm_open() copies what it keeps; the caller owns the strings,
+ * which need live only during tdm_open().
+ *
+ * Fields are only ever appended. `size` is sizeof(tdm_options_t) as the
+ * caller was compiled, set by tdm_options_init(): a program built against an
+ * older header passes a smaller struct, and the fields it does not have take
+ * their defaults.
  */
 typedef struct tdm_options {
+  uint32_t size;                   /* set by tdm_options_init() */
   const char *state_dir;           /* required */
   tdm_mode_t mode;                 /* TDM_MODE_TAIL */
   tdm_records_t records;           /* TDM_RECORDS_LINES */
@@ -107,7 +122,11 @@ typedef struct tdm_options {
   void *log_arg;
 } tdm_options_t;
 
-void tdm_options_init(tdm_options_t *o);
+/* The 0.2 layout: the smallest `size` tdm_open() accepts. */
+#define TDM_OPTIONS_SIZE_V1 (offsetof(tdm_options_t, log_arg) + sizeof(void *))
+
+/* Set every field to its default and `size` to sizeof(tdm_options_t). */
+TDM_EXTERN void tdm_options_init(tdm_options_t *o);
 
 /* Limits the options are checked against (tdm_open refuses others). */
 #define TDM_MAX_RECORD_MIN 64u
@@ -118,48 +137,66 @@ typedef struct tdm_s tdm_t;
 /*
  * Open the state directory (created if missing), take its writer lock and
  * load the registry of processors (built-ins and `plugin_dir`).
- * On success *out owns all of it until tdm_close(). Errors: TDM_EUSAGE (bad
- * option), TDM_ELOCKED (another writer), TDM_ESTATE (corrupt or newer store),
- * TDM_ESTORE, TDM_EABI (a plugin in plugin_dir), -errno.
+ * On success *out owns all of it until tdm_close(); on error *out is
+ * untouched and nothing stays open. Errors: TDM_EUSAGE (a bad option, or
+ * o->size smaller than TDM_OPTIONS_SIZE_V1), TDM_ELOCKED (another writer),
+ * TDM_ESTATE (corrupt or newer store), TDM_ESTORE (LMDB failed), TDM_EABI (a
+ * plugin in plugin_dir), -ENOMEM, -errno of the state directory (-EACCES,
+ * -ENOTDIR, ...).
  */
-int tdm_open(const tdm_options_t *o, tdm_t **out);
+TDM_EXTERN int tdm_open(const tdm_options_t *o, tdm_t **out);
 
 /*
  * Watch/scan `dir` (must exist and be a directory; a symlink to one is
- * followed). May be called several times, before running.
+ * followed; copied). May be called several times, before running; adding a
+ * directory twice is a no-op. Errors: -ENOENT, -EACCES, ... (the directory
+ * cannot be resolved), -ENOTDIR, -ENOMEM.
  */
-int tdm_add_source(tdm_t *t, const char *dir);
+TDM_EXTERN int tdm_add_source(tdm_t *t, const char *dir);
 
 /*
  * Add a processor by spec, `NAME` or `NAME:key=value,key=value` (a comma that
- * is not followed by `key=` belongs to the value). The processor is opened at
- * once with the restore blob its spec last committed. Errors: TDM_EUSAGE
- * (unknown name, bad parameter), TDM_EPROC (open failed).
+ * is not followed by `key=` belongs to the value; copied). The processor is
+ * opened at once with the restore blob its spec last committed. Call before
+ * running. Errors: TDM_EUSAGE (a malformed spec, an unknown name, the same
+ * spec twice, more than 64 processors, or a processor that refused to open:
+ * a bad or missing parameter, an output it cannot create — all logged,
+ * naming the spec), TDM_ESTORE (its blob could not be read), -ENOMEM.
  */
-int tdm_add_processor(tdm_t *t, const char *spec);
+TDM_EXTERN int tdm_add_processor(tdm_t *t, const char *spec);
 
 /*
- * A processor that is a plain C callback, called on the running thread for
- * each chunk. Return TDM_PROC_OK, TDM_PROC_RETRY or TDM_PROC_FAIL. `name`
- * identifies it in logs and stats. `arg` is the caller's.
+ * A processor that is a plain C callback, called for each chunk; `chunk` and
+ * what it points to are valid only during the call. Return TDM_PROC_OK,
+ * TDM_PROC_RETRY or TDM_PROC_FAIL. It runs on the thread doing the work:
+ * the caller's in tdm_run_once(), one of libuv's pool threads after
+ * tdm_start()/tdm_run() (never two calls at once). `name` (copied)
+ * identifies it in logs and stats; `arg` is the caller's and must live until
+ * tdm_close() returns. Errors: TDM_EUSAGE (no name or function, a name given
+ * twice, more than 64 processors), -ENOMEM.
  */
 typedef int (*tdm_chunk_cb)(void *arg, const tdm_chunk_t *chunk);
-int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg);
+TDM_EXTERN int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb,
+                                void *arg);
 
 /*
  * Process every file under the sources up to its current end, checkpoint,
- * and return. Returns 0 when everything was handed over, TDM_EPARTIAL when
- * some file could not be (each one logged and counted), TDM_ESTOPPED when
- * tdm_stop() interrupted it (a final checkpoint was made), or an error of the
- * store.
+ * and return; runs on the calling thread. Returns 0 when everything was
+ * handed over, TDM_EPARTIAL when some file or source could not be (each one
+ * logged and counted), TDM_EPROC when a processor failed (the bookmark stays
+ * before the chunk it failed), TDM_ESTOPPED when tdm_stop() interrupted it (a
+ * final checkpoint was made), TDM_ESTORE when a checkpoint failed (nothing
+ * was recorded past the last good one), TDM_EUSAGE (no source or no
+ * processor), -EBUSY when the tdm_t is started, -ENOMEM.
  */
-int tdm_run_once(tdm_t *t);
+TDM_EXTERN int tdm_run_once(tdm_t *t);
 
 /*
  * Ask a running tdm_run_once(), tdm_run() or started tdm_t to make a final
  * checkpoint and stop. Async-signal-safe; may be called from any thread.
+ * Cannot fail.
  */
-void tdm_stop(tdm_t *t);
+TDM_EXTERN void tdm_stop(tdm_t *t);
 
 /* ---- live watching ------------------------------------------------------ */
 
@@ -179,26 +216,37 @@ typedef void (*tdm_stopped_cb)(tdm_t *t, int status, void *arg);
  * (scans, reads, processors, checkpoints) runs on libuv's thread pool, one
  * work item at a time; the loop thread only takes events. Returns at once;
  * the loop must then run. Stop with tdm_stop(): `cb` is called when done.
- * The host must not close `loop` before that. Errors: as tdm_run_once's
- * start, -EBUSY when already started.
+ * The host must not close `loop` before that; `arg` must live until then.
+ * When tdm_start returns an error, `cb` is never called. Errors: -EBUSY
+ * (already started), TDM_EUSAGE (no source or no processor), -ENOMEM, or a
+ * libuv error as -errno. When the kernel refuses an inotify instance
+ * (fs.inotify.max_user_instances) it says so and polls instead.
  */
-int tdm_start(tdm_t *t, struct uv_loop_s *loop, tdm_stopped_cb cb, void *arg);
+TDM_EXTERN int tdm_start(tdm_t *t, struct uv_loop_s *loop, tdm_stopped_cb cb,
+                         void *arg);
 
 /*
- * tdm_start() on a loop of tidemark's own, run until tdm_stop(). Returns 0
- * after a clean final checkpoint, else the error.
+ * tdm_start() on a loop of tidemark's own, run on the calling thread until
+ * tdm_stop(). Returns 0 after a clean final checkpoint, else the error that
+ * stopped it: tdm_start's errors, or what ended the worker (TDM_ESTORE: a
+ * checkpoint failed; -ENOMEM).
  */
-int tdm_run(tdm_t *t);
+TDM_EXTERN int tdm_run(tdm_t *t);
 
 /*
  * Ask a started tdm_t to compare everything on disk with the store (SIGHUP).
- * Async-signal-safe; may be called from any thread.
+ * Async-signal-safe; may be called from any thread. Cannot fail; a tdm_t that
+ * is not started ignores it.
  */
-void tdm_rescan(tdm_t *t);
+TDM_EXTERN void tdm_rescan(tdm_t *t);
 
-/* Counters since tdm_open(). While a started tdm_t runs, call it only from
-   its stopped_cb or after (the worker updates them without locks). */
+/*
+ * Counters since tdm_open(). Fields are only ever appended: `size` is
+ * sizeof(tdm_stats_t) as the caller was compiled (tdm_stats_init sets it),
+ * and tdm_get_stats fills only what it covers.
+ */
 typedef struct tdm_stats {
+  uint32_t size;              /* set by tdm_stats_init() */
   uint64_t files_seen;        /* files examined by scans */
   uint64_t files_opened;      /* files opened (unchanged ones are not) */
   uint64_t files_new;         /* files tracked for the first time */
@@ -223,7 +271,15 @@ typedef struct tdm_stats {
   uint64_t files_tracked;     /* files in the store now */
 } tdm_stats_t;
 
-void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);
+/* Zero every counter and set `size` to sizeof(tdm_stats_t). */
+TDM_EXTERN void tdm_stats_init(tdm_stats_t *s);
+
+/*
+ * Copy the counters into `out`, up to out->size bytes (call tdm_stats_init
+ * first). While a started tdm_t runs, call it only from its stopped_cb or
+ * after (the worker updates the counters without locks). Cannot fail.
+ */
+TDM_EXTERN void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);
 
 /*
  * Final checkpoint (if anything is pending), close processors, release the
@@ -231,7 +287,7 @@ void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);
  * started tdm_t must have stopped first (its stopped_cb was called, or
  * tdm_run returned).
  */
-void tdm_close(tdm_t *t);
+TDM_EXTERN void tdm_close(tdm_t *t);
 
 #ifdef __cplusplus
 }

@@ -185,8 +185,10 @@ static inline int probe_run(size_t max_record, tdm_stats_t *stats) {
     o.max_record = max_record;
   t = probe_open_tdm(&o);
   rc = tdm_run_once(t);
-  if (stats)
+  if (stats) {
+    tdm_stats_init(stats);
     tdm_get_stats(t, stats);
+  }
   tdm_close(t);
   return rc;
 }

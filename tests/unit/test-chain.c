@@ -36,8 +36,10 @@ static int run2(counter_t *k, tdm_stats_t *st) {
   ASSERT_EQ(tdm_add_processor(t, "probe"), 0);
   probe.t = t;
   rc = tdm_run_once(t);
-  if (st != NULL)
+  if (st != NULL) {
+    tdm_stats_init(st);
     tdm_get_stats(t, st);
+  }
   tdm_close(t);
   return rc;
 }

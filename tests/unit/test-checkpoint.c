@@ -92,6 +92,7 @@ TEST(failed_commit_rolls_every_file_back) {
   ASSERT_EQ(probe.opens, 1);
   ASSERT_EQ(tdm_run_once(t), TDM_EPROC);
   ASSERT_EQ(probe.len, 12); /* it was all delivered... */
+  tdm_stats_init(&st);
   tdm_get_stats(t, &st);
   ASSERT_GE(st.checkpoint_errors, 1);
   ASSERT_EQ(t->files.n, 3);

@@ -118,6 +118,7 @@ TEST(larger_than_the_buffer) {
     snprintf(spec, sizeof(spec), "file:path=%s", tdm_test_path("out"));
     ASSERT_EQ(tdm_add_processor(t, spec), 0);
     ASSERT_EQ(tdm_run_once(t), 0);
+    tdm_stats_init(&st);
     tdm_get_stats(t, &st);
     ASSERT_GE(st.chunks, 3);
     ASSERT_EQ(st.bytes, (uint64_t)LINE * LINES);

@@ -30,8 +30,10 @@ static int run_whole(uint32_t settle_ms, tdm_stats_t *st) {
   o.settle_ms = settle_ms;
   t = probe_open_tdm(&o);
   rc = tdm_run_once(t);
-  if (st != NULL)
+  if (st != NULL) {
+    tdm_stats_init(st);
     tdm_get_stats(t, st);
+  }
   tdm_close(t);
   return rc;
 }

@@ -7,7 +7,9 @@
  *
  * Named databases (opened once, at open time):
  *   "meta"   "schema" -> u32 LE TDM_STORE_SCHEMA; "next_id" -> u64 LE;
- *            "checkpoint_ns" -> i64 LE (wall time of the last commit)
+ *            "checkpoint_ns" -> i64 LE (wall time of the last commit);
+ *            "lost_files" -> u64 LE (files whose new bytes became
+ *            unreachable, see tdm_store_batch_t.add_lost_files; absent: 0)
  *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see store.c)
  *   "procs"  processor spec string -> restore blob (<= TDM_RESTORE_MAX)
  *   "hashes" 16-byte canonical XXH3-128 -> u64 BE file id (whole mode)
@@ -46,6 +48,8 @@ typedef struct tdm_file_rec {
   uint64_t ino;
   uint64_t size;        /* size at the last look */
   int64_t mtime_ns;     /* mtime at the last look */
+  int64_t ctime_ns;     /* ctime at the last look; 0: unknown (a record of
+                           format 1): the file counts as changed once */
   uint64_t offset;      /* the bookmark: delivered and durable up to here */
   uint64_t fp_hash;     /* XXH3-64 of the first fp_len bytes */
   uint32_t fp_len;
@@ -125,6 +129,11 @@ uint64_t tdm_store_next_id(const tdm_store_t *s);
 /* Wall time (ns since the epoch) of the last commit, 0 if none. */
 int64_t tdm_store_checkpoint_ns(const tdm_store_t *s);
 
+/* How many files had new bytes that could not be read any more (renamed
+   away or deleted while no descriptor was held), ever: each was warned
+   about by name when it happened. */
+uint64_t tdm_store_lost_files(const tdm_store_t *s);
+
 typedef struct tdm_store_blob {
   const char *key;
   const void *data;
@@ -150,6 +159,7 @@ typedef struct tdm_store_batch {
   const uint8_t (*del_hashes)[16];        /* hashes to forget */
   size_t n_del_hashes;
   uint64_t next_id;                       /* persist if > current */
+  uint64_t add_lost_files;                /* add to the lost_files count */
 } tdm_store_batch_t;
 
 /*

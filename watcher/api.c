@@ -6,6 +6,8 @@
 
 #include "base/clock.h"
 #include "engine/checkpoint.h"
+#include "engine/metrics.h"
+#include "engine/progress.h"
 #include "engine/reader.h"
 #include "engine/reconcile.h"
 #include "live/live.h"
@@ -30,6 +32,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->settle_ms = 1000;
   o->checkpoint_ms = 1000;
   o->log_level = TDM_LOG_INFO;
+  o->progress_ms = 250;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -50,6 +53,16 @@ static int load_file(void *arg, const tdm_file_rec_t *rec) {
 static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
   if (o->state_dir == NULL || o->state_dir[0] == '\0') {
     tdm__error(log, "no state directory given (--state)");
+    return TDM_EUSAGE;
+  }
+  if (o->metrics_listen != NULL &&
+      tdm__parse_listen(o->metrics_listen, NULL, 0, NULL) != 0) {
+    tdm__error(log, "--metrics: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464)",
+               o->metrics_listen);
+    return TDM_EUSAGE;
+  }
+  if (o->metrics_file != NULL && o->metrics_file[0] == '\0') {
+    tdm__error(log, "--metrics-file: the path is empty");
     return TDM_EUSAGE;
   }
   if (o->mode != TDM_MODE_TAIL && o->mode != TDM_MODE_WHOLE) {
@@ -130,9 +143,14 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t->opts.n_include = t->opts.n_exclude = 0;
   t->opts.state_dir = strdup(o->state_dir);
   t->opts.plugin_dir = o->plugin_dir ? strdup(o->plugin_dir) : NULL;
+  t->opts.metrics_listen = o->metrics_listen ? strdup(o->metrics_listen) : NULL;
+  t->opts.metrics_file = o->metrics_file ? strdup(o->metrics_file) : NULL;
   rc = -ENOMEM;
-  if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir))
+  if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir) ||
+      (o->metrics_listen && !t->opts.metrics_listen) ||
+      (o->metrics_file && !t->opts.metrics_file))
     goto err;
+  t->count_records = o->metrics_listen != NULL || o->metrics_file != NULL;
   if ((rc = open_filter(t, o)) != 0)
     goto err;
   if ((rc = tdm_store_open(o->state_dir, 0, &t->log, &t->store)) != 0)
@@ -173,6 +191,7 @@ void tdm_close(tdm_t *t) {
   free(t->root_gone);
   tdm__filetable_free(&t->files);
   tdm__whole_free(t);
+  tdm__outputs_free(&t->outputs);
   tdm__filter_free(&t->filter);
   tdm_registry_close(t->registry);
   tdm_store_close(t->store);
@@ -181,6 +200,8 @@ void tdm_close(tdm_t *t) {
   free(t->state_real);
   free((char *)t->opts.state_dir);
   free((char *)t->opts.plugin_dir);
+  free((char *)t->opts.metrics_listen);
+  free((char *)t->opts.metrics_file);
   free(t);
 }
 
@@ -326,6 +347,50 @@ int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg) {
   return 0;
 }
 
+int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
+                           const char *key, void *ctx) {
+  tdm_proc_t *p;
+  int rc;
+
+  if (desc == NULL || key == NULL || key[0] == '\0') {
+    tdm__error(&t->log, "host processor: a descriptor and a key are required");
+    return TDM_EUSAGE;
+  }
+  /* Only abi_version and size may be read before these checks pass. */
+  if (desc->abi_version != TDM_PROCESSOR_ABI_VERSION ||
+      desc->size < TDM_PROCESSOR_SIZE_V1) {
+    tdm__error(&t->log, "processor '%s': descriptor has ABI version %u and "
+               "size %u; this library needs version %u and at least %zu",
+               key, (unsigned)desc->abi_version, (unsigned)desc->size,
+               (unsigned)TDM_PROCESSOR_ABI_VERSION,
+               (size_t)TDM_PROCESSOR_SIZE_V1);
+    return TDM_EABI;
+  }
+  if (desc->process == NULL) {
+    tdm__error(&t->log, "processor '%s': descriptor has no process()", key);
+    return TDM_EABI;
+  }
+  if ((p = new_proc(t, key)) == NULL)
+    return TDM_EUSAGE;
+  p->desc = desc;
+  p->ctx = ctx;
+  rc = tdm_store_get_blob(t->store, key, p->blob, sizeof(p->blob),
+                          &p->blob_len);
+  if (rc != 0)
+    goto err;
+  if (tdm__proc_open(t, p) != 0) {
+    rc = TDM_EPROC;
+    goto err;
+  }
+  t->n_procs++;
+  t->need_checkpoint = 1; /* record its first restore point before any data */
+  return 0;
+
+err:
+  free(p->key);
+  return rc;
+}
+
 /* ---- one pass ----------------------------------------------------------- */
 
 /*
@@ -375,9 +440,12 @@ int tdm_run_once(tdm_t *t) {
   /* New processors' first restore points go to the store before any data. */
   if (t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
     return rc;
+  if ((rc = tdm__progress_begin(t)) != 0)
+    return rc;
   rc = tdm__reconcile_all(t, NULL);
   if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_whole(t, rc);
+  tdm__progress_end(t);
   if (t->need_checkpoint || t->n_dead > 0) {
     int crc = tdm__checkpoint(t);
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
@@ -397,6 +465,8 @@ int tdm__prepare(tdm_t *t) {
     tdm__error(&t->log, "no source directory to read");
     return TDM_EUSAGE;
   }
+  if (tdm__outputs_collect(t) != 0)
+    return -ENOMEM;
   if (t->buf == NULL && posix_memalign((void **)&t->buf, 4096, t->buf_cap) != 0) {
     t->buf = NULL;
     return -ENOMEM;

@@ -437,6 +437,14 @@ static void file_close(void *state) {
   free(f);
 }
 
+/* outputs: OUT, so that tidemark never reads it back as input. */
+static size_t file_outputs(void *state, const char **paths, size_t max) {
+  file_out_t *f = state;
+  if (max > 0)
+    paths[0] = f->path;
+  return 1;
+}
+
 static const tdm_processor_t file_processor = {
     TDM_PROCESSOR_HEADER,
     .name = "file",
@@ -446,6 +454,7 @@ static const tdm_processor_t file_processor = {
     .process = file_process,
     .commit = file_commit,
     .close = file_close,
+    .outputs = file_outputs,
 };
 
 const tdm_processor_t *tdm__proc_file(void) { return &file_processor; }

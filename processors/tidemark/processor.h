@@ -200,6 +200,21 @@ typedef struct tdm_processor {
    * one while any is pending. Returns 0 when none is ready.
    */
   int (*poll)(void *state, tdm_outcome_t *out, size_t max, int wait_ms);
+
+  /* ---- appended in 0.2 (own outputs); the host checks `size` first ---- */
+
+  /*
+   * The files this instance writes, so that the host never reads them back
+   * as input when they lie inside a source (it would deliver its own output
+   * again, without end). Point at most `max` of them from `paths` and return
+   * how many there are. Each path is a NUL-terminated string owned by the
+   * instance, valid until close(); relative paths are taken from the working
+   * directory. The host compares files by identity (device and inode), and
+   * looks at the paths again whenever it meets a file it does not know, so
+   * an output created later (or replaced) is still recognised. NULL: the
+   * processor writes no file (exec, stdout).
+   */
+  size_t (*outputs)(void *state, const char **paths, size_t max);
 } tdm_processor_t;
 
 /* Does descriptor `d` carry method `m`? (A plugin built against an older

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "base/log.h"
+#include "engine/metrics.h"
 
 /* Every option, the index of `opts` below. */
 enum {
@@ -40,6 +41,11 @@ enum {
   OPT_QUIET,
   OPT_JSON,
   OPT_CONFIG,
+  OPT_DIR,
+  OPT_METRICS,
+  OPT_METRICS_FILE,
+  OPT_PROGRESS,
+  OPT_NO_PROGRESS,
   OPT_HELP,
   OPT_VERSION,
   OPT_COUNT_
@@ -83,6 +89,12 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_CONFIG] = {"config", 'c', required_argument, FOR_ALL, 0},
   [OPT_HELP] = {"help", 'h', no_argument, FOR_ALL, 0},
   [OPT_VERSION] = {"version", 'V', no_argument, FOR_ALL, 0},
+  /* INI only: the DIR operands of run/once. */
+  [OPT_DIR] = {"dir", 0, -1, FOR_WATCH, 1},
+  [OPT_METRICS] = {"metrics", 0, required_argument, CMD_BIT(TDM_CMD_RUN), 1},
+  [OPT_METRICS_FILE] = {"metrics-file", 0, required_argument, FOR_WATCH, 1},
+  [OPT_PROGRESS] = {"progress", 0, no_argument, FOR_WATCH, 1},
+  [OPT_NO_PROGRESS] = {"no-progress", 0, no_argument, FOR_WATCH, 0},
 };
 
 /* getopt_long's `val` for a long-only option. */
@@ -112,6 +124,9 @@ typedef struct layer {
   int from_end;
   int verbosity;
   int json;
+  int progress;      /* --progress 1, --no-progress 0 */
+  char *metrics;
+  char *metrics_file;
   uint64_t max_record;
   uint32_t settle_ms;
   uint32_t checkpoint_ms;
@@ -119,6 +134,7 @@ typedef struct layer {
   strlist processors;
   strlist include;
   strlist exclude;
+  strlist dirs;      /* INI `dir` keys */
 } layer;
 
 #define IS_SET(l, id) (((l)->set & (1ul << (id))) != 0)
@@ -172,6 +188,9 @@ static void layer_free(layer *l) {
   strlist_free(&l->processors);
   strlist_free(&l->include);
   strlist_free(&l->exclude);
+  strlist_free(&l->dirs);
+  free(l->metrics);
+  free(l->metrics_file);
   memset(l, 0, sizeof(*l));
 }
 
@@ -292,7 +311,8 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   if (value != NULL && value[0] == '\0')
     return fail(TDM_EUSAGE, err, cap, "%s: the value is empty", who);
   if (from_ini &&
-      (id == OPT_NO_RECURSIVE || id == OPT_FROM_END || id == OPT_QUIET) &&
+      (id == OPT_NO_RECURSIVE || id == OPT_FROM_END || id == OPT_QUIET ||
+       id == OPT_PROGRESS) &&
       parse_bool(value, &b) != 0)
     return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not true or false", who,
                 q(value, qb, sizeof(qb)));
@@ -380,6 +400,26 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   case OPT_JSON:
     l->json = 1;
     break;
+  case OPT_DIR:
+    rc = strlist_push(&l->dirs, value);
+    break;
+  case OPT_METRICS:
+    if ((rc = tdm__parse_listen(value, NULL, 0, NULL)) != 0)
+      return fail(TDM_EUSAGE, err, cap,
+                  "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464 or "
+                  "[::1]:9464)", who, q(value, qb, sizeof(qb)));
+    rc = set_string(&l->metrics, value);
+    break;
+  case OPT_METRICS_FILE:
+    rc = set_string(&l->metrics_file, value);
+    break;
+  case OPT_PROGRESS:
+    l->progress = from_ini ? b : 1;
+    break;
+  case OPT_NO_PROGRESS:
+    l->progress = 0;
+    l->set |= 1ul << OPT_PROGRESS; /* one setting */
+    return 0;
   default:
     return fail(TDM_EUSAGE, err, cap, "%s: not settable here", who);
   }
@@ -578,6 +618,13 @@ static int parse_argv(tdm_config_t *c, layer *l, strlist *operands, int argc,
 
   shortopts[k++] = ':';
   for (int id = 0; id < OPT_COUNT_; id++) {
+    if (opts[id].has_arg < 0) { /* INI only: a name getopt never matches */
+      longopts[id].name = "\x01";
+      longopts[id].has_arg = no_argument;
+      longopts[id].flag = NULL;
+      longopts[id].val = LONG_ONLY_BASE + id;
+      continue;
+    }
     longopts[id].name = opts[id].name;
     longopts[id].has_arg = opts[id].has_arg;
     longopts[id].flag = NULL;
@@ -732,6 +779,15 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
     o->poll_ms = top->poll_ms;
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
+  c->progress = (top = PICK(OPT_PROGRESS)) != NULL ? top->progress : -1;
+  if ((top = PICK(OPT_METRICS)) != NULL && c->command == TDM_CMD_RUN) {
+    c->metrics = top->metrics;
+    top->metrics = NULL;
+  }
+  if ((top = PICK(OPT_METRICS_FILE)) != NULL) {
+    c->metrics_file = top->metrics_file;
+    top->metrics_file = NULL;
+  }
   c->json = cli->json;
 #undef PICK
 
@@ -762,12 +818,14 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
                                      : TDM_LOG_DEBUG;
   o->log_cb = NULL;
   o->log_arg = NULL;
+  o->metrics_listen = c->metrics;
+  o->metrics_file = c->metrics_file;
   return 0;
 }
 
 /* Check the operands of c->command; move them into `c`. */
-static int take_operands(tdm_config_t *c, strlist *operands, char *err,
-                         size_t cap) {
+static int take_operands(tdm_config_t *c, strlist *operands, layer *file,
+                         char *err, size_t cap) {
   const char *name = command_names[c->command];
   char qb[256];
 
@@ -778,6 +836,8 @@ static int take_operands(tdm_config_t *c, strlist *operands, char *err,
   switch (c->command) {
   case TDM_CMD_RUN:
   case TDM_CMD_ONCE:
+    if (operands->n == 0)
+      operands = &file->dirs; /* the file's `dir` keys, if any */
     if (operands->n == 0)
       return fail(TDM_EUSAGE, err, cap,
                   "'%s' needs at least one DIR to watch", name);
@@ -840,7 +900,7 @@ int tdm__config_parse(tdm_config_t *c, int argc, char **argv, char *err,
   if (c->config_file != NULL &&
       (rc = read_ini(c->config_file, &file, err, errcap)) != 0)
     goto err;
-  if ((rc = take_operands(c, &operands, err, errcap)) != 0)
+  if ((rc = take_operands(c, &operands, &file, err, errcap)) != 0)
     goto err;
   if ((rc = merge(c, &cli, &file)) != 0) {
     fail(rc, err, errcap, "out of memory");
@@ -892,6 +952,8 @@ void tdm__config_free(tdm_config_t *c) {
   free(c->config_file);
   free(c->state_dir);
   free(c->plugin_dir);
+  free(c->metrics);
+  free(c->metrics_file);
   memset(c, 0, sizeof(*c));
 }
 
@@ -947,6 +1009,15 @@ const char *tdm__config_usage(void) {
 "      --poll-ms N        find changes by stat polling every N ms instead of\n"
 "                         inotify, for network filesystems (default: off)\n"
 "      --plugin-dir DIR   where .so processors are looked up (default: none)\n"
+"      --metrics ADDR:PORT\n"
+"                         run: serve Prometheus metrics, GET /metrics over\n"
+"                         HTTP, e.g. 127.0.0.1:9464 (default: off)\n"
+"      --metrics-file PATH\n"
+"                         write the same metrics to PATH atomically at each\n"
+"                         checkpoint, for node_exporter (default: off)\n"
+"      --progress, --no-progress\n"
+"                         once: show a progress line on stderr, or never\n"
+"                         (default: only when stderr is a terminal)\n"
 "      --json             status: print one JSON object\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"
@@ -963,6 +1034,7 @@ const char *tdm__config_usage(void) {
 "  processor = file:path=/srv/out.log   ; repeatable, as are include, exclude\n"
 "  no-recursive = true\n"
 "  verbose = 1\n"
+"  dir = /var/log/app   ; repeatable: the DIRs, when none are given\n"
 "Comments: lines starting with ';' or '#', or ' ; ...' after a value. A list\n"
 "given on the command line replaces the file's list.\n"
 "\n"

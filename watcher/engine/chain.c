@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/progress.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -39,7 +40,7 @@ int tdm__proc_open(tdm_t *t, tdm_proc_t *p) {
   a.restore = p->blob_len > 0 ? p->blob : NULL;
   a.restore_len = p->blob_len;
   a.msg = msg;
-  p->state = NULL;
+  p->state = p->ctx; /* NULL but for tdm_add_processor_desc's */
   rc = p->desc->open(&p->state, &a);
   if (rc != TDM_PROC_OK) {
     msg[sizeof(msg) - 1] = '\0';
@@ -63,12 +64,27 @@ static void sleep_ms(unsigned ms) {
   nanosleep(&ts, NULL); /* a signal cuts it short: fine, t->stop is checked */
 }
 
+/* Records in a chunk, for the metrics: lines, or the chunk itself (bytes
+   mode, whole files). */
+static uint64_t count_records(const tdm_t *t, const tdm_chunk_t *c) {
+  const char *p = c->data, *end = p + c->len;
+  uint64_t n = 0;
+  if (t->opts.records != TDM_RECORDS_LINES || t->opts.mode != TDM_MODE_TAIL)
+    return 1;
+  while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+    n++;
+    p++;
+  }
+  return n > 0 ? n : 1; /* a piece of an over-long record */
+}
+
 int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
   /* Bit i set: processor i has the chunk. Wide enough for any sane chain;
      tdm_add_processor refuses more. */
   uint64_t taken = 0;
   uint64_t all = t->n_procs >= 64 ? ~0ull : (1ull << t->n_procs) - 1;
   unsigned backoff = BACKOFF_MIN_MS;
+  uint64_t records = UINT64_MAX; /* counted once, when a processor takes it */
   char q[PATH_MAX];
 
   for (;;) {
@@ -84,8 +100,15 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
       msg[sizeof(msg) - 1] = '\0';
       if (rc == TDM_PROC_OK) {
         taken |= 1ull << i;
+        p->m_bytes += c->len;
+        if (t->count_records) {
+          if (records == UINT64_MAX)
+            records = count_records(t, c);
+          p->m_records += records;
+        }
       } else if (rc == TDM_PROC_RETRY) {
         t->stats.proc_retries++;
+        p->m_retries++;
         if (backoff == BACKOFF_MIN_MS) /* once per chunk, not per attempt */
           tdm__warn(&t->log, "processor '%s' asks to retry %s at offset %llu%s%s",
                     p->key, tdm__quote(f->path, q, sizeof(q)),
@@ -93,6 +116,7 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
       } else {
         char err[TDM_MSG_MAX + 64];
         t->stats.proc_failures++;
+        p->m_failures++;
         snprintf(err, sizeof(err), "processor '%s' failed%s%s", p->key,
                  msg[0] ? ": " : "", msg);
         tdm__error(&t->log, "%s at offset %llu: %s",
@@ -105,8 +129,10 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
         return TDM_EPROC;
       }
     }
-    if (taken == all)
+    if (taken == all) {
+      tdm__progress_tick(t);
       return 0;
+    }
     if (t->stop)
       return TDM_ESTOPPED;
     sleep_ms(backoff);

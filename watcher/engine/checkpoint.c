@@ -17,9 +17,11 @@
 
 #include "base/clock.h"
 #include "engine/engine.h"
+#include "engine/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 /* Undo everything since the last durable checkpoint (see above). */
@@ -48,7 +50,7 @@ static void rollback(tdm_t *t) {
   t->stats.checkpoint_errors++;
 }
 
-int tdm__checkpoint(tdm_t *t) {
+static int checkpoint(tdm_t *t) {
   uint8_t (*blobs)[TDM_RESTORE_MAX] = NULL;
   tdm_store_blob_t *sblobs = NULL;
   const tdm_file_rec_t **puts = NULL;
@@ -110,6 +112,7 @@ int tdm__checkpoint(tdm_t *t) {
   b.blobs = sblobs;
   b.n_blobs = n_blobs;
   b.next_id = t->next_id;
+  b.add_lost_files = t->lost_unsaved;
   n_hashes = tdm__whole_batch(t, &hashes);
   b.hashes = hashes;
   b.n_hashes = n_hashes;
@@ -142,6 +145,8 @@ int tdm__checkpoint(tdm_t *t) {
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
+  t->unsaved_outcomes = 0;
+  t->lost_unsaved = 0;
   t->stats.checkpoints++;
 out:
   t->checkpoint_rc = rc;
@@ -150,6 +155,29 @@ out:
   free(sblobs);
   free(puts);
   free(hashes);
+  return rc;
+}
+
+/* The checkpoint, timed for the metrics; then --metrics-file. */
+int tdm__checkpoint(tdm_t *t) {
+  struct timespec a, b;
+  int rc;
+
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  rc = checkpoint(t);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  t->checkpoint_ns_sum += (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) *
+                                         1000000000 +
+                                     (b.tv_nsec - a.tv_nsec));
+  t->checkpoint_ns_count++;
+  if (t->opts.metrics_file != NULL) {
+    char *text;
+    size_t len;
+    if (tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
+      tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
+      free(text);
+    }
+  }
   return rc;
 }
 

@@ -6,8 +6,9 @@
  *   core/scan.c          walks each source, filters names (core/filter.c),
  *                        lstat()s files
  *   engine/reconcile.c   looks each file up by (dev, ino) in the file table
- *                        (core/filetable.c); an unchanged size+mtime is not
- *                        opened at all; whole mode goes to engine/whole.c
+ *                        (core/filetable.c); an unchanged size+mtime+ctime
+ *                        is not opened at all; whole mode goes to
+ *                        engine/whole.c
  *   core/identity.c      opens the changed ones and decides, through the
  *                        descriptor, whether they are the same file
  *                        (fingerprint of the head, marker of the bytes before
@@ -32,6 +33,7 @@
 #include "core/filetable.h"
 #include "core/filter.h"
 #include "engine/chain.h"
+#include "engine/outputs.h"
 #include "engine/whole.h"
 #include "registry.h"
 #include "store.h"
@@ -77,6 +79,15 @@ struct tdm_s {
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  /* Metrics (engine/metrics.c). */
+  int count_records;      /* count records per processor (metrics wanted) */
+  uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
+  uint64_t checkpoint_ns_count;
+  struct tdm_progress_state *progress; /* tdm_run_once with a progress_cb */
+  tdm_outputs_t outputs;  /* our processors' output files: never input */
+  uint64_t lost_unsaved;   /* lost files not counted in the store yet */
+  size_t unsaved_outcomes;/* whole: outcomes collected since the last
+                             checkpoint (made durable promptly) */
 };
 
 /* Check that a pass can run and allocate the read buffer. */

@@ -29,7 +29,7 @@ TEST(add_find_forget) {
   ASSERT_GE(wa, 0);
   ASSERT_GE(wb, 0);
   ASSERT_NE(wa, wb);
-  ASSERT_EQ(in.n, 2);
+  ASSERT_EQ(in.watches.n, 2);
   ASSERT_NOT_NULL(tdm__inotify_find(&in, wa));
   ASSERT_STR_EQ(tdm__inotify_find(&in, wa)->path, tdm_test_path("a"));
   ASSERT_EQ(tdm__inotify_find(&in, wa)->root, 0);
@@ -39,12 +39,12 @@ TEST(add_find_forget) {
   tdm__inotify_forget(&in, wa);
   ASSERT_NULL(tdm__inotify_find(&in, wa));
   ASSERT_NOT_NULL(tdm__inotify_find(&in, wb));
-  ASSERT_EQ(in.n, 1);
+  ASSERT_EQ(in.watches.n, 1);
   tdm__inotify_forget(&in, wa); /* twice: nothing */
-  ASSERT_EQ(in.n, 1);
+  ASSERT_EQ(in.watches.n, 1);
   tdm__inotify_close(&in);
   ASSERT_EQ(in.fd, -1);
-  ASSERT_EQ(in.n, 0);
+  ASSERT_EQ(in.watches.n, 0);
   tdm__inotify_close(&in); /* a closed one is accepted */
 }
 
@@ -54,7 +54,7 @@ TEST(errors_name_the_cause) {
   ASSERT_EQ(tdm__inotify_add(&in, tdm_test_path("missing"), 0), -ENOENT);
   tdm_test_write(tdm_test_path("file"), "x", 1);
   ASSERT_EQ(tdm__inotify_add(&in, tdm_test_path("file"), 0), -ENOTDIR);
-  ASSERT_EQ(in.n, 0);
+  ASSERT_EQ(in.watches.n, 0);
   tdm__inotify_close(&in);
 }
 
@@ -73,7 +73,7 @@ TEST(readd_after_rename_updates_the_path) {
   ASSERT_EQ(rename(old, new), 0);
   w2 = tdm__inotify_add(&in, new, 2);
   ASSERT_EQ(w2, w1);
-  ASSERT_EQ(in.n, 1);
+  ASSERT_EQ(in.watches.n, 1);
   ASSERT_STR_EQ(tdm__inotify_find(&in, w1)->path, new);
   ASSERT_EQ(tdm__inotify_find(&in, w1)->root, 2);
   tdm__inotify_close(&in);
@@ -92,16 +92,16 @@ TEST(remove_under_a_subtree) {
   subsub = tdm__inotify_add(&in, dir("t/d/e"), 0);
   sibling = tdm__inotify_add(&in, dir("t/d2"), 0); /* prefix "t/d", not under */
   other = tdm__inotify_add(&in, dir("t/x"), 0);
-  ASSERT_EQ(in.n, 5);
+  ASSERT_EQ(in.watches.n, 5);
   tdm__inotify_remove_under(&in, tdm_test_path("t/d"));
-  ASSERT_EQ(in.n, 3);
+  ASSERT_EQ(in.watches.n, 3);
   ASSERT_NULL(tdm__inotify_find(&in, sub));
   ASSERT_NULL(tdm__inotify_find(&in, subsub));
   ASSERT_NOT_NULL(tdm__inotify_find(&in, top));
   ASSERT_NOT_NULL(tdm__inotify_find(&in, sibling));
   ASSERT_NOT_NULL(tdm__inotify_find(&in, other));
   tdm__inotify_remove_under(&in, tdm_test_path("t"));
-  ASSERT_EQ(in.n, 0);
+  ASSERT_EQ(in.watches.n, 0);
   tdm__inotify_close(&in);
 }
 
@@ -125,7 +125,7 @@ TEST(many_watches_and_an_event) {
     wd[i] = tdm__inotify_add(&in, dir(rel), (size_t)i);
     ASSERT_GE(wd[i], 0);
   }
-  ASSERT_EQ(in.n, N);
+  ASSERT_EQ(in.watches.n, N);
   for (int i = 0; i < N; i++) {
     const tdm_watch_t *w = tdm__inotify_find(&in, wd[i]);
     snprintf(rel, sizeof(rel), "w%d", i);

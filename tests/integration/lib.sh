@@ -6,6 +6,8 @@
 #   TDM_PLUGIN_DIR    where template.so lives
 #   TDM_TEST_PLUGINS  bad_abi/, too_small/, no_symbol/, good/ test plugins
 #   TDM_KEEP=1        keep the temporary directory even on success
+#   TDM_TSAN=1        a ThreadSanitizer build (memory figures are not
+#                     compared); TSAN_OPTIONS names tests/tsan.supp
 #
 # Each test gets its own directory $T (removed on success, kept and printed on
 # failure). Helpers:

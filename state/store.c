@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +43,7 @@ static const char *const db_names[N_DBS] = {"meta", "files", "procs",
 #define REC_VERSION 2
 #define REC_FIXED_V1 129 /* version byte + the fixed fields of version 1 */
 #define REC_FIXED 137    /* ... and of version 2 (+ ctime_ns) */
+#define INSTANCE_BYTES 8 /* meta "instance": random, made once per store */
 
 struct tdm_store_s {
   MDB_env *env;
@@ -54,6 +56,7 @@ struct tdm_store_s {
   uint64_t next_id;
   int64_t checkpoint_ns;
   uint64_t lost_files;
+  char instance[2 * INSTANCE_BYTES + 1]; /* hex; "" if none (old, reader) */
   /* Registry entry: which directory, opened by which process. */
   dev_t dev;
   ino_t ino;
@@ -364,6 +367,55 @@ static int meta_put(const tdm_store_t *s, MDB_txn *txn, const char *key,
 }
 
 /*
+ * The store's instance id (meta "instance", INSTANCE_BYTES random bytes) into
+ * s->instance as hex. A writer makes it when missing (a new store, or one
+ * made before 0.2: the record is new, the schema unchanged); a reader of a
+ * store without one leaves "". Returns 0, TDM_ESTATE (logged) for a record of
+ * the wrong size, -errno when no random bytes could be had, or an LMDB code.
+ */
+static int instance_load(tdm_store_t *s, MDB_txn *txn) {
+  static const char hex[] = "0123456789abcdef";
+  MDB_val k = {8, (void *)"instance"}, v;
+  uint8_t id[INSTANCE_BYTES];
+  int rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+
+  s->instance[0] = '\0';
+  if (rc == MDB_NOTFOUND) {
+    size_t got = 0;
+    if (s->rdonly)
+      return 0;
+    while (got < sizeof(id)) {
+      ssize_t n = getrandom(id + got, sizeof(id) - got, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0) {
+        int err = errno;
+        tdm__error(s->log, "%s: cannot make an instance id: getrandom: %s",
+                   s->qdir, strerror(err));
+        return -err;
+      }
+      got += (size_t)n;
+    }
+    v.mv_size = sizeof(id);
+    v.mv_data = id;
+    if ((rc = mdb_put(txn, s->dbi[DB_META], &k, &v, 0)) != 0)
+      return rc;
+  } else if (rc != 0) {
+    return rc;
+  } else if (v.mv_size != INSTANCE_BYTES) {
+    tdm__error(s->log, "%s: state store meta record 'instance' is corrupt",
+               s->qdir);
+    return TDM_ESTATE;
+  }
+  for (size_t i = 0; i < INSTANCE_BYTES; i++) {
+    s->instance[2 * i] = hex[((const uint8_t *)v.mv_data)[i] >> 4];
+    s->instance[2 * i + 1] = hex[((const uint8_t *)v.mv_data)[i] & 15];
+  }
+  s->instance[2 * INSTANCE_BYTES] = '\0';
+  return 0;
+}
+
+/*
  * Open the named databases once for the life of the environment: in a write
  * transaction for the writer (creating them, with the schema record, in an
  * empty environment), in a read transaction for a reader (handles opened in
@@ -431,6 +483,8 @@ static int open_dbs(tdm_store_t *s, int *fresh) {
   if (rc == 0 &&
       (rc = meta_get(s, txn, "lost_files", 8, &lost)) == MDB_NOTFOUND)
     rc = 0;
+  if (rc == 0)
+    rc = instance_load(s, txn);
   if (rc == TDM_ESTATE)
     goto out;
   if (rc == 0) {
@@ -635,11 +689,45 @@ const char *tdm_store_dir(const tdm_store_t *s) { return s->dir; }
 
 uint64_t tdm_store_next_id(const tdm_store_t *s) { return s->next_id; }
 
+const char *tdm_store_instance(const tdm_store_t *s) { return s->instance; }
+
 int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
   return s->checkpoint_ns;
 }
 
 uint64_t tdm_store_lost_files(const tdm_store_t *s) { return s->lost_files; }
+int tdm_store_load_blobs(tdm_store_t *s,
+                         int (*cb)(void *arg, const char *key, size_t key_len,
+                                   const void *blob, size_t len),
+                         void *arg) {
+  MDB_cursor *cur;
+  MDB_txn *txn;
+  MDB_val k, v;
+  int rc;
+
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "reading restore points");
+  if ((rc = mdb_cursor_open(txn, s->dbi[DB_PROCS], &cur)) != 0) {
+    mdb_txn_abort(txn);
+    return fail(s, rc, "reading restore points");
+  }
+  for (;;) {
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (rc == MDB_NOTFOUND) {
+      rc = 0;
+      break;
+    }
+    if (rc != 0) {
+      rc = fail(s, rc, "reading restore points");
+      break;
+    }
+    if ((rc = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
+      break;
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  return rc;
+}
 
 int tdm_store_load_files(tdm_store_t *s,
                          int (*cb)(void *arg, const tdm_file_rec_t *rec),

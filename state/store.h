@@ -10,6 +10,8 @@
  *            "checkpoint_ns" -> i64 LE (wall time of the last commit);
  *            "lost_files" -> u64 LE (files whose new bytes became
  *            unreachable, see tdm_store_batch_t.add_lost_files; absent: 0)
+ *            "instance" -> 8 random bytes, made by the first writer that
+ *            finds none (stores older than 0.2 get one, same schema)
  *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see store.c)
  *   "procs"  processor spec string -> restore blob (<= TDM_RESTORE_MAX)
  *   "hashes" 16-byte canonical XXH3-128 -> u64 BE file id (whole mode)
@@ -107,6 +109,17 @@ int tdm_store_load_files(tdm_store_t *s,
                          void *arg);
 
 /*
+ * Call `cb` for every processor restore blob (key: the processor's spec, not
+ * NUL-terminated), in key order, inside one read transaction; everything is
+ * valid only during the call. A non-zero return from `cb` stops the walk
+ * and is returned.
+ */
+int tdm_store_load_blobs(tdm_store_t *s,
+                         int (*cb)(void *arg, const char *key, size_t key_len,
+                                   const void *blob, size_t len),
+                         void *arg);
+
+/*
  * Copy the restore blob stored under `key` into `buf` (`cap` bytes).
  * *len = its length; 0 and *len = 0 when there is none; -ENOBUFS (nothing
  * copied, *len = its length) when it is longer than `cap`. A key must be 1 to
@@ -125,6 +138,11 @@ int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
 /* The next unused file id (ids are handed out by the engine and persisted
    through tdm_store_batch_t.next_id). */
 uint64_t tdm_store_next_id(const tdm_store_t *s);
+
+/* The store's instance id: 16 lower-case hex digits, made once per state
+   directory; "" for a reader of a store no 0.2 writer has opened yet.
+   Valid until close. */
+const char *tdm_store_instance(const tdm_store_t *s);
 
 /* Wall time (ns since the epoch) of the last commit, 0 if none. */
 int64_t tdm_store_checkpoint_ns(const tdm_store_t *s);

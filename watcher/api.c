@@ -316,11 +316,11 @@ int tdm_add_processor(tdm_t *t, const char *spec) {
   if (rc != 0)
     goto err;
   /* A processor that will not open is misconfigured (a missing or unknown
-     parameter, an output it cannot create): a usage error. */
-  if (tdm__proc_open(t, p) != 0) {
-    rc = TDM_EUSAGE;
+     parameter, an output it cannot create): a usage error; unless it says
+     that what it names cannot be used now (TDM_PROC_UNAVAILABLE: a server
+     down, a missing stream): TDM_EPROC. */
+  if ((rc = tdm__proc_open(t, p)) != 0)
     goto err;
-  }
   t->n_procs++;
   t->need_checkpoint = 1; /* record its first restore point before any data */
   return 0;
@@ -446,8 +446,11 @@ int tdm_run_once(tdm_t *t) {
   if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_whole(t, rc);
   tdm__progress_end(t);
+  tdm__caught_up(t);
   if (t->need_checkpoint || t->n_dead > 0) {
     int crc = tdm__checkpoint(t);
+    if (crc == 0 && t->need_checkpoint)
+      crc = TDM_EPROC; /* a processor could not commit (logged) */
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
       rc = crc != 0 ? crc : rc;
   }

@@ -23,6 +23,15 @@
 #define BACKOFF_MIN_MS 10u
 #define BACKOFF_MAX_MS 1000u
 
+/* tdm_open_args_t.log: `arg` is the engine's log (it lives as long as t). */
+static void proc_log(void *arg, int level, const char *line) {
+  if (level < TDM_LOG_ERROR)
+    level = TDM_LOG_ERROR;
+  if (level > TDM_LOG_DEBUG)
+    level = TDM_LOG_DEBUG;
+  tdm__log(arg, (tdm_log_level_t)level, "%s", line);
+}
+
 int tdm__proc_open(tdm_t *t, tdm_proc_t *p) {
   char msg[TDM_MSG_MAX] = "";
   tdm_open_args_t a;
@@ -40,13 +49,17 @@ int tdm__proc_open(tdm_t *t, tdm_proc_t *p) {
   a.restore = p->blob_len > 0 ? p->blob : NULL;
   a.restore_len = p->blob_len;
   a.msg = msg;
+  a.instance = tdm_store_instance(t->store);
+  a.checkpoint_ms = t->opts.checkpoint_ms;
+  a.log = proc_log;
+  a.log_arg = &t->log;
   p->state = p->ctx; /* NULL but for tdm_add_processor_desc's */
   rc = p->desc->open(&p->state, &a);
   if (rc != TDM_PROC_OK) {
     msg[sizeof(msg) - 1] = '\0';
     tdm__error(&t->log, "processor '%s': %s", p->key,
                msg[0] ? msg : "open failed");
-    return TDM_EPROC;
+    return rc == TDM_PROC_UNAVAILABLE ? TDM_EPROC : TDM_EUSAGE;
   }
   p->open = 1;
   return 0;
@@ -57,6 +70,26 @@ void tdm__proc_close(tdm_proc_t *p) {
     p->desc->close(p->state);
   p->open = 0;
   p->state = NULL;
+}
+
+void tdm__caught_up(tdm_t *t) {
+  if (!t->delivered_since_caught_up)
+    return;
+  t->delivered_since_caught_up = 0;
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    char msg[TDM_MSG_MAX] = "";
+    int rc;
+
+    if (!p->open || p->desc == NULL || !TDM_PROCESSOR_HAS(p->desc, caught_up))
+      continue;
+    rc = p->desc->caught_up(p->state, msg);
+    msg[sizeof(msg) - 1] = '\0';
+    if (rc != TDM_PROC_OK)
+      tdm__debug(&t->log, "processor '%s' could not hand over what it holds "
+                 "yet%s%s (the next checkpoint does)", p->key,
+                 msg[0] ? ": " : "", msg);
+  }
 }
 
 static void sleep_ms(unsigned ms) {
@@ -131,6 +164,7 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
     }
     if (taken == all) {
       tdm__progress_tick(t);
+      t->delivered_since_caught_up = 1;
       return 0;
     }
     if (t->stop)

@@ -11,7 +11,10 @@
  *
  * A failed checkpoint is undone in memory the same way a crash would be: each
  * processor is closed and reopened with its last durable blob, and each file
- * goes back to its durable bookmark.
+ * goes back to its durable bookmark. A processor whose commit answers
+ * TDM_PROC_RETRY (not now, nothing lost: say, acknowledgements still due)
+ * only defers the checkpoint: nothing is rolled back, the bookmarks stay
+ * where the store has them, and the next checkpoint tries again.
  */
 #include "engine/checkpoint.h"
 
@@ -50,13 +53,91 @@ static void rollback(tdm_t *t) {
   t->stats.checkpoint_errors++;
 }
 
+/* A processor answered RETRY to commit: not now, nothing lost. */
+#define DEFERRED 1
+
+/*
+ * Commit every processor, collecting its restore blob into blobs[i] and the
+ * store's view of it into sblobs (*n_blobs of them). Returns 0; DEFERRED
+ * when one cannot commit yet (acknowledgements still due: the checkpoint
+ * waits, nothing is rolled back, said once until a checkpoint succeeds); or
+ * TDM_EPROC when one failed (everything was rolled back).
+ */
+static int commit_processors(tdm_t *t, uint8_t (*blobs)[TDM_RESTORE_MAX],
+                             tdm_store_blob_t *sblobs, size_t *n_blobs) {
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    char msg[TDM_MSG_MAX] = "";
+    size_t len = TDM_RESTORE_MAX;
+    int crc = TDM_PROC_OK;
+
+    if (p->desc == NULL)
+      continue;
+    if (p->desc->commit != NULL)
+      crc = p->desc->commit(p->state, blobs[i], &len, msg);
+    msg[sizeof(msg) - 1] = '\0';
+    if (crc == TDM_PROC_RETRY) {
+      if (!t->checkpoint_deferred++)
+        tdm__warn(&t->log, "processor '%s' cannot commit yet%s%s; the "
+                  "checkpoint waits", p->key, msg[0] ? ": " : "", msg);
+      return DEFERRED;
+    }
+    if (crc != TDM_PROC_OK) {
+      tdm__error(&t->log, "processor '%s' could not commit%s%s; the checkpoint "
+                 "is cancelled and delivery resumes from the last one", p->key,
+                 msg[0] ? ": " : "", msg);
+      rollback(t);
+      return TDM_EPROC;
+    }
+    if (p->desc->commit == NULL || len > TDM_RESTORE_MAX)
+      len = 0;
+    sblobs[*n_blobs].key = p->key;
+    sblobs[*n_blobs].data = blobs[i];
+    sblobs[*n_blobs].len = len;
+    (*n_blobs)++;
+  }
+  return 0;
+}
+
+/* The committed state is the durable one now: blobs, bookmarks, counters. */
+static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
+  for (size_t k = 0; k < n_blobs; k++)
+    for (size_t i = 0; i < t->n_procs; i++) {
+      tdm_proc_t *p = &t->procs[i];
+      if (sblobs[k].key == p->key) {
+        memcpy(p->blob, sblobs[k].data, sblobs[k].len);
+        p->blob_len = sblobs[k].len;
+      }
+    }
+  for (size_t i = 0; i < t->files.n; i++) {
+    tdm_file_t *f = t->files.all[i];
+    if (!f->dirty)
+      continue;
+    f->durable_offset = f->rec.offset;
+    f->durable_marker = f->rec.marker;
+    f->durable_marker_len = f->rec.marker_len;
+    f->dirty = 0;
+  }
+  tdm__whole_committed(t, 1);
+  t->n_dead = 0;
+  t->need_checkpoint = 0;
+  t->bytes_since_checkpoint = 0;
+  t->unsaved_outcomes = 0;
+  t->lost_unsaved = 0;
+  t->stats.checkpoints++;
+  if (t->checkpoint_deferred > 1)
+    tdm__info(&t->log, "checkpoints go on (%d waited)",
+              t->checkpoint_deferred - 1);
+  t->checkpoint_deferred = 0;
+}
+
 static int checkpoint(tdm_t *t) {
   uint8_t (*blobs)[TDM_RESTORE_MAX] = NULL;
   tdm_store_blob_t *sblobs = NULL;
   const tdm_file_rec_t **puts = NULL;
   tdm_store_hash_t *hashes = NULL;
   tdm_store_batch_t b;
-  size_t n_puts = 0, n_dirty = 0, n_blobs = 0, n_hashes;
+  size_t n_puts = 0, n_dirty = 0, n_blobs = 0;
   int rc = -ENOMEM;
 
   /* Only pointers to the dirty records are staged: 8 bytes a file, even on
@@ -69,31 +150,11 @@ static int checkpoint(tdm_t *t) {
   if (blobs == NULL || sblobs == NULL || puts == NULL)
     goto out;
 
-  for (size_t i = 0; i < t->n_procs; i++) {
-    tdm_proc_t *p = &t->procs[i];
-    char msg[TDM_MSG_MAX] = "";
-    size_t len = TDM_RESTORE_MAX;
-
-    if (p->desc == NULL)
-      continue;
-    if (p->desc->commit != NULL &&
-        p->desc->commit(p->state, blobs[i], &len, msg) != TDM_PROC_OK) {
-      msg[sizeof(msg) - 1] = '\0';
-      tdm__error(&t->log, "processor '%s' could not commit%s%s; the checkpoint "
-                 "is cancelled and delivery resumes from the last one", p->key,
-                 msg[0] ? ": " : "", msg);
-      rollback(t);
-      rc = TDM_EPROC;
-      goto out;
-    }
-    if (p->desc->commit == NULL || len > TDM_RESTORE_MAX)
-      len = 0;
-    sblobs[n_blobs].key = p->key;
-    sblobs[n_blobs].data = blobs[i];
-    sblobs[n_blobs].len = len;
-    n_blobs++;
+  if ((rc = commit_processors(t, blobs, sblobs, &n_blobs)) != 0) {
+    if (rc == DEFERRED)
+      rc = 0;
+    goto out;
   }
-
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
     if (!f->dirty)
@@ -113,41 +174,12 @@ static int checkpoint(tdm_t *t) {
   b.n_blobs = n_blobs;
   b.next_id = t->next_id;
   b.add_lost_files = t->lost_unsaved;
-  n_hashes = tdm__whole_batch(t, &hashes);
+  b.n_hashes = tdm__whole_batch(t, &hashes);
   b.hashes = hashes;
-  b.n_hashes = n_hashes;
-  rc = tdm_store_commit(t->store, &b);
-  if (rc != 0) {
+  if ((rc = tdm_store_commit(t->store, &b)) != 0)
     rollback(t);
-    goto out;
-  }
-
-  for (size_t i = 0; i < t->n_procs; i++) {
-    tdm_proc_t *p = &t->procs[i];
-    if (p->desc == NULL)
-      continue;
-    for (size_t k = 0; k < n_blobs; k++)
-      if (sblobs[k].key == p->key) {
-        memcpy(p->blob, sblobs[k].data, sblobs[k].len);
-        p->blob_len = sblobs[k].len;
-      }
-  }
-  for (size_t i = 0; i < t->files.n; i++) {
-    tdm_file_t *f = t->files.all[i];
-    if (!f->dirty)
-      continue;
-    f->durable_offset = f->rec.offset;
-    f->durable_marker = f->rec.marker;
-    f->durable_marker_len = f->rec.marker_len;
-    f->dirty = 0;
-  }
-  tdm__whole_committed(t, 1);
-  t->n_dead = 0;
-  t->need_checkpoint = 0;
-  t->bytes_since_checkpoint = 0;
-  t->unsaved_outcomes = 0;
-  t->lost_unsaved = 0;
-  t->stats.checkpoints++;
+  else
+    adopt(t, sblobs, n_blobs);
 out:
   t->checkpoint_rc = rc;
   t->last_checkpoint_ms = tdm__now_ms();
@@ -184,7 +216,9 @@ int tdm__checkpoint(tdm_t *t) {
 int tdm__checkpoint_maybe(tdm_t *t) {
   if (!t->need_checkpoint)
     return 0;
-  if (t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES &&
+  /* While a processor defers checkpoints, only the clock asks again. */
+  if ((t->checkpoint_deferred > 0 ||
+       t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES) &&
       tdm__now_ms() - t->last_checkpoint_ms < t->opts.checkpoint_ms)
     return 0;
   return tdm__checkpoint(t);

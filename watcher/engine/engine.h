@@ -62,6 +62,9 @@ struct tdm_s {
   char *buf;              /* the read buffer */
   size_t buf_cap;
   int need_checkpoint;    /* something not in the store yet */
+  int delivered_since_caught_up; /* see tdm__caught_up */
+  int checkpoint_deferred; /* checkpoints a processor's RETRY put off since
+                              the last one that succeeded */
   uint64_t bytes_since_checkpoint;
   uint64_t last_checkpoint_ms;
   int checkpoint_rc;      /* the last checkpoint's result: a failure ends

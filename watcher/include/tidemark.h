@@ -195,7 +195,9 @@ TDM_EXTERN int tdm_add_source(tdm_t *t, const char *dir);
  * running. Errors: TDM_EUSAGE (a malformed spec, an unknown name, the same
  * spec twice, more than 64 processors, or a processor that refused to open:
  * a bad or missing parameter, an output it cannot create — all logged,
- * naming the spec), TDM_ESTORE (its blob could not be read), -ENOMEM.
+ * naming the spec), TDM_EPROC (what the parameters name cannot be used now:
+ * open() answered TDM_PROC_UNAVAILABLE, e.g. a server down, a missing
+ * stream; logged), TDM_ESTORE (its blob could not be read), -ENOMEM.
  */
 TDM_EXTERN int tdm_add_processor(tdm_t *t, const char *spec);
 

@@ -164,9 +164,15 @@ static void work_cb(uv_work_t *req) {
   if (!t->stop && lv->want_drain && t->n_waiting > 0)
     rc = tdm__whole_recheck(t);
   lv->want_drain = 0;
+  /* Everything there was is read: buffering processors hand it over now,
+     not at the next checkpoint. */
+  if (!t->stop && t->n_ready == 0)
+    tdm__caught_up(t);
 
   if ((lv->want_checkpoint || t->stop) && (t->need_checkpoint || t->n_dead > 0)) {
     rc = tdm__checkpoint(t);
+    if (rc == 0 && t->stop && t->need_checkpoint)
+      rc = TDM_EPROC; /* the last one was deferred (logged) */
     if (rc != 0 && t->stop)
       lv->status = rc;
   }

@@ -279,6 +279,18 @@ static int rec_decode(const MDB_val *v, tdm_file_rec_t *r) {
   return 0;
 }
 
+int tdm__store_record_decode(const void *data, size_t len, tdm_file_rec_t *r) {
+  MDB_val v = {len, (void *)data};
+  return rec_decode(&v, r);
+}
+
+size_t tdm__store_record_encode(const tdm_file_rec_t *r, void *buf, size_t cap) {
+  size_t need = rec_size(r);
+  if (need <= cap)
+    rec_encode(r, buf);
+  return need;
+}
+
 /*
  * Begin a read transaction. A writer in another process may have grown the
  * map past ours (MDB_MAP_RESIZED): adopt its size and try again. Legal

@@ -192,6 +192,16 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b);
    are kept: they describe processors' outputs, not the inputs. */
 int tdm_store_clear_files(tdm_store_t *s);
 
+/*
+ * Internal, for the fuzz target (tests/fuzz/fuzz-record.c): the file record
+ * codec of the "files" database (format in store.c).
+ * decode: parse `len` bytes into `r` (all but id; its strings point into
+ * `data`). 0, or -1 when they are not a well-formed record.
+ * encode: the encoded size of `r`; writes it into `buf` when `cap` holds it.
+ */
+int tdm__store_record_decode(const void *data, size_t len, tdm_file_rec_t *r);
+size_t tdm__store_record_encode(const tdm_file_rec_t *r, void *buf, size_t cap);
+
 /* For tests: the map size a new store starts with (default 1 GiB; the file
    is sparse), e.g. 64 KiB to exercise growth. Affects later opens only. */
 void tdm__store_set_initial_map_size(size_t bytes);

@@ -6,6 +6,8 @@
 #   TDM_PLUGIN_DIR    where template.so lives
 #   TDM_TEST_PLUGINS  bad_abi/, too_small/, no_symbol/, good/ test plugins
 #   TDM_KEEP=1        keep the temporary directory even on success
+#   TDM_TSAN=1        a ThreadSanitizer build (memory figures are not
+#                     compared); TSAN_OPTIONS names tests/tsan.supp
 #
 # Each test gets its own directory $T (removed on success, kept and printed on
 # failure). Helpers:
@@ -29,6 +31,15 @@
 #   jfile FIELD PATH           FIELD of the file entry whose path is PATH in
 #                              $T/status.json ("" when absent)
 #   jcount                     number of file entries in $T/status.json
+#   bookmark_of STATE PATH     the bookmark of PATH in `status --json` of
+#                              STATE (status_json), 0 when absent or when
+#                              STATE holds no store yet
+#   status_quiet STATE         `tidemark status --json` into $T/st.json,
+#                              without failing the test: returns non-zero
+#                              when status fails (for wait_for predicates)
+#   field_is STATE PATH FIELD VALUE
+#                              status_quiet, then FIELD of the entry of PATH
+#                              is VALUE (a wait_for predicate)
 #   fsize FILE                 size in bytes
 #   gen_lines FIRST LAST       lines "NNNNNNNNN payload" of varied length
 #   hold_lock FILE             a background process holds flock(FILE)
@@ -47,6 +58,9 @@
 #   kill9_bg PID               kill -9 PID and reap it; fails unless it died
 #                              of the signal (or had exited 0)
 #   lines_in FILE              number of lines in FILE (0 when missing)
+#   wait_delivered FILE N SECS PID LABEL
+#                              wait_lines FILE N SECS PID, then print
+#                              "  LABEL: delivered after MS ms"
 #   wait_lines FILE N SECS [PID]
 #                              poll until FILE holds >= N lines; fail after
 #                              SECS, or at once when PID is no longer running
@@ -54,6 +68,8 @@
 #                              GOT holds exactly the lines of WANT, in any
 #                              order: none missing, none duplicated, no others
 #   assert_no_sanitizer FILE   FILE (a stderr log) holds no sanitizer report
+#                              (ASan, LSan, UBSan, ThreadSanitizer; so does
+#                              every assert_exit)
 #   need_helper VAR            the helper program named by $VAR (TDM_WRITER,
 #                              TDM_HOST: set by ctest) is executable, else fail
 
@@ -147,6 +163,10 @@ assert_not_contains() {
   ! grep -qF -- "$2" "$1" || { echo "--- $1:" >&2; head -c 2000 "$1" >&2; fail "${3:-$1 contains [$2]}"; }
 }
 
+# What a sanitizer build writes on stderr when it finds something: ASan,
+# LSan, UBSan (TDM_SANITIZE), a data race or other report of TSan (TDM_TSAN).
+TDM_SANITIZER_RE='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |WARNING: ThreadSanitizer|(ERROR|FATAL): ThreadSanitizer'
+
 # assert_exit CODE CMD...
 LAST_EXIT=0
 assert_exit() {
@@ -154,9 +174,9 @@ assert_exit() {
   local rc=0
   timeout -k 5 "$TDM_CMD_TIMEOUT" "$@" >"$STDOUT" 2>"$STDERR" </dev/null || rc=$?
   LAST_EXIT=$rc
-  # A sanitizer build (.ci/run) reports memory errors and leaks on stderr;
-  # they fail the test whatever the exit status was expected to be.
-  if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ' "$STDERR" 2>/dev/null; then
+  # A sanitizer build (.ci/run) reports memory errors, leaks and data races
+  # on stderr; they fail the test whatever the exit status was expected to be.
+  if grep -qE "$TDM_SANITIZER_RE" "$STDERR" 2>/dev/null; then
     fail "sanitizer report from: $(printf '%q ' "$@")"
   fi
   local ok=0
@@ -199,6 +219,19 @@ jfile() {
 }
 
 jcount() { jq '.files | length' "$T/status.json"; }
+
+bookmark_of() {
+  [ -f "$1/data.mdb" ] || { echo 0; return; }
+  status_json "$1"
+  local b; b=$(jfile bookmark "$2"); echo "${b:-0}"
+}
+
+status_quiet() { "$TIDEMARK" status -s "$1" --json > "$T/st.json" 2>/dev/null; }
+
+field_is() {
+  status_quiet "$1" || return 1
+  [ "$(jq -r --arg p "$2" --arg f "$3" '.files[] | select(.path == $p) | .[$f]' "$T/st.json")" = "$4" ]
+}
 
 fsize() { stat -c %s "$1"; }
 
@@ -303,6 +336,12 @@ wait_lines() {
   done
 }
 
+wait_delivered() {
+  local t0; t0=$(now_ms)
+  wait_lines "$1" "$2" "$3" "$4"
+  echo "  $5: delivered after $(( $(now_ms) - t0 )) ms"
+}
+
 assert_lines_once() {
   local want=$1 got=$2 msg=${3:-lines}
   local ws=$T/.want.sorted gs=$T/.got.sorted dups missing extra
@@ -322,8 +361,8 @@ assert_lines_once() {
 }
 
 assert_no_sanitizer() {
-  if [ -f "$1" ] && grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ' "$1"; then
-    grep -E -A 20 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ' "$1" | head -n 40 >&2
+  if [ -f "$1" ] && grep -qE "$TDM_SANITIZER_RE" "$1"; then
+    grep -E -A 40 "$TDM_SANITIZER_RE" "$1" | head -n 80 >&2
     fail "sanitizer report in $1"
   fi
 }

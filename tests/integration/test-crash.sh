@@ -23,7 +23,6 @@ LINES=${TDM_CRASH_LINES:-1000000}
 KILLS=${TDM_CRASH_KILLS:-6}
 LANDED_TOTAL=0
 
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 ms() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 dir_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }

@@ -21,7 +21,7 @@ run_bg "$T/run.out" -s "$S" -p "file:path=$OUT" --checkpoint-ms 100 "$D"
 wait_lines "$OUT" 100 15 "$RUN_PID"
 
 truncations_is() {
-  "$TIDEMARK" status -s "$S" --json > "$T/st.json" 2>/dev/null || return 1
+  status_quiet "$S" || return 1
   [ "$(jq -r --arg p "$RD/f.log" '.files[] | select(.path == $p and .present != false) | .truncations' "$T/st.json")" = "$1" ]
 }
 

@@ -12,7 +12,7 @@ run_bg "$T/run.out" -s "$S" -p "file:path=$OUT" --from-end --checkpoint-ms 100 "
 # ready once the start-up scan has bookmarked both files at their end
 RD=$(realpath "$D")
 at_end() {
-  "$TIDEMARK" status -s "$S" --json > "$T/st.json" 2>/dev/null || return 1
+  status_quiet "$S" || return 1
   jq -e --arg a "$RD/old.log" --arg b "$RD/sub/old2.log" --argjson sa "$(fsize "$D/old.log")" \
      --argjson sb "$(fsize "$D/sub/old2.log")" \
      '[.files[] | select((.path == $a and .bookmark == $sa) or (.path == $b and .bookmark == $sb))] | length == 2' \

@@ -26,11 +26,7 @@ wait_lines "$OUT" 3 15 "$RUN_PID"
 n=3
 
 # deliver LABEL: wait (5 s) until OUT holds $n lines; print how long it took.
-deliver() {
-  local t0; t0=$(now_ms)
-  wait_lines "$OUT" "$n" 5 "$RUN_PID"
-  echo "  $1: delivered after $(( $(now_ms) - t0 )) ms (checkpoints every 100 ms)"
-}
+deliver() { wait_delivered "$OUT" "$n" 5 "$RUN_PID" "$1 (checkpoints every 100 ms)"; }
 
 say "a file three levels deep in directories made after the start"
 mkdir -p "$D/a/b/c"

@@ -19,11 +19,7 @@ watches=$(cat /proc/"$RUN_PID"/fdinfo/* 2>/dev/null | grep -c '^inotify wd:' || 
 assert_eq "$watches" 0 "inotify watches held by tidemark --poll-ms"
 
 # poll_deliver N LABEL: wait (5 s) for N lines in OUT; print the delay.
-poll_deliver() {
-  local t0; t0=$(now_ms)
-  wait_lines "$OUT" "$1" 5 "$RUN_PID"
-  echo "  $2: delivered after $(( $(now_ms) - t0 )) ms (poll 200 ms, checkpoints 100 ms)"
-}
+poll_deliver() { wait_delivered "$OUT" "$1" 5 "$RUN_PID" "$2 (poll 200 ms, checkpoints 100 ms)"; }
 
 say "appends are delivered"
 gen_lines 101 200 >> "$D/a.log"

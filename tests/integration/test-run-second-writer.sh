@@ -28,10 +28,7 @@ assert_eq "$(fsize "$STDOUT")" 0 "bytes a refused once wrote to stdout"
 is_running "$RUN_PID" || fail "the first run exited after the refused ones"
 
 # bookmark_is SIZE: status --json shows a.log with bookmark SIZE
-bookmark_is() {
-  "$TIDEMARK" status -s "$S" --json > "$T/st.json" 2>/dev/null || return 1
-  [ "$(jq -r --arg p "$RD/a.log" '.files[] | select(.path == $p) | .bookmark' "$T/st.json")" = "$1" ]
-}
+bookmark_is() { field_is "$S" "$RD/a.log" bookmark "$1"; }
 
 say "status --json while running: the file, its identity, its bookmark"
 wait_for 10 bookmark_is "$(fsize "$D/a.log")"

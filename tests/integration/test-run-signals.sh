@@ -14,10 +14,6 @@ D=$T/d; S=$T/state; OUT=$T/out
 mkdir -p "$D"
 RD=$(realpath "$D")
 
-bookmark_of() {
-  status_json "$1"
-  local b; b=$(jfile bookmark "$2"); echo "${b:-0}"
-}
 
 for sig in TERM INT; do
   say "SIG$sig: final checkpoint, exit 0 within 2 s"

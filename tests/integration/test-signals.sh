@@ -11,15 +11,6 @@ RF=$(realpath "$D")/app.log
 SIZE=$(fsize "$RF")
 echo "log: $SIZE bytes"
 
-bookmark() {
-  if [ -f "$S/data.mdb" ]; then
-    status_json "$S"
-    local b; b=$(jfile bookmark "$RF"); echo "${b:-0}"
-  else
-    echo 0
-  fi
-}
-
 mid=0
 before=0
 for k in 1 2 3 4 5 6; do
@@ -35,7 +26,7 @@ for k in 1 2 3 4 5 6; do
   kill -s "$sig" "$pid" 2>/dev/null || true
   rc=0; { wait "$pid"; } 2>/dev/null || rc=$?
   [ "$rc" -eq 0 ] || { cat "$T/run.err" >&2; fail "run $k: exit $rc after SIG$sig (expected 0)"; }
-  after=$(bookmark)
+  after=$(bookmark_of "$S" "$RF")
   got=$(fsize "$OUT")
   printf '  SIG%-4s run %d: bookmark %d -> %d of %d%s\n' "$sig" "$k" "$before" "$after" "$SIZE" \
     "$([ "$after" -lt "$SIZE" ] && echo ' (stopped mid-file)' || echo ' (had finished)')"

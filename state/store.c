@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/statvfs.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1005,7 +1006,7 @@ static int check_store(tdm_store_t *s) {
   struct stat st;
   size_t got = 0;
   int fds[2], status = 0;
-  pid_t pid;
+  pid_t pid, parent;
 
   snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
   if (stat(path, &st) != 0 || st.st_size == 0)
@@ -1013,6 +1014,7 @@ static int check_store(tdm_store_t *s) {
   if (pipe2(fds, O_CLOEXEC) != 0)
     return 0; /* no check possible: carry on as before */
   fflush(NULL); /* nothing buffered may be written twice */
+  parent = getpid();
   pid = fork();
   if (pid < 0) {
     close(fds[0]);
@@ -1020,6 +1022,16 @@ static int check_store(tdm_store_t *s) {
     return 0;
   }
   if (pid == 0) {
+    /* The child must not keep the writer lock alive: if the parent is
+       killed meanwhile, a restart would be refused until the walk ends.
+       Closing this copy leaves the parent's lock in place (flock: released
+       when every descriptor of the open file is closed); and the child dies
+       with its parent. */
+    if (s->lock_fd >= 0)
+      close(s->lock_fd);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(CHECK_OK); /* the parent is already gone */
     /* LMDB's assertion messages, and ours, go to the parent. */
     dup2(fds[1], 2);
     signal(SIGALRM, SIG_DFL);

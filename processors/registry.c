@@ -258,6 +258,78 @@ static int is_plugin_name(const char *n) {
   return n[0] != '.' && len > 3 && strcmp(n + len - 3, ".so") == 0;
 }
 
+/* "plugin directory "DIR": out of memory"; -ENOMEM. */
+static int dir_nomem(tdm_registry_t *r, const char *dir) {
+  char q[1024];
+  tdm__error(r->log, "plugin directory \"%s\": out of memory",
+             tdm__quote(dir, q, sizeof(q)));
+  return -ENOMEM;
+}
+
+/* The plugin file names in `dp` (of `dir`), malloc'd, into *names / *n
+   (which own them whatever the outcome). Returns 0, -ENOMEM or -errno (a
+   readdir error); both are logged, naming dir. */
+static int list_plugins(tdm_registry_t *r, DIR *dp, const char *dir,
+                        char ***names, size_t *n) {
+  size_t cap = 0;
+  char q[1024];
+  for (;;) {
+    struct dirent *d;
+    errno = 0;
+    d = readdir(dp);
+    if (d == NULL) {
+      int rc = -errno;
+      if (rc != 0)
+        tdm__error(r->log, "plugin directory \"%s\": %s",
+                   tdm__quote(dir, q, sizeof(q)), strerror(-rc));
+      return rc;
+    }
+    if (!is_plugin_name(d->d_name))
+      continue;
+    if (*n == cap) {
+      size_t ncap = cap != 0 ? cap * 2 : 16;
+      char **v = realloc(*names, ncap * sizeof(*v));
+      if (v == NULL)
+        return dir_nomem(r, dir);
+      *names = v;
+      cap = ncap;
+    }
+    (*names)[*n] = strdup(d->d_name);
+    if ((*names)[*n] == NULL)
+      return dir_nomem(r, dir);
+    (*n)++;
+  }
+}
+
+/* Load dir/NAME for each of the n names, in order; a plugin refused is
+   counted and summed up in one warning. Returns 0 or -ENOMEM. */
+static int load_listed(tdm_registry_t *r, const char *dir, char **names,
+                       size_t n, int lenient) {
+  size_t refused = 0;
+  char q[1024];
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(dir) + 1 + strlen(names[i]) + 1;
+    char *path = malloc(len);
+    int lrc;
+    if (path == NULL)
+      return dir_nomem(r, dir);
+    snprintf(path, len, "%s/%s", dir, names[i]);
+    r->in_dir = 1; /* a bad plugin is skipped with a warning */
+    lrc = load_one(r, path, lenient);
+    r->in_dir = 0;
+    free(path);
+    if (lrc == -ENOMEM)
+      return lrc;
+    if (lrc != 0)
+      refused++;
+  }
+  if (refused > 0)
+    tdm__warn(r->log, "plugin directory \"%s\": %zu of %zu plugins skipped%s",
+              tdm__quote(dir, q, sizeof(q)), refused, n,
+              lenient ? " (the default directory)" : "");
+  return 0;
+}
+
 /*
  * Load every non-hidden `*.so` in `dir`, in name order so that a duplicate
  * name is always resolved the same way. Every plugin is tried; one that
@@ -268,12 +340,11 @@ static int is_plugin_name(const char *n) {
  * -errno (logged, naming dir) if the directory cannot be read.
  */
 static int load_dir(tdm_registry_t *r, const char *dir, int lenient) {
-  struct dirent *d;
   char **names = NULL;
-  size_t n = 0, cap = 0, refused = 0;
+  size_t n = 0;
   char q[1024];
   DIR *dp;
-  int rc = 0;
+  int rc;
 
   dp = opendir(dir);
   if (dp == NULL && lenient) /* the default directory need not exist */
@@ -284,65 +355,12 @@ static int load_dir(tdm_registry_t *r, const char *dir, int lenient) {
                tdm__quote(dir, q, sizeof(q)), strerror(-rc));
     return rc;
   }
-  for (;;) {
-    errno = 0;
-    d = readdir(dp);
-    if (d == NULL) {
-      if (errno != 0) {
-        rc = -errno;
-        tdm__error(r->log, "plugin directory \"%s\": %s",
-                   tdm__quote(dir, q, sizeof(q)), strerror(-rc));
-        goto out;
-      }
-      break;
-    }
-    if (!is_plugin_name(d->d_name))
-      continue;
-    if (n == cap) {
-      size_t ncap = cap != 0 ? cap * 2 : 16;
-      char **v = realloc(names, ncap * sizeof(*v));
-      if (v == NULL)
-        goto nomem;
-      names = v;
-      cap = ncap;
-    }
-    names[n] = strdup(d->d_name);
-    if (names[n] == NULL)
-      goto nomem;
-    n++;
+  rc = list_plugins(r, dp, dir, &names, &n);
+  if (rc == 0) {
+    if (n > 0)
+      qsort(names, n, sizeof(*names), cmp_names);
+    rc = load_listed(r, dir, names, n, lenient);
   }
-  if (n > 0)
-    qsort(names, n, sizeof(*names), cmp_names);
-
-  for (size_t i = 0; i < n; i++) {
-    size_t len = strlen(dir) + 1 + strlen(names[i]) + 1;
-    char *path = malloc(len);
-    int lrc;
-    if (path == NULL)
-      goto nomem;
-    snprintf(path, len, "%s/%s", dir, names[i]);
-    r->in_dir = 1; /* a bad plugin is skipped with a warning */
-    lrc = load_one(r, path, lenient);
-    r->in_dir = 0;
-    free(path);
-    if (lrc == -ENOMEM) {
-      rc = lrc;
-      goto out;
-    }
-    if (lrc != 0)
-      refused++;
-  }
-  if (refused > 0)
-    tdm__warn(r->log, "plugin directory \"%s\": %zu of %zu plugins skipped%s",
-              tdm__quote(dir, q, sizeof(q)), refused, n,
-              lenient ? " (the default directory)" : "");
-  goto out;
-
-nomem:
-  tdm__error(r->log, "plugin directory \"%s\": out of memory",
-             tdm__quote(dir, q, sizeof(q)));
-  rc = -ENOMEM;
-out:
   for (size_t i = 0; i < n; i++)
     free(names[i]);
   free(names);

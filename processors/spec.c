@@ -52,33 +52,15 @@ static void spec_error(char *err, size_t errcap, const char *spec,
            tdm__quote(spec, q, sizeof(q)), what);
 }
 
-/*
- * Parse `spec` into *out. On success *out owns one allocation (params array
- * followed by a copy of the text, split in place) until tdm_proc_spec_free().
- * On error returns TDM_EUSAGE with a message naming the spec in `err`, or
- * -ENOMEM; *out is untouched either way.
- */
-int tdm_proc_spec_parse(const char *spec, tdm_proc_spec_t *out, char *err,
-                        size_t errcap) {
-  const char *colon, *p;
-  size_t name_len, n_params, len, head, i;
+/* The name, spec[0, name_len): 0, or TDM_EUSAGE with a message in err. */
+static int check_name(const char *spec, size_t name_len, char *err,
+                      size_t errcap) {
   char what[160];
-  char *mem, *text;
-  tdm_kv_t *params;
-
-  if (err != NULL && errcap > 0)
-    err[0] = '\0';
-  if (spec == NULL)
-    spec = "";
-  colon = strchr(spec, ':');
-  name_len = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
-
-  /* The name. */
   if (name_len == 0) {
     spec_error(err, errcap, spec, "empty processor name");
     return TDM_EUSAGE;
   }
-  for (i = 0; i < name_len; i++) {
+  for (size_t i = 0; i < name_len; i++) {
     if (!is_name_char(spec[i])) {
       snprintf(what, sizeof(what),
                "bad character in processor name at position %zu "
@@ -88,49 +70,108 @@ int tdm_proc_spec_parse(const char *spec, tdm_proc_spec_t *out, char *err,
       return TDM_EUSAGE;
     }
   }
+  return 0;
+}
 
-  /* Check every pair and count them before allocating anything. */
-  n_params = 0;
-  if (colon != NULL) {
-    p = colon + 1;
-    for (;;) {
-      const char *eq = p;
-      size_t pos = (size_t)(p - spec) + 1;
-      while (*eq != '\0' && *eq != '=' && *eq != ',')
-        eq++;
-      if (*eq != '=') {
-        snprintf(what, sizeof(what),
-                 "missing '=' in parameter at position %zu "
-                 "(expected key=value)",
-                 pos);
-        spec_error(err, errcap, spec, what);
-        return TDM_EUSAGE;
-      }
-      if (eq == p) {
-        snprintf(what, sizeof(what), "empty key at position %zu", pos);
-        spec_error(err, errcap, spec, what);
-        return TDM_EUSAGE;
-      }
-      for (const char *k = p; k < eq; k++) {
-        if (!is_key_char(*k)) {
-          snprintf(what, sizeof(what),
-                   "bad character in key at position %zu "
-                   "(a key is [A-Za-z0-9_-]+)",
-                   (size_t)(k - spec) + 1);
-          spec_error(err, errcap, spec, what);
-          return TDM_EUSAGE;
-        }
-      }
-      n_params++;
-      /* The value runs to the next comma that starts a pair, or the end. */
-      p = eq + 1;
-      while (*p != '\0' && !is_split(p))
-        p++;
-      if (*p == '\0')
-        break;
-      p++; /* the comma */
+/* The key of the pair at p, up to the '=' at eq: 0, or TDM_EUSAGE with a
+   message in err. */
+static int check_key(const char *spec, const char *p, const char *eq, char *err,
+                     size_t errcap) {
+  size_t pos = (size_t)(p - spec) + 1;
+  char what[160];
+  if (*eq != '=') {
+    snprintf(what, sizeof(what),
+             "missing '=' in parameter at position %zu "
+             "(expected key=value)",
+             pos);
+    spec_error(err, errcap, spec, what);
+    return TDM_EUSAGE;
+  }
+  if (eq == p) {
+    snprintf(what, sizeof(what), "empty key at position %zu", pos);
+    spec_error(err, errcap, spec, what);
+    return TDM_EUSAGE;
+  }
+  for (const char *k = p; k < eq; k++) {
+    if (!is_key_char(*k)) {
+      snprintf(what, sizeof(what),
+               "bad character in key at position %zu "
+               "(a key is [A-Za-z0-9_-]+)",
+               (size_t)(k - spec) + 1);
+      spec_error(err, errcap, spec, what);
+      return TDM_EUSAGE;
     }
   }
+  return 0;
+}
+
+/* Check every pair after the colon and count them into *n, before anything
+   is allocated: 0, or TDM_EUSAGE with a message in err. */
+static int count_params(const char *spec, const char *colon, size_t *n,
+                        char *err, size_t errcap) {
+  const char *p = colon + 1;
+  *n = 0;
+  for (;;) {
+    const char *eq = p;
+    int rc;
+    while (*eq != '\0' && *eq != '=' && *eq != ',')
+      eq++;
+    rc = check_key(spec, p, eq, err, errcap);
+    if (rc != 0)
+      return rc;
+    (*n)++;
+    /* The value runs to the next comma that starts a pair, or the end. */
+    p = eq + 1;
+    while (*p != '\0' && !is_split(p))
+      p++;
+    if (*p == '\0')
+      return 0;
+    p++; /* the comma */
+  }
+}
+
+/* Split the copied text's n pairs, after the colon at q, in place into
+   params (the pairs were checked by count_params). */
+static void split_params(char *q, tdm_kv_t *params, size_t n) {
+  *q++ = '\0'; /* the colon */
+  for (size_t i = 0; i < n; i++) {
+    char *eq = strchr(q, '=');
+    *eq = '\0';
+    params[i].key = q;
+    params[i].value = eq + 1;
+    q = eq + 1;
+    while (*q != '\0' && !is_split(q))
+      q++;
+    if (*q != '\0')
+      *q++ = '\0';
+  }
+}
+
+/*
+ * Parse `spec` into *out. On success *out owns one allocation (params array
+ * followed by a copy of the text, split in place) until tdm_proc_spec_free().
+ * On error returns TDM_EUSAGE with a message naming the spec in `err`, or
+ * -ENOMEM; *out is untouched either way.
+ */
+int tdm_proc_spec_parse(const char *spec, tdm_proc_spec_t *out, char *err,
+                        size_t errcap) {
+  const char *colon;
+  size_t name_len, n_params = 0, len, head;
+  char *mem, *text;
+  tdm_kv_t *params;
+  int rc;
+
+  if (err != NULL && errcap > 0)
+    err[0] = '\0';
+  if (spec == NULL)
+    spec = "";
+  colon = strchr(spec, ':');
+  name_len = colon != NULL ? (size_t)(colon - spec) : strlen(spec);
+  rc = check_name(spec, name_len, err, errcap);
+  if (rc == 0 && colon != NULL)
+    rc = count_params(spec, colon, &n_params, err, errcap);
+  if (rc != 0)
+    return rc;
 
   /* One allocation: the params array, then the text split in place. */
   len = strlen(spec);
@@ -144,22 +185,8 @@ int tdm_proc_spec_parse(const char *spec, tdm_proc_spec_t *out, char *err,
   params = n_params > 0 ? (tdm_kv_t *)(void *)mem : NULL;
   text = mem + head;
   memcpy(text, spec, len + 1);
-
-  if (colon != NULL) {
-    char *q = text + name_len;
-    *q++ = '\0'; /* the colon */
-    for (i = 0; i < n_params; i++) {
-      char *eq = strchr(q, '=');
-      *eq = '\0';
-      params[i].key = q;
-      params[i].value = eq + 1;
-      q = eq + 1;
-      while (*q != '\0' && !is_split(q))
-        q++;
-      if (*q != '\0')
-        *q++ = '\0';
-    }
-  }
+  if (colon != NULL)
+    split_params(text + name_len, params, n_params);
 
   out->name = text;
   out->params = params;

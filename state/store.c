@@ -433,6 +433,63 @@ static int instance_load(tdm_store_t *s, MDB_txn *txn) {
   return 0;
 }
 
+/* Open "meta" (creating it and the schema record in a `fresh` store) and
+   check the schema. Returns 0, TDM_ESTATE (logged) or an LMDB code. */
+static int open_schema(tdm_store_t *s, MDB_txn *txn, int fresh) {
+  uint64_t schema = 0;
+  int rc = mdb_dbi_open(txn, db_names[DB_META], fresh ? MDB_CREATE : 0,
+                        &s->dbi[DB_META]);
+  if (rc == 0 && fresh)
+    rc = meta_put(s, txn, "schema", TDM_STORE_SCHEMA, 4);
+  if (rc == 0)
+    rc = meta_get(s, txn, "schema", 4, &schema);
+  if (rc == MDB_NOTFOUND) {
+    tdm__error(s->log, "%s: not a tidemark state store (no schema record)",
+               s->qdir);
+    return TDM_ESTATE;
+  }
+  if (rc == 0 && schema != TDM_STORE_SCHEMA) {
+    tdm__error(s->log,
+               "%s: state store has schema %" PRIu64
+               ", this tidemark supports schema %u",
+               s->qdir, schema, TDM_STORE_SCHEMA);
+    return TDM_ESTATE;
+  }
+  return rc;
+}
+
+/* Open the databases after "meta" (`create`: MDB_CREATE or 0). Returns 0,
+   TDM_ESTATE (logged: one is missing) or an LMDB code. */
+static int open_tables(tdm_store_t *s, MDB_txn *txn, unsigned create) {
+  int rc = 0;
+  for (int i = DB_META + 1; rc == 0 && i < N_DBS; i++)
+    if ((rc = mdb_dbi_open(txn, db_names[i], create, &s->dbi[i])) ==
+        MDB_NOTFOUND) {
+      tdm__error(s->log, "%s: state store is damaged: database '%s' is missing",
+                 s->qdir, db_names[i]);
+      rc = TDM_ESTATE;
+    }
+  return rc;
+}
+
+/* next_id, checkpoint_ns and lost_files (each left as it is when missing)
+   and the instance id. Returns 0, TDM_ESTATE (logged), -errno or an LMDB
+   code. */
+static int load_meta(tdm_store_t *s, MDB_txn *txn, uint64_t *next_id,
+                     uint64_t *ns, uint64_t *lost) {
+  int rc = meta_get(s, txn, "next_id", 8, next_id);
+  if (rc == MDB_NOTFOUND)
+    rc = 0;
+  if (rc == 0 &&
+      (rc = meta_get(s, txn, "checkpoint_ns", 8, ns)) == MDB_NOTFOUND)
+    rc = 0;
+  if (rc == 0 && (rc = meta_get(s, txn, "lost_files", 8, lost)) == MDB_NOTFOUND)
+    rc = 0;
+  if (rc == 0)
+    rc = instance_load(s, txn);
+  return rc;
+}
+
 /*
  * Open the named databases once for the life of the environment: in a write
  * transaction for the writer (creating them, with the schema record, in an
@@ -442,12 +499,11 @@ static int instance_load(tdm_store_t *s, MDB_txn *txn) {
  * Returns a translated code, logged.
  */
 static int open_dbs(tdm_store_t *s, int *fresh) {
-  uint64_t schema = 0, next_id = 1, ns = 0, lost = 0;
+  uint64_t next_id = 1, ns = 0, lost = 0;
   MDB_dbi main_dbi;
   MDB_stat st;
   MDB_txn *txn;
-  unsigned create;
-  int rc, i;
+  int rc;
 
   rc = s->rdonly ? read_txn(s, &txn) : mdb_txn_begin(s->env, NULL, 0, &txn);
   if (rc != 0)
@@ -458,51 +514,17 @@ static int open_dbs(tdm_store_t *s, int *fresh) {
   if (rc != 0)
     goto lmdb_err;
   *fresh = st.ms_entries == 0;
-  create = *fresh ? MDB_CREATE : 0;
   if (*fresh && s->rdonly) {
     tdm__error(s->log, "%s: no tidemark state store here (empty environment)",
                s->qdir);
     rc = -ENOENT;
     goto out;
   }
-
-  rc = mdb_dbi_open(txn, db_names[DB_META], create, &s->dbi[DB_META]);
-  if (rc == 0 && *fresh)
-    rc = meta_put(s, txn, "schema", TDM_STORE_SCHEMA, 4);
+  rc = open_schema(s, txn, *fresh);
   if (rc == 0)
-    rc = meta_get(s, txn, "schema", 4, &schema);
-  if (rc == MDB_NOTFOUND) {
-    tdm__error(s->log, "%s: not a tidemark state store (no schema record)",
-               s->qdir);
-    rc = TDM_ESTATE;
-    goto out;
-  }
-  if (rc == 0 && schema != TDM_STORE_SCHEMA) {
-    tdm__error(s->log,
-               "%s: state store has schema %" PRIu64
-               ", this tidemark supports schema %u",
-               s->qdir, schema, TDM_STORE_SCHEMA);
-    rc = TDM_ESTATE;
-    goto out;
-  }
-  for (i = DB_META + 1; rc == 0 && i < N_DBS; i++)
-    if ((rc = mdb_dbi_open(txn, db_names[i], create, &s->dbi[i])) ==
-        MDB_NOTFOUND) {
-      tdm__error(s->log, "%s: state store is damaged: database '%s' is missing",
-                 s->qdir, db_names[i]);
-      rc = TDM_ESTATE;
-    }
-  if (rc == 0 &&
-      (rc = meta_get(s, txn, "next_id", 8, &next_id)) == MDB_NOTFOUND)
-    rc = 0;
-  if (rc == 0 &&
-      (rc = meta_get(s, txn, "checkpoint_ns", 8, &ns)) == MDB_NOTFOUND)
-    rc = 0;
-  if (rc == 0 &&
-      (rc = meta_get(s, txn, "lost_files", 8, &lost)) == MDB_NOTFOUND)
-    rc = 0;
+    rc = open_tables(s, txn, *fresh ? MDB_CREATE : 0);
   if (rc == 0)
-    rc = instance_load(s, txn);
+    rc = load_meta(s, txn, &next_id, &ns, &lost);
   if (rc == TDM_ESTATE)
     goto out;
   if (rc == 0) {
@@ -1162,20 +1184,25 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
 }
 
 uint64_t tdm_store_lost_files(const tdm_store_t *s) { return s->lost_files; }
-int tdm_store_load_blobs(tdm_store_t *s,
-                         int (*cb)(void *arg, const char *key, size_t key_len,
-                                   const void *blob, size_t len),
-                         void *arg) {
+/*
+ * Call `fn` for every entry of database `which`, in key order, inside one
+ * read transaction. A non-zero return from `fn` stops the walk and is
+ * returned; an LMDB error is logged with `what` ("reading ...").
+ */
+static int walk(tdm_store_t *s, int which, const char *what,
+                int (*fn)(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
+                          void *arg),
+                void *arg) {
   MDB_cursor *cur;
   MDB_txn *txn;
   MDB_val k, v;
   int rc;
 
   if ((rc = read_txn(s, &txn)) != 0)
-    return fail(s, rc, "reading restore points");
-  if ((rc = mdb_cursor_open(txn, s->dbi[DB_PROCS], &cur)) != 0) {
+    return fail(s, rc, what);
+  if ((rc = mdb_cursor_open(txn, s->dbi[which], &cur)) != 0) {
     mdb_txn_abort(txn);
-    return fail(s, rc, "reading restore points");
+    return fail(s, rc, what);
   }
   for (;;) {
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -1184,10 +1211,10 @@ int tdm_store_load_blobs(tdm_store_t *s,
       break;
     }
     if (rc != 0) {
-      rc = fail(s, rc, "reading restore points");
+      rc = fail(s, rc, what);
       break;
     }
-    if ((rc = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
+    if ((rc = fn(s, &k, &v, arg)) != 0)
       break;
   }
   mdb_cursor_close(cur);
@@ -1195,46 +1222,52 @@ int tdm_store_load_blobs(tdm_store_t *s,
   return rc;
 }
 
+typedef struct blob_walk {
+  int (*cb)(void *arg, const char *key, size_t key_len, const void *blob,
+            size_t len);
+  void *arg;
+} blob_walk_t;
+
+static int blob_entry(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
+                      void *arg) {
+  const blob_walk_t *w = arg;
+  (void)s;
+  return w->cb(w->arg, k->mv_data, k->mv_size, v->mv_data, v->mv_size);
+}
+
+int tdm_store_load_blobs(tdm_store_t *s,
+                         int (*cb)(void *arg, const char *key, size_t key_len,
+                                   const void *blob, size_t len),
+                         void *arg) {
+  blob_walk_t w = {cb, arg};
+  return walk(s, DB_PROCS, "reading restore points", blob_entry, &w);
+}
+
+typedef struct file_walk {
+  int (*cb)(void *arg, const tdm_file_rec_t *rec);
+  void *arg;
+} file_walk_t;
+
+static int file_entry(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
+                      void *arg) {
+  const file_walk_t *w = arg;
+  tdm_file_rec_t r;
+
+  if (k->mv_size != 8 || rec_decode(v, &r) != 0) {
+    tdm__error(s->log,
+               "%s: file record %" PRIu64 " does not decode (corrupt store)",
+               s->qdir, k->mv_size == 8 ? get_be64(k->mv_data) : 0);
+    return TDM_ESTATE;
+  }
+  r.id = get_be64(k->mv_data);
+  return w->cb(w->arg, &r);
+}
+
 int tdm_store_load_files(tdm_store_t *s,
                          int (*cb)(void *arg, const tdm_file_rec_t *rec),
                          void *arg) {
-  MDB_cursor *cur;
-  MDB_txn *txn;
-  MDB_val k, v;
-  int rc;
-
-  if ((rc = read_txn(s, &txn)) != 0)
-    return fail(s, rc, "reading file records");
-  if ((rc = mdb_cursor_open(txn, s->dbi[DB_FILES], &cur)) != 0) {
-    mdb_txn_abort(txn);
-    return fail(s, rc, "reading file records");
-  }
-  for (;;) {
-    tdm_file_rec_t r;
-
-    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    if (rc == MDB_NOTFOUND) {
-      rc = 0;
-      break;
-    }
-    if (rc != 0) {
-      rc = fail(s, rc, "reading file records");
-      break;
-    }
-    if (k.mv_size != 8 || rec_decode(&v, &r) != 0) {
-      tdm__error(s->log,
-                 "%s: file record %" PRIu64 " does not decode (corrupt store)",
-                 s->qdir, k.mv_size == 8 ? get_be64(k.mv_data) : 0);
-      rc = TDM_ESTATE;
-      break;
-    }
-    r.id = get_be64(k.mv_data);
-    if ((rc = cb(arg, &r)) != 0)
-      break;
-  }
-  mdb_cursor_close(cur);
-  mdb_txn_abort(txn);
-  return rc;
+  file_walk_t w = {cb, arg};
+  return walk(s, DB_FILES, "reading file records", file_entry, &w);
 }
 
 /*

@@ -164,6 +164,84 @@ static void raise_fd_limit(void) {
   }
 }
 
+/* Add the directories and the processors to `t`: 0, or the error of the
+   first one refused (the library has logged it). */
+static int work_add(tdm_t *t, const tdm_config_t *c) {
+  int rc;
+  for (size_t i = 0; i < c->n_dirs; i++)
+    if ((rc = tdm_add_source(t, c->dirs[i])) != 0)
+      return rc;
+  for (size_t i = 0; i < c->n_processors; i++)
+    if ((rc = tdm_add_processor(t, c->processors[i])) != 0) {
+      /* The library named the spec; say where it was written. */
+      if (c->processor_origins != NULL && c->processor_origins[i][0] != '\0')
+        fprintf(stderr, "tidemark: error: %s: processor refused (see the "
+                        "message above)\n", c->processor_origins[i]);
+      return rc;
+    }
+  return 0;
+}
+
+/* One pass (once) or watch until a signal (run), with the signals pointed
+   at `t` meanwhile. Returns the library's result (run: TDM_ESTOPPED when
+   stopped). */
+static int work_run(tdm_t *t, int live) {
+  int rc;
+  running = t;
+  set_stop_signals(on_stop_signal, SA_RESETHAND);
+  if (live) {
+    set_rescan_signal(on_rescan_signal);
+    rc = tdm_run(t);
+    if (rc == 0)
+      rc = TDM_ESTOPPED; /* run only ends when stopped */
+  } else {
+    rc = tdm_run_once(t);
+  }
+  /* From here a signal must not reach `t`, which tdm_close() frees. */
+  set_stop_signals(SIG_IGN, 0);
+  if (live)
+    set_rescan_signal(SIG_IGN);
+  running = NULL;
+  return rc;
+}
+
+/* The closing "stopped"/"done" line, with the counters, on stderr. */
+static void work_summary(tdm_t *t, int live, int rc, double t0) {
+  tdm_stats_t st;
+  tdm_stats_init(&st);
+  tdm_get_stats(t, &st);
+  fprintf(stderr,
+          "tidemark: %s: %" PRIu64 " file%s tracked, %" PRIu64 " byte%s, %" PRIu64
+          " chunk%s in %.1f s",
+          live || rc == TDM_ESTOPPED ? "stopped" : "done", st.files_tracked,
+          st.files_tracked == 1 ? "" : "s", st.bytes, st.bytes == 1 ? "" : "s",
+          st.chunks, st.chunks == 1 ? "" : "s", now_s() - t0);
+  if (st.file_errors > 0)
+    fprintf(stderr, "; %" PRIu64 " unreadable", st.file_errors);
+  if (st.proc_failures > 0)
+    fprintf(stderr, "; %" PRIu64 " processor failures", st.proc_failures);
+  if (st.checkpoint_errors > 0)
+    fprintf(stderr, "; %" PRIu64 " failed checkpoints", st.checkpoint_errors);
+  fputc('\n', stderr);
+}
+
+/* The exit status for the run's result `rc` (an error is said on stderr). */
+static int work_status(const char *what, int rc) {
+  switch (rc) {
+  case 0:
+  case TDM_ESTOPPED: /* stopped by a signal, the final checkpoint made */
+    return 0;
+  case TDM_EPARTIAL:
+    fprintf(stderr, "tidemark: error: some files could not be processed "
+                    "(see the messages above)\n");
+    return 1;
+  default:
+    fprintf(stderr, "tidemark: error: %s ended on an error: %s (see the "
+                    "messages above)\n", what, tdm_strerror(rc));
+    return 1;
+  }
+}
+
 /*
  * `once` and `run`: open, add sources and processors, run one pass (once) or
  * watch until a signal (run), close. Returns the exit status.
@@ -172,7 +250,6 @@ static int cmd_work(const tdm_config_t *c, int live) {
   const char *what = live ? "run" : "once";
   char err[1024];
   char names[512];
-  tdm_stats_t st;
   tdm_options_t opts;
   int progress_width = 0;
   tdm_t *t = NULL;
@@ -201,20 +278,10 @@ static int cmd_work(const tdm_config_t *c, int live) {
   rc = tdm_open(&opts, &t);
   if (rc != 0) /* tdm_open has logged why, naming the directory or option */
     return rc == TDM_EUSAGE ? 2 : 1;
-  for (size_t i = 0; i < c->n_dirs; i++)
-    if ((rc = tdm_add_source(t, c->dirs[i])) != 0) {
-      status = setup_exit(rc);
-      goto out;
-    }
-  for (size_t i = 0; i < c->n_processors; i++)
-    if ((rc = tdm_add_processor(t, c->processors[i])) != 0) {
-      /* The library named the spec; say where it was written. */
-      if (c->processor_origins != NULL && c->processor_origins[i][0] != '\0')
-        fprintf(stderr, "tidemark: error: %s: processor refused (see the "
-                        "message above)\n", c->processor_origins[i]);
-      status = setup_exit(rc);
-      goto out;
-    }
+  if ((rc = work_add(t, c)) != 0) {
+    tdm_close(t);
+    return setup_exit(rc);
+  }
 
   processor_names(c, names, sizeof(names));
   if (!quiet)
@@ -222,62 +289,14 @@ static int cmd_work(const tdm_config_t *c, int live) {
             c->n_dirs, c->n_dirs == 1 ? "" : "s", names);
 
   t0 = now_s();
-  running = t;
-  set_stop_signals(on_stop_signal, SA_RESETHAND);
-  if (live) {
-    set_rescan_signal(on_rescan_signal);
-    rc = tdm_run(t);
-    if (rc == 0)
-      rc = TDM_ESTOPPED; /* run only ends when stopped */
-  } else {
-    rc = tdm_run_once(t);
-  }
-  /* From here a signal must not reach `t`, which tdm_close() frees. */
-  set_stop_signals(SIG_IGN, 0);
-  if (live)
-    set_rescan_signal(SIG_IGN);
-  running = NULL;
-
-  tdm_stats_init(&st);
-  tdm_get_stats(t, &st);
-  if (!quiet) {
-    fprintf(stderr,
-            "tidemark: %s: %" PRIu64 " file%s tracked, %" PRIu64 " byte%s, %" PRIu64
-            " chunk%s in %.1f s",
-            live || rc == TDM_ESTOPPED ? "stopped" : "done", st.files_tracked,
-            st.files_tracked == 1 ? "" : "s", st.bytes, st.bytes == 1 ? "" : "s",
-            st.chunks, st.chunks == 1 ? "" : "s", now_s() - t0);
-    if (st.file_errors > 0)
-      fprintf(stderr, "; %" PRIu64 " unreadable", st.file_errors);
-    if (st.proc_failures > 0)
-      fprintf(stderr, "; %" PRIu64 " processor failures", st.proc_failures);
-    if (st.checkpoint_errors > 0)
-      fprintf(stderr, "; %" PRIu64 " failed checkpoints",
-              st.checkpoint_errors);
-    fputc('\n', stderr);
-  }
-  switch (rc) {
-  case 0:
-  case TDM_ESTOPPED: /* stopped by a signal, the final checkpoint made */
-    status = 0;
-    break;
-  case TDM_EPARTIAL:
-    fprintf(stderr, "tidemark: error: some files could not be processed "
-                    "(see the messages above)\n");
-    status = 1;
-    break;
-  default:
-    fprintf(stderr, "tidemark: error: %s ended on an error: %s (see the "
-                    "messages above)\n", what, tdm_strerror(rc));
-    status = 1;
-  }
-
-out:
+  rc = work_run(t, live);
+  if (!quiet)
+    work_summary(t, live, rc, t0);
+  status = work_status(what, rc);
   tdm_close(t);
   return status;
 }
 
-/* `processors`: a table of every processor the registry knows. */
 static int cmd_processors(const tdm_config_t *c) {
   tdm__log_t log = {c->options.log_level, NULL, NULL};
   tdm_registry_t *r = NULL;

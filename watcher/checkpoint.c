@@ -140,6 +140,7 @@ int tdm__checkpoint(tdm_t *t) {
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
   t->stats.checkpoints++;
+  tdm__after_durable(t);
 out:
   t->checkpoint_rc = rc;
   t->last_checkpoint_ms = tdm__now_ms();

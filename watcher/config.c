@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,11 @@ enum {
   OPT_CHECKPOINT_MS,
   OPT_POLL_MS,
   OPT_PLUGIN_DIR,
+  OPT_DECOMPRESS,
+  OPT_MULTILINE_START,
+  OPT_MULTILINE_TIMEOUT_MS,
+  OPT_ON_DONE,
+  OPT_ON_FAILED,
   OPT_VERBOSE,
   OPT_QUIET,
   OPT_JSON,
@@ -77,6 +83,12 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_POLL_MS] = {"poll-ms", 0, required_argument, FOR_WATCH, 1},
   [OPT_PLUGIN_DIR] = {"plugin-dir", 0, required_argument,
                       FOR_WATCH | CMD_BIT(TDM_CMD_PROCESSORS), 1},
+  [OPT_DECOMPRESS] = {"decompress", 0, required_argument, FOR_WATCH, 1},
+  [OPT_MULTILINE_START] = {"multiline-start", 0, required_argument, FOR_WATCH, 1},
+  [OPT_MULTILINE_TIMEOUT_MS] = {"multiline-timeout-ms", 0, required_argument,
+                                FOR_WATCH, 1},
+  [OPT_ON_DONE] = {"on-done", 0, required_argument, FOR_WATCH, 1},
+  [OPT_ON_FAILED] = {"on-failed", 0, required_argument, FOR_WATCH, 1},
   [OPT_VERBOSE] = {"verbose", 'v', no_argument, FOR_ALL, 1},
   [OPT_QUIET] = {"quiet", 'q', no_argument, FOR_ALL, 1},
   [OPT_JSON] = {"json", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
@@ -119,6 +131,11 @@ typedef struct layer {
   strlist processors;
   strlist include;
   strlist exclude;
+  tdm_decompress_t decompress;
+  char *multiline_start;
+  uint32_t multiline_timeout_ms;
+  char *on_done;
+  char *on_failed;
 } layer;
 
 #define IS_SET(l, id) (((l)->set & (1ul << (id))) != 0)
@@ -169,6 +186,9 @@ static void strlist_free(strlist *l) {
 static void layer_free(layer *l) {
   free(l->state_dir);
   free(l->plugin_dir);
+  free(l->multiline_start);
+  free(l->on_done);
+  free(l->on_failed);
   strlist_free(&l->processors);
   strlist_free(&l->include);
   strlist_free(&l->exclude);
@@ -324,6 +344,44 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
     break;
   case OPT_PROCESSOR:
     rc = strlist_push(&l->processors, value);
+    break;
+  case OPT_DECOMPRESS:
+    if (strcmp(value, "auto") == 0)
+      l->decompress = TDM_DECOMPRESS_AUTO;
+    else if (strcmp(value, "never") == 0)
+      l->decompress = TDM_DECOMPRESS_NEVER;
+    else
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not auto or never", who,
+                  q(value, qb, sizeof(qb)));
+    break;
+  case OPT_MULTILINE_START: {
+    regex_t re;
+    char msg[128];
+    int e = regcomp(&re, value, REG_EXTENDED | REG_NOSUB);
+    if (e != 0) {
+      regerror(e, &re, msg, sizeof(msg));
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not a valid extended "
+                  "regular expression: %s", who, q(value, qb, sizeof(qb)), msg);
+    }
+    regfree(&re);
+    rc = set_string(&l->multiline_start, value);
+    break;
+  }
+  case OPT_MULTILINE_TIMEOUT_MS:
+    rc = parse_ms(who, value, &l->multiline_timeout_ms, err, cap);
+    break;
+  case OPT_ON_DONE:
+    if (strcmp(value, "delete") != 0 &&
+        (strncmp(value, "move:", 5) != 0 || value[5] == '\0'))
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not delete or move:DIR",
+                  who, q(value, qb, sizeof(qb)));
+    rc = set_string(&l->on_done, value);
+    break;
+  case OPT_ON_FAILED:
+    if (strncmp(value, "move:", 5) != 0 || value[5] == '\0')
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not move:DIR", who,
+                  q(value, qb, sizeof(qb)));
+    rc = set_string(&l->on_failed, value);
     break;
   case OPT_INCLUDE:
     rc = strlist_push(&l->include, value);
@@ -730,6 +788,22 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
     o->checkpoint_ms = top->checkpoint_ms;
   if ((top = PICK(OPT_POLL_MS)) != NULL)
     o->poll_ms = top->poll_ms;
+  if ((top = PICK(OPT_DECOMPRESS)) != NULL)
+    o->decompress = top->decompress;
+  if ((top = PICK(OPT_MULTILINE_TIMEOUT_MS)) != NULL)
+    o->multiline_timeout_ms = top->multiline_timeout_ms;
+  if ((top = PICK(OPT_MULTILINE_START)) != NULL) {
+    c->multiline_start = top->multiline_start;
+    top->multiline_start = NULL;
+  }
+  if ((top = PICK(OPT_ON_DONE)) != NULL) {
+    c->on_done = top->on_done;
+    top->on_done = NULL;
+  }
+  if ((top = PICK(OPT_ON_FAILED)) != NULL) {
+    c->on_failed = top->on_failed;
+    top->on_failed = NULL;
+  }
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
   c->json = cli->json;
@@ -752,6 +826,9 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
 
   o->state_dir = c->state_dir;
   o->plugin_dir = c->plugin_dir;
+  o->multiline_start = c->multiline_start;
+  o->on_done = c->on_done;
+  o->on_failed = c->on_failed;
   o->include = (const char *const *)c->include;
   o->n_include = c->n_include;
   o->exclude = (const char *const *)c->exclude;
@@ -892,6 +969,9 @@ void tdm__config_free(tdm_config_t *c) {
   free(c->config_file);
   free(c->state_dir);
   free(c->plugin_dir);
+  free(c->multiline_start);
+  free(c->on_done);
+  free(c->on_failed);
   memset(c, 0, sizeof(*c));
 }
 
@@ -947,6 +1027,21 @@ const char *tdm__config_usage(void) {
 "      --poll-ms N        find changes by stat polling every N ms instead of\n"
 "                         inotify, for network filesystems (default: off)\n"
 "      --plugin-dir DIR   where .so processors are looked up (default: none)\n"
+"      --decompress auto|never\n"
+"                         auto: gzip and zstd files (by their magic bytes)\n"
+"                         are read uncompressed (default: auto)\n"
+"      --multiline-start REGEX\n"
+"                         a record starts at a line matching REGEX (POSIX\n"
+"                         extended); the lines after it that do not match\n"
+"                         belong to it (default: a record is a line)\n"
+"      --multiline-timeout-ms N\n"
+"                         a last record is complete after N ms without a new\n"
+"                         line (default: 1000)\n"
+"      --on-done delete|move:DIR\n"
+"                         whole mode: once a file's outcome is durable,\n"
+"                         delete it or move it into DIR (never overwriting)\n"
+"      --on-failed move:DIR\n"
+"                         whole mode: move a failed file into DIR\n"
 "      --json             status: print one JSON object\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"

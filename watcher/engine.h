@@ -27,8 +27,11 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include <regex.h>
+
 #include "../processors/registry.h"
 #include "../state/store.h"
+#include "decompress.h"
 #include "inotify.h"
 #include "log.h"
 #include "tidemark.h"
@@ -66,6 +69,8 @@ typedef struct tdm_file {
   unsigned ready : 1;     /* run: on the ready list, more to read */
   unsigned waiting : 1;   /* whole: seen, not complete yet (settling) */
   unsigned inflight : 1;  /* whole: a processor's file() is pending */
+  unsigned after : 1;     /* whole: done/failed, --on-done/--on-failed
+                             to act once that is durable */
   uint64_t pending_mask;  /* whole: processors whose outcome is awaited */
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */
@@ -236,6 +241,9 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
 /* Collect outcomes of pending file() calls; with `wait_ms`, block that long
    for the first. Returns 0 or what ends the pass. */
 int tdm__whole_poll(tdm_t *t, int wait_ms);
+/* A file is settling (whole), or a compressed one is still being written
+   (tail): tdm__whole_recheck looks at it again. */
+void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on);
 /* Look again at files that were settling. */
 int tdm__whole_recheck(tdm_t *t);
 /* The milliseconds until the first settling file may be complete (0: none
@@ -321,7 +329,58 @@ struct tdm_s {
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  /* Records (records.c): multiline, compressed files, after done. */
+  regex_t ml_re;          /* --multiline-start, when ml_on */
+  int ml_on;
+  int after_delete;       /* --on-done delete */
+  char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
+  char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
 };
+
+/* ---- records (records.c) ------------------------------------------------ */
+
+/* Check and take the 0.2 record options (copies the strings, compiles the
+   regex, checks the directories). TDM_EUSAGE naming the option. */
+int tdm__records_open(tdm_t *t, const tdm_options_t *o);
+void tdm__records_free(tdm_t *t);
+/* A source `root` (resolved) must not hold the --on-done/--on-failed
+   directories. TDM_EUSAGE naming the option. */
+int tdm__records_check_source(tdm_t *t, const char *root);
+
+/* ---- compressed files (zread.c) ----------------------------------------- */
+
+/* Is the file at `fd` to be decompressed (per --decompress)? *kind is set. */
+int tdm__zkind(tdm_t *t, int fd, tdm_comp_t *kind);
+
+/*
+ * Tail mode's look at a compressed file `f` (NULL: not tracked yet), open at
+ * `fd` with fstat `st`: once complete, it is fingerprinted on its
+ * uncompressed head, matched against the files tracked before (a rotated
+ * log that logrotate compressed continues from its bookmark) and read to its
+ * end. Returns as tdm__read.
+ */
+int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+               const struct stat *st, tdm_comp_t kind, unsigned hints);
+
+/* A tail file that is gone: kept as a ghost (state GONE) when a compressed
+   copy of it may still turn up, else forgotten. */
+int tdm__retire(tdm_t *t, tdm_file_t *f);
+/* Forget ghosts older than their time to live. */
+int tdm__ghosts_expire(tdm_t *t);
+
+/* Stream the whole uncompressed content of `fd` through `cb` in pieces of at
+   most t->buf_cap bytes (t->buf). Returns 0, cb's non-zero return, or a
+   decoder error (logged, naming `path` and the offset, counted). */
+int tdm__zstream(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
+                 int (*cb)(void *arg, const char *buf, size_t n), void *arg);
+
+/* ---- after done (after.c) ----------------------------------------------- */
+
+/* Whole mode: act on the files whose outcome the last checkpoint made
+   durable (done: --on-done; failed: --on-failed); also files found at
+   start-up with such an outcome still in the tree. Never fails the pass:
+   errors are logged and counted. */
+void tdm__after_durable(tdm_t *t);
 
 /* Check that a pass can run and allocate the read buffer. */
 int tdm__prepare(tdm_t *t);

@@ -65,8 +65,8 @@ tdm_file_t *tdm__filetable_by_path(const tdm_filetable_t *ft, const char *path) 
   if (ft->n_buckets == 0)
     return NULL;
   for (tdm_file_t *f = ft->pbuckets[pbucket_of(ft, path)]; f; f = f->pnext)
-    if (strcmp(f->path, path) == 0)
-      return f;
+    if (f->rec.state != TDM_FILE_GONE && strcmp(f->path, path) == 0)
+      return f; /* a ghost (tdm__retire) is at no path any more */
   return NULL;
 }
 

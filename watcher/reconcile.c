@@ -81,6 +81,52 @@ int tdm__bury(tdm_t *t, uint64_t id) {
   return 0;
 }
 
+/* Ghosts: how long a gone file waits for its compressed copy. */
+#define GHOST_TTL_NS (600ll * 1000000000)
+
+int tdm__retire(tdm_t *t, tdm_file_t *f) {
+  tdm_file_rec_t rec;
+  tdm_file_t *g;
+
+  if (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
+      f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE)
+    return tdm__forget(t, f);
+  rec = f->rec;
+  rec.dev = 0; /* no file has it: never found by identity */
+  rec.ino = rec.id;
+  rec.state = TDM_FILE_GONE;
+  rec.offset = f->pos;
+  rec.marker = f->marker;
+  rec.marker_len = f->marker_len;
+  rec.updated_ns = tdm__wall_ns();
+  tdm__set_ready(t, f, 0);
+  tdm__set_orphan(t, f, 0);
+  release(t, f);
+  if ((g = tdm__filetable_add(&t->files, &rec)) == NULL)
+    return -ENOMEM;
+  g->dirty = 1;
+  t->need_checkpoint = 1;
+  tdm__filetable_remove(&t->files, f);
+  return 0;
+}
+
+int tdm__ghosts_expire(tdm_t *t) {
+  int64_t now = tdm__wall_ns();
+  for (size_t i = 0; i < t->files.n;) {
+    tdm_file_t *f = t->files.all[i];
+    int rc;
+    if (f->rec.state == TDM_FILE_GONE &&
+        (now - f->rec.updated_ns > GHOST_TTL_NS ||
+         t->opts.decompress != TDM_DECOMPRESS_AUTO)) {
+      if ((rc = tdm__forget(t, f)) != 0)
+        return rc;
+      continue;
+    }
+    i++;
+  }
+  return 0;
+}
+
 int tdm__forget(tdm_t *t, tdm_file_t *f) {
   int rc = tdm__bury(t, f->rec.id);
   if (rc != 0)
@@ -286,6 +332,27 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
     return 0;
   }
   /* Identity comes from the descriptor: the path may have been swapped. */
+  {
+    tdm_comp_t kind;
+    tdm_file_t *g = f;
+    if (g != NULL && (g->rec.dev != (uint64_t)st.st_dev ||
+                      g->rec.ino != (uint64_t)st.st_ino))
+      g = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    if ((rc = tdm__zkind(t, fd, &kind)) == 0 && kind != TDM_COMP_NONE) {
+      if (g != NULL) {
+        g->seen = 1;
+        release(t, g); /* read whole, never held */
+        if (strcmp(g->path, path) != 0 &&
+            tdm__file_set_path(&t->files, g, path) != 0) {
+          close(fd);
+          return -ENOMEM;
+        }
+      }
+      rc = tdm__zlook(t, g, path, fd, &st, kind, hints);
+      close(fd);
+      return outcome(t, rc);
+    }
+  }
   if (f == NULL || f->rec.dev != (uint64_t)st.st_dev ||
       f->rec.ino != (uint64_t)st.st_ino) {
     f = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
@@ -340,7 +407,7 @@ int tdm__drain(tdm_t *t, tdm_file_t *f) {
     else
       tdm__info(&t->log, "%s: deleted, drained to its end",
                 tdm__quote(f->path, q, sizeof(q)));
-    return tdm__forget(t, f);
+    return tdm__retire(t, f);
   }
   return outcome(t, rc);
 }
@@ -409,6 +476,10 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
     struct stat st;
     int gone = 0, rc;
 
+    if (f->rec.state == TDM_FILE_GONE) { /* a ghost: see tdm__retire */
+      i++;
+      continue;
+    }
     if (!f->seen) {
       for (size_t r = 0; r < t->n_roots && !gone; r++)
         if (scanned[r] && under(f->path, t->roots[r]))
@@ -431,10 +502,10 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
                 tdm__quote(f->path, q, sizeof(q)),
                 (unsigned long long)(f->rec.size - f->pos));
     }
-    if ((rc = tdm__forget(t, f)) != 0) /* swaps the last one into i */
+    if ((rc = tdm__retire(t, f)) != 0) /* swaps the last one into i */
       return rc;
   }
-  return 0;
+  return tdm__ghosts_expire(t);
 }
 
 int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {

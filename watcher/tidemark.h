@@ -83,6 +83,12 @@ typedef enum tdm_records {
   TDM_RECORDS_BYTES = 1
 } tdm_records_t;
 
+/* Compressed files (SPEC: --decompress). */
+typedef enum tdm_decompress {
+  TDM_DECOMPRESS_AUTO = 0,  /* gzip / zstd by their magic bytes */
+  TDM_DECOMPRESS_NEVER = 1  /* every file is read as it is */
+} tdm_decompress_t;
+
 /*
  * Everything configurable. Initialise with tdm_options_init(), then set what
  * you need. tdm_open() copies what it keeps; the caller owns the strings.
@@ -105,6 +111,12 @@ typedef struct tdm_options {
   tdm_log_level_t log_level;       /* TDM_LOG_INFO */
   tdm_log_cb log_cb;               /* NULL: stderr, "tidemark: level: msg" */
   void *log_arg;
+  /* 0.2, Records (appended) */
+  tdm_decompress_t decompress;     /* TDM_DECOMPRESS_AUTO */
+  const char *multiline_start;     /* POSIX ERE; NULL: a record is a line */
+  uint32_t multiline_timeout_ms;   /* 1000 */
+  const char *on_done;             /* whole: NULL, "delete" or "move:DIR" */
+  const char *on_failed;           /* whole: NULL or "move:DIR" */
 } tdm_options_t;
 
 void tdm_options_init(tdm_options_t *o);
@@ -221,6 +233,14 @@ typedef struct tdm_stats {
   uint64_t duplicates;        /* whole: complete files skipped as duplicates */
   uint64_t files_failed;      /* whole: files a processor failed */
   uint64_t files_tracked;     /* files in the store now */
+  /* 0.2, Records (appended) */
+  uint64_t compressed_files;  /* compressed files read (tail) or hashed */
+  uint64_t compressed_errors; /* corrupt or truncated compressed data */
+  uint64_t compressed_resumed;/* compressed files that continued the
+                                 bookmark of a file tracked before */
+  uint64_t files_moved;       /* whole: moved by --on-done/--on-failed */
+  uint64_t files_deleted;     /* whole: deleted by --on-done delete */
+  uint64_t after_errors;      /* whole: a move/delete that failed */
 } tdm_stats_t;
 
 void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);

@@ -82,9 +82,10 @@ static int zhead(int fd, tdm_comp_t kind, char *out, size_t cap, size_t *len,
 }
 
 /* Do the `mlen` uncompressed bytes before `pos` hash to `marker`? 1 yes,
-   0 no (or shorter), negative on a read error. */
+   0 no, 2 the content ends before `pos` (its length in *ulen), negative on
+   a read error. */
 static int marker_at(int fd, tdm_comp_t kind, uint64_t pos, uint32_t mlen,
-                     uint64_t marker) {
+                     uint64_t marker, uint64_t *ulen) {
   char b[TDM_MARKER_LEN];
   size_t got = 0;
   tdm_dec_t *d;
@@ -104,8 +105,11 @@ static int marker_at(int fd, tdm_comp_t kind, uint64_t pos, uint32_t mlen,
     else
       got += (size_t)n;
   }
+  *ulen = tdm__dec_pos(d);
   tdm__dec_close(d);
-  if (rc == -ENODATA || rc == -EBADMSG || rc == -EPIPE)
+  if (rc == -ENODATA)
+    return 2;
+  if (rc == -EBADMSG || rc == -EPIPE)
     return 0;
   if (rc != 0)
     return rc;
@@ -123,12 +127,19 @@ static int gone(const tdm_file_t *g) {
   return g->fd < 0 || fstat(g->fd, &st) != 0 || st.st_nlink == 0;
 }
 
-/* The tracked file (or ghost) this compressed content continues, or NULL. */
+/*
+ * The tracked file (or ghost) this compressed content continues, or NULL.
+ * A copy shorter than the bookmark with the same head (the writer went on
+ * writing into the plain file after the compressor read it) continues too:
+ * *short_len is then its length, and nothing of it is new.
+ */
 static tdm_file_t *find_origin(tdm_t *t, const tdm_file_t *self, int fd,
-                               tdm_comp_t kind, const char *head, size_t hlen) {
+                               tdm_comp_t kind, const char *head, size_t hlen,
+                               uint64_t *short_len) {
   tdm_file_t *cand[MAX_CANDIDATES], *best = NULL;
   size_t n = 0;
 
+  *short_len = UINT64_MAX;
   for (size_t i = 0; i < t->files.n && n < MAX_CANDIDATES; i++) {
     tdm_file_t *g = t->files.all[i];
     if (g == self || g->rec.fp_len == 0 || g->rec.fp_len > hlen ||
@@ -139,10 +150,15 @@ static tdm_file_t *find_origin(tdm_t *t, const tdm_file_t *self, int fd,
   }
   for (size_t i = 0; i < n; i++) {
     tdm_file_t *g = cand[i];
+    uint64_t ulen = 0;
+    int m;
     if (best != NULL && g->pos <= best->pos)
       continue;
-    if (marker_at(fd, kind, g->pos, g->marker_len, g->marker) == 1)
+    m = marker_at(fd, kind, g->pos, g->marker_len, g->marker, &ulen);
+    if (m == 1 || m == 2) {
       best = g;
+      *short_len = m == 2 ? ulen : UINT64_MAX;
+    }
   }
   return best;
 }
@@ -322,7 +338,7 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
                const struct stat *st, tdm_comp_t kind, unsigned hints) {
   char head[TDM_FP_CAP], q[PATH_MAX];
   size_t hlen = 0;
-  uint64_t fp;
+  uint64_t fp, short_len;
   tdm_dec_t *d = NULL;
   tdm_file_t *o;
   int rc;
@@ -367,7 +383,7 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   }
 
   /* New: does it continue a file we followed? */
-  o = find_origin(t, f, fd, kind, head, hlen);
+  o = find_origin(t, f, fd, kind, head, hlen, &short_len);
   if (f == NULL) {
     if ((f = track(t, path, st, fp, (uint32_t)hlen)) == NULL)
       return -ENOMEM;
@@ -376,10 +392,16 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     f->rec.fp_len = (uint32_t)hlen;
     f->dirty = 1;
   }
-  if (o != NULL) {
+  if (o != NULL && short_len != UINT64_MAX) {
+    f->pos = short_len; /* all of it was delivered from the plain file */
+    f->marker = 0;
+    f->marker_len = 0;
+  } else if (o != NULL) {
     f->pos = o->pos;
     f->marker = o->marker;
     f->marker_len = o->marker_len;
+  }
+  if (o != NULL) {
     t->stats.compressed_resumed++;
     tdm__info(&t->log, "%s: %s copy of %s: continues from its bookmark at "
               "%llu", tdm__quote(path, q, sizeof(q)), tdm__comp_name(kind),

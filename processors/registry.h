@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "../watcher/log.h"
+#include "base/log.h"
 #include "tidemark/processor.h"
 
 typedef struct tdm_registry_s tdm_registry_t;

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../watcher/log.h"
+#include "base/log.h"
 
 #define TDM_STORE_SCHEMA 1u
 

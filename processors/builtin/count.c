@@ -215,8 +215,7 @@ static void count_close(void *state) {
 }
 
 static const tdm_processor_t count_processor = {
-    .abi_version = TDM_PROCESSOR_ABI_VERSION,
-    .size = sizeof(tdm_processor_t),
+    TDM_PROCESSOR_HEADER,
     .name = "count",
     .summary = "counts files, chunks, lines and bytes; prints the totals "
                "at exit",

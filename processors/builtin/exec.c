@@ -1254,8 +1254,7 @@ static void exec_close(void *state) {
 }
 
 static const tdm_processor_t exec_processor = {
-    .abi_version = TDM_PROCESSOR_ABI_VERSION,
-    .size = sizeof(tdm_processor_t),
+    TDM_PROCESSOR_HEADER,
     .name = "exec",
     .summary = "whole mode: runs PROGRAM on each complete file "
                "(exec:cmd=PROGRAM ARGS), never through a shell; tail mode: "

@@ -438,8 +438,7 @@ static void file_close(void *state) {
 }
 
 static const tdm_processor_t file_processor = {
-    .abi_version = TDM_PROCESSOR_ABI_VERSION,
-    .size = sizeof(tdm_processor_t),
+    TDM_PROCESSOR_HEADER,
     .name = "file",
     .summary = "appends the bytes to OUT (file:path=OUT), fsyncs at each "
                "checkpoint; exactly once",

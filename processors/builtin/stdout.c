@@ -88,8 +88,7 @@ static int stdout_commit(void *state, void *restore, size_t *restore_len,
 }
 
 static const tdm_processor_t stdout_processor = {
-    .abi_version = TDM_PROCESSOR_ABI_VERSION,
-    .size = sizeof(tdm_processor_t),
+    TDM_PROCESSOR_HEADER,
     .name = "stdout",
     .summary = "writes the bytes to standard output",
     .open = stdout_open,

@@ -194,8 +194,7 @@ static void template_close(void *state) {
  * was built against its ABI; they must be exactly these expressions.
  */
 static const tdm_processor_t template_processor = {
-    .abi_version = TDM_PROCESSOR_ABI_VERSION,
-    .size = sizeof(tdm_processor_t),
+    TDM_PROCESSOR_HEADER,
     .name = "template",
     .summary = "writes each line to stdout behind a prefix "
                "(template:prefix=STR, default \"> \")",

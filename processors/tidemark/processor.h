@@ -32,7 +32,8 @@
 extern "C" {
 #endif
 
-#define TDM_PROCESSOR_ABI_VERSION 1u
+/* 2 since 0.2: tdm_chunk_t starts with its size. */
+#define TDM_PROCESSOR_ABI_VERSION 2u
 
 /* The symbol a plugin exports: `const tdm_processor_t *tdm_processor_entry(void)`. */
 #define TDM_PROCESSOR_ENTRY_SYMBOL "tdm_processor_entry"
@@ -77,15 +78,24 @@ typedef struct tdm_kv {
  * whole lines (each ending in '\n') unless TDM_CHUNK_PIECE is set.
  * Everything it points to is owned by the host and valid only for the
  * duration of the process() call: copy what you keep.
+ *
+ * Fields are only appended. `size` is sizeof(tdm_chunk_t) as the host built
+ * it: a processor reads a field appended after 0.2 only when `size` covers it
+ * (TDM_CHUNK_HAS).
  */
 typedef struct tdm_chunk {
+  uint32_t size;      /* sizeof(tdm_chunk_t) as the host built it */
+  uint32_t flags;     /* TDM_CHUNK_* */
   uint64_t file_id;   /* stable id of the file in the state store */
   const char *path;   /* the file's current path */
   uint64_t offset;    /* file offset of data[0] */
   const void *data;
   size_t len;         /* > 0 */
-  uint32_t flags;     /* TDM_CHUNK_* */
 } tdm_chunk_t;
+
+/* Does chunk `c` carry field `f`? */
+#define TDM_CHUNK_HAS(c, f) \
+  ((c)->size >= offsetof(tdm_chunk_t, f) + sizeof((c)->f))
 
 /*
  * What open() receives. Owned by the host, valid only during the open() call.
@@ -116,7 +126,14 @@ typedef struct tdm_file_info {
   const char *hash_hex;   /* the same, 32 lower-case hex digits */
 } tdm_file_info_t;
 
-/* The outcome of a file() that answered TDM_PROC_PENDING, from poll(). */
+/*
+ * The outcome of a file() that answered TDM_PROC_PENDING, from poll().
+ * Written by the processor into an array the host owns, so its layout is
+ * gated by the descriptor rather than by a size field: fields appended to it
+ * in a later version come with a method appended to tdm_processor_t, and the
+ * host hands a processor whose `size` does not cover that method an array of
+ * the layout below.
+ */
 typedef struct tdm_outcome {
   uint64_t file_id;
   int result;             /* TDM_PROC_OK or TDM_PROC_FAIL */
@@ -189,6 +206,17 @@ typedef struct tdm_processor {
    header has a smaller `size`.) */
 #define TDM_PROCESSOR_HAS(d, m)                                              \
   ((d)->size >= offsetof(tdm_processor_t, m) + sizeof((d)->m) && (d)->m != NULL)
+
+/*
+ * The first two fields of every descriptor, as nginx's NGX_MODULE_V1:
+ *
+ *     static const tdm_processor_t desc = {
+ *         TDM_PROCESSOR_HEADER,
+ *         .name = "mine",
+ *         ...
+ */
+#define TDM_PROCESSOR_HEADER \
+  .abi_version = TDM_PROCESSOR_ABI_VERSION, .size = sizeof(tdm_processor_t)
 
 /* Type of the exported entry point. */
 typedef const tdm_processor_t *(*tdm_processor_entry_fn)(void);

@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "cli/config.h"
 
 #define CHECK(x)                                                              \
   do {                                                                        \

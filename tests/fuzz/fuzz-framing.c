@@ -1,5 +1,5 @@
 /*
- * fuzz-framing.c: libFuzzer target for line framing (watcher/framing.c).
+ * fuzz-framing.c: libFuzzer target for line framing (watcher/core/framing.c).
  *
  * Input: 5 bytes of parameters, then the "file". max_record = 1 + a 12-bit
  * number; cap = max_record + a 12-bit number (the engine never reads with a
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "core/framing.h"
 
 #define CHECK(x)                                                              \
   do {                                                                        \

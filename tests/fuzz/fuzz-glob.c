@@ -1,5 +1,5 @@
 /*
- * fuzz-glob.c: libFuzzer target for --include / --exclude (watcher/glob.c).
+ * fuzz-glob.c: libFuzzer target for --include / --exclude (watcher/core/filter.c).
  *
  * Input: two bytes giving the number of include (0-3) and exclude (0-3)
  * globs, then newline-separated fields: the include globs, the exclude globs,
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "core/filter.h"
 
 #define CHECK(x)                                                              \
   do {                                                                        \

@@ -1,6 +1,6 @@
 /*
- * test-config.c: the command's configuration (watcher/config.c) and the
- * helpers of status/reset (watcher/status.c), linked from tdm_cli.
+ * test-config.c: the command's configuration (watcher/cli/config.c) and the
+ * helpers of status/reset (watcher/cli/status.c), linked from tdm_cli.
  */
 #include "test.h"
 
@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "state/store.h"
-#include "watcher/config.h"
+#include "cli/config.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

@@ -61,8 +61,10 @@ static int run(sink_t *s, size_t max_record, tdm_stats_t *stats) {
   ASSERT_EQ(tdm_add_callback(t, "sink", on_chunk, s), 0);
   s->t = t;
   rc = tdm_run_once(t);
-  if (stats)
+  if (stats) {
+    tdm_stats_init(stats);
     tdm_get_stats(t, stats);
+  }
   tdm_close(t);
   return rc;
 }

@@ -1,6 +1,6 @@
-/* test-framing.c: where reads are cut into chunks (watcher/framing.c). */
+/* test-framing.c: where reads are cut into chunks (watcher/core/framing.c). */
 #include "test.h"
-#include "watcher/engine.h"
+#include "core/framing.h"
 
 static size_t frame(const char *s, size_t cap, tdm_records_t r, size_t max,
                     int *piece) {

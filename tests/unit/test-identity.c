@@ -1,10 +1,11 @@
-/* test-identity.c: fingerprints, markers, verdicts (watcher/identity.c),
+/* test-identity.c: fingerprints, markers, verdicts (watcher/core/identity.c),
    on real files. */
 #include "test.h"
-#include "watcher/engine.h"
+#include "core/identity.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Remember `path` as the engine would after delivering up to `pos`. */

@@ -237,7 +237,7 @@ TEST(add_refusals) {
   ASSERT_LOGGED("unit-test", "no descriptor", NULL);
 
   bad = d;
-  bad.abi_version = 2;
+  bad.abi_version = TDM_PROCESSOR_ABI_VERSION + 1;
   ASSERT_EQ(tdm_registry_add(r, &bad, "unit-test"), TDM_EABI);
   ASSERT_LOGGED("unit-test", "ABI version 2", "expected 1");
 

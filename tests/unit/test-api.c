@@ -1,0 +1,111 @@
+/*
+ * test-api.c: the library's ABI promises (include/tidemark.h): option and
+ * stats structs that carry their size, so a program built against an older,
+ * smaller layout keeps working when fields are appended.
+ */
+#include "test.h"
+#include "tidemark.h"
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+static int seen;
+
+static int on_chunk(void *arg, const tdm_chunk_t *c) {
+  (void)arg;
+  seen += (int)c->len;
+  ASSERT_EQ(c->size, sizeof(tdm_chunk_t));
+  return TDM_PROC_OK;
+}
+
+static void quiet(void *arg, tdm_log_level_t level, const char *msg) {
+  (void)arg;
+  (void)level;
+  (void)msg;
+}
+
+/* Options as a program built against the first sized layout passes them:
+   `size` says TDM_OPTIONS_SIZE_V1, and whatever lies beyond is not its. */
+TEST(options_older_smaller_size) {
+  union {
+    tdm_options_t o;
+    unsigned char bytes[sizeof(tdm_options_t) + 64];
+  } u;
+  tdm_options_t cur;
+  tdm_t *t;
+
+  tdm_options_init(&cur);
+  ASSERT_EQ(cur.size, sizeof(tdm_options_t));
+  memset(&u, 0xA5, sizeof(u)); /* garbage past the old layout */
+  memcpy(&u, &cur, TDM_OPTIONS_SIZE_V1);
+  u.o.size = (uint32_t)TDM_OPTIONS_SIZE_V1;
+  u.o.state_dir = tdm_test_path("state");
+  u.o.log_cb = quiet;
+  ASSERT_EQ(mkdir(tdm_test_path("src"), 0755), 0);
+  tdm_test_write(tdm_test_path("src/a.log"), "one\ntwo\n", 8);
+
+  ASSERT_EQ(tdm_open(&u.o, &t), 0);
+  ASSERT_EQ(tdm_add_source(t, tdm_test_path("src")), 0);
+  ASSERT_EQ(tdm_add_callback(t, "cb", on_chunk, NULL), 0);
+  ASSERT_EQ(tdm_run_once(t), 0);
+  ASSERT_EQ(seen, 8);
+  tdm_close(t);
+}
+
+/* A struct that was never initialised (size 0) or is smaller than any
+   layout is refused, not read past its end. */
+TEST(options_too_small_refused) {
+  tdm_options_t o;
+  tdm_t *t = NULL;
+
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  o.size = 8;
+  ASSERT_EQ(tdm_open(&o, &t), TDM_EUSAGE);
+  ASSERT_NULL(t);
+  o.size = 0;
+  ASSERT_EQ(tdm_open(&o, &t), TDM_EUSAGE);
+  ASSERT_NULL(t);
+}
+
+/* tdm_get_stats fills only the caller's `size` bytes. */
+TEST(stats_older_smaller_size) {
+  union {
+    tdm_stats_t s;
+    unsigned char bytes[sizeof(tdm_stats_t)];
+  } u;
+  tdm_options_t o;
+  tdm_t *t;
+  size_t small = offsetof(tdm_stats_t, bytes) + sizeof(uint64_t);
+
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  ASSERT_EQ(mkdir(tdm_test_path("src"), 0755), 0);
+  tdm_test_write(tdm_test_path("src/a.log"), "abc\n", 4);
+  ASSERT_EQ(tdm_open(&o, &t), 0);
+  ASSERT_EQ(tdm_add_source(t, tdm_test_path("src")), 0);
+  ASSERT_EQ(tdm_add_callback(t, "cb", on_chunk, NULL), 0);
+  ASSERT_EQ(tdm_run_once(t), 0);
+
+  memset(&u, 0xA5, sizeof(u));
+  u.s.size = (uint32_t)small;
+  tdm_get_stats(t, &u.s);
+  ASSERT_EQ(u.s.size, small);
+  ASSERT_EQ(u.s.bytes, 4);
+  ASSERT_EQ(u.s.files_new, 1);
+  for (size_t i = small; i < sizeof(u.bytes); i++)
+    ASSERT_EQ(u.bytes[i], 0xA5);
+
+  tdm_stats_init(&u.s);
+  tdm_get_stats(t, &u.s);
+  ASSERT_EQ(u.s.size, sizeof(tdm_stats_t));
+  ASSERT_EQ(u.s.files_tracked, 1);
+  tdm_close(t);
+}
+
+TEST(version_from_project) {
+  ASSERT_STR_EQ(tdm_version(), TDM_VERSION_STRING);
+  ASSERT_EQ(TDM_PROCESSOR_ABI_VERSION, 2);
+}

@@ -1,0 +1,432 @@
+/*
+ * api.c: the library's front door (tidemark.h) and one pass over the
+ * sources (tdm_run_once).
+ */
+#include "engine/engine.h"
+
+#include "base/clock.h"
+#include "engine/after.h"
+#include "engine/checkpoint.h"
+#include "engine/reader.h"
+#include "engine/reconcile.h"
+#include "engine/records.h"
+#include "live/live.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PROCS 64 /* chain.c keeps a 64-bit "taken" mask */
+
+void tdm_options_init(tdm_options_t *o) {
+  memset(o, 0, sizeof(*o));
+  o->size = (uint32_t)sizeof(*o);
+  o->mode = TDM_MODE_TAIL;
+  o->records = TDM_RECORDS_LINES;
+  o->recursive = 1;
+  o->max_record = 1u << 20;
+  o->settle_ms = 1000;
+  o->checkpoint_ms = 1000;
+  o->log_level = TDM_LOG_INFO;
+  o->decompress = TDM_DECOMPRESS_AUTO;
+  o->multiline_timeout_ms = 1000;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static int load_file(void *arg, const tdm_file_rec_t *rec) {
+  tdm_t *t = arg;
+  if (tdm__filetable_get(&t->files, rec->dev, rec->ino) != NULL) {
+    /* Two records for one inode can only come from an older crash between
+       a rewrite's delete and insert; the newer id wins. */
+    tdm_file_t *old = tdm__filetable_get(&t->files, rec->dev, rec->ino);
+    if (old->rec.id > rec->id)
+      return 0;
+    tdm__filetable_remove(&t->files, old);
+  }
+  return tdm__filetable_add(&t->files, rec) != NULL ? 0 : -ENOMEM;
+}
+
+static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
+  if (o->state_dir == NULL || o->state_dir[0] == '\0') {
+    tdm__error(log, "no state directory given (--state)");
+    return TDM_EUSAGE;
+  }
+  if (o->mode != TDM_MODE_TAIL && o->mode != TDM_MODE_WHOLE) {
+    tdm__error(log, "--mode: unknown mode %d", (int)o->mode);
+    return TDM_EUSAGE;
+  }
+  if (o->records != TDM_RECORDS_LINES && o->records != TDM_RECORDS_BYTES) {
+    tdm__error(log, "--records: unknown record kind %d", (int)o->records);
+    return TDM_EUSAGE;
+  }
+  if (o->max_record < TDM_MAX_RECORD_MIN || o->max_record > TDM_MAX_RECORD_MAX) {
+    tdm__error(log, "--max-record: %llu is outside [%u, %u]",
+               (unsigned long long)o->max_record, TDM_MAX_RECORD_MIN,
+               TDM_MAX_RECORD_MAX);
+    return TDM_EUSAGE;
+  }
+  if (o->checkpoint_ms == 0) {
+    tdm__error(log, "--checkpoint-ms: must be at least 1");
+    return TDM_EUSAGE;
+  }
+  if (o->decompress != TDM_DECOMPRESS_AUTO &&
+      o->decompress != TDM_DECOMPRESS_NEVER) {
+    tdm__error(log, "--decompress: unknown value %d", (int)o->decompress);
+    return TDM_EUSAGE;
+  }
+  return 0;
+}
+
+/* The include/exclude globs; whole mode leaves out the temporary files of
+   common writers too (dot-files, such as rsync's, are hidden already). */
+static int open_filter(tdm_t *t, const tdm_options_t *o) {
+  static const char *const temp[] = {"*.tmp", "*.part", "*.swp"};
+  const char **exc;
+  size_t n = o->n_exclude;
+  int rc;
+
+  if (o->mode != TDM_MODE_WHOLE)
+    return tdm__filter_init(&t->filter, o->include, o->n_include, o->exclude,
+                            o->n_exclude);
+  exc = malloc((n + 3) * sizeof(*exc));
+  if (exc == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    exc[i] = o->exclude[i];
+  for (size_t i = 0; i < 3; i++)
+    exc[n + i] = temp[i];
+  rc = tdm__filter_init(&t->filter, o->include, o->n_include, exc, n + 3);
+  free(exc);
+  return rc;
+}
+
+int tdm_open(const tdm_options_t *caller, tdm_t **out) {
+  tdm_options_t opts, *o = &opts;
+  tdm_t *t;
+  int rc;
+
+  /* A program built against an older header passes a smaller struct: the
+     fields it does not know keep their defaults. */
+  tdm_options_init(o);
+  if (caller->size >= TDM_OPTIONS_SIZE_V1)
+    memcpy(o, caller, caller->size < sizeof(*o) ? caller->size : sizeof(*o));
+  o->size = (uint32_t)sizeof(*o);
+  t = calloc(1, sizeof(*t));
+  if (t == NULL)
+    return -ENOMEM;
+  t->log.level = o->log_level;
+  t->log.cb = o->log_cb;
+  t->log.arg = o->log_arg;
+  tdm__filetable_init(&t->files);
+  tdm_stats_init(&t->stats);
+  if (caller->size < TDM_OPTIONS_SIZE_V1) {
+    tdm__error(&t->log, "tdm_open: options of %u bytes, fewer than the %zu of "
+               "the oldest layout (initialise them with tdm_options_init)",
+               (unsigned)caller->size, (size_t)TDM_OPTIONS_SIZE_V1);
+    rc = TDM_EUSAGE;
+    goto err;
+  }
+  if ((rc = check_options(o, &t->log)) != 0)
+    goto err;
+  t->opts = *o;
+  t->opts.include = NULL;
+  t->opts.exclude = NULL;
+  t->opts.n_include = t->opts.n_exclude = 0;
+  t->opts.state_dir = strdup(o->state_dir);
+  t->opts.plugin_dir = o->plugin_dir ? strdup(o->plugin_dir) : NULL;
+  t->opts.multiline_start = NULL;
+  t->opts.on_done = t->opts.on_failed = NULL;
+  rc = -ENOMEM;
+  if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir))
+    goto err;
+  if ((rc = tdm__records_open(t, o)) != 0)
+    goto err;
+  if ((rc = open_filter(t, o)) != 0)
+    goto err;
+  if ((rc = tdm_store_open(o->state_dir, 0, &t->log, &t->store)) != 0)
+    goto err;
+  /* A state directory inside a source is not data. */
+  t->filter.skip_dir = t->state_real = realpath(o->state_dir, NULL);
+  if ((rc = tdm_registry_open(o->plugin_dir, &t->log, &t->registry)) != 0)
+    goto err;
+  if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
+    goto err;
+  t->next_id = tdm_store_next_id(t->store);
+  for (size_t i = 0; i < t->files.n; i++) { /* --on-done/--on-failed */
+    tdm_file_t *f = t->files.all[i];
+    if (f->rec.state == TDM_FILE_FAILED)
+      f->after = t->failed_dir != NULL;
+    else if (f->rec.state == TDM_FILE_DONE || f->rec.state == TDM_FILE_DUPLICATE)
+      f->after = t->after_delete || t->done_dir != NULL;
+  }
+  t->buf_cap = o->max_record > TDM_READ_MIN ? o->max_record : TDM_READ_MIN;
+  t->from_end = o->from_end;
+  *out = t;
+  return 0;
+
+err:
+  tdm_close(t);
+  return rc;
+}
+
+void tdm_close(tdm_t *t) {
+  if (t == NULL)
+    return;
+  tdm__live_free(t); /* the caller stopped it first (tidemark.h) */
+  if (t->store != NULL && (t->need_checkpoint || t->n_dead > 0))
+    tdm__checkpoint(t);
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm__proc_close(&t->procs[i]);
+    if (t->procs[i].desc != NULL)
+      tdm_proc_spec_free(&t->procs[i].spec);
+    free(t->procs[i].key);
+  }
+  free(t->procs);
+  for (size_t i = 0; i < t->n_roots; i++)
+    free(t->roots[i]);
+  free(t->roots);
+  free(t->root_gone);
+  tdm__filetable_free(&t->files);
+  tdm__whole_free(t);
+  tdm__filter_free(&t->filter);
+  tdm_registry_close(t->registry);
+  tdm_store_close(t->store);
+  free(t->dead);
+  free(t->buf);
+  free(t->state_real);
+  free((char *)t->opts.state_dir);
+  free((char *)t->opts.plugin_dir);
+  tdm__records_free(t);
+  free(t);
+}
+
+void tdm_stop(tdm_t *t) {
+  t->stop = 1;
+  tdm__live_wake(t);
+}
+
+void tdm_stats_init(tdm_stats_t *s) {
+  memset(s, 0, sizeof(*s));
+  s->size = (uint32_t)sizeof(*s);
+}
+
+void tdm_get_stats(const tdm_t *t, tdm_stats_t *out) {
+  tdm_stats_t all = t->stats;
+  uint32_t size = out->size < sizeof(all) ? out->size : (uint32_t)sizeof(all);
+
+  all.files_tracked = t->files.n;
+  all.size = size;
+  if (size > 0)
+    memcpy(out, &all, size);
+}
+
+/* ---- sources and processors --------------------------------------------- */
+
+int tdm_add_source(tdm_t *t, const char *dir) {
+  char q[PATH_MAX], *real, **roots;
+  uint8_t *gone;
+  struct stat st;
+
+  real = realpath(dir, NULL);
+  if (real == NULL || stat(real, &st) != 0) {
+    int err = -errno;
+    tdm__error(&t->log, "%s: source directory: %s",
+               tdm__quote(dir, q, sizeof(q)), strerror(-err));
+    free(real);
+    return err;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    tdm__error(&t->log, "%s: source is not a directory",
+               tdm__quote(dir, q, sizeof(q)));
+    free(real);
+    return -ENOTDIR;
+  }
+  for (size_t i = 0; i < t->n_roots; i++)
+    if (strcmp(t->roots[i], real) == 0) {
+      free(real);
+      return 0;
+    }
+  if (tdm__records_check_source(t, real) != 0) {
+    free(real);
+    return TDM_EUSAGE;
+  }
+  roots = realloc(t->roots, (t->n_roots + 1) * sizeof(*roots));
+  if (roots == NULL) {
+    free(real);
+    return -ENOMEM;
+  }
+  t->roots = roots;
+  gone = realloc(t->root_gone, t->n_roots + 1);
+  if (gone == NULL) {
+    free(real);
+    return -ENOMEM;
+  }
+  t->root_gone = gone;
+  gone[t->n_roots] = 0;
+  t->roots[t->n_roots++] = real;
+  return 0;
+}
+
+/* A new slot in t->procs for `key` (copied), or NULL (logged). */
+static tdm_proc_t *new_proc(tdm_t *t, const char *key) {
+  tdm_proc_t *v, *p;
+
+  if (t->n_procs == MAX_PROCS) {
+    tdm__error(&t->log, "processor '%s': at most %d processors", key, MAX_PROCS);
+    return NULL;
+  }
+  for (size_t i = 0; i < t->n_procs; i++)
+    if (strcmp(t->procs[i].key, key) == 0) {
+      tdm__error(&t->log, "processor '%s' is given twice", key);
+      return NULL;
+    }
+  v = realloc(t->procs, (t->n_procs + 1) * sizeof(*v));
+  if (v == NULL)
+    return NULL;
+  t->procs = v;
+  p = &t->procs[t->n_procs];
+  memset(p, 0, sizeof(*p));
+  if ((p->key = strdup(key)) == NULL)
+    return NULL;
+  return p;
+}
+
+int tdm_add_processor(tdm_t *t, const char *spec) {
+  char err[256];
+  tdm_proc_t *p;
+  int rc;
+
+  if ((p = new_proc(t, spec)) == NULL)
+    return TDM_EUSAGE;
+  if (tdm_proc_spec_parse(spec, &p->spec, err, sizeof(err)) != 0) {
+    tdm__error(&t->log, "--processor '%s': %s", spec, err);
+    free(p->key);
+    return TDM_EUSAGE;
+  }
+  p->desc = tdm_registry_find(t->registry, p->spec.name);
+  if (p->desc == NULL) {
+    tdm__error(&t->log, "--processor '%s': unknown processor '%s' (see "
+               "'tidemark processors')", spec, p->spec.name);
+    rc = TDM_EUSAGE;
+    goto err;
+  }
+  rc = tdm_store_get_blob(t->store, spec, p->blob, sizeof(p->blob),
+                          &p->blob_len);
+  if (rc != 0)
+    goto err;
+  /* A processor that will not open is misconfigured (a missing or unknown
+     parameter, an output it cannot create): a usage error. */
+  if (tdm__proc_open(t, p) != 0) {
+    rc = TDM_EUSAGE;
+    goto err;
+  }
+  t->n_procs++;
+  t->need_checkpoint = 1; /* record its first restore point before any data */
+  return 0;
+
+err:
+  tdm_proc_spec_free(&p->spec);
+  free(p->key);
+  return rc;
+}
+
+int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg) {
+  tdm_proc_t *p;
+
+  if (cb == NULL || name == NULL) {
+    tdm__error(&t->log, "callback processor: name and function are required");
+    return TDM_EUSAGE;
+  }
+  if ((p = new_proc(t, name)) == NULL)
+    return TDM_EUSAGE;
+  p->cb = cb;
+  p->cb_arg = arg;
+  p->open = 1;
+  t->n_procs++;
+  return 0;
+}
+
+/* ---- one pass ----------------------------------------------------------- */
+
+/*
+ * Whole mode's end of a pass: wait for files still settling (at most a few
+ * settle periods: one that never holds still is left for the next run), then
+ * for the outcomes of pending file() calls.
+ */
+static int finish_whole(tdm_t *t, int rc) {
+  uint64_t waited = 0, limit = 3 * (uint64_t)t->opts.settle_ms + 1000;
+  uint64_t ms;
+
+  while (t->n_waiting > 0 && !t->stop && waited < limit &&
+         (ms = tdm__whole_next_settle_ms(t)) > 0) {
+    struct timespec ts;
+    if (ms > limit - waited)
+      ms = limit - waited;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+    waited += ms;
+    int r = tdm__whole_recheck(t);
+    if (r < 0)
+      return r;
+  }
+  if (t->n_waiting > 0)
+    tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
+              t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
+  while (t->n_inflight > 0 && !t->stop) {
+    int r = tdm__whole_poll(t, 100);
+    if (r < 0)
+      return r;
+  }
+  if (t->stats.files_failed > 0 && rc == 0)
+    rc = TDM_EPARTIAL;
+  return rc;
+}
+
+int tdm_run_once(tdm_t *t) {
+  int rc;
+
+  if (t->live != NULL) {
+    tdm__error(&t->log, "tdm_run_once: already started with tdm_start");
+    return -EBUSY;
+  }
+  if ((rc = tdm__prepare(t)) != 0)
+    return rc;
+  /* New processors' first restore points go to the store before any data. */
+  if (t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
+    return rc;
+  rc = tdm__reconcile_all(t, NULL);
+  if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
+    rc = finish_whole(t, rc);
+  if (t->need_checkpoint || t->n_dead > 0) {
+    int crc = tdm__checkpoint(t);
+    if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
+      rc = crc != 0 ? crc : rc;
+  }
+  if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
+    rc = TDM_EPARTIAL;
+  return rc;
+}
+
+int tdm__prepare(tdm_t *t) {
+  if (t->n_procs == 0) {
+    tdm__error(&t->log, "no processor to deliver to (--processor)");
+    return TDM_EUSAGE;
+  }
+  if (t->n_roots == 0) {
+    tdm__error(&t->log, "no source directory to read");
+    return TDM_EUSAGE;
+  }
+  if (t->buf == NULL && posix_memalign((void **)&t->buf, 4096, t->buf_cap) != 0) {
+    t->buf = NULL;
+    return -ENOMEM;
+  }
+  t->last_checkpoint_ms = tdm__now_ms();
+  tdm__after_durable(t); /* outcomes a kill -9 left unacted on */
+  return 0;
+}

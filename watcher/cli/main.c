@@ -1,0 +1,283 @@
+/*
+ * main.c: the `tidemark` command, a thin layer over the library (tidemark.h).
+ *
+ * Parsing and validation live in config.c, status/reset in status.c; this
+ * file maps commands to library calls and results to exit statuses (SPEC):
+ *   0  done, or stopped by SIGINT/SIGTERM after the final checkpoint
+ *   1  a runtime failure (the library or the store has printed why)
+ *   2  bad usage or configuration (the message names the option/file/line)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "registry.h"
+#include "config.h"
+#include "base/log.h"
+#include "tidemark.h"
+
+/*
+ * The instance the signal handlers stop. A signal handler can reach nothing
+ * else, so this one pointer is file-global; it is set only while
+ * tdm_run_once() or tdm_run() runs.
+ */
+static tdm_t *volatile running;
+
+/* SIGINT/SIGTERM: ask the run to checkpoint and return (async-signal-safe).
+   Installed with SA_RESETHAND, so a second signal kills at once; nothing is
+   lost then either, it is only delivered again next time (at least once). */
+static void on_stop_signal(int sig) {
+  tdm_t *t = running;
+  (void)sig;
+  if (t != NULL)
+    tdm_stop(t);
+}
+
+/* SIGHUP during `run`: compare everything with the store. */
+static void on_rescan_signal(int sig) {
+  tdm_t *t = running;
+  (void)sig;
+  if (t != NULL)
+    tdm_rescan(t);
+}
+
+static void set_rescan_signal(void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Install (`handler`) the SIGINT/SIGTERM handling; no SA_RESTART, so a
+   blocking call returns EINTR and the loop sees the stop at once. */
+static void set_stop_signals(void (*handler)(int), int flags) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = handler;
+  sa.sa_flags = flags;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+static void usage_error(const char *msg) {
+  fprintf(stderr, "tidemark: error: %s\nTry 'tidemark --help'.\n", msg);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "stdout,file" from the specs (names only: parameters may be long). */
+static void processor_names(const tdm_config_t *c, char *buf, size_t cap) {
+  size_t o = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < c->n_processors && o + 1 < cap; i++) {
+    const char *spec = c->processors[i];
+    size_t n = strcspn(spec, ":");
+    int w = snprintf(buf + o, cap - o, "%s%.*s", i > 0 ? "," : "", (int)n,
+                     spec);
+    if (w < 0)
+      break;
+    o += (size_t)w < cap - o ? (size_t)w : cap - o - 1;
+  }
+}
+
+/* The exit status for an error of tdm_add_source()/tdm_add_processor(). */
+static int setup_exit(int err) {
+  return err == TDM_EUSAGE || err == -ENOENT || err == -ENOTDIR ? 2 : 1;
+}
+
+/*
+ * `once` and `run`: open, add sources and processors, run one pass (once) or
+ * watch until a signal (run), close. Returns the exit status.
+ */
+static int cmd_work(const tdm_config_t *c, int live) {
+  const char *what = live ? "run" : "once";
+  char err[1024];
+  char names[512];
+  tdm_stats_t st;
+  tdm_t *t = NULL;
+  double t0;
+  int quiet = c->verbosity < 0;
+  int rc;
+  int status;
+
+  if (tdm__config_check_dirs(c, err, sizeof(err)) != 0) {
+    usage_error(err);
+    return 2;
+  }
+  /* A processor writing to a closed pipe (stdout | head, an exec'd program
+     that died) must fail with EPIPE, not kill us before the checkpoint. */
+  signal(SIGPIPE, SIG_IGN);
+
+  rc = tdm_open(&c->options, &t);
+  if (rc != 0) /* tdm_open has logged why, naming the directory or option */
+    return rc == TDM_EUSAGE ? 2 : 1;
+  for (size_t i = 0; i < c->n_dirs; i++)
+    if ((rc = tdm_add_source(t, c->dirs[i])) != 0) {
+      status = setup_exit(rc);
+      goto out;
+    }
+  for (size_t i = 0; i < c->n_processors; i++)
+    if ((rc = tdm_add_processor(t, c->processors[i])) != 0) {
+      status = setup_exit(rc);
+      goto out;
+    }
+
+  processor_names(c, names, sizeof(names));
+  if (!quiet)
+    fprintf(stderr, "tidemark: %s: %zu dir%s, processors: %s\n", what,
+            c->n_dirs, c->n_dirs == 1 ? "" : "s", names);
+
+  t0 = now_s();
+  running = t;
+  set_stop_signals(on_stop_signal, SA_RESETHAND);
+  if (live) {
+    set_rescan_signal(on_rescan_signal);
+    rc = tdm_run(t);
+    if (rc == 0)
+      rc = TDM_ESTOPPED; /* run only ends when stopped */
+  } else {
+    rc = tdm_run_once(t);
+  }
+  /* From here a signal must not reach `t`, which tdm_close() frees. */
+  set_stop_signals(SIG_IGN, 0);
+  if (live)
+    set_rescan_signal(SIG_IGN);
+  running = NULL;
+
+  tdm_stats_init(&st);
+  tdm_get_stats(t, &st);
+  if (!quiet) {
+    fprintf(stderr,
+            "tidemark: %s: %" PRIu64 " file%s tracked, %" PRIu64 " byte%s, %" PRIu64
+            " chunk%s in %.1f s",
+            live || rc == TDM_ESTOPPED ? "stopped" : "done", st.files_tracked,
+            st.files_tracked == 1 ? "" : "s", st.bytes, st.bytes == 1 ? "" : "s",
+            st.chunks, st.chunks == 1 ? "" : "s", now_s() - t0);
+    if (st.file_errors > 0)
+      fprintf(stderr, "; %" PRIu64 " unreadable", st.file_errors);
+    if (st.proc_failures > 0)
+      fprintf(stderr, "; %" PRIu64 " processor failures", st.proc_failures);
+    if (st.checkpoint_errors > 0)
+      fprintf(stderr, "; %" PRIu64 " failed checkpoints",
+              st.checkpoint_errors);
+    fputc('\n', stderr);
+  }
+  switch (rc) {
+  case 0:
+  case TDM_ESTOPPED: /* stopped by a signal, the final checkpoint made */
+    status = 0;
+    break;
+  case TDM_EPARTIAL:
+    fprintf(stderr, "tidemark: error: some files could not be processed "
+                    "(see the messages above)\n");
+    status = 1;
+    break;
+  default:
+    fprintf(stderr, "tidemark: error: %s ended on an error: %s (see the "
+                    "messages above)\n", what, tdm_strerror(rc));
+    status = 1;
+  }
+
+out:
+  tdm_close(t);
+  return status;
+}
+
+/* `processors`: a table of every processor the registry knows. */
+static int cmd_processors(const tdm_config_t *c) {
+  tdm__log_t log = {c->options.log_level, NULL, NULL};
+  tdm_registry_t *r = NULL;
+  int wn = (int)strlen("NAME"), wo = (int)strlen("ORIGIN");
+  size_t n;
+  int rc;
+
+  rc = tdm_registry_open(c->plugin_dir, &log, &r);
+  if (rc != 0) { /* the registry has logged which plugin and why */
+    fprintf(stderr, "tidemark: error: cannot list the processors: %s\n",
+            tdm_strerror(rc));
+    return 1;
+  }
+  n = tdm_registry_count(r);
+  for (size_t i = 0; i < n; i++) {
+    const char *origin = "";
+    const tdm_processor_t *p = tdm_registry_get(r, i, &origin);
+    int a = (int)strlen(p->name), b = (int)strlen(origin ? origin : "");
+    wn = a > wn ? a : wn;
+    wo = b > wo ? b : wo;
+  }
+  printf("%-*s  %-*s  %s\n", wn, "NAME", wo, "ORIGIN", "SUMMARY");
+  for (size_t i = 0; i < n; i++) {
+    const char *origin = "";
+    const tdm_processor_t *p = tdm_registry_get(r, i, &origin);
+    printf("%-*s  %-*s  %s\n", wn, p->name, wo, origin ? origin : "",
+           p->summary != NULL ? p->summary : "");
+  }
+  tdm_registry_close(r);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  tdm_config_t c;
+  char err[1024];
+  int rc, status;
+
+  rc = tdm__config_parse(&c, argc, argv, err, sizeof(err));
+  if (rc != 0) {
+    if (rc == TDM_EUSAGE) {
+      usage_error(err);
+      status = 2;
+    } else {
+      fprintf(stderr, "tidemark: error: %s\n", err);
+      status = 1;
+    }
+    tdm__config_free(&c);
+    return status;
+  }
+
+  switch (c.command) {
+  case TDM_CMD_HELP:
+    fputs(tdm__config_usage(), stdout);
+    status = 0;
+    break;
+  case TDM_CMD_VERSION:
+    printf("tidemark %s\n", tdm_version());
+    status = 0;
+    break;
+  case TDM_CMD_ONCE:
+    status = cmd_work(&c, 0);
+    break;
+  case TDM_CMD_RUN:
+    status = cmd_work(&c, 1);
+    break;
+  case TDM_CMD_STATUS:
+    status = tdm__status_run(&c, stdout);
+    break;
+  case TDM_CMD_RESET:
+    status = tdm__status_reset(&c, stdout);
+    break;
+  case TDM_CMD_PROCESSORS:
+    status = cmd_processors(&c);
+    break;
+  default:
+    usage_error("no command given");
+    status = 2;
+  }
+  tdm__config_free(&c);
+  if (fflush(stdout) != 0 && status == 0) {
+    fprintf(stderr, "tidemark: error: writing to standard output: %s\n",
+            strerror(errno));
+    status = 1;
+  }
+  return status;
+}

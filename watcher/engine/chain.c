@@ -1,0 +1,126 @@
+/*
+ * chain.c: processor instances and the hand-over of chunks.
+ *
+ * A chunk counts as delivered only when every processor has accepted it; only
+ * then does the file's position move (and, at the next checkpoint, its
+ * bookmark). A processor that answers RETRY gets the same chunk again after a
+ * backoff, and the processors that already took it are not asked again.
+ */
+#include "engine/chain.h"
+
+#include "base/clock.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_MIN_MS 10u
+#define BACKOFF_MAX_MS 1000u
+
+int tdm__proc_open(tdm_t *t, tdm_proc_t *p) {
+  char msg[TDM_MSG_MAX] = "";
+  tdm_open_args_t a;
+  int rc;
+
+  if (p->desc == NULL || p->desc->open == NULL) {
+    p->open = 1;
+    return 0;
+  }
+  memset(&a, 0, sizeof(a));
+  a.size = sizeof(a);
+  a.mode = t->opts.mode;
+  a.params = p->spec.params;
+  a.n_params = p->spec.n_params;
+  a.restore = p->blob_len > 0 ? p->blob : NULL;
+  a.restore_len = p->blob_len;
+  a.msg = msg;
+  p->state = NULL;
+  rc = p->desc->open(&p->state, &a);
+  if (rc != TDM_PROC_OK) {
+    msg[sizeof(msg) - 1] = '\0';
+    tdm__error(&t->log, "processor '%s': %s", p->key,
+               msg[0] ? msg : "open failed");
+    return TDM_EPROC;
+  }
+  p->open = 1;
+  return 0;
+}
+
+void tdm__proc_close(tdm_proc_t *p) {
+  if (p->open && p->desc != NULL && p->desc->close != NULL)
+    p->desc->close(p->state);
+  p->open = 0;
+  p->state = NULL;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL); /* a signal cuts it short: fine, t->stop is checked */
+}
+
+int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
+  /* Bit i set: processor i has the chunk. Wide enough for any sane chain;
+     tdm_add_processor refuses more. */
+  uint64_t taken = 0;
+  uint64_t all = t->n_procs >= 64 ? ~0ull : (1ull << t->n_procs) - 1;
+  unsigned backoff = BACKOFF_MIN_MS;
+  char q[PATH_MAX];
+
+  for (;;) {
+    for (size_t i = 0; i < t->n_procs; i++) {
+      tdm_proc_t *p = &t->procs[i];
+      char msg[TDM_MSG_MAX] = "";
+      int rc;
+
+      if (taken & (1ull << i))
+        continue;
+      rc = p->desc != NULL ? p->desc->process(p->state, c, msg)
+                           : p->cb(p->cb_arg, c);
+      msg[sizeof(msg) - 1] = '\0';
+      if (rc == TDM_PROC_OK) {
+        taken |= 1ull << i;
+      } else if (rc == TDM_PROC_RETRY) {
+        t->stats.proc_retries++;
+        if (backoff == BACKOFF_MIN_MS) /* once per chunk, not per attempt */
+          tdm__warn(&t->log, "processor '%s' asks to retry %s at offset %llu%s%s",
+                    p->key, tdm__quote(f->path, q, sizeof(q)),
+                    (unsigned long long)c->offset, msg[0] ? ": " : "", msg);
+      } else {
+        char err[TDM_MSG_MAX + 64];
+        t->stats.proc_failures++;
+        snprintf(err, sizeof(err), "processor '%s' failed%s%s", p->key,
+                 msg[0] ? ": " : "", msg);
+        tdm__error(&t->log, "%s at offset %llu: %s",
+                   tdm__quote(f->path, q, sizeof(q)),
+                   (unsigned long long)c->offset, err);
+        f->rec.state = TDM_FILE_FAILED;
+        tdm__file_set_error(f, err);
+        f->dirty = 1;
+        t->need_checkpoint = 1;
+        return TDM_EPROC;
+      }
+    }
+    if (taken == all)
+      return 0;
+    if (t->stop)
+      return TDM_ESTOPPED;
+    sleep_ms(backoff);
+    if (t->stop)
+      return TDM_ESTOPPED;
+    /* A long stall must not keep what was delivered before it out of the
+       store. Only while no processor holds part of this chunk: a commit then
+       covers exactly the bookmarks. A failed checkpoint rolled everything
+       back: the pass ends. */
+    if (taken == 0) {
+      int rc = tdm__checkpoint_maybe(t);
+      if (rc != 0)
+        return rc;
+    }
+    backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+  }
+}

@@ -1,0 +1,41 @@
+/*
+ * chain.h: the processor instances of a tdm_t and the hand-over of a chunk
+ * to every one of them (retry with backoff, fail).
+ */
+#ifndef TDM_CHAIN_H
+#define TDM_CHAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/filetable.h"
+#include "registry.h"
+#include "tidemark.h"
+
+typedef struct tdm_proc {
+  const tdm_processor_t *desc;
+  void *state;
+  char *key;              /* the spec as given: the key of its blob */
+  tdm_proc_spec_t spec;   /* parsed, for reopening */
+  tdm_chunk_cb cb;        /* callback processors: desc is NULL */
+  void *cb_arg;
+  uint8_t blob[TDM_RESTORE_MAX]; /* the last durable restore blob */
+  size_t blob_len;
+  int open;               /* state is live */
+} tdm_proc_t;
+
+/* Open a processor instance with its stored blob. Logs and returns
+   TDM_EPROC on failure. */
+int tdm__proc_open(tdm_t *t, tdm_proc_t *p);
+/* Close an instance (if open). */
+void tdm__proc_close(tdm_proc_t *p);
+
+/*
+ * Hand a chunk to every processor. RETRY is retried with backoff until it is
+ * accepted or tdm_stop() is called. Returns 0 when all accepted, TDM_EPROC
+ * when one failed (logged, naming the processor and the file; the file is
+ * marked failed), TDM_ESTOPPED.
+ */
+int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c);
+
+#endif /* TDM_CHAIN_H */

@@ -1,0 +1,165 @@
+/*
+ * checkpoint.c: make delivered bytes count.
+ *
+ * Order matters. First every processor commits (makes what it accepted
+ * durable and returns its restore blob); then ONE store transaction records
+ * every moved bookmark together with every blob. A crash before the
+ * transaction leaves the old bookmarks and the old blobs: the processors roll
+ * back to the old blobs on restart and the bytes are delivered again, which
+ * is exactly once for a processor that can roll back (`file`) and at least
+ * once for the rest.
+ *
+ * A failed checkpoint is undone in memory the same way a crash would be: each
+ * processor is closed and reopened with its last durable blob, and each file
+ * goes back to its durable bookmark.
+ */
+#include "engine/checkpoint.h"
+
+#include "base/clock.h"
+#include "engine/after.h"
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Undo everything since the last durable checkpoint (see above). */
+static void rollback(tdm_t *t) {
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    /* Only a processor that commits keeps durable state to go back to;
+       the others (count, callbacks) carry on. */
+    if (p->desc == NULL || p->desc->commit == NULL)
+      continue;
+    tdm__proc_close(p);
+    if (tdm__proc_open(t, p) != 0)
+      tdm__error(&t->log, "processor '%s' could not be reopened after a failed "
+                 "checkpoint", p->key);
+  }
+  tdm__whole_committed(t, 0);
+  for (size_t i = 0; i < t->files.n; i++) {
+    tdm_file_t *f = t->files.all[i];
+    if (f->pos != f->durable_offset)
+      f->rec.mtime_ns = -1; /* not "unchanged": the next look reads again */
+    f->pos = f->rec.offset = f->durable_offset;
+    f->marker = f->rec.marker = f->durable_marker;
+    f->marker_len = f->rec.marker_len = f->durable_marker_len;
+    f->in_piece = 0;
+  }
+  t->stats.checkpoint_errors++;
+}
+
+int tdm__checkpoint(tdm_t *t) {
+  uint8_t (*blobs)[TDM_RESTORE_MAX] = NULL;
+  tdm_store_blob_t *sblobs = NULL;
+  const tdm_file_rec_t **puts = NULL;
+  tdm_store_hash_t *hashes = NULL;
+  tdm_store_batch_t b;
+  size_t n_puts = 0, n_dirty = 0, n_blobs = 0, n_hashes;
+  int rc = -ENOMEM;
+
+  /* Only pointers to the dirty records are staged: 8 bytes a file, even on
+     the first checkpoint after 100,000 new files. */
+  for (size_t i = 0; i < t->files.n; i++)
+    n_dirty += t->files.all[i]->dirty;
+  blobs = calloc(t->n_procs ? t->n_procs : 1, sizeof(*blobs));
+  sblobs = calloc(t->n_procs ? t->n_procs : 1, sizeof(*sblobs));
+  puts = malloc((n_dirty ? n_dirty : 1) * sizeof(*puts));
+  if (blobs == NULL || sblobs == NULL || puts == NULL)
+    goto out;
+
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    char msg[TDM_MSG_MAX] = "";
+    size_t len = TDM_RESTORE_MAX;
+
+    if (p->desc == NULL)
+      continue;
+    if (p->desc->commit != NULL &&
+        p->desc->commit(p->state, blobs[i], &len, msg) != TDM_PROC_OK) {
+      msg[sizeof(msg) - 1] = '\0';
+      tdm__error(&t->log, "processor '%s' could not commit%s%s; the checkpoint "
+                 "is cancelled and delivery resumes from the last one", p->key,
+                 msg[0] ? ": " : "", msg);
+      rollback(t);
+      rc = TDM_EPROC;
+      goto out;
+    }
+    if (p->desc->commit == NULL || len > TDM_RESTORE_MAX)
+      len = 0;
+    sblobs[n_blobs].key = p->key;
+    sblobs[n_blobs].data = blobs[i];
+    sblobs[n_blobs].len = len;
+    n_blobs++;
+  }
+
+  for (size_t i = 0; i < t->files.n; i++) {
+    tdm_file_t *f = t->files.all[i];
+    if (!f->dirty)
+      continue;
+    f->rec.offset = f->pos; /* undone by rollback() if the commit fails */
+    f->rec.marker = f->marker;
+    f->rec.marker_len = f->marker_len;
+    puts[n_puts++] = &f->rec;
+  }
+
+  memset(&b, 0, sizeof(b));
+  b.put_files = puts;
+  b.n_put_files = n_puts;
+  b.del_files = t->dead;
+  b.n_del_files = t->n_dead;
+  b.blobs = sblobs;
+  b.n_blobs = n_blobs;
+  b.next_id = t->next_id;
+  n_hashes = tdm__whole_batch(t, &hashes);
+  b.hashes = hashes;
+  b.n_hashes = n_hashes;
+  rc = tdm_store_commit(t->store, &b);
+  if (rc != 0) {
+    rollback(t);
+    goto out;
+  }
+
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    if (p->desc == NULL)
+      continue;
+    for (size_t k = 0; k < n_blobs; k++)
+      if (sblobs[k].key == p->key) {
+        memcpy(p->blob, sblobs[k].data, sblobs[k].len);
+        p->blob_len = sblobs[k].len;
+      }
+  }
+  for (size_t i = 0; i < t->files.n; i++) {
+    tdm_file_t *f = t->files.all[i];
+    if (!f->dirty)
+      continue;
+    f->durable_offset = f->rec.offset;
+    f->durable_marker = f->rec.marker;
+    f->durable_marker_len = f->rec.marker_len;
+    f->dirty = 0;
+  }
+  tdm__whole_committed(t, 1);
+  t->n_dead = 0;
+  t->need_checkpoint = 0;
+  t->bytes_since_checkpoint = 0;
+  t->stats.checkpoints++;
+  tdm__after_durable(t);
+out:
+  t->checkpoint_rc = rc;
+  t->last_checkpoint_ms = tdm__now_ms();
+  free(blobs);
+  free(sblobs);
+  free(puts);
+  free(hashes);
+  return rc;
+}
+
+int tdm__checkpoint_maybe(tdm_t *t) {
+  if (!t->need_checkpoint)
+    return 0;
+  if (t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES &&
+      tdm__now_ms() - t->last_checkpoint_ms < t->opts.checkpoint_ms)
+    return 0;
+  return tdm__checkpoint(t);
+}

@@ -1,0 +1,24 @@
+/*
+ * checkpoint.h: making what the processors accepted durable, in one store
+ * transaction with every processor's restore blob.
+ */
+#ifndef TDM_CHECKPOINT_H
+#define TDM_CHECKPOINT_H
+
+#include "tidemark.h"
+
+/* Checkpoint at the latest after this many bytes, whatever the clock says. */
+#define TDM_CHECKPOINT_BYTES (256ull << 20)
+
+/*
+ * Make everything delivered durable: commit every processor, then one store
+ * transaction with every dirty file, dead ids and blobs. On failure (logged)
+ * the processors are rolled back to their last durable blob and every file
+ * to its durable bookmark, so nothing is recorded that was not accepted.
+ */
+int tdm__checkpoint(tdm_t *t);
+
+/* Checkpoint if --checkpoint-ms or TDM_CHECKPOINT_BYTES says it is time. */
+int tdm__checkpoint_maybe(tdm_t *t);
+
+#endif /* TDM_CHECKPOINT_H */

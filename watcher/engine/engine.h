@@ -1,0 +1,92 @@
+/*
+ * engine.h: struct tdm_s, the state every engine module works on.
+ *
+ * Data flow of one pass (tdm_run_once), layer by layer:
+ *
+ *   core/scan.c          walks each source, filters names (core/filter.c),
+ *                        lstat()s files
+ *   engine/reconcile.c   looks each file up by (dev, ino) in the file table
+ *                        (core/filetable.c); an unchanged size+mtime is not
+ *                        opened at all; whole mode goes to engine/whole.c
+ *   core/identity.c      opens the changed ones and decides, through the
+ *                        descriptor, whether they are the same file
+ *                        (fingerprint of the head, marker of the bytes before
+ *                        the bookmark), truncated, or new
+ *   engine/reader.c      preads from the bookmark to the current end in large
+ *                        reads; core/framing.c cuts each at a record boundary
+ *   engine/chain.c       hands each chunk to every processor (retry / fail)
+ *   engine/checkpoint.c  commits every processor, then writes every moved
+ *                        bookmark and every restore blob in ONE store
+ *                        transaction (state/store.c)
+ *
+ * Everything here runs on the thread that called tdm_run_once().
+ */
+#ifndef TDM_ENGINE_H
+#define TDM_ENGINE_H
+
+#include <regex.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/log.h"
+#include "core/filetable.h"
+#include "core/filter.h"
+#include "engine/chain.h"
+#include "engine/whole.h"
+#include "registry.h"
+#include "store.h"
+#include "tidemark.h"
+
+/* Defined in live/live.h: the engine only holds the pointer. */
+typedef struct tdm_live tdm_live_t;
+
+struct tdm_s {
+  tdm_options_t opts;     /* strings below are owned copies */
+  tdm__log_t log;
+  tdm_store_t *store;
+  tdm_registry_t *registry;
+  tdm_filter_t filter;
+  char *state_real;       /* the state directory, resolved */
+  char **roots;           /* absolute, resolved source directories */
+  size_t n_roots;
+  uint8_t *root_gone;     /* root_gone[r]: source r was missing when last
+                             looked at (so it is said once) */
+  tdm_proc_t *procs;
+  size_t n_procs;
+  tdm_filetable_t files;
+  uint64_t next_id;
+  uint64_t *dead;         /* ids to delete at the next checkpoint */
+  size_t n_dead, cap_dead;
+  char *buf;              /* the read buffer */
+  size_t buf_cap;
+  int need_checkpoint;    /* something not in the store yet */
+  uint64_t bytes_since_checkpoint;
+  uint64_t last_checkpoint_ms;
+  int checkpoint_rc;      /* the last checkpoint's result: a failure ends
+                             the pass (everything was rolled back) */
+  atomic_int stop;        /* tdm_stop: from a signal handler or any thread */
+  tdm_stats_t stats;
+  int from_end;           /* --from-end, until the first pass is done */
+  int keep_open;          /* hold descriptors (live watching) */
+  uint64_t read_budget;   /* bytes of one file per look (0: no limit) */
+  size_t n_open, max_open;/* held descriptors, and their bound */
+  size_t n_ready;         /* files with f->ready */
+  size_t n_orphans;       /* files with f->orphan */
+  size_t scan_root;       /* the source being scanned */
+  tdm_live_t *live;       /* NULL unless started */
+  tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
+  size_t n_waiting;       /* whole: files with f->waiting */
+  size_t n_inflight;      /* whole: files with f->inflight */
+  /* Records (engine/records.c): multiline, after done. */
+  regex_t ml_re;          /* --multiline-start, when ml_on */
+  int ml_on;
+  int after_delete;       /* --on-done delete */
+  char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
+  char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
+};
+
+/* Check that a pass can run and allocate the read buffer. */
+int tdm__prepare(tdm_t *t);
+
+#endif /* TDM_ENGINE_H */

@@ -1,0 +1,25 @@
+/*
+ * reader.h: reading a tail-mode file from its bookmark in large preads and
+ * handing the framed chunks over.
+ */
+#ifndef TDM_READER_H
+#define TDM_READER_H
+
+#include <stdint.h>
+
+#include "core/filetable.h"
+#include "tidemark.h"
+
+/* Smallest read buffer (the buffer is max(this, --max-record)). */
+#define TDM_READ_MIN (1u << 20)
+
+/*
+ * Read `f` through `fd` from f->pos up to `end` (the size it had when it was
+ * looked at: a file that keeps growing, such as a processor's own output in
+ * the tree, must not be chased forever), delivering chunks.
+ * Returns 0 (end reached, or only a partial line is left), TDM_EPROC,
+ * TDM_ESTOPPED, -errno on a read error (logged, naming the file).
+ */
+int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end);
+
+#endif /* TDM_READER_H */

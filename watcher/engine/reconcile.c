@@ -1,0 +1,589 @@
+/*
+ * reconcile.c: compare what is on disk with what we remember, and read what
+ * is new.
+ *
+ * Every way a file comes to our attention (a scan, an inotify event, a poll)
+ * ends in tdm__look(): the unchanged test on the lstat (same inode, size and
+ * mtime: not opened at all), then identity through the descriptor, then a
+ * read from the bookmark. Live watching holds descriptors open (so a file
+ * renamed out of the tree or deleted can still be drained) and reads at most
+ * `read_budget` bytes of one file per look, so a busy file cannot starve the
+ * others.
+ */
+#include "engine/reconcile.h"
+
+#include "base/clock.h"
+#include "core/identity.h"
+#include "core/scan.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
+#include "engine/reader.h"
+#include "engine/whole.h"
+#include "engine/zread.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ORPHAN_GRACE_MS 1000u
+
+int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path) {
+  char q[PATH_MAX];
+  if (strcmp(f->path, path) == 0)
+    return 0;
+  tdm__info(&t->log, "%s: renamed from %s", tdm__quote(path, q, sizeof(q)),
+            f->path);
+  if (tdm__file_set_path(&t->files, f, path) != 0)
+    return -ENOMEM;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  return 0;
+}
+
+/* ---- bookkeeping of the live flags -------------------------------------- */
+
+void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->ready != (unsigned)!!on) {
+    f->ready = !!on;
+    t->n_ready += on ? 1 : (size_t)-1;
+  }
+}
+
+void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->orphan != (unsigned)!!on) {
+    f->orphan = !!on;
+    f->grown_ms = tdm__now_ms();
+    t->n_orphans += on ? 1 : (size_t)-1;
+  }
+}
+
+static void hold(tdm_t *t, tdm_file_t *f, int fd) {
+  if (f->fd < 0)
+    t->n_open++;
+  else if (f->fd != fd)
+    close(f->fd);
+  f->fd = fd;
+}
+
+static void release(tdm_t *t, tdm_file_t *f) {
+  if (f->fd >= 0) {
+    close(f->fd);
+    f->fd = -1;
+    t->n_open--;
+  }
+}
+
+int tdm__bury(tdm_t *t, uint64_t id) {
+  if (t->n_dead == t->cap_dead) {
+    size_t cap = t->cap_dead ? t->cap_dead * 2 : 64;
+    uint64_t *v = realloc(t->dead, cap * sizeof(*v));
+    if (v == NULL)
+      return -ENOMEM;
+    t->dead = v;
+    t->cap_dead = cap;
+  }
+  t->dead[t->n_dead++] = id;
+  t->need_checkpoint = 1;
+  return 0;
+}
+
+/* Ghosts: how long a gone file waits for its compressed copy. */
+#define GHOST_TTL_NS (600ll * 1000000000)
+
+int tdm__retire(tdm_t *t, tdm_file_t *f) {
+  tdm_file_rec_t rec;
+  tdm_file_t *g;
+
+  if (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
+      f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE)
+    return tdm__forget(t, f);
+  rec = f->rec;
+  rec.dev = 0; /* no file has it: never found by identity */
+  rec.ino = rec.id;
+  rec.state = TDM_FILE_GONE;
+  rec.offset = f->pos;
+  rec.marker = f->marker;
+  rec.marker_len = f->marker_len;
+  rec.updated_ns = tdm__wall_ns();
+  tdm__set_ready(t, f, 0);
+  tdm__set_orphan(t, f, 0);
+  release(t, f);
+  if ((g = tdm__filetable_add(&t->files, &rec)) == NULL)
+    return -ENOMEM;
+  g->dirty = 1;
+  t->need_checkpoint = 1;
+  tdm__filetable_remove(&t->files, f);
+  return 0;
+}
+
+int tdm__ghosts_expire(tdm_t *t) {
+  int64_t now = tdm__wall_ns();
+  for (size_t i = 0; i < t->files.n;) {
+    tdm_file_t *f = t->files.all[i];
+    int rc;
+    if (f->rec.state == TDM_FILE_GONE &&
+        (now - f->rec.updated_ns > GHOST_TTL_NS ||
+         t->opts.decompress != TDM_DECOMPRESS_AUTO)) {
+      if ((rc = tdm__forget(t, f)) != 0)
+        return rc;
+      continue;
+    }
+    i++;
+  }
+  return 0;
+}
+
+int tdm__forget(tdm_t *t, tdm_file_t *f) {
+  int rc = tdm__bury(t, f->rec.id);
+  if (rc != 0)
+    return rc;
+  tdm__set_ready(t, f, 0);
+  tdm__set_orphan(t, f, 0);
+  tdm__whole_forget(t, f);
+  release(t, f);
+  tdm__filetable_remove(&t->files, f);
+  return 0;
+}
+
+/* ---- one file ----------------------------------------------------------- */
+
+/* Start tracking the file open at `fd`. */
+static tdm_file_t *track(tdm_t *t, const char *path, int fd,
+                         const struct stat *st, int *rc) {
+  tdm_file_rec_t rec;
+  tdm_file_t *f;
+  char q[PATH_MAX];
+
+  memset(&rec, 0, sizeof(rec));
+  rec.id = t->next_id++;
+  rec.dev = (uint64_t)st->st_dev;
+  rec.ino = (uint64_t)st->st_ino;
+  rec.path = path;
+  rec.state = TDM_FILE_ACTIVE;
+  rec.first_seen_ns = tdm__wall_ns();
+  *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash, &rec.fp_len);
+  if (*rc == 0 && t->from_end && st->st_size > 0) {
+    rec.offset = (uint64_t)st->st_size;
+    *rc = tdm__marker(fd, rec.offset, &rec.marker, &rec.marker_len);
+  }
+  if (*rc != 0) {
+    tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+              strerror(-*rc));
+    t->stats.file_errors++;
+    return NULL;
+  }
+  if ((f = tdm__filetable_add(&t->files, &rec)) == NULL) {
+    *rc = -ENOMEM;
+    return NULL;
+  }
+  f->seen = 1;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  t->stats.files_new++;
+  tdm__debug(&t->log, "%s: new file (id %llu)", tdm__quote(path, q, sizeof(q)),
+             (unsigned long long)rec.id);
+  return f;
+}
+
+/*
+ * Bring `f` (known, open at `fd`, of size st->st_size) in line with what is
+ * on disk: same file, truncated, or rewritten (then it is replaced by a new
+ * record). Returns the file to read, or NULL with *rc set.
+ */
+static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+                          const struct stat *st, int *rc) {
+  tdm_verdict_t v;
+  char q[PATH_MAX];
+
+  *rc = tdm__identify(fd, (uint64_t)st->st_size, f, &v);
+  if (*rc != 0) {
+    tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+              strerror(-*rc));
+    t->stats.file_errors++;
+    return NULL;
+  }
+  switch (v) {
+  case TDM_SAME:
+    break;
+  case TDM_TRUNCATED:
+    tdm__warn(&t->log, "%s: truncated (%llu bytes, bookmark at %llu): reading "
+              "again from the start", tdm__quote(path, q, sizeof(q)),
+              (unsigned long long)st->st_size, (unsigned long long)f->pos);
+    t->stats.truncations++;
+    f->rec.truncations++;
+    f->pos = 0;
+    f->marker = 0;
+    f->marker_len = 0;
+    f->in_piece = 0;
+    f->restart = 1;
+    /* The head is what is there now (maybe nothing): a file truncated to 0
+       that grows again is still this file, not a rewritten one. */
+    *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &f->rec.fp_hash,
+                           &f->rec.fp_len);
+    if (*rc != 0) {
+      tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+                strerror(-*rc));
+      t->stats.file_errors++;
+      return NULL;
+    }
+    f->dirty = 1;
+    t->need_checkpoint = 1;
+    break;
+  case TDM_REWRITTEN:
+    tdm__warn(&t->log, "%s: content changed in place (or inode reused): "
+              "delivered again from the start as a new file",
+              tdm__quote(path, q, sizeof(q)));
+    t->stats.rewrites++;
+    if ((*rc = tdm__forget(t, f)) != 0)
+      return NULL;
+    return track(t, path, fd, st, rc);
+  }
+  /* The fingerprint grows with the file up to its cap. */
+  if (f->rec.fp_len < TDM_FP_CAP && (uint64_t)st->st_size > f->rec.fp_len) {
+    *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &f->rec.fp_hash,
+                           &f->rec.fp_len);
+    if (*rc != 0) {
+      tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+                strerror(-*rc));
+      t->stats.file_errors++;
+      return NULL;
+    }
+    f->dirty = 1;
+  }
+  return f;
+}
+
+/* Read `f` at `fd` (of stat `st`) up to its end or the per-look budget. */
+static int read_file(tdm_t *t, tdm_file_t *f, int fd, const struct stat *st) {
+  uint64_t end = (uint64_t)st->st_size;
+  int more = 0, rc;
+
+  if (t->read_budget > 0 && end > f->pos && end - f->pos > t->read_budget) {
+    end = f->pos + t->read_budget;
+    more = 1;
+  }
+  rc = tdm__read(t, f, fd, end);
+  f->active_ms = tdm__now_ms();
+  tdm__set_ready(t, f, rc == 0 && more);
+  if (rc == 0 && !more) {
+    f->rec.size = (uint64_t)st->st_size;
+    f->rec.mtime_ns = mtime_ns(st);
+    f->dirty = 1;
+    t->need_checkpoint = 1;
+  }
+  return rc;
+}
+
+/* What a file's failure means for the caller: go on, or end the pass. */
+static int outcome(tdm_t *t, int rc) {
+  if (t->checkpoint_rc != 0)
+    return t->checkpoint_rc; /* rolled back: this pass is over */
+  if (rc == TDM_ESTOPPED || rc == -ENOMEM)
+    return rc;
+  return 0; /* a file that failed was logged and counted */
+}
+
+int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
+              unsigned hints) {
+  tdm_file_t *f;
+  struct stat st;
+  char q[PATH_MAX];
+  int fd, rc;
+
+  if (t->opts.mode == TDM_MODE_WHOLE)
+    return tdm__whole_look(t, path, lst, hints);
+  if (t->stop)
+    return TDM_ESTOPPED;
+  t->stats.files_seen++;
+  f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
+                         (uint64_t)lst->st_ino);
+  if (f != NULL) {
+    f->seen = 1;
+    tdm__set_orphan(t, f, 0);
+    if (tdm__file_seen_at(t, f, path) != 0)
+      return -ENOMEM;
+    /* Unchanged since the last look: not opened at all. */
+    if ((uint64_t)lst->st_size == f->rec.size &&
+        mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_FAILED &&
+        !f->ready)
+      return 0;
+  }
+
+  /* From here on this function owns the descriptor; a held one is taken
+     back from the file and handed back (or closed) at the end. */
+  if (f != NULL && f->fd >= 0) {
+    fd = f->fd; /* held open, and it is the file at `path` (same inode) */
+    f->fd = -1;
+    t->n_open--;
+  } else {
+    /* O_NONBLOCK: the path may have become a FIFO since the lstat. */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && t->n_open > 0) {
+      tdm__trim_fds(t); /* ours are the ones to give back */
+      fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    }
+    if (fd < 0) {
+      if (errno != ENOENT && errno != ELOOP) { /* vanished / became a link */
+        tdm__warn(&t->log, "%s: cannot open: %s",
+                  tdm__quote(path, q, sizeof(q)), strerror(errno));
+        t->stats.file_errors++;
+      }
+      return 0;
+    }
+    t->stats.files_opened++;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return 0;
+  }
+  /* Identity comes from the descriptor: the path may have been swapped. */
+  {
+    tdm_comp_t kind;
+    tdm_file_t *g = f;
+    if (g != NULL && (g->rec.dev != (uint64_t)st.st_dev ||
+                      g->rec.ino != (uint64_t)st.st_ino))
+      g = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    if ((rc = tdm__zkind(t, fd, &kind)) == 0 && kind != TDM_COMP_NONE) {
+      if (g != NULL) {
+        g->seen = 1;
+        release(t, g); /* read whole, never held */
+        if (strcmp(g->path, path) != 0 &&
+            tdm__file_set_path(&t->files, g, path) != 0) {
+          close(fd);
+          return -ENOMEM;
+        }
+      }
+      rc = tdm__zlook(t, g, path, fd, &st, kind, hints);
+      close(fd);
+      return outcome(t, rc);
+    }
+  }
+  if (f == NULL || f->rec.dev != (uint64_t)st.st_dev ||
+      f->rec.ino != (uint64_t)st.st_ino) {
+    f = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    if (f != NULL) {
+      f->seen = 1;
+      tdm__set_orphan(t, f, 0);
+      release(t, f); /* a descriptor of its own is the same file */
+      if (strcmp(f->path, path) != 0 &&
+          tdm__file_set_path(&t->files, f, path) != 0) {
+        close(fd);
+        return -ENOMEM;
+      }
+    }
+  }
+  rc = 0;
+  f = f != NULL ? verify(t, f, path, fd, &st, &rc) : track(t, path, fd, &st, &rc);
+  if (f == NULL) {
+    close(fd);
+    return outcome(t, rc);
+  }
+  rc = read_file(t, f, fd, &st);
+  if (t->keep_open) {
+    hold(t, f, fd);
+    if (t->n_open > t->max_open)
+      tdm__trim_fds(t);
+  } else {
+    close(fd);
+  }
+  return outcome(t, rc);
+}
+
+int tdm__drain(tdm_t *t, tdm_file_t *f) {
+  uint64_t before = f->rec.size;
+  struct stat st;
+  int rc;
+
+  if (f->fd < 0 || fstat(f->fd, &st) != 0)
+    return 0;
+  rc = read_file(t, f, f->fd, &st);
+  /* A writer may still append to a deleted file for a moment (until it
+     reopens its log): it is drained at every tick until it held still for
+     ORPHAN_GRACE_MS, and only then forgotten. */
+  if ((uint64_t)st.st_size != before)
+    f->grown_ms = tdm__now_ms();
+  if (rc == 0 && !f->ready && st.st_nlink == 0 &&
+      tdm__now_ms() - f->grown_ms >= ORPHAN_GRACE_MS) {
+    char q[PATH_MAX];
+    if (f->pos < (uint64_t)st.st_size)
+      tdm__warn(&t->log, "%s: deleted; its unfinished last line (%llu bytes, "
+                "no newline) was not delivered", tdm__quote(f->path, q, sizeof(q)),
+                (unsigned long long)((uint64_t)st.st_size - f->pos));
+    else
+      tdm__info(&t->log, "%s: deleted, drained to its end",
+                tdm__quote(f->path, q, sizeof(q)));
+    return tdm__retire(t, f);
+  }
+  return outcome(t, rc);
+}
+
+static int by_activity(const void *a, const void *b) {
+  const tdm_file_t *x = *(tdm_file_t *const *)a, *y = *(tdm_file_t *const *)b;
+  return x->active_ms < y->active_ms ? -1 : x->active_ms > y->active_ms;
+}
+
+void tdm__trim_fds(tdm_t *t) {
+  size_t target = t->max_open - t->max_open / 4, n = 0, k;
+  tdm_file_t **idle;
+
+  /* Close the descriptors of read-out, idle files, least recently read
+     first, until a quarter of the budget is free again: one sort per trim,
+     and a trim frees max_open / 4 descriptors. They are reopened by identity
+     on their next change. */
+  if (t->n_open <= target || (idle = malloc(t->n_open * sizeof(*idle))) == NULL)
+    return;
+  for (size_t i = 0; i < t->files.n && n < t->n_open; i++) {
+    tdm_file_t *f = t->files.all[i];
+    if (f->fd >= 0 && !f->ready && !f->orphan)
+      idle[n++] = f;
+  }
+  qsort(idle, n, sizeof(*idle), by_activity);
+  for (k = 0; k < n && t->n_open > target; k++)
+    release(t, idle[k]);
+  free(idle);
+}
+
+/* ---- whole trees -------------------------------------------------------- */
+
+static int on_file(void *arg, const char *path, const char *rel,
+                   const struct stat *st) {
+  (void)rel;
+  return tdm__look(arg, path, st, 0);
+}
+
+static void scan_init(tdm_t *t, tdm_scan_t *s,
+                      int (*on_dir)(void *arg, const char *path)) {
+  memset(s, 0, sizeof(*s));
+  s->filter = &t->filter;
+  s->recursive = t->opts.recursive;
+  s->log = &t->log;
+  s->on_file = on_file;
+  s->on_dir = on_dir;
+  s->arg = t;
+}
+
+/* Is `path` inside `root`? */
+static int under(const char *path, const char *root) {
+  size_t n = strlen(root);
+  return strncmp(path, root, n) == 0 &&
+         (path[n] == '/' || (n == 1 && root[0] == '/'));
+}
+
+/*
+ * Forget files under the scanned roots that the scan did not meet and that
+ * are no longer at their path (deleted, or rotated out of what the globs
+ * take), after draining what a held descriptor still reaches. A file still
+ * at its path but now excluded keeps its bookmark.
+ */
+static int collect_garbage(tdm_t *t, const int *scanned) {
+  for (size_t i = 0; i < t->files.n;) {
+    tdm_file_t *f = t->files.all[i];
+    struct stat st;
+    int gone = 0, rc;
+
+    if (f->rec.state == TDM_FILE_GONE) { /* a ghost: see tdm__retire */
+      i++;
+      continue;
+    }
+    if (!f->seen) {
+      for (size_t r = 0; r < t->n_roots && !gone; r++)
+        if (scanned[r] && under(f->path, t->roots[r]))
+          gone = lstat(f->path, &st) != 0 ||
+                 (uint64_t)st.st_dev != f->rec.dev ||
+                 (uint64_t)st.st_ino != f->rec.ino;
+    }
+    f->seen = 0;
+    if (!gone) {
+      i++;
+      continue;
+    }
+    if (f->fd >= 0) { /* the last look: all of it */
+      rc = tdm__read(t, f, f->fd, UINT64_MAX);
+      if (rc == TDM_ESTOPPED || t->checkpoint_rc != 0)
+        return outcome(t, rc);
+    } else if (t->opts.mode == TDM_MODE_TAIL && f->pos < f->rec.size) {
+      char q[PATH_MAX];
+      tdm__warn(&t->log, "%s: gone with %llu bytes not delivered",
+                tdm__quote(f->path, q, sizeof(q)),
+                (unsigned long long)(f->rec.size - f->pos));
+    }
+    if ((rc = tdm__retire(t, f)) != 0) /* swaps the last one into i */
+      return rc;
+  }
+  return tdm__ghosts_expire(t);
+}
+
+int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
+  tdm_scan_t s;
+  int *scanned;
+  int rc = 0, partial = 0;
+
+  scanned = calloc(t->n_roots ? t->n_roots : 1, sizeof(*scanned));
+  if (scanned == NULL)
+    return -ENOMEM;
+  scan_init(t, &s, on_dir);
+  for (size_t r = 0; r < t->n_roots; r++) {
+    struct stat st;
+    char q[PATH_MAX];
+    /* A missing source is said once, and once more when it is back. */
+    if (stat(t->roots[r], &st) != 0 && errno == ENOENT) {
+      if (!t->root_gone[r])
+        tdm__error(&t->log, "%s: source directory is missing%s",
+                   tdm__quote(t->roots[r], q, sizeof(q)),
+                   t->live ? "; looking for it every second" : "");
+      t->root_gone[r] = 1;
+      partial = 1;
+      continue;
+    }
+    if (t->root_gone[r]) {
+      tdm__warn(&t->log, "%s: source directory is back",
+                tdm__quote(t->roots[r], q, sizeof(q)));
+      t->root_gone[r] = 0;
+    }
+    t->scan_root = r;
+    rc = tdm__scan(&s, t->roots[r], "");
+    if (rc == TDM_ESTOPPED || rc == -ENOMEM || rc <= -4000)
+      break;
+    if (rc != 0) { /* the root could not be read (logged) */
+      partial = 1;
+      rc = 0;
+      continue;
+    }
+    scanned[r] = 1;
+  }
+  t->stats.skipped_special += s.stats.special;
+  t->stats.file_errors += s.stats.errors;
+  if (rc == 0)
+    rc = collect_garbage(t, scanned);
+  else
+    for (size_t i = 0; i < t->files.n; i++)
+      t->files.all[i]->seen = 0;
+  free(scanned);
+  return rc == 0 && partial ? TDM_EPARTIAL : rc;
+}
+
+int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
+                       int (*on_dir)(void *arg, const char *path)) {
+  tdm_scan_t s;
+  const char *rel;
+  int rc;
+
+  if (strcmp(path, t->roots[root]) == 0)
+    rel = "";
+  else if (under(path, t->roots[root]))
+    rel = path + strlen(t->roots[root]) + 1;
+  else
+    return 0;
+  scan_init(t, &s, on_dir);
+  t->scan_root = root;
+  rc = tdm__scan(&s, t->roots[root], rel);
+  for (size_t i = 0; i < t->files.n; i++)
+    t->files.all[i]->seen = 0;
+  t->stats.skipped_special += s.stats.special;
+  t->stats.file_errors += s.stats.errors;
+  return rc == -ENOENT ? 0 : rc;
+}

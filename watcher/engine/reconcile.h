@@ -1,0 +1,61 @@
+/*
+ * reconcile.h: a file found on disk against the store: unchanged, new,
+ * renamed, truncated, rewritten, gone.
+ */
+#ifndef TDM_RECONCILE_H
+#define TDM_RECONCILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "core/filetable.h"
+#include "tidemark.h"
+
+/*
+ * Look at the regular file at `path` (its lstat `lst`): skip it if unchanged,
+ * else open it (or use the descriptor held for it), check its identity and
+ * read what is new. Returns 0 to go on (a file's own failure is logged and
+ * counted), or a negative code that ends the pass: TDM_ESTOPPED, -ENOMEM, or
+ * a failed checkpoint's code.
+ */
+int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
+              unsigned hints);
+
+/* `f` was met at `path`: if that is a new name (a rename), take it. */
+int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path);
+
+/* Read a file through its held descriptor (moved away, deleted, or with more
+   to read than one look's budget); forget it once a deleted one is drained. */
+int tdm__drain(tdm_t *t, tdm_file_t *f);
+
+/* Delete `f`'s record at the next checkpoint and drop it from memory. */
+int tdm__forget(tdm_t *t, tdm_file_t *f);
+/* A tail file that is gone: kept as a ghost (state GONE: dev 0, ino = its
+   id, at no path) for a while when a compressed copy of it may still turn
+   up (engine/zread.c), else forgotten. */
+int tdm__retire(tdm_t *t, tdm_file_t *f);
+/* Forget ghosts older than their time to live. */
+int tdm__ghosts_expire(tdm_t *t);
+/* Delete record `id` at the next checkpoint. */
+int tdm__bury(tdm_t *t, uint64_t id);
+
+void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on);
+void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on);
+
+/* Close idle descriptors while more than t->max_open are held. */
+void tdm__trim_fds(tdm_t *t);
+
+/*
+ * Scan every source against the store and forget what is gone. `on_dir` as
+ * in tdm_scan_t. Returns 0, TDM_EPARTIAL when a source could not be read, or
+ * what ended the pass (see tdm__look).
+ */
+int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path));
+
+/* The same for the directory `path` (absolute) of source `root` and what
+   lies under it; a directory that vanished meanwhile is not an error. */
+int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
+                       int (*on_dir)(void *arg, const char *path));
+
+#endif /* TDM_RECONCILE_H */

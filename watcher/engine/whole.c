@@ -1,0 +1,626 @@
+/*
+ * whole.c: whole mode: each complete file once, never twice the same content.
+ *
+ * A file is complete when it was renamed into the tree or closed by its
+ * writer (a hint from the event), or when its mtime is older than
+ * --settle-ms; in every case it must not change while it is hashed. Its
+ * content is hashed (XXH3-128, streamed in large reads); a hash already in
+ * the store, or in the table of hashes not committed yet, makes it a
+ * duplicate. Otherwise its bytes go to every processor's process(), then the
+ * file to every processor's file(), and it is recorded done with its hash in
+ * the same checkpoint transaction. A file() that is PENDING (exec's child is
+ * running) leaves the file in flight: not recorded, so a crash makes it be
+ * handled again, never skipped.
+ */
+#include "engine/whole.h"
+
+#include "base/clock.h"
+#include "core/identity.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
+#include "engine/reconcile.h"
+#include "engine/zread.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxh_x86dispatch.h>
+
+#define REMOVED UINT64_MAX
+#define RETRY_WAIT_MS 100 /* poll()'s wait while a file() says RETRY */
+
+/* ---- the table of uncommitted hashes ------------------------------------ */
+
+static size_t home(const tdm_hashset_t *hs, const uint8_t h[16]) {
+  uint64_t k;
+  memcpy(&k, h, sizeof(k));
+  return (size_t)k & (hs->cap - 1);
+}
+
+static tdm_hashset_entry_t *hs_find(const tdm_hashset_t *hs, const uint8_t h[16]) {
+  if (hs->cap == 0)
+    return NULL;
+  for (size_t i = home(hs, h);; i = (i + 1) & (hs->cap - 1)) {
+    tdm_hashset_entry_t *e = &hs->slot[i];
+    if (e->id == 0)
+      return NULL;
+    if (e->id != REMOVED && memcmp(e->hash, h, 16) == 0)
+      return e;
+  }
+}
+
+static int hs_put(tdm_hashset_t *hs, const uint8_t h[16], uint64_t id) {
+  tdm_hashset_entry_t *e;
+
+  if ((e = hs_find(hs, h)) != NULL) {
+    e->id = id;
+    return 0;
+  }
+  if ((hs->used + 1) * 2 > hs->cap) { /* rehash, dropping removed slots */
+    size_t cap = hs->cap ? hs->cap * 2 : 256;
+    tdm_hashset_t n = {calloc(cap, sizeof(*n.slot)), cap, 0};
+    if (n.slot == NULL)
+      return -ENOMEM;
+    for (size_t i = 0; i < hs->cap; i++)
+      if (hs->slot[i].id != 0 && hs->slot[i].id != REMOVED) {
+        size_t k = home(&n, hs->slot[i].hash);
+        while (n.slot[k].id != 0)
+          k = (k + 1) & (cap - 1);
+        n.slot[k] = hs->slot[i];
+        n.used++;
+      }
+    free(hs->slot);
+    *hs = n;
+  }
+  for (size_t i = home(hs, h);; i = (i + 1) & (hs->cap - 1)) {
+    e = &hs->slot[i];
+    if (e->id == 0 || e->id == REMOVED) {
+      if (e->id == 0)
+        hs->used++;
+      memcpy(e->hash, h, 16);
+      e->id = id;
+      e->done = 0;
+      return 0;
+    }
+  }
+}
+
+static void hs_remove(tdm_hashset_t *hs, const uint8_t h[16], uint64_t id) {
+  tdm_hashset_entry_t *e = hs_find(hs, h);
+  if (e != NULL && e->id == id)
+    e->id = REMOVED;
+}
+
+void tdm__whole_free(tdm_t *t) {
+  free(t->hashes.slot);
+  memset(&t->hashes, 0, sizeof(t->hashes));
+}
+
+size_t tdm__whole_batch(tdm_t *t, tdm_store_hash_t **out) {
+  size_t n = 0;
+  *out = NULL;
+  for (size_t i = 0; i < t->hashes.cap; i++)
+    n += t->hashes.slot[i].id != 0 && t->hashes.slot[i].id != REMOVED &&
+         t->hashes.slot[i].done;
+  if (n == 0 || (*out = malloc(n * sizeof(**out))) == NULL)
+    return 0;
+  n = 0;
+  for (size_t i = 0; i < t->hashes.cap; i++) {
+    tdm_hashset_entry_t *e = &t->hashes.slot[i];
+    if (e->id != 0 && e->id != REMOVED && e->done) {
+      memcpy((*out)[n].hash, e->hash, 16);
+      (*out)[n++].file_id = e->id;
+    }
+  }
+  return n;
+}
+
+void tdm__whole_committed(tdm_t *t, int ok) {
+  /* Committed: the store answers for them now. Rolled back: the files are
+     looked at again (their processors' outputs were rolled back too). */
+  for (size_t i = 0; i < t->hashes.cap; i++) {
+    tdm_hashset_entry_t *e = &t->hashes.slot[i];
+    if (e->id != 0 && e->id != REMOVED && e->done)
+      e->id = REMOVED;
+  }
+  if (ok)
+    return;
+  for (size_t i = 0; i < t->files.n; i++) {
+    tdm_file_t *f = t->files.all[i];
+    if (f->dirty && (f->rec.state == TDM_FILE_DONE ||
+                     f->rec.state == TDM_FILE_DUPLICATE)) {
+      f->rec.state = TDM_FILE_PENDING;
+      f->rec.mtime_ns = -1;
+    }
+  }
+}
+
+/* ---- one file ----------------------------------------------------------- */
+
+void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->waiting != (unsigned)!!on) {
+    f->waiting = !!on;
+    t->n_waiting += on ? 1 : (size_t)-1;
+  }
+}
+
+#define set_waiting tdm__set_waiting
+
+static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->inflight != (unsigned)!!on) {
+    f->inflight = !!on;
+    t->n_inflight += on ? 1 : (size_t)-1;
+  }
+}
+
+void tdm__whole_forget(tdm_t *t, tdm_file_t *f) {
+  set_waiting(t, f, 0);
+  if (f->inflight)
+    hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
+  set_inflight(t, f, 0);
+}
+
+static int settled(const tdm_t *t, int64_t mtime) {
+  return tdm__wall_ns() - mtime >= (int64_t)t->opts.settle_ms * 1000000;
+}
+
+static void mark(tdm_t *t, tdm_file_t *f, tdm_file_state_t state) {
+  f->rec.state = state;
+  f->rec.updated_ns = tdm__wall_ns();
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+}
+
+static void fail(tdm_t *t, tdm_file_t *f, const char *msg, int32_t status) {
+  char q[PATH_MAX];
+  tdm__error(&t->log, "%s: %s", tdm__quote(f->path, q, sizeof(q)), msg);
+  tdm__file_set_error(f, msg);
+  f->rec.exit_status = status;
+  hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
+  set_inflight(t, f, 0);
+  f->pending_mask = 0;
+  t->stats.files_failed++;
+  mark(t, f, TDM_FILE_FAILED);
+  f->after = t->failed_dir != NULL;
+}
+
+static void done(tdm_t *t, tdm_file_t *f) {
+  tdm_hashset_entry_t *e = hs_find(&t->hashes, f->rec.content_hash);
+  char q[PATH_MAX];
+  if (e != NULL && e->id == f->rec.id)
+    e->done = 1;
+  set_inflight(t, f, 0);
+  f->rec.offset = f->pos = f->rec.size;
+  tdm__file_set_error(f, NULL);
+  f->rec.exit_status = 0;
+  t->stats.files_done++;
+  mark(t, f, TDM_FILE_DONE);
+  f->after = t->after_delete || t->done_dir != NULL;
+  tdm__debug(&t->log, "%s: done", tdm__quote(f->path, q, sizeof(q)));
+}
+
+static int hash_piece(void *arg, const char *buf, size_t n) {
+  XXH3_128bits_update(arg, buf, n);
+  return 0;
+}
+
+/* Stream the content of `fd` through XXH3-128 into canonical form; the
+   uncompressed content of a compressed file. */
+static int hash_file(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
+                     uint64_t size, uint8_t out[16]) {
+  XXH3_state_t *st = XXH3_createState();
+  XXH128_canonical_t c;
+  uint64_t off = 0;
+  int rc = 0;
+
+  if (st == NULL)
+    return -ENOMEM;
+  XXH3_128bits_reset(st);
+  if (kind != TDM_COMP_NONE) {
+    rc = tdm__zstream(t, path, fd, kind, hash_piece, st);
+    size = 0; /* done */
+  }
+  while (off < size) {
+    ssize_t n = pread(fd, t->buf, t->buf_cap, (off_t)off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      rc = n < 0 ? -errno : -ENODATA;
+      break;
+    }
+    XXH3_128bits_update(st, t->buf, (size_t)n);
+    off += (uint64_t)n;
+  }
+  XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+  memcpy(out, c.digest, 16);
+  XXH3_freeState(st);
+  return rc;
+}
+
+typedef struct zdeliver {
+  tdm_t *t;
+  tdm_file_t *f;
+  uint64_t off;
+} zdeliver_t;
+
+static int deliver_piece(void *arg, const char *buf, size_t n) {
+  zdeliver_t *z = arg;
+  tdm_chunk_t c;
+  int rc;
+
+  memset(&c, 0, sizeof(c));
+  c.size = (uint32_t)sizeof(c);
+  c.file_id = z->f->rec.id;
+  c.path = z->f->path;
+  c.offset = z->off;
+  c.data = buf;
+  c.len = n;
+  if ((rc = tdm__deliver(z->t, z->f, &c)) != 0)
+    return rc;
+  z->off += n;
+  z->t->stats.bytes += n;
+  z->t->stats.chunks++;
+  return 0;
+}
+
+/* The file's bytes (uncompressed) to every processor's process(). */
+static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
+  uint64_t off = 0;
+  if (kind != TDM_COMP_NONE) {
+    zdeliver_t z = {t, f, 0};
+    return tdm__zstream(t, f->path, fd, kind, deliver_piece, &z);
+  }
+  while (off < f->rec.size) {
+    tdm_chunk_t c;
+    ssize_t n = pread(fd, t->buf, t->buf_cap, (off_t)off);
+    int rc;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return n < 0 ? -errno : -ENODATA;
+    c.size = (uint32_t)sizeof(c);
+    c.file_id = f->rec.id;
+    c.path = f->path;
+    c.offset = off;
+    c.data = t->buf;
+    c.len = (size_t)n;
+    c.flags = 0;
+    if ((rc = tdm__deliver(t, f, &c)) != 0)
+      return rc;
+    off += (uint64_t)n;
+    t->stats.bytes += (uint64_t)n;
+    t->stats.chunks++;
+  }
+  return 0;
+}
+
+/* Find a file by id among those in flight. */
+static tdm_file_t *inflight_file(tdm_t *t, uint64_t id) {
+  for (size_t i = 0; i < t->files.n && t->n_inflight > 0; i++)
+    if (t->files.all[i]->inflight && t->files.all[i]->rec.id == id)
+      return t->files.all[i];
+  return NULL;
+}
+
+static void apply(tdm_t *t, size_t proc, const tdm_outcome_t *o) {
+  tdm_file_t *f = inflight_file(t, o->file_id);
+  char msg[TDM_MSG_MAX + 64];
+
+  if (f == NULL || !(f->pending_mask & (1ull << proc)))
+    return; /* forgotten meanwhile */
+  f->pending_mask &= ~(1ull << proc);
+  f->rec.attempts = o->attempts;
+  if (o->result != TDM_PROC_OK) {
+    snprintf(msg, sizeof(msg), "processor '%s' failed: %.*s", t->procs[proc].key,
+             TDM_MSG_MAX - 1, o->msg);
+    fail(t, f, msg, o->exit_status);
+    return;
+  }
+  f->rec.exit_status = o->exit_status;
+  if (f->pending_mask == 0)
+    done(t, f);
+}
+
+int tdm__whole_poll(tdm_t *t, int wait_ms) {
+  tdm_outcome_t out[16];
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    int n;
+    if (p->desc == NULL || !TDM_PROCESSOR_HAS(p->desc, poll))
+      continue;
+    while ((n = p->desc->poll(p->state, out, 16, wait_ms)) > 0) {
+      for (int k = 0; k < n; k++)
+        apply(t, i, &out[k]);
+      wait_ms = 0; /* got some: take the rest without waiting */
+    }
+  }
+  if (t->stop)
+    return TDM_ESTOPPED;
+  /* A long pass (hundreds of files through a few job slots) must not keep
+     what is done out of the store until it ends. */
+  return tdm__checkpoint_maybe(t);
+}
+
+/* Hand the complete file to every processor's file(). */
+static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
+  tdm_file_info_t info;
+
+  memset(&info, 0, sizeof(info));
+  info.size = sizeof(info);
+  info.file_id = f->rec.id;
+  info.path = f->path;
+  info.length = f->rec.size;
+  info.hash = f->rec.content_hash;
+  info.hash_hex = hex;
+  f->pending_mask = 0;
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    char msg[TDM_MSG_MAX] = "", err[TDM_MSG_MAX + 64];
+    int rc;
+
+    if (p->desc == NULL || !TDM_PROCESSOR_HAS(p->desc, file))
+      continue;
+    while ((rc = p->desc->file(p->state, &info, msg)) == TDM_PROC_RETRY) {
+      t->stats.proc_retries++;
+      if (tdm__whole_poll(t, RETRY_WAIT_MS) != 0)
+        return TDM_ESTOPPED; /* not recorded: handled again next time */
+      if (f->rec.state == TDM_FILE_FAILED)
+        return 0;
+    }
+    if (rc == TDM_PROC_PENDING) {
+      f->pending_mask |= 1ull << i;
+    } else if (rc != TDM_PROC_OK) {
+      msg[sizeof(msg) - 1] = '\0';
+      snprintf(err, sizeof(err), "processor '%s' failed%s%s", p->key,
+               msg[0] ? ": " : "", msg);
+      t->stats.proc_failures++;
+      fail(t, f, err, 0);
+      return 0;
+    }
+  }
+  f->rec.attempts = 1;
+  if (f->pending_mask != 0)
+    set_inflight(t, f, 1);
+  else
+    done(t, f);
+  return 0;
+}
+
+/*
+ * Has nobody the file open for writing? A read lease is granted only then
+ * (fcntl(2)); it is taken and dropped at once. Its break signal is set to
+ * SIGURG, ignored by default, so a writer opening the file in that instant
+ * cannot kill us. 0 when it cannot tell (not the owner without CAP_LEASE, a
+ * filesystem without leases): the settle time decides then.
+ */
+static int no_writers(int fd) {
+  if (fcntl(fd, F_SETSIG, SIGURG) != 0 || fcntl(fd, F_SETLEASE, F_RDLCK) != 0)
+    return 0;
+  (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+  return 1;
+}
+
+/* `f` looks complete: hash it and handle it. With `closed`, only if its
+   writers are gone. */
+static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
+  static const char hexd[] = "0123456789abcdef";
+  struct stat a, b;
+  uint8_t h[16];
+  char hex[33], q[PATH_MAX];
+  uint64_t other = 0;
+  tdm_hashset_entry_t *e;
+  tdm_comp_t kind = TDM_COMP_NONE;
+  int fd, rc;
+
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT && errno != ELOOP) {
+      tdm__warn(&t->log, "%s: cannot open: %s", tdm__quote(path, q, sizeof(q)),
+                strerror(errno));
+      t->stats.file_errors++;
+    }
+    return 0;
+  }
+  t->stats.files_opened++;
+  if (fstat(fd, &a) != 0 || (uint64_t)a.st_dev != f->rec.dev ||
+      (uint64_t)a.st_ino != f->rec.ino) {
+    close(fd); /* swapped under us: the next look sees the new one */
+    return 0;
+  }
+  if (closed && !no_writers(fd)) {
+    set_waiting(t, f, 1); /* another writer still has it: let it settle */
+    close(fd);
+    return 0;
+  }
+  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  if ((rc = tdm__zkind(t, fd, &kind)) == 0)
+    rc = hash_file(t, path, fd, kind, (uint64_t)a.st_size, h);
+  if (rc == -EBADMSG || rc == -EPIPE) { /* said and counted: until it changes */
+    f->rec.size = (uint64_t)a.st_size;
+    f->rec.mtime_ns = mtime_ns(&a);
+    tdm__file_set_error(f, rc == -EBADMSG ? "corrupt compressed data"
+                                          : "truncated compressed data");
+    f->dirty = 1;
+    t->need_checkpoint = 1;
+    close(fd);
+    return 0;
+  }
+  /* Still being written? Then it was not complete after all. */
+  if (rc != 0 || fstat(fd, &b) != 0 || b.st_size != a.st_size ||
+      mtime_ns(&b) != mtime_ns(&a)) {
+    if (rc != 0 && rc != -ENODATA) {
+      tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+                strerror(-rc));
+      t->stats.file_errors++;
+    }
+    f->rec.mtime_ns = -1; /* look again */
+    set_waiting(t, f, 1);
+    close(fd);
+    return 0;
+  }
+  f->rec.size = (uint64_t)a.st_size;
+  f->rec.mtime_ns = mtime_ns(&a);
+  for (int i = 0; i < 16; i++) {
+    hex[2 * i] = hexd[h[i] >> 4];
+    hex[2 * i + 1] = hexd[h[i] & 15];
+  }
+  hex[32] = '\0';
+
+  if (f->rec.state == TDM_FILE_DONE && memcmp(f->rec.content_hash, h, 16) == 0) {
+    close(fd); /* touched, not changed */
+    f->dirty = 1;
+    t->need_checkpoint = 1;
+    return 0;
+  }
+  e = hs_find(&t->hashes, h);
+  if (e != NULL)
+    other = e->id;
+  else if ((rc = tdm_store_find_hash(t->store, h, &other)) != 0 && rc != -ENOENT) {
+    close(fd);
+    return rc;
+  }
+  memcpy(f->rec.content_hash, h, 16);
+  if (other != 0 && other != f->rec.id) {
+    tdm_file_t *o = NULL;
+    for (size_t i = 0; i < t->files.n && o == NULL; i++)
+      if (t->files.all[i]->rec.id == other)
+        o = t->files.all[i];
+    tdm__warn(&t->log, "%s: duplicate of %s: skipped",
+              tdm__quote(path, q, sizeof(q)), o ? o->path : "a file handled before");
+    f->rec.dup_of = other;
+    f->rec.offset = f->pos = f->rec.size;
+    t->stats.duplicates++;
+    mark(t, f, TDM_FILE_DUPLICATE);
+    f->after = t->after_delete || t->done_dir != NULL;
+    close(fd);
+    return 0;
+  }
+  f->rec.dup_of = 0;
+  if ((rc = hs_put(&t->hashes, h, f->rec.id)) != 0) {
+    close(fd);
+    return rc;
+  }
+  set_inflight(t, f, 1); /* so that a failure takes its hash back */
+  rc = deliver_content(t, f, fd, kind);
+  close(fd);
+  if (rc == TDM_ESTOPPED) {
+    tdm__whole_forget(t, f); /* not recorded: handled again next time */
+    return rc;
+  }
+  if (rc == TDM_EPROC) { /* tdm__deliver marked it failed and said why */
+    hs_remove(&t->hashes, h, f->rec.id);
+    set_inflight(t, f, 0);
+    f->rec.attempts = 1;
+    t->stats.files_failed++;
+    return 0;
+  }
+  if (rc != 0) {
+    tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+              strerror(-rc));
+    t->stats.file_errors++;
+    tdm__whole_forget(t, f);
+    f->rec.mtime_ns = -1;
+    return 0;
+  }
+  set_inflight(t, f, 0);
+  return hand_over(t, f, hex);
+}
+
+int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
+                    unsigned hints) {
+  tdm_file_t *f;
+  char q[PATH_MAX];
+  int rc;
+
+  if (t->stop)
+    return TDM_ESTOPPED;
+  t->stats.files_seen++;
+  f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
+                         (uint64_t)lst->st_ino);
+  if (f == NULL) {
+    tdm_file_rec_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.id = t->next_id++;
+    rec.dev = (uint64_t)lst->st_dev;
+    rec.ino = (uint64_t)lst->st_ino;
+    rec.path = path;
+    rec.state = TDM_FILE_PENDING;
+    rec.size = (uint64_t)lst->st_size;
+    rec.mtime_ns = -1; /* never looked at completely */
+    rec.first_seen_ns = tdm__wall_ns();
+    if ((f = tdm__filetable_add(&t->files, &rec)) == NULL)
+      return -ENOMEM;
+    f->dirty = 1;
+    t->need_checkpoint = 1;
+    t->stats.files_new++;
+  } else {
+    f->seen = 1;
+    if (tdm__file_seen_at(t, f, path) != 0)
+      return -ENOMEM;
+    if (f->inflight)
+      return 0; /* its outcome is awaited */
+    if ((uint64_t)lst->st_size == f->rec.size &&
+        mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_PENDING)
+      return 0; /* done, duplicate or failed, and unchanged */
+    if (f->rec.state != TDM_FILE_PENDING) {
+      tdm__info(&t->log, "%s: changed since it was handled: a new version",
+                tdm__quote(path, q, sizeof(q)));
+      f->rec.state = TDM_FILE_PENDING;
+      f->dirty = 1;
+      t->need_checkpoint = 1;
+    }
+  }
+  f->seen = 1;
+  if (!(hints & (TDM_HINT_COMPLETE | TDM_HINT_CLOSED)) &&
+      !settled(t, mtime_ns(lst))) {
+    set_waiting(t, f, 1);
+    return 0;
+  }
+  set_waiting(t, f, 0);
+  rc = complete(t, f, path,
+                !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
+  return rc != 0 ? rc : tdm__checkpoint_maybe(t);
+}
+
+int tdm__whole_recheck(tdm_t *t) {
+  for (size_t i = 0; i < t->files.n && t->n_waiting > 0;) {
+    tdm_file_t *f = t->files.all[i];
+    size_t before = t->files.n;
+    struct stat st;
+    int rc = 0;
+
+    if (f->waiting) {
+      if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
+        rc = tdm__look(t, f->path, &st, 0);
+      else
+        set_waiting(t, f, 0); /* gone: the next sweep forgets it */
+      if (rc < 0)
+        return rc;
+    }
+    if (t->files.n == before)
+      i++;
+  }
+  return 0;
+}
+
+uint64_t tdm__whole_next_settle_ms(const tdm_t *t) {
+  int64_t now = tdm__wall_ns(), first = INT64_MAX;
+  for (size_t i = 0; i < t->files.n; i++) {
+    const tdm_file_t *f = t->files.all[i];
+    struct stat st;
+    if (!f->waiting || lstat(f->path, &st) != 0)
+      continue;
+    int64_t left = mtime_ns(&st) + (int64_t)t->opts.settle_ms * 1000000 - now;
+    if (left < first)
+      first = left;
+  }
+  if (first == INT64_MAX)
+    return 0;
+  return first <= 0 ? 1 : (uint64_t)(first / 1000000) + 1;
+}

@@ -1,0 +1,315 @@
+/*
+ * tidemark.h: the embeddable library behind the `tidemark` command.
+ *
+ * tidemark hands processors the bytes of files they have not seen before and
+ * remembers, per file, how far it got (a bookmark) in an LMDB state store.
+ *
+ *     tdm_options_t o;
+ *     tdm_t *t;
+ *     tdm_options_init(&o);
+ *     o.state_dir = "/var/lib/myapp/tidemark";
+ *     if (tdm_open(&o, &t) == 0 &&
+ *         tdm_add_source(t, "/var/log/myapp") == 0 &&
+ *         tdm_add_callback(t, "mine", on_chunk, ctx) == 0)
+ *       rc = tdm_run_once(t);
+ *     tdm_close(t);
+ *
+ * Conventions (libuv's): functions return 0 or a negative error code, either
+ * -errno or a TDM_E* code below; tdm_strerror() names it. Whenever a function
+ * fails it has already logged a message naming the file or option concerned
+ * through the log callback (stderr by default). Strings passed in are copied
+ * unless said otherwise.
+ */
+#ifndef TIDEMARK_H
+#define TIDEMARK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tidemark/processor.h"
+#include "tidemark/version.h" /* generated from CMake's project(VERSION) */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Marks what libtidemark.so exports; everything else is built hidden. */
+#if defined(__GNUC__) && defined(TDM_BUILDING_LIBRARY)
+#define TDM_EXTERN __attribute__((visibility("default")))
+#else
+#define TDM_EXTERN
+#endif
+
+/* Error codes beside -errno. XX(name, message). */
+#define TDM_ERRNO_MAP(XX)                                                   \
+  XX(EUSAGE, -4001, "bad usage or configuration")                          \
+  XX(ESTATE, -4002, "state store is corrupt or of an unknown schema")      \
+  XX(ELOCKED, -4003, "state directory is in use by another writer")        \
+  XX(ESTORE, -4004, "state store error")                                   \
+  XX(EPROC, -4005, "processor failed")                                     \
+  XX(EABI, -4006, "plugin is not a compatible tidemark processor")         \
+  XX(EPARTIAL, -4007, "some files could not be processed")                 \
+  XX(ESTOPPED, -4008, "stopped before the work was done")
+
+typedef enum tdm_errno {
+#define TDM_XX_(name, val, msg) TDM_##name = (val),
+  TDM_ERRNO_MAP(TDM_XX_)
+#undef TDM_XX_
+  TDM_ERRNO_MAX_ = -4000
+} tdm_errno_t;
+
+/* A static message for `err` (a TDM_E* code or a negative errno). Cannot
+   fail: an unknown code gives "unknown error". */
+TDM_EXTERN const char *tdm_strerror(int err);
+/* A static name for `err`, e.g. "ELOCKED", "ENOENT". Cannot fail. */
+TDM_EXTERN const char *tdm_err_name(int err);
+
+/* The library's version, TDM_VERSION_STRING as it was built (a program may
+   have been compiled against another header). Static; cannot fail. */
+TDM_EXTERN const char *tdm_version(void);
+
+/* Log levels. */
+typedef enum tdm_log_level {
+  TDM_LOG_ERROR = 0,
+  TDM_LOG_WARN = 1,
+  TDM_LOG_INFO = 2,  /* the default threshold: start/stop lines, warnings */
+  TDM_LOG_DEBUG = 3
+} tdm_log_level_t;
+
+/*
+ * A log sink. `msg` is one line without a trailing newline, valid only for the
+ * call. Called from the thread that hit the event: the caller's in tdm_open,
+ * tdm_add_source and the like, tdm_run_once and tdm_close; after tdm_start()
+ * also the loop thread and libuv's pool threads (one at a time, never
+ * concurrently for one tdm_t). `log_arg` must live until tdm_close() returns.
+ */
+typedef void (*tdm_log_cb)(void *arg, tdm_log_level_t level, const char *msg);
+
+/* Records (SPEC: --records). */
+typedef enum tdm_records {
+  TDM_RECORDS_LINES = 0,
+  TDM_RECORDS_BYTES = 1
+} tdm_records_t;
+
+/* Compressed files (SPEC: --decompress). */
+typedef enum tdm_decompress {
+  TDM_DECOMPRESS_AUTO = 0,  /* gzip / zstd by their magic bytes */
+  TDM_DECOMPRESS_NEVER = 1  /* every file is read as it is */
+} tdm_decompress_t;
+
+/*
+ * Everything configurable. Initialise with tdm_options_init(), then set what
+ * you need. tdm_open() copies what it keeps; the caller owns the strings,
+ * which need live only during tdm_open().
+ *
+ * Fields are only ever appended. `size` is sizeof(tdm_options_t) as the
+ * caller was compiled, set by tdm_options_init(): a program built against an
+ * older header passes a smaller struct, and the fields it does not have take
+ * their defaults.
+ */
+typedef struct tdm_options {
+  uint32_t size;                   /* set by tdm_options_init() */
+  const char *state_dir;           /* required */
+  tdm_mode_t mode;                 /* TDM_MODE_TAIL */
+  tdm_records_t records;           /* TDM_RECORDS_LINES */
+  const char *const *include;      /* globs; none: every non-hidden file */
+  size_t n_include;
+  const char *const *exclude;
+  size_t n_exclude;
+  int recursive;                   /* 1 */
+  int from_end;                    /* 0 */
+  uint64_t max_record;             /* 1 MiB */
+  uint32_t settle_ms;              /* 1000 */
+  uint32_t checkpoint_ms;          /* 1000 */
+  uint32_t poll_ms;                /* 0: inotify */
+  const char *plugin_dir;          /* NULL: no plugins */
+  tdm_log_level_t log_level;       /* TDM_LOG_INFO */
+  tdm_log_cb log_cb;               /* NULL: stderr, "tidemark: level: msg" */
+  void *log_arg;
+  /* 0.2, Records (appended) */
+  tdm_decompress_t decompress;     /* TDM_DECOMPRESS_AUTO */
+  const char *multiline_start;     /* POSIX ERE; NULL: a record is a line */
+  uint32_t multiline_timeout_ms;   /* 1000 */
+  const char *on_done;             /* whole: NULL, "delete" or "move:DIR" */
+  const char *on_failed;           /* whole: NULL or "move:DIR" */
+} tdm_options_t;
+
+/* The 0.2 layout: the smallest `size` tdm_open() accepts. */
+#define TDM_OPTIONS_SIZE_V1 (offsetof(tdm_options_t, log_arg) + sizeof(void *))
+
+/* Set every field to its default and `size` to sizeof(tdm_options_t). */
+TDM_EXTERN void tdm_options_init(tdm_options_t *o);
+
+/* Limits the options are checked against (tdm_open refuses others). */
+#define TDM_MAX_RECORD_MIN 64u
+#define TDM_MAX_RECORD_MAX (256u << 20)
+
+typedef struct tdm_s tdm_t;
+
+/*
+ * Open the state directory (created if missing), take its writer lock and
+ * load the registry of processors (built-ins and `plugin_dir`).
+ * On success *out owns all of it until tdm_close(); on error *out is
+ * untouched and nothing stays open. Errors: TDM_EUSAGE (a bad option, or
+ * o->size smaller than TDM_OPTIONS_SIZE_V1), TDM_ELOCKED (another writer),
+ * TDM_ESTATE (corrupt or newer store), TDM_ESTORE (LMDB failed), TDM_EABI (a
+ * plugin in plugin_dir), -ENOMEM, -errno of the state directory (-EACCES,
+ * -ENOTDIR, ...).
+ */
+TDM_EXTERN int tdm_open(const tdm_options_t *o, tdm_t **out);
+
+/*
+ * Watch/scan `dir` (must exist and be a directory; a symlink to one is
+ * followed; copied). May be called several times, before running; adding a
+ * directory twice is a no-op. Errors: -ENOENT, -EACCES, ... (the directory
+ * cannot be resolved), -ENOTDIR, -ENOMEM.
+ */
+TDM_EXTERN int tdm_add_source(tdm_t *t, const char *dir);
+
+/*
+ * Add a processor by spec, `NAME` or `NAME:key=value,key=value` (a comma that
+ * is not followed by `key=` belongs to the value; copied). The processor is
+ * opened at once with the restore blob its spec last committed. Call before
+ * running. Errors: TDM_EUSAGE (a malformed spec, an unknown name, the same
+ * spec twice, more than 64 processors, or a processor that refused to open:
+ * a bad or missing parameter, an output it cannot create — all logged,
+ * naming the spec), TDM_ESTORE (its blob could not be read), -ENOMEM.
+ */
+TDM_EXTERN int tdm_add_processor(tdm_t *t, const char *spec);
+
+/*
+ * A processor that is a plain C callback, called for each chunk; `chunk` and
+ * what it points to are valid only during the call. Return TDM_PROC_OK,
+ * TDM_PROC_RETRY or TDM_PROC_FAIL. It runs on the thread doing the work:
+ * the caller's in tdm_run_once(), one of libuv's pool threads after
+ * tdm_start()/tdm_run() (never two calls at once). `name` (copied)
+ * identifies it in logs and stats; `arg` is the caller's and must live until
+ * tdm_close() returns. Errors: TDM_EUSAGE (no name or function, a name given
+ * twice, more than 64 processors), -ENOMEM.
+ */
+typedef int (*tdm_chunk_cb)(void *arg, const tdm_chunk_t *chunk);
+TDM_EXTERN int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb,
+                                void *arg);
+
+/*
+ * Process every file under the sources up to its current end, checkpoint,
+ * and return; runs on the calling thread. Returns 0 when everything was
+ * handed over, TDM_EPARTIAL when some file or source could not be (each one
+ * logged and counted), TDM_EPROC when a processor failed (the bookmark stays
+ * before the chunk it failed), TDM_ESTOPPED when tdm_stop() interrupted it (a
+ * final checkpoint was made), TDM_ESTORE when a checkpoint failed (nothing
+ * was recorded past the last good one), TDM_EUSAGE (no source or no
+ * processor), -EBUSY when the tdm_t is started, -ENOMEM.
+ */
+TDM_EXTERN int tdm_run_once(tdm_t *t);
+
+/*
+ * Ask a running tdm_run_once(), tdm_run() or started tdm_t to make a final
+ * checkpoint and stop. Async-signal-safe; may be called from any thread.
+ * Cannot fail.
+ */
+TDM_EXTERN void tdm_stop(tdm_t *t);
+
+/* ---- live watching ------------------------------------------------------ */
+
+struct uv_loop_s; /* libuv's uv_loop_t */
+
+/*
+ * Called on the loop thread once a started tdm_t has stopped: every handle it
+ * put on the loop is closed, the final checkpoint is done. `status` is 0 or
+ * the error that stopped it. The tdm_t may be closed from inside the call.
+ */
+typedef void (*tdm_stopped_cb)(tdm_t *t, int status, void *arg);
+
+/*
+ * Start watching the sources on the host's `loop`: an inotify descriptor of
+ * tidemark's own (one watch per directory; overflow, IN_CLOSE_WRITE and
+ * renames seen) or, with options.poll_ms, a stat scan on a timer. The work
+ * (scans, reads, processors, checkpoints) runs on libuv's thread pool, one
+ * work item at a time; the loop thread only takes events. Returns at once;
+ * the loop must then run. Stop with tdm_stop(): `cb` is called when done.
+ * The host must not close `loop` before that; `arg` must live until then.
+ * When tdm_start returns an error, `cb` is never called. Errors: -EBUSY
+ * (already started), TDM_EUSAGE (no source or no processor), -ENOMEM, or a
+ * libuv error as -errno. When the kernel refuses an inotify instance
+ * (fs.inotify.max_user_instances) it says so and polls instead.
+ */
+TDM_EXTERN int tdm_start(tdm_t *t, struct uv_loop_s *loop, tdm_stopped_cb cb,
+                         void *arg);
+
+/*
+ * tdm_start() on a loop of tidemark's own, run on the calling thread until
+ * tdm_stop(). Returns 0 after a clean final checkpoint, else the error that
+ * stopped it: tdm_start's errors, or what ended the worker (TDM_ESTORE: a
+ * checkpoint failed; -ENOMEM).
+ */
+TDM_EXTERN int tdm_run(tdm_t *t);
+
+/*
+ * Ask a started tdm_t to compare everything on disk with the store (SIGHUP).
+ * Async-signal-safe; may be called from any thread. Cannot fail; a tdm_t that
+ * is not started ignores it.
+ */
+TDM_EXTERN void tdm_rescan(tdm_t *t);
+
+/*
+ * Counters since tdm_open(). Fields are only ever appended: `size` is
+ * sizeof(tdm_stats_t) as the caller was compiled (tdm_stats_init sets it),
+ * and tdm_get_stats fills only what it covers.
+ */
+typedef struct tdm_stats {
+  uint32_t size;              /* set by tdm_stats_init() */
+  uint64_t files_seen;        /* files examined by scans */
+  uint64_t files_opened;      /* files opened (unchanged ones are not) */
+  uint64_t files_new;         /* files tracked for the first time */
+  uint64_t bytes;             /* bytes handed to the processors */
+  uint64_t chunks;
+  uint64_t pieces;            /* records over --max-record cut into pieces */
+  uint64_t truncations;       /* files found truncated (restarted at 0) */
+  uint64_t rewrites;          /* files found rewritten in place / inode reused */
+  uint64_t skipped_special;   /* FIFOs, sockets, devices passed over */
+  uint64_t file_errors;       /* files that could not be read */
+  uint64_t proc_failures;     /* chunks a processor failed */
+  uint64_t proc_retries;      /* times a processor asked to retry */
+  uint64_t checkpoints;
+  uint64_t checkpoint_errors;
+  uint64_t rescans;           /* reconcile scans (overflow, SIGHUP, timer) */
+  uint64_t overflows;         /* inotify queue overflows */
+  uint64_t watches;           /* directories watched now */
+  uint64_t polled_dirs;       /* directories polled: watch limit reached */
+  uint64_t files_done;        /* whole: complete files handled */
+  uint64_t duplicates;        /* whole: complete files skipped as duplicates */
+  uint64_t files_failed;      /* whole: files a processor failed */
+  uint64_t files_tracked;     /* files in the store now */
+  /* 0.2, Records (appended) */
+  uint64_t compressed_files;  /* compressed files read (tail) or hashed */
+  uint64_t compressed_errors; /* corrupt or truncated compressed data */
+  uint64_t compressed_resumed;/* compressed files that continued the
+                                 bookmark of a file tracked before */
+  uint64_t files_moved;       /* whole: moved by --on-done/--on-failed */
+  uint64_t files_deleted;     /* whole: deleted by --on-done delete */
+  uint64_t after_errors;      /* whole: a move/delete that failed */
+} tdm_stats_t;
+
+/* Zero every counter and set `size` to sizeof(tdm_stats_t). */
+TDM_EXTERN void tdm_stats_init(tdm_stats_t *s);
+
+/*
+ * Copy the counters into `out`, up to out->size bytes (call tdm_stats_init
+ * first). While a started tdm_t runs, call it only from its stopped_cb or
+ * after (the worker updates the counters without locks). Cannot fail.
+ */
+TDM_EXTERN void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);
+
+/*
+ * Final checkpoint (if anything is pending), close processors, release the
+ * lock and the store. Accepts NULL. Cannot fail (failures are logged). A
+ * started tdm_t must have stopped first (its stopped_cb was called, or
+ * tdm_run returned).
+ */
+TDM_EXTERN void tdm_close(tdm_t *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TIDEMARK_H */

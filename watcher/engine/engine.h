@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "core/filetable.h"
 #include "core/filter.h"
+#include "core/framing.h"
 #include "engine/chain.h"
 #include "engine/whole.h"
 #include "registry.h"
@@ -84,6 +85,10 @@ struct tdm_s {
   int after_delete;       /* --on-done delete */
   char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
   char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
+  tdm_ends_t ends;        /* multiline: the record ends of the last cut */
+  int ml_flush;           /* multiline: the file has been quiet for
+                             --multiline-timeout-ms: its last record is
+                             complete (set for each read) */
 };
 
 /* Check that a pass can run and allocate the read buffer. */

@@ -265,6 +265,10 @@ static int read_file(tdm_t *t, tdm_file_t *f, int fd, const struct stat *st) {
     end = f->pos + t->read_budget;
     more = 1;
   }
+  /* Multiline: the last record is complete once the file has been quiet
+     for --multiline-timeout-ms. */
+  t->ml_flush = t->ml_on && tdm__wall_ns() - mtime_ns(st) >=
+                                (int64_t)t->opts.multiline_timeout_ms * 1000000;
   rc = tdm__read(t, f, fd, end);
   f->active_ms = tdm__now_ms();
   tdm__set_ready(t, f, rc == 0 && more);
@@ -273,6 +277,14 @@ static int read_file(tdm_t *t, tdm_file_t *f, int fd, const struct stat *st) {
     f->rec.mtime_ns = mtime_ns(st);
     f->dirty = 1;
     t->need_checkpoint = 1;
+    if (t->ml_on) {
+      /* A record still open: looked at again at each tick (run) until a
+         start line follows it or the timeout completes it. */
+      int open_record = f->pos < (uint64_t)st->st_size;
+      tdm__set_waiting(t, f, open_record);
+      if (open_record)
+        f->rec.mtime_ns = -1;
+    }
   }
   return rc;
 }
@@ -407,7 +419,9 @@ int tdm__drain(tdm_t *t, tdm_file_t *f) {
   if ((uint64_t)st.st_size != before)
     f->grown_ms = tdm__now_ms();
   if (rc == 0 && !f->ready && st.st_nlink == 0 &&
-      tdm__now_ms() - f->grown_ms >= ORPHAN_GRACE_MS) {
+      tdm__now_ms() - f->grown_ms >=
+          (t->ml_on && t->opts.multiline_timeout_ms > ORPHAN_GRACE_MS
+               ? t->opts.multiline_timeout_ms : ORPHAN_GRACE_MS)) {
     char q[PATH_MAX];
     if (f->pos < (uint64_t)st.st_size)
       tdm__warn(&t->log, "%s: deleted; its unfinished last line (%llu bytes, "

@@ -46,6 +46,9 @@ int tdm__records_open(tdm_t *t, const tdm_options_t *o) {
       return TDM_EUSAGE;
     }
     t->ml_on = 1;
+    t->ends.cap = 256;
+    if ((t->ends.v = malloc(t->ends.cap * sizeof(*t->ends.v))) == NULL)
+      return -ENOMEM;
     if (o->records == TDM_RECORDS_BYTES) {
       tdm__error(&t->log, "--multiline-start: needs --records lines");
       return TDM_EUSAGE;
@@ -109,6 +112,8 @@ void tdm__records_free(tdm_t *t) {
   t->ml_on = 0;
   free((char *)t->opts.multiline_start);
   t->opts.multiline_start = NULL;
+  free(t->ends.v);
+  memset(&t->ends, 0, sizeof(t->ends));
   free(t->done_dir);
   free(t->failed_dir);
   t->done_dir = t->failed_dir = NULL;

@@ -284,6 +284,7 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
       continue;
     if (n <= 0)
       return n < 0 ? -errno : -ENODATA;
+    memset(&c, 0, sizeof(c));
     c.size = (uint32_t)sizeof(c);
     c.file_id = f->rec.id;
     c.path = f->path;

@@ -283,16 +283,34 @@ static int zread(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind,
     }
     if (have == 0)
       break;
-    cut = tdm__frame(t->buf, have, t->buf_cap, t->opts.records,
-                     t->opts.max_record, &piece);
+    memset(&c, 0, sizeof(c));
+    if (t->ml_on) {
+      cut = tdm__frame_records(t->buf, have, t->buf_cap, t->opts.max_record,
+                               &t->ml_re, eof && err == 0, &t->ends, &piece);
+      if (cut == (size_t)-1) {
+        rc = -ENOMEM;
+        break;
+      }
+    } else {
+      cut = tdm__frame(t->buf, have, t->buf_cap, t->opts.records,
+                       t->opts.max_record, &piece);
+    }
     if (cut == 0) {
       if (!eof)
         continue;
       if (err != 0)
         break; /* the bookmark stays at the last whole record */
-      cut = have;
+      cut = have; /* the last record, without its newline */
+      t->ends.n = 0;
+      if (t->ml_on && t->ends.cap > 0) {
+        t->ends.v[0] = (uint32_t)have;
+        t->ends.n = 1;
+      }
     }
-    memset(&c, 0, sizeof(c));
+    if (t->ml_on) {
+      c.record_ends = t->ends.v;
+      c.n_records = t->ends.n;
+    }
     c.size = (uint32_t)sizeof(c);
     c.file_id = f->rec.id;
     c.path = f->path;

@@ -127,7 +127,8 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
     if ((rc = tdm__checkpoint_maybe(t)) != 0)
       return rc;
     if (cut < (size_t)n && (size_t)n < t->buf_cap && f->pos + (n - cut) >= end &&
-        (t->opts.max_record >= t->buf_cap || t->ml_on))
-      return 0; /* what is left up to `end` is a partial line (record) */
+        t->opts.max_record >= t->buf_cap && !t->ml_on)
+      return 0; /* what is left up to `end` is a partial line (multiline:
+                   the next frame says whether the rest is one open record) */
   }
 }

@@ -138,9 +138,9 @@ TEST(multiline_flush_completes_the_last_record) {
   tdm_ends_t e = {0};
   int piece;
   const char *s = "E 1\n at a\nE 2\n at b\npartial";
-  ASSERT_EQ(mframe(s, 1024, 1024, 1, &e, &piece), 19);
+  ASSERT_EQ(mframe(s, 1024, 1024, 1, &e, &piece), 20);
   ASSERT_EQ(e.n, 2);
-  ASSERT_EQ(e.v[1], 19); /* the partial line is no part of it */
+  ASSERT_EQ(e.v[1], 20); /* the partial line is no part of it */
   ASSERT_EQ(mframe("E 1\n at a\n", 1024, 1024, 0, &e, &piece), 0);
   free(e.v);
 }

@@ -133,7 +133,7 @@ TEST(builtins) {
 }
 
 TEST(refuse_bad_abi) {
-  expect_refused("bad_abi", "ABI version 999", "expected 1");
+  expect_refused("bad_abi", "ABI version 999", "expected 2");
 }
 
 TEST(refuse_too_small) {
@@ -239,7 +239,7 @@ TEST(add_refusals) {
   bad = d;
   bad.abi_version = TDM_PROCESSOR_ABI_VERSION + 1;
   ASSERT_EQ(tdm_registry_add(r, &bad, "unit-test"), TDM_EABI);
-  ASSERT_LOGGED("unit-test", "ABI version 2", "expected 1");
+  ASSERT_LOGGED("unit-test", "ABI version 3", "expected 2");
 
   bad = d;
   bad.size = (uint32_t)TDM_PROCESSOR_SIZE_V1 - 1;

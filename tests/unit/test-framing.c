@@ -132,6 +132,7 @@ TEST(multiline_whole_records_only) {
   ASSERT_EQ(e.v[0], 16);
   ASSERT_EQ(e.v[1], 20);
   free(e.v);
+  free(e.line);
 }
 
 TEST(multiline_flush_completes_the_last_record) {
@@ -143,6 +144,7 @@ TEST(multiline_flush_completes_the_last_record) {
   ASSERT_EQ(e.v[1], 20); /* the partial line is no part of it */
   ASSERT_EQ(mframe("E 1\n at a\n", 1024, 1024, 0, &e, &piece), 0);
   free(e.v);
+  free(e.line);
 }
 
 TEST(multiline_long_record_in_pieces_after_whole_ones) {
@@ -157,6 +159,7 @@ TEST(multiline_long_record_in_pieces_after_whole_ones) {
   ASSERT_EQ(piece, 1);
   ASSERT_EQ(e.n, 0);
   free(e.v);
+  free(e.line);
 }
 
 TEST(multiline_first_lines_without_start_are_one_record) {
@@ -166,4 +169,5 @@ TEST(multiline_first_lines_without_start_are_one_record) {
   ASSERT_EQ(e.n, 1);
   ASSERT_EQ(e.v[0], 4);
   free(e.v);
+  free(e.line);
 }

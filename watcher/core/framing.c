@@ -67,12 +67,22 @@ static int push_end(tdm_ends_t *e, size_t off) {
   return 0;
 }
 
-/* Does the line [p, p+len) (without its '\n') start a record? */
-static int starts(const regex_t *re, const char *p, size_t len) {
-  regmatch_t m[1];
-  m[0].rm_so = 0;
-  m[0].rm_eo = (regoff_t)len;
-  return regexec(re, p, 1, m, REG_STARTEND) == 0;
+/* Does the line [p, p+len) (without its '\n') start a record? 1 yes, 0 no,
+   -1 out of memory. Matched on a NUL-terminated copy (only as much of a
+   long line as a start line can be told by: its first 4 KiB). */
+static int starts(const regex_t *re, tdm_ends_t *e, const char *p, size_t len) {
+  if (len > 4096)
+    len = 4096;
+  if (len + 1 > e->line_cap) {
+    char *l = realloc(e->line, 4097);
+    if (l == NULL)
+      return -1;
+    e->line = l;
+    e->line_cap = 4097;
+  }
+  memcpy(e->line, p, len);
+  e->line[len] = '\0';
+  return regexec(re, e->line, 0, NULL, 0) == 0;
 }
 
 /* A piece of the over-long record at the start of buf. */
@@ -96,10 +106,12 @@ size_t tdm__frame_records(const char *buf, size_t n, size_t cap,
     if (nl == NULL)
       break;
     line_end = (size_t)(nl - buf) + 1;
-    if (pos > start && starts(re, buf + pos, line_end - 1 - pos)) {
-      if (push_end(ends, pos) != 0)
+    if (pos > start) {
+      int s = starts(re, ends, buf + pos, line_end - 1 - pos);
+      if (s < 0 || (s == 1 && push_end(ends, pos) != 0))
         return (size_t)-1;
-      cut = start = pos;
+      if (s == 1)
+        cut = start = pos;
     }
     if (line_end - start > max_record) { /* the current record is too long */
       if (cut > 0)

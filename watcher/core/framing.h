@@ -21,10 +21,14 @@ size_t tdm__frame(const char *buf, size_t n, size_t cap, tdm_records_t records,
                   size_t max_record, int *piece);
 
 /* Where the records of one multiline cut end (end offsets in the buffer,
-   exclusive, ascending). Owned by the caller; tdm__frame_records grows it. */
+   exclusive, ascending), and a scratch copy of the line being matched
+   (regexec wants a C string). Owned by the caller (free v and line);
+   tdm__frame_records grows them. */
 typedef struct tdm_ends {
   uint32_t *v;
   size_t n, cap;
+  char *line;
+  size_t line_cap;
 } tdm_ends_t;
 
 /*

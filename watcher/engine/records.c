@@ -113,6 +113,7 @@ void tdm__records_free(tdm_t *t) {
   free((char *)t->opts.multiline_start);
   t->opts.multiline_start = NULL;
   free(t->ends.v);
+  free(t->ends.line);
   memset(&t->ends, 0, sizeof(t->ends));
   free(t->done_dir);
   free(t->failed_dir);

@@ -351,6 +351,50 @@ int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg) {
   return 0;
 }
 
+int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
+                           const char *key, void *ctx) {
+  tdm_proc_t *p;
+  int rc;
+
+  if (desc == NULL || key == NULL || key[0] == '\0') {
+    tdm__error(&t->log, "host processor: a descriptor and a key are required");
+    return TDM_EUSAGE;
+  }
+  /* Only abi_version and size may be read before these checks pass. */
+  if (desc->abi_version != TDM_PROCESSOR_ABI_VERSION ||
+      desc->size < TDM_PROCESSOR_SIZE_V1) {
+    tdm__error(&t->log, "processor '%s': descriptor has ABI version %u and "
+               "size %u; this library needs version %u and at least %zu",
+               key, (unsigned)desc->abi_version, (unsigned)desc->size,
+               (unsigned)TDM_PROCESSOR_ABI_VERSION,
+               (size_t)TDM_PROCESSOR_SIZE_V1);
+    return TDM_EABI;
+  }
+  if (desc->process == NULL) {
+    tdm__error(&t->log, "processor '%s': descriptor has no process()", key);
+    return TDM_EABI;
+  }
+  if ((p = new_proc(t, key)) == NULL)
+    return TDM_EUSAGE;
+  p->desc = desc;
+  p->ctx = ctx;
+  rc = tdm_store_get_blob(t->store, key, p->blob, sizeof(p->blob),
+                          &p->blob_len);
+  if (rc != 0)
+    goto err;
+  if (tdm__proc_open(t, p) != 0) {
+    rc = TDM_EPROC;
+    goto err;
+  }
+  t->n_procs++;
+  t->need_checkpoint = 1; /* record its first restore point before any data */
+  return 0;
+
+err:
+  free(p->key);
+  return rc;
+}
+
 /* ---- one pass ----------------------------------------------------------- */
 
 /*

@@ -119,7 +119,8 @@ static void look_now(rows *r) {
 /*
  * Check that `dir` holds a state store before opening it (opening a writer
  * would create one; a reader would fail with a less helpful message).
- * Returns 0, or 1 after printing why not.
+ * Returns 0, or after printing why not -ENOENT (no state there), -ENOTDIR,
+ * -ENOMEM or the -errno of stat().
  */
 static int check_state(const char *dir) {
   char qb[1024];
@@ -129,59 +130,61 @@ static int check_state(const char *dir) {
 
   tdm__quote(dir, qb, sizeof(qb));
   if (stat(dir, &st) != 0) {
+    rc = errno == ENOTDIR ? -ENOENT : -errno;
     if (errno == ENOENT || errno == ENOTDIR)
       fprintf(stderr, "tidemark: error: no tidemark state in %s (no such "
                       "directory)\n", qb);
     else
       fprintf(stderr, "tidemark: error: state directory %s: %s\n", qb,
               strerror(errno));
-    return 1;
+    return rc;
   }
   if (!S_ISDIR(st.st_mode)) {
     fprintf(stderr, "tidemark: error: no tidemark state in %s (not a "
                     "directory)\n", qb);
-    return 1;
+    return -ENOTDIR;
   }
   if (asprintf(&mdb, "%s/data.mdb", dir) < 0) {
     fprintf(stderr, "tidemark: error: out of memory\n");
-    return 1;
+    return -ENOMEM;
   }
   if (stat(mdb, &st) != 0) {
+    rc = -errno;
     if (errno == ENOENT)
       fprintf(stderr, "tidemark: error: no tidemark state in %s\n", qb);
     else
       fprintf(stderr, "tidemark: error: state directory %s: %s\n", qb,
               strerror(errno));
-    rc = 1;
   }
   free(mdb);
   return rc;
 }
 
 /*
- * Open the store of c->state_dir (`flags` as tdm_store_open) and load every
- * record into `r`. Returns 0, or 1 after a message (the store's own, or ours).
+ * Open the store of `dir` (`flags` as tdm_store_open) and load every record
+ * into `r`. Returns 0, or a negative code after a message (the store's own,
+ * or ours).
  */
-static int open_and_load(const tdm_config_t *c, unsigned flags,
+static int open_and_load(const char *dir, unsigned flags,
                          const tdm__log_t *log, tdm_store_t **s, rows *r) {
   char qb[1024];
   int rc;
 
-  if (check_state(c->state_dir) != 0)
-    return 1;
-  rc = tdm_store_open(c->state_dir, flags, log, s);
+  if ((rc = check_state(dir)) != 0)
+    return rc;
+  rc = tdm_store_open(dir, flags, log, s);
   if (rc != 0) {
     /* The store has logged its message, naming the directory. */
     if (rc == -ENOENT)
       fprintf(stderr, "tidemark: error: no tidemark state in %s\n",
-              tdm__quote(c->state_dir, qb, sizeof(qb)));
-    return 1;
+              tdm__quote(dir, qb, sizeof(qb)));
+    return rc;
   }
   rc = tdm_store_load_files(*s, collect, r);
   if (rc != 0) {
     fprintf(stderr, "tidemark: error: reading the state in %s: %s\n",
-            tdm__quote(c->state_dir, qb, sizeof(qb)), tdm_strerror(rc));
-    return 1;
+            tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
+    return rc;
   }
   return 0;
 }
@@ -374,33 +377,64 @@ static int flush_out(FILE *out) {
   return 0;
 }
 
-int tdm__status_run(const tdm_config_t *c, FILE *out) {
-  tdm__log_t log = {c->options.log_level, NULL, NULL};
+/* status of `dir` on `out`, as JSON or a table. 0 or a negative code. */
+static int status_to(const char *dir, int json, tdm_log_level_t level,
+                     FILE *out) {
+  tdm__log_t log = {level, NULL, NULL};
   tdm_store_t *s = NULL;
   rows r = {NULL, 0, 0};
   char *abs = NULL;
   int64_t ckpt_ns;
-  int rc = 1;
+  int rc;
 
-  if (open_and_load(c, TDM_STORE_RDONLY, &log, &s, &r) != 0)
+  if ((rc = open_and_load(dir, TDM_STORE_RDONLY, &log, &s, &r)) != 0)
     goto out;
   ckpt_ns = tdm_store_checkpoint_ns(s);
   look_now(&r);
-  if (c->json) {
-    abs = realpath(c->state_dir, NULL);
+  if (json) {
+    abs = realpath(dir, NULL);
     if (abs == NULL)
-      abs = tdm__status_abspath(c->state_dir);
-    print_json(out, abs != NULL ? abs : c->state_dir, ckpt_ns, &r);
+      abs = tdm__status_abspath(dir);
+    print_json(out, abs != NULL ? abs : dir, ckpt_ns, &r);
   } else {
     print_text(out, ckpt_ns, &r);
   }
-  rc = flush_out(out);
 
 out:
   free(abs);
   rows_free(&r);
   tdm_store_close(s);
   return rc;
+}
+
+int tdm__status_run(const tdm_config_t *c, FILE *out) {
+  if (status_to(c->state_dir, c->json, c->options.log_level, out) != 0)
+    return 1;
+  return flush_out(out);
+}
+
+int tdm_status_json(const char *state_dir, char **json) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out;
+  int rc;
+
+  *json = NULL;
+  if ((out = open_memstream(&buf, &len)) == NULL)
+    return -ENOMEM;
+  rc = status_to(state_dir, 1, TDM_LOG_INFO, out);
+  if (fclose(out) != 0 && rc == 0)
+    rc = -ENOMEM;
+  if (rc != 0) {
+    free(buf);
+    return rc;
+  }
+  *json = buf;
+  return 0;
+}
+
+void tdm_free(void *p) {
+  free(p);
 }
 
 /* ---- reset --------------------------------------------------------------- */
@@ -535,53 +569,76 @@ static int forget_marked(tdm_store_t *s, const rows *r, size_t *forgotten) {
   return rc;
 }
 
-int tdm__status_reset(const tdm_config_t *c, FILE *out) {
-  tdm__log_t log = {c->options.log_level, NULL, NULL};
+/* reset of `dir`: 0 or a negative code (after a message); *untracked is set
+   when a PATH matched nothing (the others are still reset). */
+static int reset_paths(const char *dir, const char *const *paths,
+                       size_t n_paths, tdm_log_level_t level,
+                       size_t *forgotten, int *untracked) {
+  tdm__log_t log = {level, NULL, NULL};
   tdm_store_t *s = NULL;
   rows r = {NULL, 0, 0};
-  size_t forgotten = 0;
   char qb[8192];
-  int rc = 1;
-  int untracked = 0;
-  int err;
+  int rc;
 
-  if (open_and_load(c, 0, &log, &s, &r) != 0)
+  *forgotten = 0;
+  *untracked = 0;
+  if ((rc = open_and_load(dir, 0, &log, &s, &r)) != 0)
     goto out;
-  if (c->n_paths == 0) {
-    err = tdm_store_clear_files(s);
-    if (err != 0) {
+  if (n_paths == 0) {
+    rc = tdm_store_clear_files(s);
+    if (rc != 0) {
       fprintf(stderr, "tidemark: error: reset of %s failed: %s\n",
-              tdm__quote(c->state_dir, qb, sizeof(qb)), tdm_strerror(err));
+              tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
       goto out;
     }
-    forgotten = r.n;
+    *forgotten = r.n;
   } else {
-    for (size_t i = 0; i < c->n_paths; i++) {
-      long m = mark_path(&r, c->paths[i]);
+    for (size_t i = 0; i < n_paths; i++) {
+      long m = mark_path(&r, paths[i]);
       if (m < 0) {
+        rc = -errno;
         fprintf(stderr, "tidemark: error: reset: %s: %s\n",
-                tdm__quote(c->paths[i], qb, sizeof(qb)), strerror(errno));
+                tdm__quote(paths[i], qb, sizeof(qb)), strerror(errno));
         goto out;
       }
       if (m == 0) {
         fprintf(stderr, "tidemark: reset: %s is not tracked\n",
-                tdm__quote(c->paths[i], qb, sizeof(qb)));
-        untracked = 1;
+                tdm__quote(paths[i], qb, sizeof(qb)));
+        *untracked = 1;
       }
     }
-    err = forget_marked(s, &r, &forgotten);
-    if (err != 0) {
+    rc = forget_marked(s, &r, forgotten);
+    if (rc != 0) {
       fprintf(stderr, "tidemark: error: reset of %s failed: %s\n",
-              tdm__quote(c->state_dir, qb, sizeof(qb)), tdm_strerror(err));
+              tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
       goto out;
     }
   }
-  fprintf(out, "reset: forgot %zu file%s\n", forgotten,
-          forgotten == 1 ? "" : "s");
-  rc = flush_out(out) != 0 || untracked;
 
 out:
   rows_free(&r);
   tdm_store_close(s);
+  return rc;
+}
+
+int tdm__status_reset(const tdm_config_t *c, FILE *out) {
+  size_t forgotten;
+  int untracked;
+
+  if (reset_paths(c->state_dir, (const char *const *)c->paths, c->n_paths,
+                  c->options.log_level, &forgotten, &untracked) != 0)
+    return 1;
+  fprintf(out, "reset: forgot %zu file%s\n", forgotten,
+          forgotten == 1 ? "" : "s");
+  return flush_out(out) != 0 || untracked;
+}
+
+int tdm_reset(const char *state_dir, const char *const *paths, size_t n_paths,
+              size_t *forgotten) {
+  size_t n;
+  int untracked;
+  int rc = reset_paths(state_dir, paths, n_paths, TDM_LOG_INFO, &n, &untracked);
+  if (forgotten != NULL)
+    *forgotten = rc == 0 ? n : 0;
   return rc;
 }

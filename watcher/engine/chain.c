@@ -39,7 +39,7 @@ int tdm__proc_open(tdm_t *t, tdm_proc_t *p) {
   a.restore = p->blob_len > 0 ? p->blob : NULL;
   a.restore_len = p->blob_len;
   a.msg = msg;
-  p->state = NULL;
+  p->state = p->ctx; /* NULL but for tdm_add_processor_desc's */
   rc = p->desc->open(&p->state, &a);
   if (rc != TDM_PROC_OK) {
     msg[sizeof(msg) - 1] = '\0';

@@ -19,6 +19,7 @@ typedef struct tdm_proc {
   tdm_proc_spec_t spec;   /* parsed, for reopening */
   tdm_chunk_cb cb;        /* callback processors: desc is NULL */
   void *cb_arg;
+  void *ctx;              /* host descriptors: *state before open() */
   uint8_t blob[TDM_RESTORE_MAX]; /* the last durable restore blob */
   size_t blob_len;
   int open;               /* state is live */

@@ -192,6 +192,32 @@ TDM_EXTERN int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb,
                                 void *arg);
 
 /*
+ * A processor the host program supplies as a descriptor of its own (one
+ * compiled into the program, or one written in another language: the Python
+ * package's processors are these), beside those found by spec.
+ *
+ * `desc` is checked as a plugin's is (abi_version, size, process() present)
+ * and is NOT copied: it and everything it points to must stay valid until
+ * tdm_close(). `key` (copied) names the processor in logs and stats and keys
+ * its restore blob in the store: the blob its commit() last returned under
+ * this key is handed to open() (args->params is empty), here and after a
+ * restart, so give the same key to the same sink every time. open() is
+ * called at once, with *state preset to `ctx`: an open() that leaves *state
+ * alone makes `ctx` the instance, and a descriptor without open() gets `ctx`
+ * as its state. The methods run on the thread that runs the work: the caller
+ * of tdm_run_once() and tdm_run_slice(), libuv's thread pool under
+ * tdm_start() and tdm_run(); one at a time.
+ *
+ * Errors: TDM_EUSAGE (NULL or empty key, a key given twice, more than 64
+ * processors), TDM_EABI (wrong abi_version, size below the version-1
+ * layout, no process()), TDM_EPROC (open() failed; its message is logged and
+ * close() is not called), TDM_ESTORE (reading the blob), -ENOMEM. On error
+ * nothing was added.
+ */
+TDM_EXTERN int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
+                           const char *key, void *ctx);
+
+/*
  * Process every file under the sources up to its current end, checkpoint,
  * and return; runs on the calling thread. Returns 0 when everything was
  * handed over, TDM_EPARTIAL when some file or source could not be (each one
@@ -244,6 +270,27 @@ TDM_EXTERN int tdm_start(tdm_t *t, struct uv_loop_s *loop, tdm_stopped_cb cb,
  * checkpoint failed; -ENOMEM).
  */
 TDM_EXTERN int tdm_run(tdm_t *t);
+
+/*
+ * Live watching, as tdm_run(), driven from the calling thread in slices: the
+ * work (scans, reads, processors, checkpoints) runs on this thread, not on
+ * libuv's thread pool, between waits for events on a loop of tidemark's own.
+ * For hosts whose processors are cheap only on their own thread (a Python
+ * ctypes callback costs ~0.5 us from the thread that called in, ~8 us from
+ * a thread C created) or that must get control back now and then (Python
+ * runs its signal handlers only between such calls).
+ *
+ * The first call starts watching; every call returns after about `max_ms`
+ * milliseconds (later while a pass is under way: it is not cut short) with 1:
+ * still running, call again. Once tdm_stop() was called (from a signal
+ * handler, another thread, or a processor) and the final checkpoint is made,
+ * it returns 0, or the error that stopped it, and so does every later call.
+ * Between calls nothing runs, so tdm_get_stats() may be called then.
+ * Call it from one thread only. Errors at the start: as tdm_start(); -EBUSY
+ * when the tdm_t was started by tdm_start() or tdm_run(). Before tdm_close(),
+ * keep calling it until it returned something other than 1.
+ */
+TDM_EXTERN int tdm_run_slice(tdm_t *t, uint32_t max_ms);
 
 /*
  * Ask a started tdm_t to compare everything on disk with the store (SIGHUP).
@@ -308,6 +355,36 @@ TDM_EXTERN void tdm_get_stats(const tdm_t *t, tdm_stats_t *out);
  * tdm_run returned).
  */
 TDM_EXTERN void tdm_close(tdm_t *t);
+
+/* ---- the state directory, without a tdm_t ----------------------------- */
+
+/*
+ * What `tidemark status --json` prints for `state_dir`: one JSON object on
+ * one line (with its newline), "state_dir", "schema", "last_checkpoint" and
+ * "files", each file as documented in README.md. Opens the store read-only,
+ * so it works while a writer runs. On success *json is a NUL-terminated
+ * string the caller frees with tdm_free(); on error *json is NULL. Errors
+ * (a message naming the directory is printed on stderr): -ENOENT (no state
+ * there), -ENOTDIR, TDM_ESTATE (corrupt or newer store), TDM_ESTORE,
+ * -ENOMEM, -errno.
+ */
+TDM_EXTERN int tdm_status_json(const char *state_dir, char **json);
+
+/*
+ * `tidemark reset`: forget every file (n_paths == 0) or every file at or
+ * under one of `paths` (absolute or relative to the current directory), in
+ * one transaction, so that it is read again from the start. Takes the
+ * writer lock: nothing else may have the directory open for writing, this
+ * process included. *forgotten (may be NULL) gets the number of files
+ * forgotten. A path that matches nothing is reported on stderr and is not an
+ * error. Errors (with a message on stderr): -ENOENT (no state there),
+ * TDM_ELOCKED (a writer holds it), TDM_ESTATE, TDM_ESTORE, -ENOMEM, -errno.
+ */
+TDM_EXTERN int tdm_reset(const char *state_dir, const char *const *paths, size_t n_paths,
+              size_t *forgotten);
+
+/* Free what the library allocated for the caller (tdm_status_json). */
+TDM_EXTERN void tdm_free(void *p);
 
 #ifdef __cplusplus
 }

@@ -4,11 +4,9 @@
 #ifndef TDM_LIVE_H
 #define TDM_LIVE_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <uv.h>
 
-#include "live/watch_inotify.h"
 #include "tidemark.h"
 
 /* Live watching (live.c): what the loop thread shares with the worker. */
@@ -17,15 +15,9 @@ typedef struct tdm_live {
   uv_async_t wake;        /* tdm_stop / tdm_rescan from anywhere */
   uv_timer_t tick;        /* every --checkpoint-ms: checkpoint, drain */
   uv_timer_t sweep;       /* reconcile: safety net, or --poll-ms */
-  uv_poll_t watch;        /* readable inotify descriptor */
   uv_work_t work;         /* the worker: one at a time */
-  tdm_inotify_t in;       /* watch table: the worker's */
-  int inotify;            /* watching with inotify (not polling) */
-  /* Raw inotify events, appended by the loop thread, taken by the worker. */
-  pthread_mutex_t lock;
-  char *queue;
-  size_t queue_len, queue_cap;
-  int queue_overflow;     /* dropped events: the worker must rescan */
+  const struct tdm_watch_ops *watch; /* the backend (live/watch.h) */
+  void *watch_state;      /* and its state */
   /* Requests, set on the loop thread or by a signal handler while the
      worker may run: atomics (lock-free, so async-signal-safe). */
   atomic_int want_rescan;
@@ -39,14 +31,30 @@ typedef struct tdm_live {
   int handles;            /* open handles, to know when all are closed */
   int status;
   int watch_failed;       /* a directory could not be watched: poll it */
-  int limit_warned;
   tdm_stopped_cb stopped_cb;
   void *stopped_arg;
+  /* tdm_run_slice: the work runs on the loop thread (an idle handle), on a
+     loop of tidemark's own that a timer stops after each slice. */
+  int inline_work;
+  uv_idle_t idle;
+  uv_loop_t *own_loop;    /* owned; NULL once closed */
+  uv_timer_t slice;
+  int slice_done;         /* stopped_cb was called */
+  int slice_status;
 } tdm_live_t;
 
 /* live.c: wake a started tdm_t's loop after tdm_stop (async-signal-safe),
    and free what tdm_start allocated (after it stopped). */
 void tdm__live_wake(tdm_t *t);
 void tdm__live_free(tdm_t *t);
+
+/* Loop thread: queue the worker if there is work and none is queued or
+   running (what a watch backend calls when events arrived). */
+void tdm__live_kick(tdm_t *t);
+
+/* Worker: tdm_scan_t.on_dir of live scans: the backend watches each
+   directory before it is listed; one it cannot watch is swept at
+   TDM_WATCH_FALLBACK_MS. */
+int tdm__live_on_dir(void *arg, const char *path);
 
 #endif /* TDM_LIVE_H */

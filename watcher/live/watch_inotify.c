@@ -1,10 +1,23 @@
-/* watch_inotify.c: the inotify descriptor and its watch table (see
-   watch_inotify.h). */
+/*
+ * watch_inotify.c: the inotify backend (live/watch.h): a descriptor of
+ * tidemark's own and its watch table (watch_inotify.h), read on the loop
+ * thread, the events turned into looks on the worker.
+ */
 #include "live/watch_inotify.h"
 
+#include "engine/engine.h"
+#include "engine/reconcile.h"
+#include "live/live.h"
+#include "live/watch.h"
+
 #include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int tdm__inotify_open(tdm_inotify_t *in) {
@@ -134,3 +147,305 @@ void tdm__inotify_remove_under(tdm_inotify_t *in, const char *path) {
       }
     }
 }
+
+/* ---- the backend (watch.h) ---------------------------------------------- */
+
+#define SWEEP_MS 60000u         /* the safety net's interval */
+#define QUEUE_MAX (16u << 20)   /* raw events held before we call it overflow */
+
+/* The backend's state: the descriptor and its watch table (the worker's),
+   and the raw events the loop thread read and the worker has not taken. */
+typedef struct inotify_backend {
+  tdm_t *t;
+  tdm_inotify_t in;
+  uv_poll_t readable;
+  pthread_mutex_t lock;   /* guards the queue */
+  char *queue;
+  size_t queue_len, queue_cap;
+  int queue_overflow;     /* dropped events: the worker must rescan */
+  int limit_warned;       /* the watch limit was said once */
+} inotify_backend_t;
+
+/* Loop thread: append what the descriptor holds to the queue, wake the
+   worker. No file I/O: a non-blocking read of a kernel queue. */
+static void on_readable(uv_poll_t *h, int status, int events) {
+  inotify_backend_t *b = (inotify_backend_t *)((char *)h -
+                                               offsetof(inotify_backend_t,
+                                                        readable));
+  char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+  (void)events;
+  if (status < 0) {
+    tdm__error(&b->t->log, "inotify: %s", uv_strerror(status));
+    b->t->live->want_rescan = 1;
+    tdm__live_kick(b->t);
+    return;
+  }
+  for (;;) {
+    ssize_t n = read(b->in.fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break; /* EAGAIN: all taken */
+    pthread_mutex_lock(&b->lock);
+    if (b->queue_len + (size_t)n > QUEUE_MAX) {
+      b->queue_overflow = 1;
+    } else {
+      if (b->queue_len + (size_t)n > b->queue_cap) {
+        size_t cap = b->queue_cap ? b->queue_cap * 2 : sizeof(buf);
+        char *q;
+        while (cap < b->queue_len + (size_t)n)
+          cap *= 2;
+        if ((q = realloc(b->queue, cap)) == NULL) {
+          b->queue_overflow = 1;
+          pthread_mutex_unlock(&b->lock);
+          continue;
+        }
+        b->queue = q;
+        b->queue_cap = cap;
+      }
+      memcpy(b->queue + b->queue_len, buf, (size_t)n);
+      b->queue_len += (size_t)n;
+    }
+    pthread_mutex_unlock(&b->lock);
+  }
+  tdm__live_kick(b->t);
+}
+
+static int backend_open(tdm_t *t, uv_loop_t *loop, void **state) {
+  inotify_backend_t *b;
+  int rc;
+
+  if ((b = calloc(1, sizeof(*b))) == NULL)
+    return -ENOMEM;
+  b->t = t;
+  if ((rc = tdm__inotify_open(&b->in)) != 0) {
+    free(b);
+    return rc;
+  }
+  if ((rc = uv_poll_init(loop, &b->readable, b->in.fd)) != 0) {
+    tdm__inotify_close(&b->in);
+    free(b);
+    return rc;
+  }
+  pthread_mutex_init(&b->lock, NULL);
+  b->readable.data = t; /* as every handle of a started tdm_t (live.c) */
+  uv_poll_start(&b->readable, UV_READABLE, on_readable);
+  *state = b;
+  return 0;
+}
+
+static void backend_stop(void *state) {
+  inotify_backend_t *b = state;
+  uv_poll_stop(&b->readable);
+}
+
+static int backend_close(void *state, uv_close_cb done) {
+  inotify_backend_t *b = state;
+  uv_close((uv_handle_t *)&b->readable, done);
+  return 1;
+}
+
+static void backend_free(void *state) {
+  inotify_backend_t *b = state;
+  if (b == NULL)
+    return;
+  tdm__inotify_close(&b->in);
+  pthread_mutex_destroy(&b->lock);
+  free(b->queue);
+  free(b);
+}
+
+/* Loop thread. The worker empties the queue under the same lock. */
+static int backend_pending(void *state) {
+  inotify_backend_t *b = state;
+  int any;
+  pthread_mutex_lock(&b->lock);
+  any = b->queue_len > 0 || b->queue_overflow;
+  pthread_mutex_unlock(&b->lock);
+  return any;
+}
+
+static int backend_add_dir(tdm_t *t, void *state, const char *path,
+                           size_t root) {
+  inotify_backend_t *b = state;
+  char q[PATH_MAX];
+  int wd = tdm__inotify_add(&b->in, path, root);
+
+  if (wd >= 0 || wd == -ENOENT || wd == -ENOTDIR)
+    return 0; /* watched, or gone meanwhile */
+  if (wd == -ENOSPC) {
+    if (!b->limit_warned++)
+      tdm__warn(&t->log, "%s: cannot watch: the inotify watch limit is reached "
+                "(sysctl fs.inotify.max_user_watches); polling the directories "
+                "that could not be watched every %u ms instead",
+                tdm__quote(path, q, sizeof(q)), TDM_WATCH_FALLBACK_MS);
+  } else {
+    tdm__warn(&t->log, "%s: cannot watch: %s; polling it every %u ms",
+              tdm__quote(path, q, sizeof(q)), strerror(-wd),
+              TDM_WATCH_FALLBACK_MS);
+  }
+  return 1;
+}
+
+/* Is `path` one of the sources? */
+static int is_root(const tdm_t *t, const char *path) {
+  for (size_t r = 0; r < t->n_roots; r++)
+    if (strcmp(t->roots[r], path) == 0)
+      return 1;
+  return 0;
+}
+
+/* A directory event: a new subtree to scan (and watch), or watches to drop. */
+static int on_dir_event(tdm_t *t, inotify_backend_t *b, const tdm_watch_t *w,
+                        const struct inotify_event *ev, const char *path) {
+  if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && t->opts.recursive &&
+      tdm__filter_dir(&t->filter, ev->name) &&
+      (t->filter.skip_dir == NULL || strcmp(path, t->filter.skip_dir) != 0))
+    return tdm__reconcile_dir(t, w->root, path, tdm__live_on_dir);
+  if (ev->mask & (IN_MOVED_FROM | IN_DELETE))
+    tdm__inotify_remove_under(&b->in, path);
+  return 0;
+}
+
+/* A file event: a hint of what to look at. */
+static int on_file_event(tdm_t *t, const tdm_watch_t *w,
+                         const struct inotify_event *ev, const char *path) {
+  const char *rel;
+  struct stat st;
+  tdm_file_t *f;
+
+  if (ev->mask & (IN_MOVED_FROM | IN_DELETE)) {
+    /* The name no longer leads to the file: drain it through the descriptor
+       we hold. A move inside the tree finds it again by inode (IN_MOVED_TO);
+       a deleted one is forgotten once drained. */
+    f = tdm__filetable_by_path(&t->files, path);
+    if (f != NULL && f->fd >= 0) {
+      tdm__set_orphan(t, f, 1);
+      return tdm__drain(t, f);
+    }
+    return 0;
+  }
+
+  /* IN_CREATE, IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO */
+  rel = path + strlen(t->roots[w->root]);
+  rel += *rel == '/';
+  if (!tdm__filter_file(&t->filter, rel, ev->name))
+    return 0;
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    return 0;
+  /* A rename onto an existing name (`mv app.log app.log.1` over an older
+     app.log.1) replaces a file without an IN_DELETE: drain the old one. */
+  f = tdm__filetable_by_path(&t->files, path);
+  if (f != NULL && f->fd >= 0 && (f->rec.dev != (uint64_t)st.st_dev ||
+                                  f->rec.ino != (uint64_t)st.st_ino)) {
+    int rc;
+    tdm__set_orphan(t, f, 1);
+    if ((rc = tdm__drain(t, f)) < 0)
+      return rc;
+  }
+  /* Renamed into the tree: complete (whole mode) once it holds still while
+     it is hashed. */
+  return tdm__look(t, path, &st,
+                   ev->mask & IN_MOVED_TO      ? TDM_HINT_COMPLETE
+                   : ev->mask & IN_CLOSE_WRITE ? TDM_HINT_CLOSED
+                                               : 0);
+}
+
+/* One event: the queue's overflow, a watch's end, or a name in a directory. */
+static int on_event(tdm_t *t, inotify_backend_t *b,
+                    const struct inotify_event *ev) {
+  tdm_live_t *lv = t->live;
+  const tdm_watch_t *w;
+  char path[PATH_MAX], q[PATH_MAX];
+  int n;
+
+  if (ev->mask & IN_Q_OVERFLOW) {
+    tdm__warn(&t->log, "the inotify queue overflowed: comparing every file "
+              "with the store");
+    t->stats.overflows++;
+    lv->want_rescan = 1;
+    return 0;
+  }
+  if ((w = tdm__inotify_find(&b->in, ev->wd)) == NULL)
+    return 0; /* a watch we dropped */
+  if (ev->mask & IN_IGNORED) {
+    if (is_root(t, w->path))
+      lv->watch_failed = 1; /* look for it at the fallback interval; the
+                               next sweep says it is missing */
+    tdm__inotify_forget(&b->in, ev->wd);
+    return 0;
+  }
+  if (ev->mask & IN_MOVE_SELF) {
+    if (is_root(t, w->path)) {
+      tdm__warn(&t->log, "%s: source directory was moved away",
+                tdm__quote(w->path, q, sizeof(q)));
+      snprintf(path, sizeof(path), "%s", w->path);
+      tdm__inotify_remove_under(&b->in, path);
+      lv->watch_failed = 1; /* look for it at the fallback interval */
+    }
+    return 0;
+  }
+  if (ev->len == 0)
+    return 0;
+  n = snprintf(path, sizeof(path), "%s/%s", w->path, ev->name);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return 0;
+  if (ev->mask & IN_ISDIR)
+    return on_dir_event(t, b, w, ev, path);
+  return on_file_event(t, w, ev, path);
+}
+
+/* Worker: take the queue the loop thread filled and look at each event. */
+static int backend_dispatch(tdm_t *t, void *state) {
+  inotify_backend_t *b = state;
+  char *events;
+  size_t len;
+  int overflow, rc = 0;
+
+  pthread_mutex_lock(&b->lock);
+  events = b->queue;
+  len = b->queue_len;
+  overflow = b->queue_overflow;
+  b->queue = NULL;
+  b->queue_len = b->queue_cap = 0;
+  b->queue_overflow = 0;
+  pthread_mutex_unlock(&b->lock);
+
+  if (overflow) {
+    tdm__warn(&t->log, "more inotify events than we could hold: comparing "
+              "every file with the store");
+    t->stats.overflows++;
+    t->live->want_rescan = 1;
+  }
+  for (size_t off = 0; off < len && rc >= 0 && !t->stop;) {
+    const struct inotify_event *ev = (const void *)(events + off);
+    off += sizeof(*ev) + ev->len;
+    rc = on_event(t, b, ev);
+  }
+  free(events);
+  return rc;
+}
+
+static size_t backend_count(void *state) {
+  const inotify_backend_t *b = state;
+  return b->in.n;
+}
+
+static uint32_t backend_sweep_ms(const tdm_t *t) {
+  (void)t;
+  return SWEEP_MS;
+}
+
+const tdm_watch_ops_t tdm__watch_inotify = {
+    .name = "inotify",
+    .open = backend_open,
+    .stop = backend_stop,
+    .close = backend_close,
+    .free = backend_free,
+    .pending = backend_pending,
+    .add_dir = backend_add_dir,
+    .dispatch = backend_dispatch,
+    .count = backend_count,
+    .sweep_ms = backend_sweep_ms,
+};

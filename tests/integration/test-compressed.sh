@@ -43,6 +43,32 @@ status_json "$S"
 assert_eq "$(jfile state "$D/app.log")" "" "a record of the plain file after it became its .gz"
 assert_eq "$(jfile bookmark "$D/app.log.gz")" "$(fsize "$T/want2")" "bookmark of app.log.gz"
 
+say "a new file given the inode of a plain file gzipped while tidemark was down"
+rm -rf "$D" "$S"; mkdir -p "$D"; OUT=$T/out5
+gen_lines 60001 64000 > "$D/app.log.1"
+tdm once -s "$S" -p "file:path=$OUT" "$D"
+ino=$(stat -c %i "$D/app.log.1")
+gen_lines 64001 64500 >> "$D/app.log.1"
+gzip "$D/app.log.1"; touch "$D/app.log.1.gz"  # app.log.1's inode is free now;
+# the .gz is young: the first once leaves it for later, so the new app.log is
+# met first, in the inode of the record the .gz must continue
+got=""
+for i in $(seq 1 200); do                     # a new app.log in that inode
+  : > "$D/new.$i"
+  if [ "$(stat -c %i "$D/new.$i")" = "$ino" ]; then mv "$D/new.$i" "$D/app.log"; got=1; break; fi
+done
+rm -f "$D"/new.*
+if [ -n "$got" ]; then
+  gen_lines 70001 70100 > "$D/app.log.tmp"; cat "$D/app.log.tmp" >> "$D/app.log"; rm "$D/app.log.tmp"
+  tdm once -v -s "$S" -p "file:path=$OUT" "$D"
+  old "$D/app.log.1.gz"
+  tdm once -v -s "$S" -p "file:path=$OUT" "$D"
+  { gen_lines 60001 64500; gen_lines 70001 70100; } > "$T/want5"
+  assert_lines_once "$T/want5" "$OUT" "the .gz continues app.log.1, the new app.log from 0"
+else
+  echo "  (the filesystem did not hand the inode out again: part skipped)"
+fi
+
 say "corrupt and truncated data: named with the offset, counted, whole lines up to it"
 rm -f "$D"/*; OUT=$T/out3; rm -rf "$S"
 gen_lines 50001 90000 > "$T/e"; gzip -c "$T/e" > "$T/e.gz"

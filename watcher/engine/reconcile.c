@@ -194,7 +194,7 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
  * record). Returns the file to read, or NULL with *rc set.
  */
 static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
-                          const struct stat *st, int *rc) {
+                          const struct stat *st, const char *oldpath, int *rc) {
   tdm_verdict_t v;
   char q[PATH_MAX];
 
@@ -204,6 +204,21 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               strerror(-*rc));
     t->stats.file_errors++;
     return NULL;
+  }
+  if (v != TDM_SAME && oldpath != NULL) {
+    /* Met under another name AND no longer its content: the inode of a
+       file deleted while we were down (logrotate's compressor removes the
+       plain file, `create` makes a new one) was given to a new file. The
+       old record stays a ghost (its compressed copy may still turn up);
+       the new file is new. */
+    tdm__info(&t->log, "%s: a new file in the inode %s had",
+              tdm__quote(path, q, sizeof(q)), oldpath);
+    if (tdm__file_set_path(&t->files, f, oldpath) != 0 ||
+        (*rc = tdm__retire(t, f)) != 0) {
+      *rc = *rc ? *rc : -ENOMEM;
+      return NULL;
+    }
+    return track(t, path, fd, st, rc);
   }
   switch (v) {
   case TDM_SAME:
@@ -302,7 +317,7 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints) {
   tdm_file_t *f;
   struct stat st;
-  char q[PATH_MAX];
+  char q[PATH_MAX], *oldpath = NULL; /* f's name before this look */
   int fd, rc;
 
   if (t->opts.mode == TDM_MODE_WHOLE)
@@ -315,13 +330,19 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
   if (f != NULL) {
     f->seen = 1;
     tdm__set_orphan(t, f, 0);
-    if (tdm__file_seen_at(t, f, path) != 0)
+    if (strcmp(f->path, path) != 0 && (oldpath = strdup(f->path)) == NULL)
       return -ENOMEM;
+    if (tdm__file_seen_at(t, f, path) != 0) {
+      free(oldpath);
+      return -ENOMEM;
+    }
     /* Unchanged since the last look: not opened at all. */
     if ((uint64_t)lst->st_size == f->rec.size &&
         mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_FAILED &&
-        !f->ready)
+        !f->ready) {
+      free(oldpath);
       return 0;
+    }
   }
 
   /* From here on this function owns the descriptor; a held one is taken
@@ -343,6 +364,7 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
                   tdm__quote(path, q, sizeof(q)), strerror(errno));
         t->stats.file_errors++;
       }
+      free(oldpath);
       return 0;
     }
     t->stats.files_opened++;
@@ -350,6 +372,7 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
   }
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
+    free(oldpath);
     return 0;
   }
   /* Identity comes from the descriptor: the path may have been swapped. */
@@ -366,11 +389,13 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
         if (strcmp(g->path, path) != 0 &&
             tdm__file_set_path(&t->files, g, path) != 0) {
           close(fd);
+          free(oldpath);
           return -ENOMEM;
         }
       }
       rc = tdm__zlook(t, g, path, fd, &st, kind, hints);
       close(fd);
+      free(oldpath);
       return outcome(t, rc);
     }
   }
@@ -381,15 +406,22 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
       f->seen = 1;
       tdm__set_orphan(t, f, 0);
       release(t, f); /* a descriptor of its own is the same file */
+      free(oldpath);
+      oldpath = NULL;
       if (strcmp(f->path, path) != 0 &&
-          tdm__file_set_path(&t->files, f, path) != 0) {
+          ((oldpath = strdup(f->path)) == NULL ||
+           tdm__file_set_path(&t->files, f, path) != 0)) {
+        free(oldpath);
         close(fd);
         return -ENOMEM;
       }
     }
   }
   rc = 0;
-  f = f != NULL ? verify(t, f, path, fd, &st, &rc) : track(t, path, fd, &st, &rc);
+  f = f != NULL ? verify(t, f, path, fd, &st, oldpath, &rc)
+                : track(t, path, fd, &st, &rc);
+  free(oldpath);
+  oldpath = NULL;
   if (f == NULL) {
     close(fd);
     return outcome(t, rc);

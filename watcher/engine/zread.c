@@ -402,10 +402,13 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
       if (rc != 1)
         return rc;
     }
-    tdm__warn(&t->log, "%s: compressed content changed: read again as a new "
-              "file", tdm__quote(path, q, sizeof(q)));
+    /* Not the content this record knew (changed, or an inode of a deleted
+       file given to this one): the old record stays a ghost, so that a
+       compressed copy of it still continues its bookmark. */
+    tdm__info(&t->log, "%s: not the content its record knew: a new file",
+              tdm__quote(path, q, sizeof(q)));
     t->stats.rewrites++;
-    if ((rc = tdm__forget(t, f)) != 0)
+    if ((rc = tdm__retire(t, f)) != 0)
       return rc;
     f = NULL;
   }

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct entry {
   tdm_processor_t desc; /* our copy; fields past the plugin's size are 0 */
@@ -171,7 +172,15 @@ int tdm_registry_add(tdm_registry_t *r, const tdm_processor_t *desc,
  * otherwise TDM_EABI (or -ENOMEM) after logging why, naming `so_path`, and the
  * file is unloaded again. The plugin's entry point runs in the calling thread.
  */
+static int load_one(tdm_registry_t *r, const char *so_path, int lenient);
+
 int tdm_registry_load(tdm_registry_t *r, const char *so_path) {
+  return load_one(r, so_path, 0);
+}
+
+/* tdm_registry_load; `lenient` (the default directory): a processor whose
+   name is registered already (from --plugin-dir) is skipped quietly. */
+static int load_one(tdm_registry_t *r, const char *so_path, int lenient) {
   tdm_processor_entry_fn entry;
   const tdm_processor_t *desc;
   const char *err;
@@ -217,6 +226,14 @@ int tdm_registry_load(tdm_registry_t *r, const char *so_path) {
     return rc;
   }
 
+  if (lenient && desc->abi_version == TDM_PROCESSOR_ABI_VERSION &&
+      desc->size >= TDM_PROCESSOR_SIZE_V1 && desc->name != NULL &&
+      find_entry(r, desc->name) != NULL) {
+    tdm__debug(r->log, "plugin \"%s\": processor \"%s\" is loaded already "
+               "(from --plugin-dir); skipped", so_path, desc->name);
+    dlclose(handle);
+    return 0;
+  }
   rc = add_entry(r, desc, so_path, handle, 1);
   if (rc != 0) {
     dlclose(handle); /* after add_entry logged: the message used desc */
@@ -242,7 +259,7 @@ static int is_plugin_name(const char *n) {
  * run reports every bad one; returns TDM_EABI if any was refused, -errno
  * (logged, naming dir) if the directory cannot be read.
  */
-static int load_dir(tdm_registry_t *r, const char *dir) {
+static int load_dir(tdm_registry_t *r, const char *dir, int lenient) {
   struct dirent *d;
   char **names = NULL;
   size_t n = 0, cap = 0, refused = 0;
@@ -251,6 +268,8 @@ static int load_dir(tdm_registry_t *r, const char *dir) {
   int rc = 0;
 
   dp = opendir(dir);
+  if (dp == NULL && lenient) /* the default directory need not exist */
+    return 0;
   if (dp == NULL) {
     rc = -errno;
     tdm__error(r->log, "plugin directory \"%s\": %s",
@@ -294,7 +313,7 @@ static int load_dir(tdm_registry_t *r, const char *dir) {
     if (path == NULL)
       goto nomem;
     snprintf(path, len, "%s/%s", dir, names[i]);
-    lrc = tdm_registry_load(r, path);
+    lrc = load_one(r, path, lenient);
     free(path);
     if (lrc == -ENOMEM) {
       rc = lrc;
@@ -304,9 +323,11 @@ static int load_dir(tdm_registry_t *r, const char *dir) {
       refused++;
   }
   if (refused > 0) {
-    tdm__error(r->log, "plugin directory \"%s\": %zu of %zu plugins refused",
-               tdm__quote(dir, q, sizeof(q)), refused, n);
-    rc = TDM_EABI;
+    tdm__log(r->log, lenient ? TDM_LOG_WARN : TDM_LOG_ERROR,
+             "plugin directory \"%s\": %zu of %zu plugins refused%s",
+             tdm__quote(dir, q, sizeof(q)), refused, n,
+             lenient ? " (the default directory: the others are loaded)" : "");
+    rc = lenient ? 0 : TDM_EABI;
   }
   goto out;
 
@@ -322,9 +343,62 @@ out:
   return rc;
 }
 
+#ifndef TDM_REL_PLUGIN_DIR
+#define TDM_REL_PLUGIN_DIR "../lib/tidemark"
+#endif
+
+/*
+ * The default plugin directory, always searched after --plugin-dir, found
+ * from the running executable's directory EXE (/proc/self/exe):
+ *   EXE/TDM_REL_PLUGIN_DIR   LIBDIR/tidemark of an installed tidemark (the
+ *                            path from BINDIR to it, fixed at configure time)
+ *   EXE/tidemark-plugins     the plugins a build tree made, beside the
+ *                            build's tidemark binary
+ * Missing directories are skipped; one that is --plugin-dir, or both the same
+ * directory, is read once. A plugin there whose name is loaded already is
+ * skipped; one refused is logged, and the others are loaded. Returns 0 or
+ * -ENOMEM.
+ */
+static int load_default_dirs(tdm_registry_t *r, const char *plugin_dir) {
+  static const char *const rel[] = {TDM_REL_PLUGIN_DIR, "tidemark-plugins"};
+  char exe[4096], dir[4096 + 64], *seen[3] = {NULL, NULL, NULL};
+  size_t n_seen = 0;
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  char *slash;
+  int rc = 0;
+
+  if (len <= 0)
+    return 0;
+  exe[len] = '\0';
+  if ((slash = strrchr(exe, '/')) == NULL)
+    return 0;
+  *slash = '\0';
+  if (plugin_dir != NULL && (seen[0] = realpath(plugin_dir, NULL)) != NULL)
+    n_seen = 1;
+  for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]) && rc == 0; i++) {
+    char *real;
+    int dup = 0;
+    snprintf(dir, sizeof(dir), "%s/%s", exe, rel[i]);
+    if ((real = realpath(dir, NULL)) == NULL)
+      continue; /* missing: nothing installed or built there */
+    for (size_t k = 0; k < n_seen; k++)
+      dup |= strcmp(seen[k], real) == 0;
+    if (dup) {
+      free(real);
+      continue;
+    }
+    seen[n_seen++] = real;
+    rc = load_dir(r, real, 1);
+  }
+  for (size_t k = 0; k < n_seen; k++)
+    free(seen[k]);
+  return rc;
+}
+
 /*
  * Create a registry with the built-ins, then the plugins of `plugin_dir`
- * (NULL: none). On success *out owns everything until tdm_registry_close().
+ * (NULL: none), then those of the default directory (load_default_dirs, in
+ * which nothing is an error). On success *out owns everything until tdm_registry_close().
  * On error *out is untouched, everything loaded is unloaded, and the error
  * was logged: TDM_EABI (a refused plugin; every refusal is logged), -errno
  * (plugin_dir unreadable), -ENOMEM.
@@ -353,10 +427,13 @@ int tdm_registry_open(const char *plugin_dir, const tdm__log_t *log,
   }
 
   if (plugin_dir != NULL) {
-    rc = load_dir(r, plugin_dir);
+    rc = load_dir(r, plugin_dir, 0);
     if (rc != 0)
       goto err;
   }
+  rc = load_default_dirs(r, plugin_dir);
+  if (rc != 0)
+    goto err;
   *out = r;
   return 0;
 

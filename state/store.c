@@ -5,14 +5,17 @@
  * naming the directory: positive errno -> -errno, a corrupt or foreign file ->
  * TDM_ESTATE, any other MDB_* -> TDM_ESTORE.
  *
- * File record encoding, format version 1 (all integers little-endian):
- *   u8  version (1)
+ * File record encoding, format version 2 (all integers little-endian):
+ *   u8  version (2)
  *   u64 dev, ino, size; i64 mtime_ns; u64 offset, fp_hash
  *   u32 fp_len, marker_len; u64 marker; u32 state, truncations; u64 pieces
  *   i64 first_seen_ns, updated_ns; u8[16] content_hash; u64 dup_of
  *   u32 attempts; i32 exit_status
+ *   i64 ctime_ns                         (version 2 only)
  *   u32 path length, path bytes, NUL
  *   u32 error length, error bytes, NUL   (length 0: no error, NULL)
+ * Version 1 records (no ctime_ns) are still read, with ctime_ns = 0
+ * ("unknown"); every record is written as version 2.
  * The id is the key (u64 big-endian, so key order is id order). The NULs let
  * a decoded record point into the map instead of copying its strings.
  */
@@ -28,6 +31,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,8 +40,10 @@ enum { DB_META, DB_FILES, DB_PROCS, DB_HASHES, N_DBS };
 static const char *const db_names[N_DBS] = {"meta", "files", "procs",
                                             "hashes"};
 
-#define REC_VERSION 1
-#define REC_FIXED 129 /* version byte + the fixed fields above */
+#define REC_VERSION 2
+#define REC_FIXED_V1 129 /* version byte + the fixed fields of version 1 */
+#define REC_FIXED 137    /* ... and of version 2 (+ ctime_ns) */
+#define INSTANCE_BYTES 8 /* meta "instance": random, made once per store */
 
 struct tdm_store_s {
   MDB_env *env;
@@ -49,6 +55,8 @@ struct tdm_store_s {
   int lock_fd; /* DIR/writer.lock (writer), -1 */
   uint64_t next_id;
   int64_t checkpoint_ns;
+  uint64_t lost_files;
+  char instance[2 * INSTANCE_BYTES + 1]; /* hex; "" if none (old, reader) */
   /* Registry entry: which directory, opened by which process. */
   dev_t dev;
   ino_t ino;
@@ -202,6 +210,7 @@ static void rec_encode(const tdm_file_rec_t *r, uint8_t *p) {
   put_le(p, r->dup_of, 8), p += 8;
   put_le(p, r->attempts, 4), p += 4;
   put_le(p, (uint32_t)r->exit_status, 4), p += 4;
+  put_le(p, (uint64_t)r->ctime_ns, 8), p += 8;
   p = put_str(p, r->path);
   put_str(p, r->error);
 }
@@ -225,13 +234,17 @@ static const uint8_t *get_str(const uint8_t *p, const uint8_t *end,
 
 /*
  * Decode a record value into `r` (all but id). Its strings point into `v`.
- * Returns 0, or -1 if it is not a well-formed version-1 record.
+ * Returns 0, or -1 if it is not a well-formed version-1 or -2 record.
  */
 static int rec_decode(const MDB_val *v, tdm_file_rec_t *r) {
   const uint8_t *p = v->mv_data, *end = p + v->mv_size;
   uint32_t elen, plen;
+  int version;
 
-  if (v->mv_size < REC_FIXED || *p++ != REC_VERSION)
+  if (v->mv_size < REC_FIXED_V1)
+    return -1;
+  version = *p++;
+  if (version != 1 && (version != REC_VERSION || v->mv_size < REC_FIXED))
     return -1;
   r->dev = get_le(p, 8), p += 8;
   r->ino = get_le(p, 8), p += 8;
@@ -251,6 +264,9 @@ static int rec_decode(const MDB_val *v, tdm_file_rec_t *r) {
   r->dup_of = get_le(p, 8), p += 8;
   r->attempts = (uint32_t)get_le(p, 4), p += 4;
   r->exit_status = (int32_t)(uint32_t)get_le(p, 4), p += 4;
+  r->ctime_ns = 0; /* version 1: unknown */
+  if (version >= 2)
+    r->ctime_ns = (int64_t)get_le(p, 8), p += 8;
   if ((p = get_str(p, end, &r->path, &plen)) == NULL ||
       (p = get_str(p, end, &r->error, &elen)) == NULL || p != end)
     return -1;
@@ -339,6 +355,55 @@ static int meta_put(const tdm_store_t *s, MDB_txn *txn, const char *key,
 }
 
 /*
+ * The store's instance id (meta "instance", INSTANCE_BYTES random bytes) into
+ * s->instance as hex. A writer makes it when missing (a new store, or one
+ * made before 0.2: the record is new, the schema unchanged); a reader of a
+ * store without one leaves "". Returns 0, TDM_ESTATE (logged) for a record of
+ * the wrong size, -errno when no random bytes could be had, or an LMDB code.
+ */
+static int instance_load(tdm_store_t *s, MDB_txn *txn) {
+  static const char hex[] = "0123456789abcdef";
+  MDB_val k = {8, (void *)"instance"}, v;
+  uint8_t id[INSTANCE_BYTES];
+  int rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+
+  s->instance[0] = '\0';
+  if (rc == MDB_NOTFOUND) {
+    size_t got = 0;
+    if (s->rdonly)
+      return 0;
+    while (got < sizeof(id)) {
+      ssize_t n = getrandom(id + got, sizeof(id) - got, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0) {
+        int err = errno;
+        tdm__error(s->log, "%s: cannot make an instance id: getrandom: %s",
+                   s->qdir, strerror(err));
+        return -err;
+      }
+      got += (size_t)n;
+    }
+    v.mv_size = sizeof(id);
+    v.mv_data = id;
+    if ((rc = mdb_put(txn, s->dbi[DB_META], &k, &v, 0)) != 0)
+      return rc;
+  } else if (rc != 0) {
+    return rc;
+  } else if (v.mv_size != INSTANCE_BYTES) {
+    tdm__error(s->log, "%s: state store meta record 'instance' is corrupt",
+               s->qdir);
+    return TDM_ESTATE;
+  }
+  for (size_t i = 0; i < INSTANCE_BYTES; i++) {
+    s->instance[2 * i] = hex[((const uint8_t *)v.mv_data)[i] >> 4];
+    s->instance[2 * i + 1] = hex[((const uint8_t *)v.mv_data)[i] & 15];
+  }
+  s->instance[2 * INSTANCE_BYTES] = '\0';
+  return 0;
+}
+
+/*
  * Open the named databases once for the life of the environment: in a write
  * transaction for the writer (creating them, with the schema record, in an
  * empty environment), in a read transaction for a reader (handles opened in
@@ -347,7 +412,7 @@ static int meta_put(const tdm_store_t *s, MDB_txn *txn, const char *key,
  * Returns a translated code, logged.
  */
 static int open_dbs(tdm_store_t *s, int *fresh) {
-  uint64_t schema = 0, next_id = 1, ns = 0;
+  uint64_t schema = 0, next_id = 1, ns = 0, lost = 0;
   MDB_dbi main_dbi;
   MDB_stat st;
   MDB_txn *txn;
@@ -403,6 +468,11 @@ static int open_dbs(tdm_store_t *s, int *fresh) {
   if (rc == 0 &&
       (rc = meta_get(s, txn, "checkpoint_ns", 8, &ns)) == MDB_NOTFOUND)
     rc = 0;
+  if (rc == 0 &&
+      (rc = meta_get(s, txn, "lost_files", 8, &lost)) == MDB_NOTFOUND)
+    rc = 0;
+  if (rc == 0)
+    rc = instance_load(s, txn);
   if (rc == TDM_ESTATE)
     goto out;
   if (rc == 0) {
@@ -412,6 +482,7 @@ static int open_dbs(tdm_store_t *s, int *fresh) {
   if (rc == 0) {
     s->next_id = next_id;
     s->checkpoint_ns = (int64_t)ns;
+    s->lost_files = lost;
     return 0;
   }
 lmdb_err:
@@ -606,8 +677,44 @@ const char *tdm_store_dir(const tdm_store_t *s) { return s->dir; }
 
 uint64_t tdm_store_next_id(const tdm_store_t *s) { return s->next_id; }
 
+const char *tdm_store_instance(const tdm_store_t *s) { return s->instance; }
+
 int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
   return s->checkpoint_ns;
+}
+
+uint64_t tdm_store_lost_files(const tdm_store_t *s) { return s->lost_files; }
+int tdm_store_load_blobs(tdm_store_t *s,
+                         int (*cb)(void *arg, const char *key, size_t key_len,
+                                   const void *blob, size_t len),
+                         void *arg) {
+  MDB_cursor *cur;
+  MDB_txn *txn;
+  MDB_val k, v;
+  int rc;
+
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "reading restore points");
+  if ((rc = mdb_cursor_open(txn, s->dbi[DB_PROCS], &cur)) != 0) {
+    mdb_txn_abort(txn);
+    return fail(s, rc, "reading restore points");
+  }
+  for (;;) {
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (rc == MDB_NOTFOUND) {
+      rc = 0;
+      break;
+    }
+    if (rc != 0) {
+      rc = fail(s, rc, "reading restore points");
+      break;
+    }
+    if ((rc = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
+      break;
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  return rc;
 }
 
 int tdm_store_load_files(tdm_store_t *s,
@@ -772,6 +879,10 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
   if (b->next_id > s->next_id &&
       (rc = meta_put(s, txn, "next_id", b->next_id, 8)) != 0)
     return rc;
+  if (b->add_lost_files > 0 &&
+      (rc = meta_put(s, txn, "lost_files", s->lost_files + b->add_lost_files,
+                     8)) != 0)
+    return rc;
   return meta_put(s, txn, "checkpoint_ns", (uint64_t)a->now, 8);
 }
 
@@ -809,6 +920,7 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
   if (b->next_id > s->next_id)
     s->next_id = b->next_id;
   s->checkpoint_ns = a.now;
+  s->lost_files += b->add_lost_files;
   return 0;
 }
 

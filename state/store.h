@@ -7,7 +7,11 @@
  *
  * Named databases (opened once, at open time):
  *   "meta"   "schema" -> u32 LE TDM_STORE_SCHEMA; "next_id" -> u64 LE;
- *            "checkpoint_ns" -> i64 LE (wall time of the last commit)
+ *            "checkpoint_ns" -> i64 LE (wall time of the last commit);
+ *            "lost_files" -> u64 LE (files whose new bytes became
+ *            unreachable, see tdm_store_batch_t.add_lost_files; absent: 0)
+ *            "instance" -> 8 random bytes, made by the first writer that
+ *            finds none (stores older than 0.2 get one, same schema)
  *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see store.c)
  *   "procs"  processor spec string -> restore blob (<= TDM_RESTORE_MAX)
  *   "hashes" 16-byte canonical XXH3-128 -> u64 BE file id (whole mode)
@@ -49,6 +53,8 @@ typedef struct tdm_file_rec {
   uint64_t ino;
   uint64_t size;        /* size at the last look */
   int64_t mtime_ns;     /* mtime at the last look */
+  int64_t ctime_ns;     /* ctime at the last look; 0: unknown (a record of
+                           format 1): the file counts as changed once */
   uint64_t offset;      /* the bookmark: delivered and durable up to here */
   uint64_t fp_hash;     /* XXH3-64 of the first fp_len bytes */
   uint32_t fp_len;
@@ -106,6 +112,17 @@ int tdm_store_load_files(tdm_store_t *s,
                          void *arg);
 
 /*
+ * Call `cb` for every processor restore blob (key: the processor's spec, not
+ * NUL-terminated), in key order, inside one read transaction; everything is
+ * valid only during the call. A non-zero return from `cb` stops the walk
+ * and is returned.
+ */
+int tdm_store_load_blobs(tdm_store_t *s,
+                         int (*cb)(void *arg, const char *key, size_t key_len,
+                                   const void *blob, size_t len),
+                         void *arg);
+
+/*
  * Copy the restore blob stored under `key` into `buf` (`cap` bytes).
  * *len = its length; 0 and *len = 0 when there is none; -ENOBUFS (nothing
  * copied, *len = its length) when it is longer than `cap`. A key must be 1 to
@@ -125,8 +142,18 @@ int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
    through tdm_store_batch_t.next_id). */
 uint64_t tdm_store_next_id(const tdm_store_t *s);
 
+/* The store's instance id: 16 lower-case hex digits, made once per state
+   directory; "" for a reader of a store no 0.2 writer has opened yet.
+   Valid until close. */
+const char *tdm_store_instance(const tdm_store_t *s);
+
 /* Wall time (ns since the epoch) of the last commit, 0 if none. */
 int64_t tdm_store_checkpoint_ns(const tdm_store_t *s);
+
+/* How many files had new bytes that could not be read any more (renamed
+   away or deleted while no descriptor was held), ever: each was warned
+   about by name when it happened. */
+uint64_t tdm_store_lost_files(const tdm_store_t *s);
 
 typedef struct tdm_store_blob {
   const char *key;
@@ -153,6 +180,7 @@ typedef struct tdm_store_batch {
   const uint8_t (*del_hashes)[16];        /* hashes to forget */
   size_t n_del_hashes;
   uint64_t next_id;                       /* persist if > current */
+  uint64_t add_lost_files;                /* add to the lost_files count */
 } tdm_store_batch_t;
 
 /*

@@ -7,6 +7,8 @@
 #include "base/clock.h"
 #include "engine/after.h"
 #include "engine/checkpoint.h"
+#include "engine/metrics.h"
+#include "engine/progress.h"
 #include "engine/reader.h"
 #include "engine/reconcile.h"
 #include "engine/records.h"
@@ -32,6 +34,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->settle_ms = 1000;
   o->checkpoint_ms = 1000;
   o->log_level = TDM_LOG_INFO;
+  o->progress_ms = 250;
   o->decompress = TDM_DECOMPRESS_AUTO;
   o->multiline_timeout_ms = 1000;
 }
@@ -54,6 +57,16 @@ static int load_file(void *arg, const tdm_file_rec_t *rec) {
 static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
   if (o->state_dir == NULL || o->state_dir[0] == '\0') {
     tdm__error(log, "no state directory given (--state)");
+    return TDM_EUSAGE;
+  }
+  if (o->metrics_listen != NULL &&
+      tdm__parse_listen(o->metrics_listen, NULL, 0, NULL) != 0) {
+    tdm__error(log, "--metrics: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464)",
+               o->metrics_listen);
+    return TDM_EUSAGE;
+  }
+  if (o->metrics_file != NULL && o->metrics_file[0] == '\0') {
+    tdm__error(log, "--metrics-file: the path is empty");
     return TDM_EUSAGE;
   }
   if (o->mode != TDM_MODE_TAIL && o->mode != TDM_MODE_WHOLE) {
@@ -139,11 +152,16 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t->opts.n_include = t->opts.n_exclude = 0;
   t->opts.state_dir = strdup(o->state_dir);
   t->opts.plugin_dir = o->plugin_dir ? strdup(o->plugin_dir) : NULL;
+  t->opts.metrics_listen = o->metrics_listen ? strdup(o->metrics_listen) : NULL;
+  t->opts.metrics_file = o->metrics_file ? strdup(o->metrics_file) : NULL;
   t->opts.multiline_start = NULL;
   t->opts.on_done = t->opts.on_failed = NULL;
   rc = -ENOMEM;
-  if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir))
+  if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir) ||
+      (o->metrics_listen && !t->opts.metrics_listen) ||
+      (o->metrics_file && !t->opts.metrics_file))
     goto err;
+  t->count_records = o->metrics_listen != NULL || o->metrics_file != NULL;
   if ((rc = tdm__records_open(t, o)) != 0)
     goto err;
   if ((rc = open_filter(t, o)) != 0)
@@ -193,6 +211,7 @@ void tdm_close(tdm_t *t) {
   free(t->root_gone);
   tdm__filetable_free(&t->files);
   tdm__whole_free(t);
+  tdm__outputs_free(&t->outputs);
   tdm__filter_free(&t->filter);
   tdm_registry_close(t->registry);
   tdm_store_close(t->store);
@@ -201,6 +220,8 @@ void tdm_close(tdm_t *t) {
   free(t->state_real);
   free((char *)t->opts.state_dir);
   free((char *)t->opts.plugin_dir);
+  free((char *)t->opts.metrics_listen);
+  free((char *)t->opts.metrics_file);
   tdm__records_free(t);
   free(t);
 }
@@ -320,11 +341,11 @@ int tdm_add_processor(tdm_t *t, const char *spec) {
   if (rc != 0)
     goto err;
   /* A processor that will not open is misconfigured (a missing or unknown
-     parameter, an output it cannot create): a usage error. */
-  if (tdm__proc_open(t, p) != 0) {
-    rc = TDM_EUSAGE;
+     parameter, an output it cannot create): a usage error; unless it says
+     that what it names cannot be used now (TDM_PROC_UNAVAILABLE: a server
+     down, a missing stream): TDM_EPROC. */
+  if ((rc = tdm__proc_open(t, p)) != 0)
     goto err;
-  }
   t->n_procs++;
   t->need_checkpoint = 1; /* record its first restore point before any data */
   return 0;
@@ -444,11 +465,17 @@ int tdm_run_once(tdm_t *t) {
   /* New processors' first restore points go to the store before any data. */
   if (t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
     return rc;
+  if ((rc = tdm__progress_begin(t)) != 0)
+    return rc;
   rc = tdm__reconcile_all(t, NULL);
   if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_whole(t, rc);
+  tdm__progress_end(t);
+  tdm__caught_up(t);
   if (t->need_checkpoint || t->n_dead > 0) {
     int crc = tdm__checkpoint(t);
+    if (crc == 0 && t->need_checkpoint)
+      crc = TDM_EPROC; /* a processor could not commit (logged) */
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
       rc = crc != 0 ? crc : rc;
   }
@@ -466,6 +493,8 @@ int tdm__prepare(tdm_t *t) {
     tdm__error(&t->log, "no source directory to read");
     return TDM_EUSAGE;
   }
+  if (tdm__outputs_collect(t) != 0)
+    return -ENOMEM;
   if (t->buf == NULL && posix_memalign((void **)&t->buf, 4096, t->buf_cap) != 0) {
     t->buf = NULL;
     return -ENOMEM;

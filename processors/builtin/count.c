@@ -17,6 +17,7 @@
  * Other targets use a portable word-at-a-time loop.
  */
 #include "../registry.h"
+#include "base/hashmap.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -34,12 +35,7 @@ typedef struct count_state {
   uint64_t chunks;
   uint64_t lines;
   uint64_t bytes;
-  /* The set of file ids seen: open addressing, linear probing, 0 = empty
-     slot (id 0 itself is tracked by has_zero). */
-  uint64_t *slots;
-  size_t cap; /* a power of two */
-  size_t used;
-  int has_zero;
+  tdm_hmap_t seen; /* of seen_t: the file ids seen */
   /* Chunks come in runs of one file: skip the lookup for a repeat. */
   uint64_t last_id;
   int have_last;
@@ -101,53 +97,34 @@ static uint64_t count_newlines(const void *buf, size_t n) {
   return c;
 }
 
-static uint64_t hash_id(uint64_t x) {
-  /* splitmix64's finaliser: ids are small and sequential, spread them. */
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
-
-/* Put `id` (not 0) in slots, which has room. Returns 1 if it was new. */
-static int set_put(uint64_t *slots, size_t cap, uint64_t id) {
-  size_t i = (size_t)hash_id(id) & (cap - 1);
-  while (slots[i] != 0) {
-    if (slots[i] == id)
-      return 0;
-    i = (i + 1) & (cap - 1);
-  }
-  slots[i] = id;
-  return 1;
-}
+/* One file id seen. */
+typedef struct seen {
+  tdm_hnode_t node;
+  uint64_t id;
+} seen_t;
 
 /* Add `id` to the set of files seen. Returns 1 if it was new, 0 if not,
    -ENOMEM (the set unchanged) if the set could not grow. */
 static int set_add(count_t *c, uint64_t id) {
-  if (id == 0) {
-    int fresh = !c->has_zero;
-    c->has_zero = 1;
-    return fresh;
+  uint64_t h = tdm__hash_u64(id);
+  seen_t *e;
+
+  for (tdm_hnode_t *n = tdm__hmap_first(&c->seen, h); n; n = tdm__hmap_next(n))
+    if (tdm__container_of(n, seen_t, node)->id == id)
+      return 0;
+  if ((e = malloc(sizeof(*e))) == NULL)
+    return -ENOMEM;
+  e->id = id;
+  if (tdm__hmap_insert(&c->seen, &e->node, h) != 0) {
+    free(e);
+    return -ENOMEM;
   }
-  if ((c->used + 1) * 2 > c->cap) { /* keep the load under 1/2 */
-    size_t ncap = c->cap != 0 ? c->cap * 2 : 64;
-    uint64_t *ns = calloc(ncap, sizeof(*ns));
-    if (ns == NULL)
-      return -ENOMEM;
-    for (size_t i = 0; i < c->cap; i++)
-      if (c->slots[i] != 0)
-        set_put(ns, ncap, c->slots[i]);
-    free(c->slots);
-    c->slots = ns;
-    c->cap = ncap;
-  }
-  if (set_put(c->slots, c->cap, id)) {
-    c->used++;
-    return 1;
-  }
-  return 0;
+  return 1;
+}
+
+static void seen_free(tdm_hnode_t *n, void *arg) {
+  tdm__hmap_remove(arg, n);
+  free(tdm__container_of(n, seen_t, node));
 }
 
 static int count_open(void **state, const tdm_open_args_t *args) {
@@ -210,7 +187,8 @@ static void count_close(void *state) {
     p += w;
     n -= (int)w;
   }
-  free(c->slots);
+  tdm__hmap_walk(&c->seen, seen_free, &c->seen);
+  tdm__hmap_free(&c->seen);
   free(c);
 }
 

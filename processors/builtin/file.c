@@ -23,7 +23,9 @@
  *     EIO, ...) cuts OUT back to `written` (no partial chunk stays) and
  *     returns TDM_PROC_RETRY; the host offers the chunk again later.
  *   - Small chunks (one line each in tail mode) are coalesced in a 256 KiB
- *     buffer, written when it is full and at commit. A failed buffer write is
+ *     buffer, written when it is full, when the reader has caught up
+ *     (caught_up: a line appended to an idle file shows in OUT at once) and
+ *     at commit. A failed buffer write is
  *     cut back the same way, and the buffer is kept for the next try: the
  *     chunks in it were already accepted.
  *   - commit() writes the buffer and fdatasyncs. If fdatasync (or a needed
@@ -427,6 +429,16 @@ static int file_commit(void *state, void *restore, size_t *restore_len,
   return TDM_PROC_OK;
 }
 
+/* The reader caught up: write the buffer, so that OUT shows what came
+   without waiting for the checkpoint (which still makes it durable). A
+   failed write keeps the buffer (RETRY, as in flush); commit tries again. */
+static int file_caught_up(void *state, char *msg) {
+  file_out_t *f = state;
+  if (f->broken)
+    return TDM_PROC_OK; /* refusing everything until reopened anyway */
+  return flush(f, msg);
+}
+
 /* Close OUT without writing the buffer: see the top of the file. */
 static void file_close(void *state) {
   file_out_t *f = state;
@@ -435,6 +447,14 @@ static void file_close(void *state) {
   close(f->fd); /* also releases the flock */
   free(f->buf);
   free(f);
+}
+
+/* outputs: OUT, so that tidemark never reads it back as input. */
+static size_t file_outputs(void *state, const char **paths, size_t max) {
+  file_out_t *f = state;
+  if (max > 0)
+    paths[0] = f->path;
+  return 1;
 }
 
 static const tdm_processor_t file_processor = {
@@ -446,6 +466,8 @@ static const tdm_processor_t file_processor = {
     .process = file_process,
     .commit = file_commit,
     .close = file_close,
+    .outputs = file_outputs,
+    .caught_up = file_caught_up,
 };
 
 const tdm_processor_t *tdm__proc_file(void) { return &file_processor; }

@@ -51,8 +51,12 @@ typedef enum tdm_proc_result {
                          the host offers the same chunk again later */
   TDM_PROC_FAIL = 2,  /* not accepted, will not be: the host stops feeding this
                          file to the processor and reports `msg` */
-  TDM_PROC_PENDING = 3 /* file() only: accepted, the outcome will come from
+  TDM_PROC_PENDING = 3, /* file() only: accepted, the outcome will come from
                           poll() */
+  TDM_PROC_UNAVAILABLE = 4 /* open() only: the parameters are right but what
+                              they name cannot be used now (a server down, a
+                              missing stream): a runtime error, not a usage
+                              error (the command exits 1, not 2) */
 } tdm_proc_result_t;
 
 /* How the host reads files (SPEC: --mode). */
@@ -121,7 +125,32 @@ typedef struct tdm_open_args {
   const void *restore;     /* the blob the last durable commit returned, */
   size_t restore_len;      /* or NULL/0 when there was none (first run) */
   char *msg;               /* TDM_MSG_MAX bytes for an error message */
+
+  /* ---- appended in 0.2; present when `size` covers them ---- */
+
+  /* A random id made once per state directory (hex, NUL-terminated): tells
+     this tidemark's records from other hosts' in a shared sink. */
+  const char *instance;
+  /* --checkpoint-ms: the longest time between two commit() calls while
+     records keep coming. */
+  uint64_t checkpoint_ms;
+  /* Log one line (no trailing newline) through the host's log, at `level`
+     (TDM_PROC_LOG_*). Call it only from within a method call (on the
+     host's thread), never from a thread of your own. Valid until close(). */
+  void (*log)(void *log_arg, int level, const char *line);
+  void *log_arg;
 } tdm_open_args_t;
+
+/* tdm_open_args_t.log levels (the host's: error, warning, info, debug). */
+#define TDM_PROC_LOG_ERROR 0
+#define TDM_PROC_LOG_WARN 1
+#define TDM_PROC_LOG_INFO 2
+#define TDM_PROC_LOG_DEBUG 3
+
+/* Does `args` carry field `f`? (A host older than the processor has a
+   smaller `size`.) */
+#define TDM_OPEN_ARGS_HAS(a, f) \
+  ((a)->size >= offsetof(tdm_open_args_t, f) + sizeof((a)->f))
 
 /*
  * A complete file in whole mode (see tdm_processor_t.file). Owned by the
@@ -187,6 +216,11 @@ typedef struct tdm_processor {
    * host stores the blob in the same transaction as the bookmarks and hands it
    * back to open() after a restart. Returning anything but TDM_PROC_OK
    * cancels the checkpoint (bookmarks do not move); it is retried later.
+   * TDM_PROC_RETRY: not yet, nothing lost (the instance keeps everything it
+   * accepted, e.g. while acknowledgements are still due): the next
+   * checkpoint asks again. TDM_PROC_FAIL: the host closes the instance and
+   * reopens it with the last durable blob, and delivers again from the
+   * bookmarks.
    */
   int (*commit)(void *state, void *restore, size_t *restore_len, char *msg);
 
@@ -211,6 +245,34 @@ typedef struct tdm_processor {
    * one while any is pending. Returns 0 when none is ready.
    */
   int (*poll)(void *state, tdm_outcome_t *out, size_t max, int wait_ms);
+
+  /* ---- appended in 0.2 (own outputs); the host checks `size` first ---- */
+
+  /*
+   * The files this instance writes, so that the host never reads them back
+   * as input when they lie inside a source (it would deliver its own output
+   * again, without end). Point at most `max` of them from `paths` and return
+   * how many there are. Each path is a NUL-terminated string owned by the
+   * instance, valid until close(); relative paths are taken from the working
+   * directory. The host compares files by identity (device and inode), and
+   * looks at the paths again whenever it meets a file it does not know, so
+   * an output created later (or replaced) is still recognised. NULL: the
+   * processor writes no file (exec, stdout).
+   */
+  size_t (*outputs)(void *state, const char **paths, size_t max);
+  /* ---- appended in 0.2 (sinks deliver at once); `size` is checked ---- */
+
+  /*
+   * The reader has caught up: nothing more is there to read right now. A
+   * processor that buffers hands over what it holds now (written, sent; no
+   * fsync needed: durability is still commit()'s job), so that a record
+   * appended to an idle file reaches the output at once rather than at the
+   * next checkpoint. Called only after process() accepted something since
+   * the last call. Anything but TDM_PROC_OK is logged at debug level only
+   * (`msg` says why): what is held is still handed over by commit(). NULL:
+   * the processor holds nothing back.
+   */
+  int (*caught_up)(void *state, char *msg);
 } tdm_processor_t;
 
 /* Does descriptor `d` carry method `m`? (A plugin built against an older

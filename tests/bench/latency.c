@@ -2,7 +2,7 @@
  * latency: append-to-delivery latency of `tidemark run` (issue 3's figure).
  *
  *   cc -O2 -o latency tests/bench/latency.c
- *   ./latency [-f FILES] [-n SAMPLES] [-p PAUSE_US] [-w WORKDIR] TIDEMARK
+ *   ./latency [-f FILES] [-n SAMPLES] [-p PAUSE_US] [-w WORKDIR] [-o] TIDEMARK
  *
  * Creates FILES (200) files in WORKDIR/src (a fresh temporary directory by
  * default, removed at the end), each with one line, and starts
@@ -18,6 +18,11 @@
  * on stdout (one line, for tests/bench/run.sh) and a short histogram on
  * stderr. Exit 0 when every sample arrived and tidemark exited 0 after
  * SIGTERM; 1 otherwise.
+ *
+ * -o: through the `file` processor instead (issue 10's figure): tidemark runs
+ * with `-p file:path=WORKDIR/out` (stdout to /dev/null) and a sample has
+ * arrived when its line is in OUT, read as it grows (woken by inotify on
+ * OUT). The output line then starts "latency: sink=file".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -38,6 +44,9 @@
 #define READY_TIMEOUT_MS 30000
 
 static int pipe_rd = -1;
+/* -o: OUT read as it grows; inotify on it; the child, to notice its exit */
+static int file_mode, ino_fd = -1;
+static pid_t child;
 static char rbuf[1 << 20];
 static size_t rlen, rpos;
 
@@ -74,8 +83,28 @@ static char *next_line(int timeout_ms, int *eof) {
     uint64_t now = now_ns();
     if (now >= deadline)
       return NULL;
-    struct pollfd p = {.fd = pipe_rd, .events = POLLIN};
     int left = (int)((deadline - now) / 1000000u) + 1;
+    if (file_mode) {
+      /* OUT is a regular file: read what is there, else wait for a change */
+      ssize_t n = read(pipe_rd, rbuf + rlen, sizeof rbuf - rlen);
+      if (n > 0) {
+        rlen += (size_t)n;
+        continue;
+      }
+      if (waitpid(child, NULL, WNOHANG) == child) {
+        child = -1;
+        *eof = 1;
+        return NULL;
+      }
+      struct pollfd p = {.fd = ino_fd, .events = POLLIN};
+      if (poll(&p, 1, left > 50 ? 50 : left) > 0) {
+        char ev[4096];
+        while (read(ino_fd, ev, sizeof ev) > 0) {
+        }
+      }
+      continue;
+    }
+    struct pollfd p = {.fd = pipe_rd, .events = POLLIN};
     int r = poll(&p, 1, left);
     if (r < 0 && errno == EINTR)
       continue;
@@ -115,21 +144,22 @@ static void rm_rf(const char *dir) {
 int main(int argc, char **argv) {
   int nfiles = 200, nsamples = 1000, pause_us = 2000, opt, eof;
   const char *workdir = NULL;
-  char work[4096], src[4200], state[4200], errpath[4200];
+  char work[4096], src[4200], state[4200], errpath[4200], outpath[4200], spec[4300];
   int made_work = 0;
-  while ((opt = getopt(argc, argv, "f:n:p:w:")) != -1) {
+  while ((opt = getopt(argc, argv, "f:n:p:w:o")) != -1) {
     switch (opt) {
+    case 'o': file_mode = 1; break;
     case 'f': nfiles = atoi(optarg); break;
     case 'n': nsamples = atoi(optarg); break;
     case 'p': pause_us = atoi(optarg); break;
     case 'w': workdir = optarg; break;
     default:
-      fprintf(stderr, "usage: latency [-f FILES] [-n SAMPLES] [-p PAUSE_US] [-w WORKDIR] TIDEMARK\n");
+      fprintf(stderr, "usage: latency [-f FILES] [-n SAMPLES] [-p PAUSE_US] [-w WORKDIR] [-o] TIDEMARK\n");
       return 2;
     }
   }
   if (optind != argc - 1 || nfiles <= 0 || nsamples <= 0) {
-    fprintf(stderr, "usage: latency [-f FILES] [-n SAMPLES] [-p PAUSE_US] [-w WORKDIR] TIDEMARK\n");
+    fprintf(stderr, "usage: latency [-f FILES] [-n SAMPLES] [-p PAUSE_US] [-w WORKDIR] [-o] TIDEMARK\n");
     return 2;
   }
   const char *tidemark = argv[optind];
@@ -150,8 +180,11 @@ int main(int argc, char **argv) {
   snprintf(src, sizeof src, "%s/src", work);
   snprintf(state, sizeof state, "%s/state", work);
   snprintf(errpath, sizeof errpath, "%s/tidemark.err", work);
+  snprintf(outpath, sizeof outpath, "%s/out", work);
+  snprintf(spec, sizeof spec, "file:path=%s", outpath);
   rm_rf(src);
   rm_rf(state);
+  unlink(outpath);
   if (mkdir(src, 0755) != 0) {
     perror("latency: mkdir");
     return 1;
@@ -185,17 +218,45 @@ int main(int argc, char **argv) {
   }
   if (pid == 0) {
     int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(pfd[1], 1);
+    if (file_mode) {
+      int nul = open("/dev/null", O_WRONLY);
+      dup2(nul, 1);
+    } else {
+      dup2(pfd[1], 1);
+    }
     if (efd >= 0)
       dup2(efd, 2);
     signal(SIGPIPE, SIG_DFL);
-    execl(tidemark, tidemark, "run", "-s", state, "-p", "stdout", "--checkpoint-ms", "1000",
-          src, (char *)NULL);
+    execl(tidemark, tidemark, "run", "-s", state, "-p", file_mode ? spec : "stdout",
+          "--checkpoint-ms", "1000", src, (char *)NULL);
     perror("latency: exec");
     _exit(127);
   }
   close(pfd[1]);
   pipe_rd = pfd[0];
+  child = pid;
+  if (file_mode) {
+    /* OUT appears when tidemark opens its processor */
+    uint64_t until = now_ns() + (uint64_t)READY_TIMEOUT_MS * 1000000u;
+    int ofd;
+    while ((ofd = open(outpath, O_RDONLY | O_CLOEXEC)) < 0) {
+      struct timespec p = {0, 5000000};
+      if (now_ns() > until || waitpid(pid, NULL, WNOHANG) == pid) {
+        fprintf(stderr, "latency: %s never appeared; see %s\n", outpath, errpath);
+        kill(pid, SIGKILL);
+        return 1;
+      }
+      nanosleep(&p, NULL);
+    }
+    ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ino_fd < 0 || inotify_add_watch(ino_fd, outpath, IN_MODIFY) < 0) {
+      perror("latency: inotify");
+      kill(pid, SIGKILL);
+      return 1;
+    }
+    close(pipe_rd);
+    pipe_rd = ofd;
+  }
 
   /* ready: the start-up lines, then a warm-up line per file */
   int seen = 0;
@@ -262,13 +323,24 @@ done:;
   uint64_t t_stop = now_ns();
   kill(pid, SIGTERM);
   /* drain the pipe until tidemark closes it, so it never blocks on a write */
-  while (next_line(3000, &eof) != NULL || !eof) {
+  while (!file_mode && (next_line(3000, &eof) != NULL || !eof)) {
     if (now_ns() - t_stop > 5000000000ull) {
       kill(pid, SIGKILL);
       break;
     }
   }
-  waitpid(pid, &status, 0);
+  if (file_mode) { /* nothing to drain: wait for the exit */
+    while (child > 0 && waitpid(pid, &status, WNOHANG) == 0 && now_ns() - t_stop < 10000000000ull) {
+      struct timespec p = {0, 1000000};
+      nanosleep(&p, NULL);
+    }
+    if (child > 0 && now_ns() - t_stop >= 10000000000ull) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
+  } else {
+    waitpid(pid, &status, 0);
+  }
   if (WIFEXITED(status))
     exit_code = WEXITSTATUS(status);
   double stop_ms = (double)(now_ns() - t_stop) / 1e6;
@@ -287,9 +359,9 @@ done:;
           "latency: min %.3f ms; <0.25 ms %d, <0.5 %d, <1 %d, <2 %d, <5 %d, >=5 %d; "
           "SIGTERM to exit %.0f ms\n",
           min, buckets[0], buckets[1], buckets[2], buckets[3], buckets[4], buckets[5], stop_ms);
-  printf("latency: files=%d samples=%d median_ms=%.3f p99_ms=%.3f max_ms=%.3f timeouts=%d "
+  printf("latency: %sfiles=%d samples=%d median_ms=%.3f p99_ms=%.3f max_ms=%.3f timeouts=%d "
          "unexpected=%d exit=%d\n",
-         nfiles, n, med, p99, max, timeouts, unexpected, exit_code);
+         file_mode ? "sink=file " : "", nfiles, n, med, p99, max, timeouts, unexpected, exit_code);
   for (int i = 0; i < nfiles; i++)
     close(fds[i]);
   if (made_work)

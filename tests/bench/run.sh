@@ -22,6 +22,9 @@
 #      start-up read of 2,000 files in 200 directories is done     (<= 0.1 s)
 #   g. rss: VmHWM / VmRSS once 100,000 small files (500 directories) are
 #      tracked and delivered, `run -p count`                        (<= 64 MiB)
+# Workload i (issue 10), `run` into the file processor, one run:
+#   i. filelat: append-to-visible-in-OUT latency with 200 files watched,
+#      1,000 samples (latency.c -o): median (<= 1 ms) and p99 (<= 5 ms)
 # Workload h, whole mode (issue 4), best of 3 against a baseline timed in the
 # same run:
 #   h. whole: a first `once -m whole -p count` over 20,000 small files (each
@@ -82,7 +85,7 @@ while [ $# -gt 0 ]; do
     *) echo "bench: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-ONLY=$(echo ",$ONLY," | sed 's/,latency,/,e,/g; s/,idle,/,f,/g; s/,rss,/,g,/g; s/,whole,/,h,/g; s/,rsyslog,/,p,/g')
+ONLY=$(echo ",$ONLY," | sed 's/,latency,/,e,/g; s/,idle,/,f,/g; s/,rss,/,g,/g; s/,whole,/,h,/g; s/,rsyslog,/,p,/g; s/,filelat,/,i,/g')
 # want X: workload X was asked for
 want() { [ "$ONLY" = ",," ] || case "$ONLY" in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 PEER=${BENCH_PEER:-1}
@@ -463,6 +466,28 @@ elif want_peer e; then
   peer_ms "" "$RSYS_P99"
   ROWS+=("| e'. rsyslog imfile append-to-delivery latency, max | | | | | |")
   peer_ms "" "$RSYS_MAX"
+fi
+
+# ---- i. the same latency into the `file` processor (issue 10) ---------------------
+# A line appended to a watched file until it is visible in OUT (not fsynced):
+# `file` hands its buffer over when the reader has caught up.
+if want i; then
+  log "i: append-to-visible-in-OUT latency through -p file, $LAT_FILES files watched, $LAT_SAMPLES samples"
+  fmed=""; fp99=""
+  if [ -x "$WORK/latency" ] || cc -O2 -o "$WORK/latency" "$here/latency.c" 2>"$WORK/cc.err"; then
+    "$WORK/latency" -o -f "$LAT_FILES" -n "$LAT_SAMPLES" -w "$WORK/flat" "$TIDEMARK" \
+      > "$WORK/flat.out" 2> "$WORK/flat.err" || log "file latency: $(cat "$WORK/flat.out" "$WORK/flat.err" | tail -n 5)"
+    l=$(grep '^latency:' "$WORK/flat.out" || true)
+    if [ -n "$l" ] && ! echo "$l" | grep -q 'samples=0 '; then
+      fmed=$(echo "$l" | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p')
+      fp99=$(echo "$l" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p')
+    fi
+    log "$l"
+  else
+    cat "$WORK/cc.err" >&2; log "could not build tests/bench/latency.c"
+  fi
+  ms_row "i. \`run -p file\` append-to-visible-in-OUT latency, median ($LAT_FILES files, $LAT_SAMPLES samples)" "$fmed" "" "" 1
+  ms_row "i. \`run -p file\` append-to-visible-in-OUT latency, p99" "$fp99" "" "" 5
 fi
 
 # ---- f. CPU while idle ----------------------------------------------------------------

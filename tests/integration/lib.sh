@@ -481,3 +481,83 @@ _tdm_umount_all() {
   local m
   for m in "${TDM_MOUNTS[@]}"; do umount -l "$m" 2>/dev/null || true; done
 }
+
+# ---- nats (tests/integration/test-nats-*.sh) ---------------------------------
+# A real nats-server with JetStream on loopback, its store under $T, and the
+# tests' own client (tdm-jsclient, built when libnats is found).
+#   need_nats                  skip unless built with libnats; fail without
+#                              nats-server (CI installs it)
+#   nats_start [PORT]          start `nats-server -js -sd $T/nats -a 127.0.0.1
+#                              -p PORT`; without PORT the server picks a free
+#                              one (-p -1) and the test reads it from its log.
+#                              Sets NATS_PID, NATS_PORT, NATS_URL; waits until
+#                              it accepts clients. Stopped by pid (nats_stop,
+#                              nats_kill9, or the EXIT trap)
+#   nats_stop / nats_kill9     SIGTERM (wait) / kill -9 the server
+#   js ARGS...                 tdm-jsclient $NATS_URL ARGS... (fails the test
+#                              on error); its stdout in $STDOUT
+#   js_count STREAM            number of messages in STREAM
+#   js_dump STREAM FILE        the messages into FILE (see jsclient.c: SEQ, id,
+#                              path, offset, payload, tab-separated)
+NATS_SERVER=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+need_nats() {
+  [ -n "${TDM_JSCLIENT:-}" ] || skip "built without libnats (libnats-dev): no nats processor"
+  [ -x "$TDM_JSCLIENT" ] || fail "TDM_JSCLIENT=$TDM_JSCLIENT is not executable"
+  [ -x "$NATS_SERVER" ] || fail "nats-server not found (apt-get install nats-server)"
+}
+
+nats_start() {
+  local port=${1:--1} end
+  mkdir -p "$T/nats"
+  : > "$T/nats.log"
+  "$NATS_SERVER" -js -sd "$T/nats" -a 127.0.0.1 -p "$port" >>"$T/nats.log" 2>&1 </dev/null &
+  NATS_PID=$!
+  TDM_BG_PIDS+=("$NATS_PID")
+  end=$((SECONDS + 20))
+  if [ "$port" = -1 ]; then
+    until port=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/nats.log" | tail -n 1) && [ -n "$port" ]; do
+      is_running "$NATS_PID" || fail "nats-server exited: $(tail -n 5 "$T/nats.log")"
+      [ "$SECONDS" -lt "$end" ] || fail "nats-server did not listen: $(tail -n 5 "$T/nats.log")"
+      sleep 0.05
+    done
+  fi
+  NATS_PORT=$port
+  NATS_URL=nats://127.0.0.1:$port
+  # ready: JetStream answers (a stream that does not exist is "Not Found")
+  until { "$TDM_JSCLIENT" "$NATS_URL" count __none__ 2>&1 || true; } | grep -q "Not Found"; do
+    is_running "$NATS_PID" || fail "nats-server exited: $(tail -n 5 "$T/nats.log")"
+    [ "$SECONDS" -lt "$end" ] || fail "nats-server on $NATS_URL does not answer: $(tail -n 5 "$T/nats.log")"
+    sleep 0.05
+  done
+}
+
+nats_stop() {
+  kill -TERM "$NATS_PID" 2>/dev/null || true
+  { wait "$NATS_PID"; } 2>/dev/null || true
+}
+
+nats_kill9() {
+  kill -9 "$NATS_PID" 2>/dev/null || true
+  { wait "$NATS_PID"; } 2>/dev/null || true
+}
+
+js() { assert_exit 0 "$TDM_JSCLIENT" "$NATS_URL" "$@"; }
+
+js_count() { js count "$1"; cat "$STDOUT"; }
+
+js_dump() { js dump "$1"; cp "$STDOUT" "$2"; }
+#   wait_count STREAM N SECS [PID]
+#                              poll until STREAM holds >= N messages; fail
+#                              after SECS, or when PID is no longer running
+wait_count() {
+  local stream=$1 n=$2 secs=$3 pid=${4:-} have end=$((SECONDS + $3))
+  while :; do
+    have=$("$TDM_JSCLIENT" "$NATS_URL" count "$stream" 2>/dev/null || echo 0)
+    [ "$have" -ge "$n" ] && return 0
+    if [ -n "$pid" ] && ! is_running "$pid"; then
+      fail "tidemark (pid $pid) exited while waiting for $n messages in $stream (has $have)"
+    fi
+    [ "$SECONDS" -lt "$end" ] || fail "timed out after ${secs}s waiting for $n messages in $stream (has $have)"
+    sleep 0.2
+  done
+}

@@ -55,6 +55,7 @@ static tdm_file_rec_t make_rec(uint64_t id, const char *path,
   r.ino = id * 7 + 1;
   r.size = 1000 + id;
   r.mtime_ns = -(int64_t)id - 1;
+  r.ctime_ns = 1600000000000000000ll + (int64_t)id;
   r.offset = 900 + id;
   r.fp_hash = 0xdeadbeefcafef00dull ^ id;
   r.fp_len = 4096;
@@ -81,6 +82,7 @@ static void assert_rec_eq(const tdm_file_rec_t *a, const tdm_file_rec_t *b) {
   ASSERT_EQ(a->ino, b->ino);
   ASSERT_EQ(a->size, b->size);
   ASSERT_EQ(a->mtime_ns, b->mtime_ns);
+  ASSERT_EQ(a->ctime_ns, b->ctime_ns);
   ASSERT_EQ(a->offset, b->offset);
   ASSERT(a->fp_hash == b->fp_hash);
   ASSERT_EQ(a->fp_len, b->fp_len);
@@ -669,6 +671,48 @@ TEST(undecodable_record_is_estate) {
   s = open_ok(dir, 0);
   ASSERT_EQ(tdm_store_load_files(s, collect, NULL), TDM_ESTATE);
   ASSERT_LOGGED("file record 7 does not decode");
+  tdm_store_close(s);
+}
+
+/* A record as format 1 wrote it (no ctime_ns): read with ctime_ns 0
+   ("unknown"), everything else intact; written back as format 2. */
+TEST(format1_record_reads_ctime_unknown) {
+  const char *dir = tdm_test_path("state");
+  uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 9}, v1[256], *p = v1;
+  tdm_file_rec_t want = make_rec(9, "/old/a.log", "old error");
+  loaded_t l = {0};
+  tdm_store_t *s = open_ok(dir, 0);
+  uint64_t f[] = {want.dev, want.ino, want.size, (uint64_t)want.mtime_ns,
+                  want.offset, want.fp_hash};
+
+  tdm_store_close(s);
+  /* The version-1 layout, byte by byte (store.c's header comment). */
+#define LE(v, n) \
+  do { for (int i_ = 0; i_ < (n); i_++) *p++ = (uint8_t)((uint64_t)(v) >> (8 * i_)); } while (0)
+  *p++ = 1;
+  for (size_t i = 0; i < 6; i++)
+    LE(f[i], 8);
+  LE(want.fp_len, 4); LE(want.marker_len, 4); LE(want.marker, 8);
+  LE(want.state, 4); LE(want.truncations, 4); LE(want.pieces, 8);
+  LE(want.first_seen_ns, 8); LE(want.updated_ns, 8);
+  memcpy(p, want.content_hash, 16), p += 16;
+  LE(want.dup_of, 8); LE(want.attempts, 4); LE((uint32_t)want.exit_status, 4);
+  LE(10, 4); memcpy(p, "/old/a.log", 11), p += 11;
+  LE(9, 4); memcpy(p, "old error", 10), p += 10;
+#undef LE
+  raw_put(dir, "files", key, 8, v1, (size_t)(p - v1));
+  s = open_ok(dir, 0);
+  ASSERT_EQ(tdm_store_load_files(s, collect, &l), 0);
+  ASSERT_EQ(l.n, 1);
+  want.ctime_ns = 0;
+  assert_rec_eq(&l.recs[0], &want);
+  loaded_free(&l);
+  /* Written again, it is format 2 with its ctime. */
+  want.ctime_ns = 12345;
+  commit_recs(s, &want, 1);
+  ASSERT_EQ(tdm_store_load_files(s, collect, &l), 0);
+  assert_rec_eq(&l.recs[0], &want);
+  loaded_free(&l);
   tdm_store_close(s);
 }
 

@@ -1,12 +1,58 @@
 /* log.c: the log sink (see log.h). */
 #include "base/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *level_names[] = {"error", "warning", "info", "debug"};
+/* syslog priorities (sd-daemon.h's SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG). */
+static const char *const journal_prefix[] = {"<3>", "<4>", "<6>", "<7>"};
+
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+static int journal; /* stderr is the journal stream systemd gave us */
+
+/* JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected; it only
+   counts when it is still our stderr (not inherited through a redirect). */
+static void journal_check(void) {
+  const char *e = getenv("JOURNAL_STREAM");
+  unsigned long long dev, ino;
+  struct stat st;
+  char tail;
+  if (e != NULL && sscanf(e, "%llu:%llu%c", &dev, &ino, &tail) == 2 &&
+      fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+      (unsigned long long)st.st_ino == ino)
+    journal = 1;
+}
+
+int tdm__log_journal(void) {
+  pthread_once(&journal_once, journal_check);
+  return journal;
+}
+
+void tdm__log_stderr(tdm_log_level_t level, const char *line) {
+  char out[4200];
+  int m;
+  if ((unsigned)level > TDM_LOG_DEBUG)
+    level = TDM_LOG_DEBUG;
+  if (tdm__log_journal())
+    m = snprintf(out, sizeof(out), "%s%s\n", journal_prefix[level], line);
+  else
+    m = snprintf(out, sizeof(out), "tidemark: %s: %s\n", level_names[level],
+                 line);
+  if (m > (int)sizeof(out) - 1) {
+    m = (int)sizeof(out) - 1;
+    out[m - 1] = '\n';
+  }
+  /* One write(2) per line so concurrent writers do not interleave. */
+  if (m > 0 && write(STDERR_FILENO, out, (size_t)m) < 0) {
+    /* Nowhere left to report it. */
+  }
+}
 
 void tdm__log(const tdm__log_t *log, tdm_log_level_t level, const char *fmt,
               ...) {
@@ -26,17 +72,7 @@ void tdm__log(const tdm__log_t *log, tdm_log_level_t level, const char *fmt,
     log->cb(log->arg, level, line);
     return;
   }
-  /* One write(2) per line so concurrent writers do not interleave. */
-  {
-    char out[4200];
-    int m = snprintf(out, sizeof(out), "tidemark: %s: %s\n",
-                     level_names[level], line);
-    if (m > (int)sizeof(out) - 1)
-      m = (int)sizeof(out) - 1;
-    if (m > 0 && write(STDERR_FILENO, out, (size_t)m) < 0) {
-      /* Nowhere left to report it. */
-    }
-  }
+  tdm__log_stderr(level, line);
 }
 
 const char *tdm__quote(const char *s, char *buf, size_t cap) {

@@ -31,6 +31,16 @@ void tdm__log(const tdm__log_t *log, tdm_log_level_t level, const char *fmt,
 #define tdm__debug(log, ...) tdm__log((log), TDM_LOG_DEBUG, __VA_ARGS__)
 
 /*
+ * Write one line to stderr as the default sink does: "tidemark: LEVEL: line",
+ * or, when stderr is the journal stream systemd set up (JOURNAL_STREAM names
+ * stderr's device and inode), "<N>line" with N the syslog priority (3 error,
+ * 4 warning, 6 info, 7 debug). One write(2).
+ */
+void tdm__log_stderr(tdm_log_level_t level, const char *line);
+/* Is stderr the journal (see above)? Checked once. */
+int tdm__log_journal(void);
+
+/*
  * Quote `s` for a log line into `buf` (C-style escapes for control bytes, so a
  * file name with a newline stays on one line). Returns buf.
  */

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "base/log.h"
+#include "engine/metrics.h"
 
 /* Every option, the index of `opts` below. */
 enum {
@@ -46,6 +47,11 @@ enum {
   OPT_QUIET,
   OPT_JSON,
   OPT_CONFIG,
+  OPT_DIR,
+  OPT_METRICS,
+  OPT_METRICS_FILE,
+  OPT_PROGRESS,
+  OPT_NO_PROGRESS,
   OPT_HELP,
   OPT_VERSION,
   OPT_COUNT_
@@ -95,6 +101,12 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_CONFIG] = {"config", 'c', required_argument, FOR_ALL, 0},
   [OPT_HELP] = {"help", 'h', no_argument, FOR_ALL, 0},
   [OPT_VERSION] = {"version", 'V', no_argument, FOR_ALL, 0},
+  /* INI only: the DIR operands of run/once. */
+  [OPT_DIR] = {"dir", 0, -1, FOR_WATCH, 1},
+  [OPT_METRICS] = {"metrics", 0, required_argument, CMD_BIT(TDM_CMD_RUN), 1},
+  [OPT_METRICS_FILE] = {"metrics-file", 0, required_argument, FOR_WATCH, 1},
+  [OPT_PROGRESS] = {"progress", 0, no_argument, FOR_WATCH, 1},
+  [OPT_NO_PROGRESS] = {"no-progress", 0, no_argument, FOR_WATCH, 0},
 };
 
 /* getopt_long's `val` for a long-only option. */
@@ -124,6 +136,9 @@ typedef struct layer {
   int from_end;
   int verbosity;
   int json;
+  int progress;      /* --progress 1, --no-progress 0 */
+  char *metrics;
+  char *metrics_file;
   uint64_t max_record;
   uint32_t settle_ms;
   uint32_t checkpoint_ms;
@@ -131,6 +146,7 @@ typedef struct layer {
   strlist processors;
   strlist include;
   strlist exclude;
+  strlist dirs;      /* INI `dir` keys */
   tdm_decompress_t decompress;
   char *multiline_start;
   uint32_t multiline_timeout_ms;
@@ -192,6 +208,9 @@ static void layer_free(layer *l) {
   strlist_free(&l->processors);
   strlist_free(&l->include);
   strlist_free(&l->exclude);
+  strlist_free(&l->dirs);
+  free(l->metrics);
+  free(l->metrics_file);
   memset(l, 0, sizeof(*l));
 }
 
@@ -312,7 +331,8 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   if (value != NULL && value[0] == '\0')
     return fail(TDM_EUSAGE, err, cap, "%s: the value is empty", who);
   if (from_ini &&
-      (id == OPT_NO_RECURSIVE || id == OPT_FROM_END || id == OPT_QUIET) &&
+      (id == OPT_NO_RECURSIVE || id == OPT_FROM_END || id == OPT_QUIET ||
+       id == OPT_PROGRESS) &&
       parse_bool(value, &b) != 0)
     return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not true or false", who,
                 q(value, qb, sizeof(qb)));
@@ -438,6 +458,26 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   case OPT_JSON:
     l->json = 1;
     break;
+  case OPT_DIR:
+    rc = strlist_push(&l->dirs, value);
+    break;
+  case OPT_METRICS:
+    if ((rc = tdm__parse_listen(value, NULL, 0, NULL)) != 0)
+      return fail(TDM_EUSAGE, err, cap,
+                  "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464 or "
+                  "[::1]:9464)", who, q(value, qb, sizeof(qb)));
+    rc = set_string(&l->metrics, value);
+    break;
+  case OPT_METRICS_FILE:
+    rc = set_string(&l->metrics_file, value);
+    break;
+  case OPT_PROGRESS:
+    l->progress = from_ini ? b : 1;
+    break;
+  case OPT_NO_PROGRESS:
+    l->progress = 0;
+    l->set |= 1ul << OPT_PROGRESS; /* one setting */
+    return 0;
   default:
     return fail(TDM_EUSAGE, err, cap, "%s: not settable here", who);
   }
@@ -636,6 +676,13 @@ static int parse_argv(tdm_config_t *c, layer *l, strlist *operands, int argc,
 
   shortopts[k++] = ':';
   for (int id = 0; id < OPT_COUNT_; id++) {
+    if (opts[id].has_arg < 0) { /* INI only: a name getopt never matches */
+      longopts[id].name = "\x01";
+      longopts[id].has_arg = no_argument;
+      longopts[id].flag = NULL;
+      longopts[id].val = LONG_ONLY_BASE + id;
+      continue;
+    }
     longopts[id].name = opts[id].name;
     longopts[id].has_arg = opts[id].has_arg;
     longopts[id].flag = NULL;
@@ -806,6 +853,15 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
   }
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
+  c->progress = (top = PICK(OPT_PROGRESS)) != NULL ? top->progress : -1;
+  if ((top = PICK(OPT_METRICS)) != NULL && c->command == TDM_CMD_RUN) {
+    c->metrics = top->metrics;
+    top->metrics = NULL;
+  }
+  if ((top = PICK(OPT_METRICS_FILE)) != NULL) {
+    c->metrics_file = top->metrics_file;
+    top->metrics_file = NULL;
+  }
   c->json = cli->json;
 #undef PICK
 
@@ -839,12 +895,14 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
                                      : TDM_LOG_DEBUG;
   o->log_cb = NULL;
   o->log_arg = NULL;
+  o->metrics_listen = c->metrics;
+  o->metrics_file = c->metrics_file;
   return 0;
 }
 
 /* Check the operands of c->command; move them into `c`. */
-static int take_operands(tdm_config_t *c, strlist *operands, char *err,
-                         size_t cap) {
+static int take_operands(tdm_config_t *c, strlist *operands, layer *file,
+                         char *err, size_t cap) {
   const char *name = command_names[c->command];
   char qb[256];
 
@@ -855,6 +913,8 @@ static int take_operands(tdm_config_t *c, strlist *operands, char *err,
   switch (c->command) {
   case TDM_CMD_RUN:
   case TDM_CMD_ONCE:
+    if (operands->n == 0)
+      operands = &file->dirs; /* the file's `dir` keys, if any */
     if (operands->n == 0)
       return fail(TDM_EUSAGE, err, cap,
                   "'%s' needs at least one DIR to watch", name);
@@ -917,7 +977,7 @@ int tdm__config_parse(tdm_config_t *c, int argc, char **argv, char *err,
   if (c->config_file != NULL &&
       (rc = read_ini(c->config_file, &file, err, errcap)) != 0)
     goto err;
-  if ((rc = take_operands(c, &operands, err, errcap)) != 0)
+  if ((rc = take_operands(c, &operands, &file, err, errcap)) != 0)
     goto err;
   if ((rc = merge(c, &cli, &file)) != 0) {
     fail(rc, err, errcap, "out of memory");
@@ -969,6 +1029,8 @@ void tdm__config_free(tdm_config_t *c) {
   free(c->config_file);
   free(c->state_dir);
   free(c->plugin_dir);
+  free(c->metrics);
+  free(c->metrics_file);
   free(c->multiline_start);
   free(c->on_done);
   free(c->on_failed);
@@ -1027,6 +1089,15 @@ const char *tdm__config_usage(void) {
 "      --poll-ms N        find changes by stat polling every N ms instead of\n"
 "                         inotify, for network filesystems (default: off)\n"
 "      --plugin-dir DIR   where .so processors are looked up (default: none)\n"
+"      --metrics ADDR:PORT\n"
+"                         run: serve Prometheus metrics, GET /metrics over\n"
+"                         HTTP, e.g. 127.0.0.1:9464 (default: off)\n"
+"      --metrics-file PATH\n"
+"                         write the same metrics to PATH atomically at each\n"
+"                         checkpoint, for node_exporter (default: off)\n"
+"      --progress, --no-progress\n"
+"                         once: show a progress line on stderr, or never\n"
+"                         (default: only when stderr is a terminal)\n"
 "      --decompress auto|never\n"
 "                         auto: gzip and zstd files (by their magic bytes)\n"
 "                         are read uncompressed (default: auto)\n"
@@ -1058,6 +1129,7 @@ const char *tdm__config_usage(void) {
 "  processor = file:path=/srv/out.log   ; repeatable, as are include, exclude\n"
 "  no-recursive = true\n"
 "  verbose = 1\n"
+"  dir = /var/log/app   ; repeatable: the DIRs, when none are given\n"
 "Comments: lines starting with ';' or '#', or ' ; ...' after a value. A list\n"
 "given on the command line replaces the file's list.\n"
 "\n"

@@ -18,7 +18,9 @@
  * INI file: `key = value` lines, either before any section or in a
  * `[tidemark]` section; keys are the long option names without their dashes
  * (state, mode, processor, include, exclude, no-recursive, from-end, records,
- * max-record, settle-ms, checkpoint-ms, poll-ms, plugin-dir, verbose, quiet).
+ * max-record, settle-ms, checkpoint-ms, poll-ms, plugin-dir, verbose, quiet,
+ * metrics, metrics-file, progress), plus `dir` (repeatable): the DIRs of
+ * run/once when the command line gives none.
  * processor/include/exclude may repeat and accumulate; booleans take
  * true/false, yes/no, on/off, 1/0. Comments start a line with ';' or '#', or
  * follow a value as ` ; comment`. Lines are at most TDM_CONFIG_LINE_MAX bytes.
@@ -62,10 +64,14 @@ typedef struct tdm_config {
   tdm_command_t command;
   /* Ready for tdm_open(): state_dir, mode, records, include/exclude,
      recursive, from_end, max_record, settle_ms, checkpoint_ms, poll_ms,
-     plugin_dir and log_level are filled; log_cb/log_arg are left NULL. */
+     plugin_dir, log_level, metrics_listen and metrics_file are filled;
+     log_cb/log_arg and progress_cb/progress_arg are left NULL. */
   tdm_options_t options;
   int verbosity;            /* -1: -q; 0: default; 1: -v; 2 or more: -vv */
   int json;                 /* status --json */
+  int progress;             /* once: -1 auto (stderr is a tty), 0 never, 1 always */
+  char *metrics;            /* run: --metrics ADDR:PORT, or NULL */
+  char *metrics_file;       /* --metrics-file PATH, or NULL */
   char *config_file;        /* -c FILE as given, or NULL */
   char **dirs;              /* run/once: the DIRs, as given */
   size_t n_dirs;

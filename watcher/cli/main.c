@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "registry.h"
 #include "config.h"
@@ -91,9 +93,75 @@ static void processor_names(const tdm_config_t *c, char *buf, size_t cap) {
   }
 }
 
+/* "12.3 MiB" */
+static void human(uint64_t n, char *buf, size_t cap) {
+  static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)n;
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  snprintf(buf, cap, u == 0 ? "%.0f %s" : "%.1f %s", v, unit[u]);
+}
+
+/*
+ * `once`'s progress line on stderr, rewritten in place ('\r', padded to the
+ * width of the last one): files done/total, bytes done/total, rate, time
+ * left. The final call ends the line.
+ */
+static void on_progress(void *arg, const tdm_progress_t *p) {
+  int *width = arg;
+  char done[32], total[32], rate[32], left[32], line[256];
+  double secs = (double)p->elapsed_ms / 1000.0;
+  double bps = secs > 0.05 ? (double)p->bytes_done / secs : 0;
+  int n;
+
+  human(p->bytes_done, done, sizeof(done));
+  human(p->bytes_total, total, sizeof(total));
+  human((uint64_t)bps, rate, sizeof(rate));
+  if (p->final || p->bytes_done >= p->bytes_total)
+    snprintf(left, sizeof(left), "%.1f s", secs);
+  else if (bps <= 0)
+    snprintf(left, sizeof(left), "--:-- left");
+  else {
+    uint64_t s = (uint64_t)((double)(p->bytes_total - p->bytes_done) / bps);
+    snprintf(left, sizeof(left), "%" PRIu64 ":%02" PRIu64 " left", s / 60,
+             s % 60);
+  }
+  n = snprintf(line, sizeof(line), "tidemark: %" PRIu64 "/%" PRIu64
+               " files, %s/%s, %s/s, %s", p->files_done, p->files_total, done,
+               total, rate, left);
+  if (n < 0)
+    return;
+  fprintf(stderr, "\r%s%*s%s", line, *width > n ? *width - n : 0, "",
+          p->final ? "\n" : "");
+  fflush(stderr);
+  *width = n;
+}
+
 /* The exit status for an error of tdm_add_source()/tdm_add_processor(). */
 static int setup_exit(int err) {
   return err == TDM_EUSAGE || err == -ENOENT || err == -ENOTDIR ? 2 : 1;
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE to the hard limit, as servers do (nginx's
+ * worker_rlimit_nofile, systemd's own services): `run` holds a descriptor
+ * per followed file, so that a file renamed out of the tree or deleted is
+ * still read to its end, and the soft limit a service gets (1024 under
+ * systemd) is far below what the kernel allows it (the hard limit). The
+ * command does this, not the library: a program embedding libtidemark owns
+ * its process' limits (the library stays correct under any limit: it holds
+ * what it may, reads a file before it closes its descriptor, and warns about
+ * and counts bytes that became unreachable).
+ */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl); /* best effort: the library copes */
+  }
 }
 
 /*
@@ -105,6 +173,8 @@ static int cmd_work(const tdm_config_t *c, int live) {
   char err[1024];
   char names[512];
   tdm_stats_t st;
+  tdm_options_t opts;
+  int progress_width = 0;
   tdm_t *t = NULL;
   double t0;
   int quiet = c->verbosity < 0;
@@ -118,8 +188,17 @@ static int cmd_work(const tdm_config_t *c, int live) {
   /* A processor writing to a closed pipe (stdout | head, an exec'd program
      that died) must fail with EPIPE, not kill us before the checkpoint. */
   signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
 
-  rc = tdm_open(&c->options, &t);
+  opts = c->options;
+  opts.notify = live; /* Type=notify: does nothing without NOTIFY_SOCKET */
+  /* once: a progress line when stderr is a terminal, or when forced. */
+  if (!live && (c->progress == 1 || (c->progress < 0 && !quiet &&
+                                     isatty(STDERR_FILENO)))) {
+    opts.progress_cb = on_progress;
+    opts.progress_arg = &progress_width;
+  }
+  rc = tdm_open(&opts, &t);
   if (rc != 0) /* tdm_open has logged why, naming the directory or option */
     return rc == TDM_EUSAGE ? 2 : 1;
   for (size_t i = 0; i < c->n_dirs; i++)

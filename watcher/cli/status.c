@@ -8,7 +8,9 @@
  * the file is reported gone with the size it had at the last look.
  *
  * JSON (`status --json`) is one object on one line:
- *   {"state_dir":"/abs","schema":1,"last_checkpoint":"...Z"|null,
+ *   {"state_dir":"/abs","schema":1,"instance":"16 hex"|null,
+ *    "processors":[{"spec":"nats:...","note":"text"|null}, ...],
+ *    "last_checkpoint":"...Z"|null, "lost_files":N,
  *    "files":[{"id":1,"path":"/abs/p","present":true,"dev":2049,
  *              "inode":1234,"size":100,"bookmark":100,"pending":0,
  *              "state":"active","truncations":0,"pieces":0,
@@ -250,12 +252,55 @@ static int hash_is_zero(const uint8_t h[16]) {
   return 1;
 }
 
+/* A processor's restore blob that is printable text is a note for status
+   (the nats processor's stream and duplicate window); others are not. */
+typedef struct note_ctx {
+  FILE *out;
+  int json;
+  int n;
+} note_ctx;
+
+static int print_note(void *arg, const char *key, size_t key_len,
+                      const void *blob, size_t len) {
+  note_ctx *c = arg;
+  char k[1024], note[TDM_RESTORE_MAX + 1], q[2048];
+  const unsigned char *b = blob;
+  int text = len > 0 && len <= TDM_RESTORE_MAX;
+
+  for (size_t i = 0; text && i < len; i++)
+    text = b[i] >= 0x20 && b[i] < 0x7f;
+  if (key_len >= sizeof(k))
+    key_len = sizeof(k) - 1;
+  memcpy(k, key, key_len);
+  k[key_len] = '\0';
+  if (text) {
+    memcpy(note, blob, len);
+    note[len] = '\0';
+  }
+  if (c->json) {
+    fputs(c->n++ > 0 ? ",{\"spec\":" : "{\"spec\":", c->out);
+    tdm__status_json_string(c->out, k);
+    fputs(",\"note\":", c->out);
+    tdm__status_json_string(c->out, text ? note : NULL);
+    putc('}', c->out);
+  } else if (text) {
+    fprintf(c->out, "processor %s: %s\n", tdm__quote(k, q, sizeof(q)), note);
+  }
+  return 0;
+}
+
 static void print_json(FILE *out, const char *state_abs, int64_t ckpt_ns,
-                       const rows *r) {
+                       uint64_t lost, const rows *r, tdm_store_t *s) {
+  note_ctx nc = {out, 1, 0};
   fputs("{\"state_dir\":", out);
   tdm__status_json_string(out, state_abs);
-  fprintf(out, ",\"schema\":%u,\"last_checkpoint\":", TDM_STORE_SCHEMA);
+  fprintf(out, ",\"schema\":%u,\"instance\":", TDM_STORE_SCHEMA);
+  tdm__status_json_string(out, tdm_store_instance(s)[0] ? tdm_store_instance(s) : NULL);
+  fputs(",\"processors\":[", out);
+  tdm_store_load_blobs(s, print_note, &nc);
+  fputs("],\"last_checkpoint\":", out);
   json_time(out, ckpt_ns);
+  fprintf(out, ",\"lost_files\":%" PRIu64, lost);
   fputs(",\"files\":[", out);
   for (size_t i = 0; i < r->n; i++) {
     const row *w = &r->v[i];
@@ -315,7 +360,9 @@ static const row *find_row(const rows *r, uint64_t id) {
   return NULL;
 }
 
-static void print_text(FILE *out, int64_t ckpt_ns, const rows *r) {
+static void print_text(FILE *out, int64_t ckpt_ns, uint64_t lost,
+                       const rows *r, tdm_store_t *s) {
+  note_ctx nc = {out, 0, 0};
   int ws = (int)strlen("STATE"), wb = (int)strlen("BOOKMARK");
   int wz = (int)strlen("SIZE"), wp = (int)strlen("PENDING");
   uint64_t pending = 0;
@@ -365,6 +412,13 @@ static void print_text(FILE *out, int64_t ckpt_ns, const rows *r) {
           pending == 1 ? "" : "s",
           ckpt_ns != 0 ? tdm__status_iso8601(ckpt_ns, when, sizeof(when))
                        : "never");
+  if (lost > 0)
+    fprintf(out, "%" PRIu64 " file%s renamed away or deleted before new bytes "
+            "could be read (no descriptor was held; each named in the log "
+            "when it happened)\n", lost, lost == 1 ? "" : "s");
+  if (tdm_store_instance(s)[0] != '\0')
+    fprintf(out, "instance %s\n", tdm_store_instance(s));
+  tdm_store_load_blobs(s, print_note, &nc);
 }
 
 /* Check `out` after writing to it. 0, or 1 after a message. */
@@ -395,9 +449,10 @@ static int status_to(const char *dir, int json, tdm_log_level_t level,
     abs = realpath(dir, NULL);
     if (abs == NULL)
       abs = tdm__status_abspath(dir);
-    print_json(out, abs != NULL ? abs : dir, ckpt_ns, &r);
+    print_json(out, abs != NULL ? abs : dir, ckpt_ns, tdm_store_lost_files(s),
+               &r, s);
   } else {
-    print_text(out, ckpt_ns, &r);
+    print_text(out, ckpt_ns, tdm_store_lost_files(s), &r, s);
   }
 
 out:

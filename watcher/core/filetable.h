@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/hashmap.h"
 #include "store.h"
 
 /* One tracked file in memory. `rec` is what the next checkpoint writes; the
@@ -31,23 +32,28 @@ typedef struct tdm_file {
   unsigned ready : 1;     /* run: on the ready list, more to read */
   unsigned waiting : 1;   /* whole: seen, not complete yet (settling) */
   unsigned inflight : 1;  /* whole: a processor's file() is pending */
+  unsigned stale : 1;     /* run: an event said it was written, but its name
+                             led to it no more and no descriptor was held:
+                             those bytes are out of reach unless the file
+                             turns up again in the tree */
   unsigned after : 1;     /* whole: done/failed, --on-done/--on-failed
                              to act on once that is durable */
   uint64_t pending_mask;  /* whole: processors whose outcome is awaited */
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */
   uint64_t grown_ms;      /* run, orphans: last time it was seen growing */
+  uint64_t pending_ms;    /* metrics: first seen with bytes pending (0:
+                             none pending at the last snapshot) */
   size_t slot;            /* index in the table's vector */
-  struct tdm_file *next;  /* (dev, ino) chain */
-  struct tdm_file *pnext; /* path chain */
+  tdm_hnode_t by_id;      /* in tdm_filetable_t.ids, by (dev, ino) */
+  tdm_hnode_t by_path;    /* in tdm_filetable_t.paths */
 } tdm_file_t;
 
 typedef struct tdm_filetable {
   tdm_file_t **all;       /* every file, in no particular order */
   size_t n, cap;
-  tdm_file_t **buckets;   /* chained by (dev, ino) */
-  tdm_file_t **pbuckets;  /* chained by path */
-  size_t n_buckets;       /* power of two, for both */
+  tdm_hmap_t ids;         /* by (dev, ino) */
+  tdm_hmap_t paths;       /* by path */
 } tdm_filetable_t;
 
 void tdm__filetable_init(tdm_filetable_t *ft);

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/progress.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +22,15 @@
 
 #define BACKOFF_MIN_MS 10u
 #define BACKOFF_MAX_MS 1000u
+
+/* tdm_open_args_t.log: `arg` is the engine's log (it lives as long as t). */
+static void proc_log(void *arg, int level, const char *line) {
+  if (level < TDM_LOG_ERROR)
+    level = TDM_LOG_ERROR;
+  if (level > TDM_LOG_DEBUG)
+    level = TDM_LOG_DEBUG;
+  tdm__log(arg, (tdm_log_level_t)level, "%s", line);
+}
 
 int tdm__proc_open(tdm_t *t, tdm_proc_t *p) {
   char msg[TDM_MSG_MAX] = "";
@@ -39,13 +49,17 @@ int tdm__proc_open(tdm_t *t, tdm_proc_t *p) {
   a.restore = p->blob_len > 0 ? p->blob : NULL;
   a.restore_len = p->blob_len;
   a.msg = msg;
+  a.instance = tdm_store_instance(t->store);
+  a.checkpoint_ms = t->opts.checkpoint_ms;
+  a.log = proc_log;
+  a.log_arg = &t->log;
   p->state = p->ctx; /* NULL but for tdm_add_processor_desc's */
   rc = p->desc->open(&p->state, &a);
   if (rc != TDM_PROC_OK) {
     msg[sizeof(msg) - 1] = '\0';
     tdm__error(&t->log, "processor '%s': %s", p->key,
                msg[0] ? msg : "open failed");
-    return TDM_EPROC;
+    return rc == TDM_PROC_UNAVAILABLE ? TDM_EPROC : TDM_EUSAGE;
   }
   p->open = 1;
   return 0;
@@ -58,9 +72,43 @@ void tdm__proc_close(tdm_proc_t *p) {
   p->state = NULL;
 }
 
+void tdm__caught_up(tdm_t *t) {
+  if (!t->delivered_since_caught_up)
+    return;
+  t->delivered_since_caught_up = 0;
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    char msg[TDM_MSG_MAX] = "";
+    int rc;
+
+    if (!p->open || p->desc == NULL || !TDM_PROCESSOR_HAS(p->desc, caught_up))
+      continue;
+    rc = p->desc->caught_up(p->state, msg);
+    msg[sizeof(msg) - 1] = '\0';
+    if (rc != TDM_PROC_OK)
+      tdm__debug(&t->log, "processor '%s' could not hand over what it holds "
+                 "yet%s%s (the next checkpoint does)", p->key,
+                 msg[0] ? ": " : "", msg);
+  }
+}
+
 static void sleep_ms(unsigned ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL); /* a signal cuts it short: fine, t->stop is checked */
+}
+
+/* Records in a chunk, for the metrics: lines, or the chunk itself (bytes
+   mode, whole files). */
+static uint64_t count_records(const tdm_t *t, const tdm_chunk_t *c) {
+  const char *p = c->data, *end = p + c->len;
+  uint64_t n = 0;
+  if (t->opts.records != TDM_RECORDS_LINES || t->opts.mode != TDM_MODE_TAIL)
+    return 1;
+  while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+    n++;
+    p++;
+  }
+  return n > 0 ? n : 1; /* a piece of an over-long record */
 }
 
 int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
@@ -69,6 +117,7 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
   uint64_t taken = 0;
   uint64_t all = t->n_procs >= 64 ? ~0ull : (1ull << t->n_procs) - 1;
   unsigned backoff = BACKOFF_MIN_MS;
+  uint64_t records = UINT64_MAX; /* counted once, when a processor takes it */
   char q[PATH_MAX];
 
   for (;;) {
@@ -84,8 +133,15 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
       msg[sizeof(msg) - 1] = '\0';
       if (rc == TDM_PROC_OK) {
         taken |= 1ull << i;
+        p->m_bytes += c->len;
+        if (t->count_records) {
+          if (records == UINT64_MAX)
+            records = count_records(t, c);
+          p->m_records += records;
+        }
       } else if (rc == TDM_PROC_RETRY) {
         t->stats.proc_retries++;
+        p->m_retries++;
         if (backoff == BACKOFF_MIN_MS) /* once per chunk, not per attempt */
           tdm__warn(&t->log, "processor '%s' asks to retry %s at offset %llu%s%s",
                     p->key, tdm__quote(f->path, q, sizeof(q)),
@@ -93,6 +149,7 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
       } else {
         char err[TDM_MSG_MAX + 64];
         t->stats.proc_failures++;
+        p->m_failures++;
         snprintf(err, sizeof(err), "processor '%s' failed%s%s", p->key,
                  msg[0] ? ": " : "", msg);
         tdm__error(&t->log, "%s at offset %llu: %s",
@@ -105,8 +162,11 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
         return TDM_EPROC;
       }
     }
-    if (taken == all)
+    if (taken == all) {
+      tdm__progress_tick(t);
+      t->delivered_since_caught_up = 1;
       return 0;
+    }
     if (t->stop)
       return TDM_ESTOPPED;
     sleep_ms(backoff);

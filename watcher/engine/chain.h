@@ -23,13 +23,21 @@ typedef struct tdm_proc {
   uint8_t blob[TDM_RESTORE_MAX]; /* the last durable restore blob */
   size_t blob_len;
   int open;               /* state is live */
+  /* Metrics: what this processor accepted, retried, failed. */
+  uint64_t m_bytes, m_records, m_retries, m_failures;
 } tdm_proc_t;
 
 /* Open a processor instance with its stored blob. Logs and returns
-   TDM_EPROC on failure. */
+   TDM_EUSAGE when open() failed (bad parameters, an output it cannot make),
+   TDM_EPROC when it answered TDM_PROC_UNAVAILABLE (a runtime failure). */
 int tdm__proc_open(tdm_t *t, tdm_proc_t *p);
 /* Close an instance (if open). */
 void tdm__proc_close(tdm_proc_t *p);
+
+/* The reader has caught up (nothing more to read now): let every processor
+   that buffers hand over what it holds (tdm_processor_t.caught_up). Does
+   nothing unless a chunk was delivered since the last call. */
+void tdm__caught_up(tdm_t *t);
 
 /*
  * Hand a chunk to every processor. RETRY is retried with backoff until it is

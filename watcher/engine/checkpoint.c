@@ -11,16 +11,21 @@
  *
  * A failed checkpoint is undone in memory the same way a crash would be: each
  * processor is closed and reopened with its last durable blob, and each file
- * goes back to its durable bookmark.
+ * goes back to its durable bookmark. A processor whose commit answers
+ * TDM_PROC_RETRY (not now, nothing lost: say, acknowledgements still due)
+ * only defers the checkpoint: nothing is rolled back, the bookmarks stay
+ * where the store has them, and the next checkpoint tries again.
  */
 #include "engine/checkpoint.h"
 
 #include "base/clock.h"
 #include "engine/after.h"
 #include "engine/engine.h"
+#include "engine/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 /* Undo everything since the last durable checkpoint (see above). */
@@ -49,14 +54,14 @@ static void rollback(tdm_t *t) {
   t->stats.checkpoint_errors++;
 }
 
-int tdm__checkpoint(tdm_t *t) {
+static int checkpoint(tdm_t *t) {
   uint8_t (*blobs)[TDM_RESTORE_MAX] = NULL;
   tdm_store_blob_t *sblobs = NULL;
   const tdm_file_rec_t **puts = NULL;
   tdm_store_hash_t *hashes = NULL;
   tdm_store_batch_t b;
   size_t n_puts = 0, n_dirty = 0, n_blobs = 0, n_hashes;
-  int rc = -ENOMEM;
+  int rc = -ENOMEM, crc;
 
   /* Only pointers to the dirty records are staged: 8 bytes a file, even on
      the first checkpoint after 100,000 new files. */
@@ -76,7 +81,19 @@ int tdm__checkpoint(tdm_t *t) {
     if (p->desc == NULL)
       continue;
     if (p->desc->commit != NULL &&
-        p->desc->commit(p->state, blobs[i], &len, msg) != TDM_PROC_OK) {
+        (crc = p->desc->commit(p->state, blobs[i], &len, msg)) ==
+            TDM_PROC_RETRY) {
+      /* Not now, nothing lost (e.g. acknowledgements still due): the
+         checkpoint waits, nothing is rolled back, the next one tries again.
+         Said once until a checkpoint succeeds. */
+      msg[sizeof(msg) - 1] = '\0';
+      if (!t->checkpoint_deferred++)
+        tdm__warn(&t->log, "processor '%s' cannot commit yet%s%s; the "
+                  "checkpoint waits", p->key, msg[0] ? ": " : "", msg);
+      rc = 0;
+      goto out;
+    }
+    if (p->desc->commit != NULL && crc != TDM_PROC_OK) {
       msg[sizeof(msg) - 1] = '\0';
       tdm__error(&t->log, "processor '%s' could not commit%s%s; the checkpoint "
                  "is cancelled and delivery resumes from the last one", p->key,
@@ -111,6 +128,7 @@ int tdm__checkpoint(tdm_t *t) {
   b.blobs = sblobs;
   b.n_blobs = n_blobs;
   b.next_id = t->next_id;
+  b.add_lost_files = t->lost_unsaved;
   n_hashes = tdm__whole_batch(t, &hashes);
   b.hashes = hashes;
   b.n_hashes = n_hashes;
@@ -143,7 +161,13 @@ int tdm__checkpoint(tdm_t *t) {
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
+  t->unsaved_outcomes = 0;
+  t->lost_unsaved = 0;
   t->stats.checkpoints++;
+  if (t->checkpoint_deferred > 1)
+    tdm__info(&t->log, "checkpoints go on (%d waited)",
+              t->checkpoint_deferred - 1);
+  t->checkpoint_deferred = 0;
   tdm__after_durable(t);
 out:
   t->checkpoint_rc = rc;
@@ -155,10 +179,35 @@ out:
   return rc;
 }
 
+/* The checkpoint, timed for the metrics; then --metrics-file. */
+int tdm__checkpoint(tdm_t *t) {
+  struct timespec a, b;
+  int rc;
+
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  rc = checkpoint(t);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  t->checkpoint_ns_sum += (uint64_t)((int64_t)(b.tv_sec - a.tv_sec) *
+                                         1000000000 +
+                                     (b.tv_nsec - a.tv_nsec));
+  t->checkpoint_ns_count++;
+  if (t->opts.metrics_file != NULL) {
+    char *text;
+    size_t len;
+    if (tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
+      tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
+      free(text);
+    }
+  }
+  return rc;
+}
+
 int tdm__checkpoint_maybe(tdm_t *t) {
   if (!t->need_checkpoint)
     return 0;
-  if (t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES &&
+  /* While a processor defers checkpoints, only the clock asks again. */
+  if ((t->checkpoint_deferred > 0 ||
+       t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES) &&
       tdm__now_ms() - t->last_checkpoint_ms < t->opts.checkpoint_ms)
     return 0;
   return tdm__checkpoint(t);

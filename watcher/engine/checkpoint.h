@@ -15,6 +15,8 @@
  * transaction with every dirty file, dead ids and blobs. On failure (logged)
  * the processors are rolled back to their last durable blob and every file
  * to its durable bookmark, so nothing is recorded that was not accepted.
+ * A commit that answers TDM_PROC_RETRY defers the checkpoint: 0 is returned
+ * with t->need_checkpoint still set, nothing rolled back.
  */
 int tdm__checkpoint(tdm_t *t);
 

@@ -6,8 +6,9 @@
  *   core/scan.c          walks each source, filters names (core/filter.c),
  *                        lstat()s files
  *   engine/reconcile.c   looks each file up by (dev, ino) in the file table
- *                        (core/filetable.c); an unchanged size+mtime is not
- *                        opened at all; whole mode goes to engine/whole.c
+ *                        (core/filetable.c); an unchanged size+mtime+ctime
+ *                        is not opened at all; whole mode goes to
+ *                        engine/whole.c
  *   core/identity.c      opens the changed ones and decides, through the
  *                        descriptor, whether they are the same file
  *                        (fingerprint of the head, marker of the bytes before
@@ -34,6 +35,7 @@
 #include "core/filter.h"
 #include "core/framing.h"
 #include "engine/chain.h"
+#include "engine/outputs.h"
 #include "engine/whole.h"
 #include "registry.h"
 #include "store.h"
@@ -62,6 +64,9 @@ struct tdm_s {
   char *buf;              /* the read buffer */
   size_t buf_cap;
   int need_checkpoint;    /* something not in the store yet */
+  int delivered_since_caught_up; /* see tdm__caught_up */
+  int checkpoint_deferred; /* checkpoints a processor's RETRY put off since
+                              the last one that succeeded */
   uint64_t bytes_since_checkpoint;
   uint64_t last_checkpoint_ms;
   int checkpoint_rc;      /* the last checkpoint's result: a failure ends
@@ -79,6 +84,15 @@ struct tdm_s {
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  /* Metrics (engine/metrics.c). */
+  int count_records;      /* count records per processor (metrics wanted) */
+  uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
+  uint64_t checkpoint_ns_count;
+  struct tdm_progress_state *progress; /* tdm_run_once with a progress_cb */
+  tdm_outputs_t outputs;  /* our processors' output files: never input */
+  uint64_t lost_unsaved;   /* lost files not counted in the store yet */
+  size_t unsaved_outcomes;/* whole: outcomes collected since the last
+                             checkpoint (made durable promptly) */
   /* Records (engine/records.c): multiline, after done. */
   regex_t ml_re;          /* --multiline-start, when ml_on */
   int ml_on;

@@ -3,8 +3,8 @@
  * is new.
  *
  * Every way a file comes to our attention (a scan, an inotify event, a poll)
- * ends in tdm__look(): the unchanged test on the lstat (same inode, size and
- * mtime: not opened at all), then identity through the descriptor, then a
+ * ends in tdm__look(): the unchanged test on the lstat (same inode, size,
+ * mtime and ctime: not opened at all), then identity through the descriptor, then a
  * read from the bookmark. Live watching holds descriptors open (so a file
  * renamed out of the tree or deleted can still be drained) and reads at most
  * `read_budget` bytes of one file per look, so a busy file cannot starve the
@@ -17,6 +17,7 @@
 #include "core/scan.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/progress.h"
 #include "engine/reader.h"
 #include "engine/whole.h"
 #include "engine/zread.h"
@@ -288,8 +289,10 @@ static int read_file(tdm_t *t, tdm_file_t *f, int fd, const struct stat *st) {
   f->active_ms = tdm__now_ms();
   tdm__set_ready(t, f, rc == 0 && more);
   if (rc == 0 && !more) {
+    f->stale = 0;
     f->rec.size = (uint64_t)st->st_size;
     f->rec.mtime_ns = mtime_ns(st);
+    f->rec.ctime_ns = ctime_ns(st);
     f->dirty = 1;
     t->need_checkpoint = 1;
     if (t->ml_on) {
@@ -320,6 +323,12 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
   char q[PATH_MAX], *oldpath = NULL; /* f's name before this look */
   int fd, rc;
 
+  if (t->outputs.n > 0) { /* our own output is not input */
+    f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
+                           (uint64_t)lst->st_ino);
+    if (tdm__outputs_skip(t, path, lst, f == NULL))
+      return f != NULL ? tdm__forget(t, f) : 0;
+  }
   if (t->opts.mode == TDM_MODE_WHOLE)
     return tdm__whole_look(t, path, lst, hints);
   if (t->stop)
@@ -338,7 +347,8 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
     }
     /* Unchanged since the last look: not opened at all. */
     if ((uint64_t)lst->st_size == f->rec.size &&
-        mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_FAILED &&
+        mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
+        f->rec.state != TDM_FILE_FAILED &&
         !f->ready) {
       free(oldpath);
       return 0;
@@ -359,6 +369,11 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
       fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     }
     if (fd < 0) {
+      /* Changed, and gone before we could open it: what was written is out
+         of reach unless it turns up again (see tdm__lost). */
+      if (errno == ENOENT && f != NULL && t->live != NULL &&
+          (uint64_t)lst->st_size != f->rec.size)
+        f->stale = 1;
       if (errno != ENOENT && errno != ELOOP) { /* vanished / became a link */
         tdm__warn(&t->log, "%s: cannot open: %s",
                   tdm__quote(path, q, sizeof(q)), strerror(errno));
@@ -467,19 +482,51 @@ int tdm__drain(tdm_t *t, tdm_file_t *f) {
   return outcome(t, rc);
 }
 
+int tdm__lost(tdm_t *t, tdm_file_t *f) {
+  char q[PATH_MAX];
+
+  if (t->opts.mode == TDM_MODE_TAIL && f->fd < 0 &&
+      (f->stale || f->pos < f->rec.size)) {
+    if (f->pos < f->rec.size)
+      tdm__warn(&t->log, "%s: renamed away or deleted with %llu bytes not "
+                "delivered: no descriptor was held for it",
+                tdm__quote(f->path, q, sizeof(q)),
+                (unsigned long long)(f->rec.size - f->pos));
+    else
+      tdm__warn(&t->log, "%s: renamed away or deleted after a write that may "
+                "be not delivered: no descriptor was held for it (more files "
+                "than RLIMIT_NOFILE allows to hold)",
+                tdm__quote(f->path, q, sizeof(q)));
+    t->stats.lost_files++;
+    t->lost_unsaved++;
+    t->need_checkpoint = 1;
+  }
+  return tdm__forget(t, f);
+}
+
 static int by_activity(const void *a, const void *b) {
   const tdm_file_t *x = *(tdm_file_t *const *)a, *y = *(tdm_file_t *const *)b;
   return x->active_ms < y->active_ms ? -1 : x->active_ms > y->active_ms;
 }
 
+/* Has `f` bytes past what was read (its descriptor's size now)? */
+static int unread(tdm_file_t *f, struct stat *st) {
+  return fstat(f->fd, st) != 0 || (uint64_t)st->st_size != f->rec.size ||
+         ctime_ns(st) != f->rec.ctime_ns;
+}
+
 void tdm__trim_fds(tdm_t *t) {
   size_t target = t->max_open - t->max_open / 4, n = 0, k;
   tdm_file_t **idle;
+  struct stat st;
 
-  /* Close the descriptors of read-out, idle files, least recently read
-     first, until a quarter of the budget is free again: one sort per trim,
-     and a trim frees max_open / 4 descriptors. They are reopened by identity
-     on their next change. */
+  /* Close the descriptors of idle files, least recently read first, until a
+     quarter of the budget is free again: one sort per trim, and a trim frees
+     max_open / 4 descriptors. They are reopened by identity on their next
+     change. A closed descriptor can no longer reach the file once its name
+     is gone (renamed out of the tree, deleted), so: files read to their end
+     are closed first, and a file with unread bytes is read before its
+     descriptor is closed. */
   if (t->n_open <= target || (idle = malloc(t->n_open * sizeof(*idle))) == NULL)
     return;
   for (size_t i = 0; i < t->files.n && n < t->n_open; i++) {
@@ -489,7 +536,26 @@ void tdm__trim_fds(tdm_t *t) {
   }
   qsort(idle, n, sizeof(*idle), by_activity);
   for (k = 0; k < n && t->n_open > target; k++)
-    release(t, idle[k]);
+    if (!unread(idle[k], &st)) {
+      release(t, idle[k]);
+      idle[k] = NULL;
+    }
+  for (k = 0; k < n && t->n_open > target && !t->stop; k++) {
+    tdm_file_t *f = idle[k];
+    if (f == NULL || fstat(f->fd, &st) != 0)
+      continue;
+    if (tdm__read(t, f, f->fd, (uint64_t)st.st_size) != 0 ||
+        t->checkpoint_rc != 0)
+      break; /* logged; keep the rest open, they are read next time */
+    f->rec.size = (uint64_t)st.st_size;
+    f->rec.mtime_ns = mtime_ns(&st);
+    f->rec.ctime_ns = ctime_ns(&st);
+    f->stale = 0;
+    f->dirty = 1;
+    t->need_checkpoint = 1;
+    f->active_ms = tdm__now_ms();
+    release(t, f);
+  }
   free(idle);
 }
 
@@ -497,8 +563,13 @@ void tdm__trim_fds(tdm_t *t) {
 
 static int on_file(void *arg, const char *path, const char *rel,
                    const struct stat *st) {
+  tdm_t *t = arg;
+  uint64_t opened = t->stats.files_opened;
+  int rc;
   (void)rel;
-  return tdm__look(arg, path, st, 0);
+  rc = tdm__look(t, path, st, 0);
+  tdm__progress_file(t, t->stats.files_opened != opened);
+  return rc;
 }
 
 static void scan_init(tdm_t *t, tdm_scan_t *s,
@@ -551,11 +622,10 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
       rc = tdm__read(t, f, f->fd, UINT64_MAX);
       if (rc == TDM_ESTOPPED || t->checkpoint_rc != 0)
         return outcome(t, rc);
-    } else if (t->opts.mode == TDM_MODE_TAIL && f->pos < f->rec.size) {
-      char q[PATH_MAX];
-      tdm__warn(&t->log, "%s: gone with %llu bytes not delivered",
-                tdm__quote(f->path, q, sizeof(q)),
-                (unsigned long long)(f->rec.size - f->pos));
+    } else {
+      if ((rc = tdm__lost(t, f)) != 0) /* swaps the last one into i */
+        return rc;
+      continue;
     }
     if ((rc = tdm__retire(t, f)) != 0) /* swaps the last one into i */
       return rc;

@@ -25,6 +25,15 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
 /* `f` was met at `path`: if that is a new name (a rename), take it. */
 int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path);
 
+/*
+ * `f` is gone from the tree (its name leads elsewhere or nowhere) and no
+ * descriptor is held for it: forget it. If bytes were written to it that
+ * were never read (f->stale, or a bookmark short of its last size), they are
+ * out of reach: warn, naming it, and count it (stats.lost_files, and the
+ * store's total that `status` shows). Returns what tdm__forget returns.
+ */
+int tdm__lost(tdm_t *t, tdm_file_t *f);
+
 /* Read a file through its held descriptor (moved away, deleted, or with more
    to read than one look's budget); forget it once a deleted one is drained. */
 int tdm__drain(tdm_t *t, tdm_file_t *f);

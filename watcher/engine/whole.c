@@ -32,27 +32,24 @@
 #include <unistd.h>
 #include <xxh_x86dispatch.h>
 
-#define REMOVED UINT64_MAX
 #define RETRY_WAIT_MS 100 /* poll()'s wait while a file() says RETRY */
 
 /* ---- the table of uncommitted hashes ------------------------------------ */
 
-static size_t home(const tdm_hashset_t *hs, const uint8_t h[16]) {
+static uint64_t key(const uint8_t h[16]) {
   uint64_t k;
   memcpy(&k, h, sizeof(k));
-  return (size_t)k & (hs->cap - 1);
+  return k;
 }
 
 static tdm_hashset_entry_t *hs_find(const tdm_hashset_t *hs, const uint8_t h[16]) {
-  if (hs->cap == 0)
-    return NULL;
-  for (size_t i = home(hs, h);; i = (i + 1) & (hs->cap - 1)) {
-    tdm_hashset_entry_t *e = &hs->slot[i];
-    if (e->id == 0)
-      return NULL;
-    if (e->id != REMOVED && memcmp(e->hash, h, 16) == 0)
+  for (tdm_hnode_t *n = tdm__hmap_first(&hs->map, key(h)); n;
+       n = tdm__hmap_next(n)) {
+    tdm_hashset_entry_t *e = tdm__container_of(n, tdm_hashset_entry_t, node);
+    if (memcmp(e->hash, h, 16) == 0)
       return e;
   }
+  return NULL;
 }
 
 static int hs_put(tdm_hashset_t *hs, const uint8_t h[16], uint64_t id) {
@@ -62,73 +59,77 @@ static int hs_put(tdm_hashset_t *hs, const uint8_t h[16], uint64_t id) {
     e->id = id;
     return 0;
   }
-  if ((hs->used + 1) * 2 > hs->cap) { /* rehash, dropping removed slots */
-    size_t cap = hs->cap ? hs->cap * 2 : 256;
-    tdm_hashset_t n = {calloc(cap, sizeof(*n.slot)), cap, 0};
-    if (n.slot == NULL)
-      return -ENOMEM;
-    for (size_t i = 0; i < hs->cap; i++)
-      if (hs->slot[i].id != 0 && hs->slot[i].id != REMOVED) {
-        size_t k = home(&n, hs->slot[i].hash);
-        while (n.slot[k].id != 0)
-          k = (k + 1) & (cap - 1);
-        n.slot[k] = hs->slot[i];
-        n.used++;
-      }
-    free(hs->slot);
-    *hs = n;
+  if ((e = calloc(1, sizeof(*e))) == NULL)
+    return -ENOMEM;
+  memcpy(e->hash, h, 16);
+  e->id = id;
+  if (tdm__hmap_insert(&hs->map, &e->node, key(h)) != 0) {
+    free(e);
+    return -ENOMEM;
   }
-  for (size_t i = home(hs, h);; i = (i + 1) & (hs->cap - 1)) {
-    e = &hs->slot[i];
-    if (e->id == 0 || e->id == REMOVED) {
-      if (e->id == 0)
-        hs->used++;
-      memcpy(e->hash, h, 16);
-      e->id = id;
-      e->done = 0;
-      return 0;
-    }
-  }
+  return 0;
+}
+
+static void hs_drop(tdm_hashset_t *hs, tdm_hashset_entry_t *e) {
+  tdm__hmap_remove(&hs->map, &e->node);
+  free(e);
 }
 
 static void hs_remove(tdm_hashset_t *hs, const uint8_t h[16], uint64_t id) {
   tdm_hashset_entry_t *e = hs_find(hs, h);
   if (e != NULL && e->id == id)
-    e->id = REMOVED;
+    hs_drop(hs, e);
+}
+
+static void drop_any(tdm_hnode_t *n, void *arg) {
+  hs_drop(arg, tdm__container_of(n, tdm_hashset_entry_t, node));
 }
 
 void tdm__whole_free(tdm_t *t) {
-  free(t->hashes.slot);
-  memset(&t->hashes, 0, sizeof(t->hashes));
+  tdm__hmap_walk(&t->hashes.map, drop_any, &t->hashes);
+  tdm__hmap_free(&t->hashes.map);
+}
+
+typedef struct batch {
+  tdm_store_hash_t *out;  /* NULL: only count */
+  size_t n;
+} batch_t;
+
+static void take_done(tdm_hnode_t *n, void *arg) {
+  batch_t *b = arg;
+  tdm_hashset_entry_t *e = tdm__container_of(n, tdm_hashset_entry_t, node);
+  if (!e->done)
+    return;
+  if (b->out != NULL) {
+    memcpy(b->out[b->n].hash, e->hash, 16);
+    b->out[b->n].file_id = e->id;
+  }
+  b->n++;
 }
 
 size_t tdm__whole_batch(tdm_t *t, tdm_store_hash_t **out) {
-  size_t n = 0;
+  batch_t b = {NULL, 0};
+
   *out = NULL;
-  for (size_t i = 0; i < t->hashes.cap; i++)
-    n += t->hashes.slot[i].id != 0 && t->hashes.slot[i].id != REMOVED &&
-         t->hashes.slot[i].done;
-  if (n == 0 || (*out = malloc(n * sizeof(**out))) == NULL)
+  tdm__hmap_walk(&t->hashes.map, take_done, &b);
+  if (b.n == 0 || (b.out = malloc(b.n * sizeof(*b.out))) == NULL)
     return 0;
-  n = 0;
-  for (size_t i = 0; i < t->hashes.cap; i++) {
-    tdm_hashset_entry_t *e = &t->hashes.slot[i];
-    if (e->id != 0 && e->id != REMOVED && e->done) {
-      memcpy((*out)[n].hash, e->hash, 16);
-      (*out)[n++].file_id = e->id;
-    }
-  }
-  return n;
+  b.n = 0;
+  tdm__hmap_walk(&t->hashes.map, take_done, &b);
+  *out = b.out;
+  return b.n;
+}
+
+static void drop_done(tdm_hnode_t *n, void *arg) {
+  tdm_hashset_entry_t *e = tdm__container_of(n, tdm_hashset_entry_t, node);
+  if (e->done)
+    hs_drop(arg, e);
 }
 
 void tdm__whole_committed(tdm_t *t, int ok) {
   /* Committed: the store answers for them now. Rolled back: the files are
      looked at again (their processors' outputs were rolled back too). */
-  for (size_t i = 0; i < t->hashes.cap; i++) {
-    tdm_hashset_entry_t *e = &t->hashes.slot[i];
-    if (e->id != 0 && e->id != REMOVED && e->done)
-      e->id = REMOVED;
-  }
+  tdm__hmap_walk(&t->hashes.map, drop_done, &t->hashes);
   if (ok)
     return;
   for (size_t i = 0; i < t->files.n; i++) {
@@ -328,7 +329,8 @@ static void apply(tdm_t *t, size_t proc, const tdm_outcome_t *o) {
     done(t, f);
 }
 
-int tdm__whole_poll(tdm_t *t, int wait_ms) {
+/* Collect outcomes (see tdm__whole_poll) without committing them. */
+static void collect(tdm_t *t, int wait_ms) {
   tdm_outcome_t out[16];
   for (size_t i = 0; i < t->n_procs; i++) {
     tdm_proc_t *p = &t->procs[i];
@@ -338,9 +340,29 @@ int tdm__whole_poll(tdm_t *t, int wait_ms) {
     while ((n = p->desc->poll(p->state, out, 16, wait_ms)) > 0) {
       for (int k = 0; k < n; k++)
         apply(t, i, &out[k]);
+      t->unsaved_outcomes += (size_t)n;
       wait_ms = 0; /* got some: take the rest without waiting */
     }
   }
+}
+
+/*
+ * An outcome is the most expensive thing we learn (a loader ran): make it
+ * durable now, not at the next --checkpoint-ms, so that a crash repeats at
+ * most the loaders that were running. Every outcome collected since the last
+ * checkpoint goes into this one transaction.
+ */
+static int save_outcomes(tdm_t *t) {
+  if (t->unsaved_outcomes == 0 || !t->need_checkpoint)
+    return 0;
+  return tdm__checkpoint(t);
+}
+
+int tdm__whole_poll(tdm_t *t, int wait_ms) {
+  int rc;
+  collect(t, wait_ms);
+  if ((rc = save_outcomes(t)) != 0)
+    return rc;
   if (t->stop)
     return TDM_ESTOPPED;
   /* A long pass (hundreds of files through a few job slots) must not keep
@@ -369,11 +391,17 @@ static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
       continue;
     while ((rc = p->desc->file(p->state, &info, msg)) == TDM_PROC_RETRY) {
       t->stats.proc_retries++;
-      if (tdm__whole_poll(t, RETRY_WAIT_MS) != 0)
+      /* Outcomes free slots: refill one before committing them, so that
+         the loaders run during the commit and what they finish meanwhile
+         shares the next one. */
+      collect(t, RETRY_WAIT_MS);
+      if (t->stop)
         return TDM_ESTOPPED; /* not recorded: handled again next time */
       if (f->rec.state == TDM_FILE_FAILED)
-        return 0;
+        return save_outcomes(t) != 0 ? TDM_ESTOPPED : 0;
     }
+    if (save_outcomes(t) != 0 || tdm__checkpoint_maybe(t) != 0)
+      return TDM_ESTOPPED; /* the pass ends (the failure was logged) */
     if (rc == TDM_PROC_PENDING) {
       f->pending_mask |= 1ull << i;
     } else if (rc != TDM_PROC_OK) {
@@ -417,7 +445,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   uint64_t other = 0;
   tdm_hashset_entry_t *e;
   tdm_comp_t kind = TDM_COMP_NONE;
-  int fd, rc;
+  int fd, rc, upgrade;
 
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -465,19 +493,38 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     close(fd);
     return 0;
   }
+  /* A record of format 1 knows no ctime: checked once by its hash, quietly. */
+  upgrade = f->rec.ctime_ns == 0 && f->rec.size == (uint64_t)a.st_size &&
+            f->rec.mtime_ns == mtime_ns(&a);
   f->rec.size = (uint64_t)a.st_size;
   f->rec.mtime_ns = mtime_ns(&a);
+  f->rec.ctime_ns = ctime_ns(&a);
   for (int i = 0; i < 16; i++) {
     hex[2 * i] = hexd[h[i] >> 4];
     hex[2 * i + 1] = hexd[h[i] & 15];
   }
   hex[32] = '\0';
 
-  if (f->rec.state == TDM_FILE_DONE && memcmp(f->rec.content_hash, h, 16) == 0) {
-    close(fd); /* touched, not changed */
+  if ((f->rec.state == TDM_FILE_DONE || f->rec.state == TDM_FILE_DUPLICATE) &&
+      memcmp(f->rec.content_hash, h, 16) == 0) {
+    /* Touched, or the same bytes written again: not a new version. */
+    close(fd);
+    if (!upgrade) {
+      tdm__warn(&t->log, "%s: same content as when it was handled: skipped "
+                "(a duplicate)", tdm__quote(path, q, sizeof(q)));
+      t->stats.duplicates++;
+      f->rec.updated_ns = tdm__wall_ns();
+    }
     f->dirty = 1;
     t->need_checkpoint = 1;
     return 0;
+  }
+  if (f->rec.state != TDM_FILE_PENDING) {
+    tdm__info(&t->log, "%s: changed since it was handled: a new version",
+              tdm__quote(path, q, sizeof(q)));
+    f->rec.state = TDM_FILE_PENDING; /* until its outcome is known */
+    f->dirty = 1;
+    t->need_checkpoint = 1;
   }
   e = hs_find(&t->hashes, h);
   if (e != NULL)
@@ -536,7 +583,6 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
 int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
                     unsigned hints) {
   tdm_file_t *f;
-  char q[PATH_MAX];
   int rc;
 
   if (t->stop)
@@ -567,15 +613,11 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
     if (f->inflight)
       return 0; /* its outcome is awaited */
     if ((uint64_t)lst->st_size == f->rec.size &&
-        mtime_ns(lst) == f->rec.mtime_ns && f->rec.state != TDM_FILE_PENDING)
+        mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
+        f->rec.state != TDM_FILE_PENDING)
       return 0; /* done, duplicate or failed, and unchanged */
-    if (f->rec.state != TDM_FILE_PENDING) {
-      tdm__info(&t->log, "%s: changed since it was handled: a new version",
-                tdm__quote(path, q, sizeof(q)));
-      f->rec.state = TDM_FILE_PENDING;
-      f->dirty = 1;
-      t->need_checkpoint = 1;
-    }
+    /* A handled file whose stat changed keeps its state until its content
+       is hashed: only a new hash makes a new version (complete()). */
   }
   f->seen = 1;
   if (!(hints & (TDM_HINT_COMPLETE | TDM_HINT_CLOSED)) &&
@@ -586,6 +628,8 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   set_waiting(t, f, 0);
   rc = complete(t, f, path,
                 !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
+  if (rc == 0 && t->n_inflight > 0)
+    return tdm__whole_poll(t, 0); /* outcomes that came meanwhile */
   return rc != 0 ? rc : tdm__checkpoint_maybe(t);
 }
 

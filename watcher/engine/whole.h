@@ -9,22 +9,23 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "base/hashmap.h"
 #include "core/filetable.h"
 #include "store.h"
 #include "tidemark.h"
 
 /* Content hashes not in the store yet: of files done since the last
    checkpoint, and of files in flight (so a copy that lands meanwhile is a
-   duplicate). Open addressing on the hash's first 8 bytes. */
+   duplicate). Keyed by the hash's first 8 bytes (XXH3: already mixed). */
 typedef struct tdm_hashset_entry {
+  tdm_hnode_t node;
   uint8_t hash[16];
-  uint64_t id;            /* 0: empty slot; UINT64_MAX: removed */
+  uint64_t id;            /* the file it belongs to */
   int done;               /* to be written at the next checkpoint */
 } tdm_hashset_entry_t;
 
 typedef struct tdm_hashset {
-  tdm_hashset_entry_t *slot;
-  size_t cap, used;       /* cap: power of two; used counts removed too */
+  tdm_hmap_t map;         /* of tdm_hashset_entry_t */
 } tdm_hashset_t;
 
 #define TDM_HINT_COMPLETE 0x1u /* renamed into the tree: complete if it
@@ -36,7 +37,8 @@ typedef struct tdm_hashset {
 int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
                     unsigned hints);
 /* Collect outcomes of pending file() calls; with `wait_ms`, block that long
-   for the first. Returns 0 or what ends the pass. */
+   for the first. Outcomes collected are made durable at once, all in one
+   checkpoint. Returns 0 or what ends the pass. */
 int tdm__whole_poll(tdm_t *t, int wait_ms);
 /* Look again at files that were settling. */
 int tdm__whole_recheck(tdm_t *t);

@@ -98,6 +98,26 @@ typedef enum tdm_decompress {
 } tdm_decompress_t;
 
 /*
+ * Progress of tdm_run_once() (options.progress_cb). The totals are measured
+ * by a stat-only scan before the pass: the files with something new and the
+ * bytes between their bookmarks and their sizes then. `done` counts what the
+ * pass has handed over since; it may pass the total when files grow
+ * meanwhile.
+ */
+typedef struct tdm_progress {
+  uint64_t files_total;
+  uint64_t files_done;
+  uint64_t bytes_total;
+  uint64_t bytes_done;
+  uint64_t elapsed_ms;       /* since the pass began */
+  int final;                 /* the last call of the pass */
+} tdm_progress_t;
+
+/* Called on tdm_run_once()'s thread at most every progress_ms, and once with
+   `final` set at the end. Must not call back into the tdm_t. */
+typedef void (*tdm_progress_cb)(void *arg, const tdm_progress_t *p);
+
+/*
  * Everything configurable. Initialise with tdm_options_init(), then set what
  * you need. tdm_open() copies what it keeps; the caller owns the strings,
  * which need live only during tdm_open().
@@ -126,6 +146,20 @@ typedef struct tdm_options {
   tdm_log_level_t log_level;       /* TDM_LOG_INFO */
   tdm_log_cb log_cb;               /* NULL: stderr, "tidemark: level: msg" */
   void *log_arg;
+  /* Appended in 0.2. */
+  const char *metrics_listen;      /* NULL; "ADDR:PORT": a started tdm_t
+                                      serves GET /metrics (Prometheus text
+                                      0.0.4) on its loop */
+  const char *metrics_file;        /* NULL; PATH: the same text, written
+                                      atomically (temp + rename) at each
+                                      checkpoint */
+  tdm_progress_cb progress_cb;     /* NULL; tdm_run_once reports progress */
+  void *progress_arg;
+  uint32_t progress_ms;            /* 250: the least time between calls */
+  int notify;                      /* 0; 1: a started tdm_t tells systemd
+                                      (NOTIFY_SOCKET) READY=1 after the
+                                      first pass, STATUS=, WATCHDOG=1 when
+                                      WatchdogSec= is set, STOPPING=1 */
   /* 0.2, Records (appended) */
   tdm_decompress_t decompress;     /* TDM_DECOMPRESS_AUTO */
   const char *multiline_start;     /* POSIX ERE; NULL: a record is a line */
@@ -173,7 +207,9 @@ TDM_EXTERN int tdm_add_source(tdm_t *t, const char *dir);
  * running. Errors: TDM_EUSAGE (a malformed spec, an unknown name, the same
  * spec twice, more than 64 processors, or a processor that refused to open:
  * a bad or missing parameter, an output it cannot create — all logged,
- * naming the spec), TDM_ESTORE (its blob could not be read), -ENOMEM.
+ * naming the spec), TDM_EPROC (what the parameters name cannot be used now:
+ * open() answered TDM_PROC_UNAVAILABLE, e.g. a server down, a missing
+ * stream; logged), TDM_ESTORE (its blob could not be read), -ENOMEM.
  */
 TDM_EXTERN int tdm_add_processor(tdm_t *t, const char *spec);
 
@@ -328,6 +364,9 @@ typedef struct tdm_stats {
   uint64_t duplicates;        /* whole: complete files skipped as duplicates */
   uint64_t files_failed;      /* whole: files a processor failed */
   uint64_t files_tracked;     /* files in the store now */
+  uint64_t lost_files;        /* files renamed away or deleted with new bytes
+                                 no descriptor reached (each warned about;
+                                 `status` shows the total) */
   /* 0.2, Records (appended) */
   uint64_t compressed_files;  /* compressed files read (tail) or hashed */
   uint64_t compressed_errors; /* corrupt or truncated compressed data */

@@ -24,7 +24,9 @@
 #include "base/clock.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/metrics.h"
 #include "engine/reconcile.h"
+#include "live/notify.h"
 #include "live/watch.h"
 
 #include <errno.h>
@@ -35,6 +37,9 @@
 #include <unistd.h>
 
 #define READ_BUDGET (16u << 20) /* bytes of one file per look */
+#define PUBLISH_MS 500u         /* metrics text at most this often */
+#define STATUS_MS 5000u         /* systemd STATUS= line at most this often */
+#define OUTCOME_WAIT_MS 20      /* the worker's wait for loaders' outcomes */
 
 static void after_work(uv_work_t *req, int status);
 static void on_idle(uv_idle_t *h);
@@ -71,6 +76,14 @@ static int pass_over(tdm_t *t, int orphans) {
     if (orphans ? f->orphan : f->ready) {
       if (f->fd >= 0) {
         rc = tdm__drain(t, f);
+      } else if (orphans) { /* gone with no descriptor (watch_inotify.c) */
+        struct stat st;
+        if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_dev == f->rec.dev &&
+            (uint64_t)st.st_ino == f->rec.ino)
+          rc = tdm__look(t, f->path, &st, 0);
+        else
+          rc = tdm__lost(t, f);
       } else {
         struct stat st;
         tdm__set_ready(t, f, 0);
@@ -86,11 +99,42 @@ static int pass_over(tdm_t *t, int orphans) {
   return 0;
 }
 
+/* Render the metrics (the worker owns the engine) and hand the text to the
+   loop thread. Only when someone reads it: --metrics or systemd. */
+static void publish(tdm_t *t, int force) {
+  tdm_live_t *lv = t->live;
+  uint64_t now = tdm__now_ms(), tracked = 0, pending = 0;
+  char *text = NULL, *old;
+  size_t len = 0;
+
+  if (lv->http == NULL && !t->opts.notify)
+    return;
+  t->stats.watches = lv->watch->count ? lv->watch->count(lv->watch_state) : 0;
+  if (!force && lv->m_last_ms != 0 && now - lv->m_last_ms < PUBLISH_MS) {
+    lv->m_stale = 1;
+    return;
+  }
+  lv->m_stale = 0;
+  if (tdm__metrics_render(t, &text, &len, &tracked, &pending) != 0)
+    return; /* out of memory: the last text stays */
+  lv->m_last_ms = now;
+  pthread_mutex_lock(&lv->mlock);
+  old = lv->mtext;
+  lv->mtext = text;
+  lv->mlen = len;
+  lv->m_tracked = tracked;
+  lv->m_pending = pending;
+  pthread_mutex_unlock(&lv->mlock);
+  free(old);
+}
+
 static void work_cb(uv_work_t *req) {
   tdm_t *t = req->data;
   tdm_live_t *lv = t->live;
   int rc = 0;
 
+  if (lv->m_last_ms == 0)
+    publish(t, 1); /* something to serve during a long first pass */
   /* New processors' first restore points go to the store before any data. */
   if (t->need_checkpoint && t->stats.checkpoints == 0 &&
       (rc = tdm__checkpoint(t)) != 0) {
@@ -106,6 +150,10 @@ static void work_cb(uv_work_t *req) {
     t->stats.rescans++;
     rc = tdm__reconcile_all(t, tdm__live_on_dir);
     t->from_end = 0; /* --from-end: only for files there at start */
+    if (!lv->first_pass_done) {
+      lv->first_pass_done = 1;
+      publish(t, 1);
+    }
   }
   if (!t->stop && t->n_ready > 0)
     rc = pass_over(t, 0);
@@ -116,18 +164,32 @@ static void work_cb(uv_work_t *req) {
   if (!t->stop && lv->want_drain && t->n_waiting > 0)
     rc = tdm__whole_recheck(t);
   lv->want_drain = 0;
+  /* Everything there was is read: buffering processors hand it over now,
+     not at the next checkpoint. */
+  if (!t->stop && t->n_ready == 0)
+    tdm__caught_up(t);
 
   if ((lv->want_checkpoint || t->stop) && (t->need_checkpoint || t->n_dead > 0)) {
     rc = tdm__checkpoint(t);
+    if (rc == 0 && t->stop && t->need_checkpoint)
+      rc = TDM_EPROC; /* the last one was deferred (logged) */
     if (rc != 0 && t->stop)
       lv->status = rc;
   }
   lv->want_checkpoint = 0;
   if (t->checkpoint_rc != 0)
     lv->want_rescan = 1; /* rolled back: read it all again */
+  /* Loaders running and nothing else to do: wait a little for their
+     outcomes here (exec's poll wakes when a child exits), so each is made
+     durable promptly; the loop queues the worker again at once. */
+  if (!t->stop && t->n_inflight > 0 && t->checkpoint_rc == 0 &&
+      !lv->want_rescan &&
+      !(lv->watch->pending && lv->watch->pending(lv->watch_state)))
+    (void)tdm__whole_poll(t, OUTCOME_WAIT_MS);
   if (t->n_open > t->max_open)
     tdm__trim_fds(t);
   t->stats.watches = lv->watch->count ? lv->watch->count(lv->watch_state) : 0;
+  publish(t, t->stop);
   if (t->stop)
     lv->final_done = 1;
 }
@@ -139,8 +201,9 @@ static int has_work(const tdm_t *t) {
   return (lv->watch->pending && lv->watch->pending(lv->watch_state)) ||
          lv->want_rescan ||
          t->n_ready > 0 || (lv->want_checkpoint && t->need_checkpoint) ||
+         t->n_inflight > 0 || /* outcomes to collect as they come */
          (lv->want_drain &&
-          (t->n_orphans > 0 || t->n_waiting > 0 || t->n_inflight > 0)) ||
+          (t->n_orphans > 0 || t->n_waiting > 0 || lv->m_stale)) ||
          lv->stopping;
 }
 
@@ -168,8 +231,7 @@ static void on_idle(uv_idle_t *h) {
   after_work(&t->live->work, 0);
 }
 
-static void on_closed(uv_handle_t *h) {
-  tdm_t *t = h->data;
+static void handle_closed(tdm_t *t) {
   tdm_live_t *lv = t->live;
 
   if (--lv->handles > 0)
@@ -178,14 +240,28 @@ static void on_closed(uv_handle_t *h) {
     lv->stopped_cb(t, lv->status, lv->stopped_arg); /* may tdm_close(t) */
 }
 
+static void on_closed(uv_handle_t *h) {
+  handle_closed(h->data);
+}
+
+static void on_http_closed(void *arg) {
+  tdm_t *t = arg;
+  t->live->http = NULL;
+  handle_closed(t);
+}
+
 static void close_all(tdm_t *t) {
   tdm_live_t *lv = t->live;
   lv->closing = 1;
-  lv->handles = 3 + lv->inline_work;
+  lv->handles = 3 + lv->inline_work + lv->watchdog_on + (lv->http != NULL);
   if (lv->watch->close != NULL)
     lv->handles += lv->watch->close(lv->watch_state, on_closed);
   if (lv->inline_work)
     uv_close((uv_handle_t *)&lv->idle, on_closed);
+  if (lv->watchdog_on)
+    uv_close((uv_handle_t *)&lv->watchdog, on_closed);
+  if (lv->http != NULL)
+    tdm__metrics_http_close(lv->http, on_http_closed, t);
   uv_close((uv_handle_t *)&lv->wake, on_closed);
   uv_close((uv_handle_t *)&lv->tick, on_closed);
   uv_close((uv_handle_t *)&lv->sweep, on_closed);
@@ -196,11 +272,52 @@ static void begin_stop(tdm_t *t) {
   if (lv->stopping)
     return;
   lv->stopping = 1;
+  if (t->opts.notify)
+    tdm__notify_stopping();
   if (lv->watch->stop != NULL)
     lv->watch->stop(lv->watch_state);
   uv_timer_stop(&lv->tick);
   uv_timer_stop(&lv->sweep);
   tdm__live_kick(t);
+}
+
+/* READY=1 once the first pass is done, then a STATUS= line now and then.
+   Loop thread: first_pass_done was written by the work item that just
+   ended (after_work runs after it). */
+static void tell_systemd(tdm_t *t) {
+  tdm_live_t *lv = t->live;
+  uint64_t now = tdm__now_ms(), tracked, pending;
+
+  if (!lv->first_pass_done || (lv->ready_sent && now - lv->status_ms < STATUS_MS))
+    return;
+  pthread_mutex_lock(&lv->mlock);
+  tracked = lv->m_tracked;
+  pending = lv->m_pending;
+  pthread_mutex_unlock(&lv->mlock);
+  if (!lv->ready_sent)
+    tdm__notify_ready(tracked, pending);
+  else
+    tdm__notify_status(tracked, pending);
+  lv->ready_sent = 1;
+  lv->status_ms = now;
+}
+
+static void on_watchdog(uv_timer_t *h) {
+  (void)h;
+  tdm__notify_watchdog();
+}
+
+/* The HTTP endpoint's copy of the text (loop thread). */
+static char *metrics_text(void *arg, size_t *len) {
+  tdm_live_t *lv = ((tdm_t *)arg)->live;
+  char *copy = NULL;
+  pthread_mutex_lock(&lv->mlock);
+  if (lv->mtext != NULL && (copy = malloc(lv->mlen)) != NULL) {
+    memcpy(copy, lv->mtext, lv->mlen);
+    *len = lv->mlen;
+  }
+  pthread_mutex_unlock(&lv->mlock);
+  return copy;
 }
 
 static void after_work(uv_work_t *req, int status) {
@@ -218,6 +335,8 @@ static void after_work(uv_work_t *req, int status) {
     }
     return;
   }
+  if (t->opts.notify)
+    tell_systemd(t);
   if (lv->watch_failed &&
       uv_timer_get_repeat(&lv->sweep) > TDM_WATCH_FALLBACK_MS)
     uv_timer_start(&lv->sweep, on_sweep, TDM_WATCH_FALLBACK_MS,
@@ -294,12 +413,21 @@ static int start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg,
   lv->loop = loop;
   lv->stopped_cb = cb;
   lv->stopped_arg = arg;
+  if (t->opts.metrics_listen != NULL &&
+      (rc = tdm__metrics_http_start(loop, t->opts.metrics_listen, &t->log,
+                                    metrics_text, t, &lv->http)) != 0) {
+    free(lv);
+    return rc;
+  }
   t->live = lv; /* the backend's handles carry t */
   if ((rc = open_watch(t, loop)) != 0) {
+    if (lv->http != NULL)
+      tdm__metrics_http_close(lv->http, NULL, NULL); /* frees itself */
     t->live = NULL;
     free(lv);
     return rc;
   }
+  pthread_mutex_init(&lv->mlock, NULL);
   t->keep_open = 1;
   t->read_budget = t->buf_cap * 2 > READ_BUDGET ? t->buf_cap * 2 : READ_BUDGET;
   t->max_open = fd_budget();
@@ -316,6 +444,17 @@ static int start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg,
   uv_timer_start(&lv->tick, on_tick, t->opts.checkpoint_ms, t->opts.checkpoint_ms);
   every = lv->watch->sweep_ms(t);
   uv_timer_start(&lv->sweep, on_sweep, every, every);
+  if (t->opts.notify) {
+    uint64_t usec = tdm__notify_watchdog_usec();
+    if (usec > 0) {
+      uint64_t ms = usec / 2000 > 0 ? usec / 2000 : 1;
+      uv_timer_init(loop, &lv->watchdog);
+      lv->watchdog.data = t;
+      lv->watchdog_on = 1;
+      uv_timer_start(&lv->watchdog, on_watchdog, ms, ms);
+      tdm__notify_watchdog();
+    }
+  }
   lv->want_rescan = 1; /* the first pass: everything against the store */
   tdm__live_kick(t);
   return 0;
@@ -420,6 +559,8 @@ void tdm__live_free(tdm_t *t) {
     return;
   if (lv->watch != NULL && lv->watch->free != NULL)
     lv->watch->free(lv->watch_state);
+  pthread_mutex_destroy(&lv->mlock);
+  free(lv->mtext);
   free(lv);
   t->live = NULL;
 }

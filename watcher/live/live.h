@@ -4,9 +4,12 @@
 #ifndef TDM_LIVE_H
 #define TDM_LIVE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <uv.h>
 
+#include "live/metrics_http.h"
 #include "tidemark.h"
 
 /* Live watching (live.c): what the loop thread shares with the worker. */
@@ -41,6 +44,22 @@ typedef struct tdm_live {
   uv_timer_t slice;
   int slice_done;         /* stopped_cb was called */
   int slice_status;
+  /* Metrics and systemd (live/metrics_http.c, live/notify.c). The worker
+     renders the metrics text and publishes it under mlock; the loop thread
+     serves it. */
+  tdm_metrics_http_t *http; /* --metrics, or NULL */
+  uv_timer_t watchdog;    /* WATCHDOG=1 pings (notify, WatchdogSec=) */
+  int watchdog_on;
+  int ready_sent;         /* loop: READY=1 said */
+  uint64_t status_ms;     /* loop: last STATUS= line */
+  int first_pass_done;    /* worker: the first reconcile is over */
+  uint64_t m_last_ms;     /* worker: last publication */
+  atomic_int m_stale;     /* worker: a publication was skipped (too soon
+                             after the last); the next tick runs one */
+  pthread_mutex_t mlock;
+  char *mtext;            /* the metrics text (mlock) */
+  size_t mlen;
+  uint64_t m_tracked, m_pending; /* for STATUS= (mlock) */
 } tdm_live_t;
 
 /* live.c: wake a started tdm_t's loop after tdm_stop (async-signal-safe),

@@ -23,16 +23,11 @@
 int tdm__inotify_open(tdm_inotify_t *in) {
   memset(in, 0, sizeof(*in));
   in->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (in->fd < 0)
-    return -errno;
-  in->n_buckets = 256;
-  in->buckets = calloc(in->n_buckets, sizeof(*in->buckets));
-  if (in->buckets == NULL) {
-    close(in->fd);
-    in->fd = -1;
-    return -ENOMEM;
-  }
-  return 0;
+  return in->fd < 0 ? -errno : 0;
+}
+
+static uint64_t wd_hash(int wd) {
+  return tdm__hash_u64((uint64_t)(unsigned)wd);
 }
 
 static void watch_free(tdm_watch_t *w) {
@@ -40,47 +35,37 @@ static void watch_free(tdm_watch_t *w) {
   free(w);
 }
 
+static void drop(tdm_inotify_t *in, tdm_watch_t *w) {
+  tdm__hmap_remove(&in->watches, &w->node);
+  watch_free(w);
+}
+
+static void drop_node(tdm_hnode_t *node, void *arg) {
+  drop(arg, tdm__container_of(node, tdm_watch_t, node));
+}
+
 void tdm__inotify_close(tdm_inotify_t *in) {
-  for (size_t i = 0; i < in->n_buckets; i++)
-    while (in->buckets[i] != NULL) {
-      tdm_watch_t *w = in->buckets[i];
-      in->buckets[i] = w->next;
-      watch_free(w);
-    }
-  free(in->buckets);
+  tdm__hmap_walk(&in->watches, drop_node, in);
+  tdm__hmap_free(&in->watches);
   if (in->fd >= 0)
     close(in->fd);
   memset(in, 0, sizeof(*in));
   in->fd = -1;
 }
 
-static tdm_watch_t **slot(const tdm_inotify_t *in, int wd) {
-  return &in->buckets[(size_t)wd & (in->n_buckets - 1)];
-}
-
-/* Double the buckets when the chains grow long. */
-static void grow(tdm_inotify_t *in) {
-  size_t n = in->n_buckets * 2;
-  tdm_watch_t **b = calloc(n, sizeof(*b));
-  if (b == NULL)
-    return; /* longer chains, still correct */
-  for (size_t i = 0; i < in->n_buckets; i++)
-    while (in->buckets[i] != NULL) {
-      tdm_watch_t *w = in->buckets[i];
-      in->buckets[i] = w->next;
-      w->next = b[(size_t)w->wd & (n - 1)];
-      b[(size_t)w->wd & (n - 1)] = w;
-    }
-  free(in->buckets);
-  in->buckets = b;
-  in->n_buckets = n;
+static tdm_watch_t *find(const tdm_inotify_t *in, int wd) {
+  uint64_t h = wd_hash(wd);
+  for (tdm_hnode_t *n = tdm__hmap_first(&in->watches, h); n;
+       n = tdm__hmap_next(n)) {
+    tdm_watch_t *w = tdm__container_of(n, tdm_watch_t, node);
+    if (w->wd == wd)
+      return w;
+  }
+  return NULL;
 }
 
 const tdm_watch_t *tdm__inotify_find(const tdm_inotify_t *in, int wd) {
-  for (tdm_watch_t *w = *slot(in, wd); w != NULL; w = w->next)
-    if (w->wd == wd)
-      return w;
-  return NULL;
+  return find(in, wd);
 }
 
 int tdm__inotify_add(tdm_inotify_t *in, const char *path, size_t root) {
@@ -94,8 +79,7 @@ int tdm__inotify_add(tdm_inotify_t *in, const char *path, size_t root) {
     inotify_rm_watch(in->fd, wd);
     return -ENOMEM;
   }
-  w = (tdm_watch_t *)tdm__inotify_find(in, wd);
-  if (w != NULL) { /* the same directory, maybe under a new name */
+  if ((w = find(in, wd)) != NULL) { /* the same directory, maybe renamed */
     free(w->path);
     w->path = copy;
     w->root = root;
@@ -109,43 +93,41 @@ int tdm__inotify_add(tdm_inotify_t *in, const char *path, size_t root) {
   w->wd = wd;
   w->root = root;
   w->path = copy;
-  if (in->n >= in->n_buckets * 2)
-    grow(in);
-  w->next = *slot(in, wd);
-  *slot(in, wd) = w;
-  in->n++;
+  if (tdm__hmap_insert(&in->watches, &w->node, wd_hash(wd)) != 0) {
+    watch_free(w);
+    inotify_rm_watch(in->fd, wd);
+    return -ENOMEM;
+  }
   return wd;
 }
 
 void tdm__inotify_forget(tdm_inotify_t *in, int wd) {
-  for (tdm_watch_t **pp = slot(in, wd); *pp != NULL; pp = &(*pp)->next)
-    if ((*pp)->wd == wd) {
-      tdm_watch_t *w = *pp;
-      *pp = w->next;
-      watch_free(w);
-      in->n--;
-      return;
-    }
+  tdm_watch_t *w = find(in, wd);
+  if (w != NULL)
+    drop(in, w);
 }
 
-static int under(const char *p, const char *top, size_t n) {
-  return strncmp(p, top, n) == 0 && (p[n] == '\0' || p[n] == '/');
+typedef struct under_arg {
+  tdm_inotify_t *in;
+  const char *top;
+  size_t len;
+} under_arg_t;
+
+/* Drop the watch if it is `top` or below it. */
+static void drop_under(tdm_hnode_t *node, void *arg) {
+  under_arg_t *a = arg;
+  tdm_watch_t *w = tdm__container_of(node, tdm_watch_t, node);
+
+  if (strncmp(w->path, a->top, a->len) == 0 &&
+      (w->path[a->len] == '\0' || w->path[a->len] == '/')) {
+    inotify_rm_watch(a->in->fd, w->wd); /* its IN_IGNORED finds no entry */
+    drop(a->in, w);
+  }
 }
 
 void tdm__inotify_remove_under(tdm_inotify_t *in, const char *path) {
-  size_t n = strlen(path);
-  for (size_t i = 0; i < in->n_buckets; i++)
-    for (tdm_watch_t **pp = &in->buckets[i]; *pp != NULL;) {
-      tdm_watch_t *w = *pp;
-      if (under(w->path, path, n)) {
-        inotify_rm_watch(in->fd, w->wd); /* its IN_IGNORED finds no entry */
-        *pp = w->next;
-        watch_free(w);
-        in->n--;
-      } else {
-        pp = &w->next;
-      }
-    }
+  under_arg_t a = {in, path, strlen(path)};
+  tdm__hmap_walk(&in->watches, drop_under, &a);
 }
 
 /* ---- the backend (watch.h) ---------------------------------------------- */
@@ -324,6 +306,11 @@ static int on_file_event(tdm_t *t, const tdm_watch_t *w,
       tdm__set_orphan(t, f, 1);
       return tdm__drain(t, f);
     }
+    /* No descriptor, and a write we could not read: out of reach, unless
+       the file turns up again in the tree (by inode, IN_MOVED_TO). Decided
+       at the next drain (live.c, pass_over). */
+    if (f != NULL && f->stale)
+      tdm__set_orphan(t, f, 1);
     return 0;
   }
 
@@ -332,8 +319,15 @@ static int on_file_event(tdm_t *t, const tdm_watch_t *w,
   rel += *rel == '/';
   if (!tdm__filter_file(&t->filter, rel, ev->name))
     return 0;
-  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+    /* Written, and its name is already gone: without a descriptor those
+       bytes can be read only if it turns up again (see IN_MOVED_FROM). */
+    if ((ev->mask & IN_MODIFY) &&
+        t->opts.mode == TDM_MODE_TAIL &&
+        (f = tdm__filetable_by_path(&t->files, path)) != NULL && f->fd < 0)
+      f->stale = 1;
     return 0;
+  }
   /* A rename onto an existing name (`mv app.log app.log.1` over an older
      app.log.1) replaces a file without an IN_DELETE: drain the old one. */
   f = tdm__filetable_by_path(&t->files, path);
@@ -429,7 +423,7 @@ static int backend_dispatch(tdm_t *t, void *state) {
 
 static size_t backend_count(void *state) {
   const inotify_backend_t *b = state;
-  return b->in.n;
+  return b->in.watches.n;
 }
 
 static uint32_t backend_sweep_ms(const tdm_t *t) {

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <sys/inotify.h>
 
+#include "base/hashmap.h"
+
 /* What a directory watch listens for. */
 #define TDM_INOTIFY_MASK                                                     \
   (IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |    \
@@ -22,14 +24,12 @@ typedef struct tdm_watch {
   int wd;
   size_t root;            /* index of the source it lies in */
   char *path;             /* absolute */
-  struct tdm_watch *next; /* chain */
+  tdm_hnode_t node;       /* in tdm_inotify_t.watches, by wd */
 } tdm_watch_t;
 
 typedef struct tdm_inotify {
   int fd;                 /* -1 when closed */
-  tdm_watch_t **buckets;  /* by wd */
-  size_t n_buckets;       /* power of two */
-  size_t n;               /* watches */
+  tdm_hmap_t watches;     /* by wd; .n is how many */
 } tdm_inotify_t;
 
 /* A non-blocking, close-on-exec inotify descriptor. -errno (EMFILE: the

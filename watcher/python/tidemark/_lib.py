@@ -72,7 +72,7 @@ STATS = ("files_seen", "files_opened", "files_new", "bytes", "chunks",
          "file_errors", "proc_failures", "proc_retries", "checkpoints",
          "checkpoint_errors", "rescans", "overflows", "watches",
          "polled_dirs", "files_done", "duplicates", "files_failed",
-         "files_tracked")
+         "files_tracked", "lost_files")
 
 
 class Stats_t(ctypes.Structure):

@@ -1,0 +1,876 @@
+/*
+ * nats/nats.c: the `nats` processor, a plugin. Publishes records to a NATS
+ * JetStream stream, exactly once across crashes, restarts and hosts.
+ *
+ *   nats:url=nats://HOST:4222,subject=SUBJECT[,stream=NAME]
+ *        [,records=line|chunk][,max-pending=N][,timeout-ms=N][,creds=FILE]
+ *
+ * How exactly-once works. Every message carries Nats-Msg-Id =
+ * INSTANCE:FILE_ID:OFFSET (INSTANCE: the state directory's random id, so two
+ * hosts never collide; OFFSET: the record's first byte), and the stream
+ * drops a message whose id it has seen within its duplicate window. commit()
+ * answers OK only when JetStream acknowledged every message published so far,
+ * so a bookmark never passes an unacknowledged record; after a crash the
+ * records after the bookmark are published again with the same ids and
+ * dropped. An ack that timed out or failed is re-sent with the same id until
+ * it is acknowledged (a Duplicate ack is success).
+ *
+ * records=line (default): one message per line, without its newline; a line
+ * longer than the server's max payload goes out in pieces, each with the id
+ * of its first byte. records=chunk: one message per chunk (cut to the max
+ * payload); since chunk boundaries depend on how much was there to read, a
+ * replay may cut differently, so a chunk's id is INSTANCE:FILE_ID:OFFSET:LEN:
+ * a replay never loses data to the duplicate window, but may publish a
+ * differently cut chunk again (at least once). The same id form is used for a
+ * partial last line of a chunk (--records bytes).
+ *
+ * Threads (NOTES.md, "NATS JetStream"): acks arrive on a cnats thread. The
+ * ack handler only counts and, for a failed or timed-out ack, keeps the
+ * message for re-sending, under `mu`; every publish (first or re-send)
+ * happens on the host's thread, in process() and commit(). The number of
+ * messages in flight is capped by our own `max-pending` (cnats' own cap is
+ * set out of the way): process() waits for acks while connected, and answers
+ * TDM_PROC_RETRY (reading pauses, memory bounded) when the cap stays full or
+ * the server is away. Connection events also come on a cnats thread; they are
+ * logged from the next method call (a processor logs only on the host's
+ * thread): one warning per outage naming the URL, reconnection forever.
+ */
+#include <nats/nats.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tidemark/processor.h"
+
+#define DEFAULT_MAX_PENDING 4096
+#define DEFAULT_TIMEOUT_MS 5000
+#define MAX_PENDING_BYTES (64u << 20) /* in-flight payload bytes, at most */
+#define ID_MAX 96
+/* A window shorter than this many checkpoint intervals plus RESTART_MS may
+   forget an id before a replay re-sends it. */
+#define RESTART_MS 60000u
+
+static int nats_used; /* libnats was started (by an open): see nats_unload */
+
+typedef struct nats_out {
+  /* parameters */
+  char *url, *subject, *stream, *creds;
+  int chunk_records;
+  int64_t max_pending;
+  int64_t timeout_ms;
+  char instance[40];
+  uint64_t checkpoint_ms;
+  void (*log)(void *, int, const char *);
+  void *log_arg;
+
+  natsOptions *opts;
+  natsConnection *nc;
+  jsCtx *js;
+  int max_payload;
+  int64_t dup_window_ns;
+
+  /* shared with the cnats threads, under mu */
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int64_t inflight;       /* published, outcome not back yet */
+  int64_t inflight_bytes;
+  natsMsg **resend;       /* failed or timed out: ours to publish again */
+  size_t n_resend, cap_resend;
+  int broken;             /* could not keep a failed message: reopen */
+  int connected;
+  int closed;             /* the connection's closed callback came */
+  int64_t progress_ms;    /* when an ack last came back */
+  int outages;            /* disconnections seen (by the cnats thread) */
+  int reconnects;         /* reconnections seen */
+  uint64_t duplicates;    /* acks that said Duplicate */
+  char last_err[160];
+
+  /* host thread only */
+  int outages_said, reconnects_said;
+  int resend_warned;
+} nats_out_t;
+
+static void say(nats_out_t *n, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(nats_out_t *n, int level, const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  if (n->log != NULL)
+    n->log(n->log_arg, level, line);
+  else
+    fprintf(stderr, "tidemark: %s\n", line);
+}
+
+/* ---- cnats threads ------------------------------------------------------ */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
+                   void *closure) {
+  nats_out_t *n = closure;
+  int len = msg != NULL ? natsMsg_GetDataLength(msg) : 0;
+  (void)js;
+  pthread_mutex_lock(&n->mu);
+  n->inflight--;
+  n->inflight_bytes -= len;
+  n->progress_ms = now_ms();
+  if (pa != NULL || msg == NULL) {
+    if (pa != NULL && pa->Duplicate)
+      n->duplicates++;
+    natsMsg_Destroy(msg);
+  } else {
+    if (pae != NULL)
+      snprintf(n->last_err, sizeof(n->last_err), "%s%s%s",
+               natsStatus_GetText(pae->Err), pae->ErrText ? ": " : "",
+               pae->ErrText ? pae->ErrText : "");
+    if (n->n_resend == n->cap_resend) {
+      size_t cap = n->cap_resend ? n->cap_resend * 2 : 256;
+      natsMsg **v = realloc(n->resend, cap * sizeof(*v));
+      if (v == NULL) {
+        n->broken = 1; /* commit fails: the host reopens and replays */
+        natsMsg_Destroy(msg);
+        goto out;
+      }
+      n->resend = v;
+      n->cap_resend = cap;
+    }
+    n->resend[n->n_resend++] = msg; /* ours now: re-sent by the host thread */
+  }
+out:
+  pthread_cond_broadcast(&n->cond);
+  pthread_mutex_unlock(&n->mu);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure) {
+  nats_out_t *n = closure;
+  (void)nc;
+  pthread_mutex_lock(&n->mu);
+  if (n->connected)
+    n->outages++;
+  n->connected = 0;
+  pthread_cond_broadcast(&n->cond);
+  pthread_mutex_unlock(&n->mu);
+}
+
+/* The last callback of a connection: after it, cnats calls none of ours. */
+static void on_closed(natsConnection *nc, void *closure) {
+  nats_out_t *n = closure;
+  (void)nc;
+  pthread_mutex_lock(&n->mu);
+  n->closed = 1;
+  n->connected = 0;
+  pthread_cond_broadcast(&n->cond);
+  pthread_mutex_unlock(&n->mu);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure) {
+  nats_out_t *n = closure;
+  (void)nc;
+  pthread_mutex_lock(&n->mu);
+  n->connected = 1;
+  n->reconnects++;
+  pthread_cond_broadcast(&n->cond);
+  pthread_mutex_unlock(&n->mu);
+}
+
+/* ---- host thread ---------------------------------------------------------- */
+
+/* Log the connection events the cnats threads saw: one warning per outage,
+   one line when it is over. */
+static void say_events(nats_out_t *n) {
+  int outages, reconnects;
+  pthread_mutex_lock(&n->mu);
+  outages = n->outages;
+  reconnects = n->reconnects;
+  pthread_mutex_unlock(&n->mu);
+  if (outages != n->outages_said) {
+    n->outages_said = outages;
+    say(n, TDM_PROC_LOG_WARN,
+        "nats: lost the connection to %s; reading pauses once %" PRId64
+        " messages wait for acknowledgement, reconnecting (no limit)",
+        n->url, n->max_pending);
+  }
+  if (reconnects != n->reconnects_said) {
+    n->reconnects_said = reconnects;
+    say(n, TDM_PROC_LOG_WARN, "nats: reconnected to %s; delivery resumes",
+        n->url);
+  }
+}
+
+/* Publish `m` (ownership passes to cnats on success). The in-flight counts
+   go up first: the ack may come back before js_PublishMsgAsync returns. */
+static natsStatus publish(nats_out_t *n, natsMsg **m) {
+  int len = natsMsg_GetDataLength(*m);
+  natsStatus s;
+
+  pthread_mutex_lock(&n->mu);
+  n->inflight++;
+  n->inflight_bytes += len;
+  pthread_mutex_unlock(&n->mu);
+  /* No per-message MaxWait: cnats keeps a timer per message then, which
+     halves the throughput; an ack overdue is found by reclaim() instead. */
+  s = js_PublishMsgAsync(n->js, m, NULL);
+  if (s != NATS_OK) {
+    pthread_mutex_lock(&n->mu);
+    n->inflight--;
+    n->inflight_bytes -= len;
+    snprintf(n->last_err, sizeof(n->last_err), "publish: %s",
+             natsStatus_GetText(s));
+    pthread_mutex_unlock(&n->mu);
+  }
+  return s;
+}
+
+/*
+ * Take back every message still awaiting its ack (cnats forgets them: a late
+ * ack is dropped) into the re-send list. Called when acks are overdue: the
+ * server may have lost them (killed before it stored them); re-sending with
+ * the same id is harmless (a Duplicate ack).
+ */
+static void reclaim(nats_out_t *n) {
+  natsMsgList pending = {NULL, 0};
+  int64_t out;
+  pthread_mutex_lock(&n->mu);
+  out = n->inflight;
+  pthread_mutex_unlock(&n->mu);
+  /* cnats 3.4 crashes here when nothing was ever published */
+  if (out <= 0 || js_PublishAsyncGetPendingList(&pending, n->js) != NATS_OK)
+    return; /* NATS_NOT_FOUND: none pending */
+  pthread_mutex_lock(&n->mu);
+  for (int i = 0; i < pending.Count; i++) {
+    natsMsg *m = pending.Msgs[i];
+    if (m == NULL)
+      continue;
+    if (n->n_resend == n->cap_resend) {
+      size_t cap = n->cap_resend ? n->cap_resend * 2 : 256;
+      natsMsg **v = realloc(n->resend, cap * sizeof(*v));
+      if (v == NULL) {
+        n->broken = 1;
+        break;
+      }
+      n->resend = v;
+      n->cap_resend = cap;
+    }
+    n->inflight--;
+    n->inflight_bytes -= natsMsg_GetDataLength(m);
+    n->resend[n->n_resend++] = m;
+    pending.Msgs[i] = NULL;
+  }
+  if (n->last_err[0] == '\0')
+    snprintf(n->last_err, sizeof(n->last_err), "acknowledgements overdue");
+  n->progress_ms = now_ms();
+  pthread_mutex_unlock(&n->mu);
+  natsMsgList_Destroy(&pending); /* only what could not be kept */
+}
+
+/* Publish again what failed or timed out. Stops at the first that cannot be
+   published (kept for later). */
+static void resend(nats_out_t *n) {
+  for (;;) {
+    natsMsg *m;
+    pthread_mutex_lock(&n->mu);
+    if (n->n_resend == 0 || !n->connected) {
+      pthread_mutex_unlock(&n->mu);
+      return;
+    }
+    m = n->resend[--n->n_resend];
+    pthread_mutex_unlock(&n->mu);
+    if (!n->resend_warned) {
+      n->resend_warned = 1;
+      say(n, TDM_PROC_LOG_INFO,
+          "nats: re-sending messages whose acknowledgement failed or timed "
+          "out (%s), with the same ids", n->last_err);
+    }
+    if (publish(n, &m) != NATS_OK) {
+      pthread_mutex_lock(&n->mu);
+      n->resend[n->n_resend++] = m; /* room: we just took it from there */
+      pthread_mutex_unlock(&n->mu);
+      return;
+    }
+  }
+}
+
+/* Wait on the condition until `deadline_ms` (CLOCK_REALTIME ms), mu held. */
+static void wait_until(nats_out_t *n, int64_t deadline_ms) {
+  struct timespec ts = {(time_t)(deadline_ms / 1000),
+                        (long)(deadline_ms % 1000) * 1000000L};
+  pthread_cond_timedwait(&n->cond, &n->mu, &ts);
+}
+
+
+/* Headers carry text on one line: bytes below 0x20, 0x7f and '%' of a path
+   are written %XX. */
+static void header_path(const char *path, char *out, size_t cap) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)path;
+       *p != '\0' && o + 4 < cap; p++) {
+    if (*p < 0x20 || *p == 0x7f || *p == '%') {
+      out[o++] = '%';
+      out[o++] = hex[*p >> 4];
+      out[o++] = hex[*p & 15];
+    } else {
+      out[o++] = (char)*p;
+    }
+  }
+  out[o] = '\0';
+}
+
+/* One message: data[0..len) at `offset` of the chunk's file. `whole`: a
+   record whose bytes never change with how the file was read (a line, a
+   piece of a long line): id without the length. */
+static natsStatus send_one(nats_out_t *n, const tdm_chunk_t *c,
+                           const char *hpath, const char *data, size_t len,
+                           uint64_t offset, int whole) {
+  char id[ID_MAX], off[24];
+  natsMsg *m = NULL;
+  natsStatus s;
+
+  if (whole)
+    snprintf(id, sizeof(id), "%s:%" PRIu64 ":%" PRIu64, n->instance,
+             c->file_id, offset);
+  else
+    snprintf(id, sizeof(id), "%s:%" PRIu64 ":%" PRIu64 ":%zu", n->instance,
+             c->file_id, offset, len);
+  snprintf(off, sizeof(off), "%" PRIu64, offset);
+  s = natsMsg_Create(&m, n->subject, NULL, data, (int)len);
+  if (s == NATS_OK)
+    s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+  if (s == NATS_OK)
+    s = natsMsgHeader_Set(m, "Tidemark-Path", hpath);
+  if (s == NATS_OK)
+    s = natsMsgHeader_Set(m, "Tidemark-Offset", off);
+  if (s != NATS_OK) {
+    natsMsg_Destroy(m);
+    return s;
+  }
+  if (publish(n, &m) != NATS_OK) {
+    /* Not taken (e.g. the reconnect buffer is full): ours to send later. */
+    pthread_mutex_lock(&n->mu);
+    if (n->n_resend == n->cap_resend) {
+      size_t cap = n->cap_resend ? n->cap_resend * 2 : 256;
+      natsMsg **v = realloc(n->resend, cap * sizeof(*v));
+      if (v == NULL) {
+        pthread_mutex_unlock(&n->mu);
+        natsMsg_Destroy(m);
+        return NATS_NO_MEMORY;
+      }
+      n->resend = v;
+      n->cap_resend = cap;
+    }
+    n->resend[n->n_resend++] = m;
+    pthread_mutex_unlock(&n->mu);
+  }
+  return NATS_OK;
+}
+
+/* Room for one more chunk? Waits for acks while connected (up to the
+   timeout); answers 0 when the cap stays full or the server is away. */
+static int make_room(nats_out_t *n) {
+  int64_t deadline = now_ms() + n->timeout_ms;
+  int ok, stale = 0;
+  pthread_mutex_lock(&n->mu);
+  for (;;) {
+    int64_t unacked = n->inflight + (int64_t)n->n_resend;
+    ok = unacked < n->max_pending && n->inflight_bytes < MAX_PENDING_BYTES;
+    stale = n->connected && now_ms() - n->progress_ms >= n->timeout_ms;
+    if (ok || !n->connected || n->n_resend > 0 || stale ||
+        now_ms() >= deadline)
+      break;
+    wait_until(n, deadline);
+  }
+  pthread_mutex_unlock(&n->mu);
+  if (!ok && stale) { /* no ack for timeout-ms while connected */
+    reclaim(n);
+    resend(n);
+  }
+  return ok;
+}
+
+static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
+  nats_out_t *n = state;
+  char hpath[4096];
+  const char *p = c->data, *end = p + c->len;
+  size_t max = (size_t)n->max_payload;
+  natsStatus s = NATS_OK;
+
+  say_events(n);
+  resend(n);
+  if (n->broken) {
+    snprintf(msg, TDM_MSG_MAX, "nats: %s: out of memory keeping a message "
+             "to re-send; the processor must be reopened", n->url);
+    return TDM_PROC_FAIL;
+  }
+  if (!make_room(n)) {
+    pthread_mutex_lock(&n->mu);
+    snprintf(msg, TDM_MSG_MAX, "nats: %s %s: %" PRId64 " messages await "
+             "acknowledgement (max-pending %" PRId64 ")%s%s", n->url,
+             n->connected ? "is slow" : "is unreachable",
+             n->inflight + (int64_t)n->n_resend, n->max_pending,
+             n->last_err[0] ? "; last error: " : "", n->last_err);
+    pthread_mutex_unlock(&n->mu);
+    return TDM_PROC_RETRY;
+  }
+  header_path(c->path, hpath, sizeof(hpath));
+
+  /* From here the chunk is taken whole: what cannot be published now waits
+     in the re-send list (bounded: one chunk over the cap at most). */
+  if (n->chunk_records) {
+    while (p < end && s == NATS_OK) {
+      size_t len = (size_t)(end - p) > max ? max : (size_t)(end - p);
+      s = send_one(n, c, hpath, p, len, c->offset + (uint64_t)(p - (const char *)c->data), 0);
+      p += len;
+    }
+  } else {
+    while (p < end && s == NATS_OK) {
+      const char *nl = memchr(p, '\n', (size_t)(end - p));
+      const char *stop = nl != NULL ? nl : end;
+      /* a line without its newline: complete only if the chunk ends a
+         piece of a long record (then it is cut the same way every time) */
+      int whole = nl != NULL || (c->flags & TDM_CHUNK_PIECE);
+      const char *q = p;
+      do { /* pieces of at most the max payload */
+        size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
+        s = send_one(n, c, hpath, q, len,
+                     c->offset + (uint64_t)(q - (const char *)c->data), whole);
+        q += len;
+      } while (q < stop && s == NATS_OK);
+      p = nl != NULL ? nl + 1 : end;
+    }
+  }
+  if (s != NATS_OK) {
+    /* Only a message that could not even be built: out of memory. The
+       messages of this chunk already out are re-sent with the same ids. */
+    snprintf(msg, TDM_MSG_MAX, "nats: %s: %s", n->url, natsStatus_GetText(s));
+    return TDM_PROC_RETRY;
+  }
+  return TDM_PROC_OK;
+}
+
+static int nats_caught_up(void *state, char *msg) {
+  nats_out_t *n = state;
+  (void)msg;
+  say_events(n);
+  resend(n);
+  return TDM_PROC_OK; /* publishing is asynchronous: cnats flushes now */
+}
+
+/* The restore blob: text for `tidemark status` (nothing needs restoring:
+   the stream itself, with its duplicate window, is the state). */
+static size_t blob_text(const nats_out_t *n, char *buf, size_t cap) {
+  int w = snprintf(buf, cap, "nats %s stream %s, duplicate window %" PRId64
+                   " s", n->url, n->stream, n->dup_window_ns / 1000000000);
+  return w < 0 ? 0 : (size_t)w >= cap ? cap - 1 : (size_t)w;
+}
+
+static int nats_commit(void *state, void *restore, size_t *restore_len,
+                       char *msg) {
+  nats_out_t *n = state;
+  int64_t deadline = now_ms() + n->timeout_ms, unacked;
+  int connected, reclaimed = 0;
+
+  say_events(n);
+  for (;;) {
+    resend(n);
+    pthread_mutex_lock(&n->mu);
+    unacked = n->inflight + (int64_t)n->n_resend;
+    connected = n->connected;
+    if (unacked > 0 && connected && !n->broken && now_ms() >= deadline &&
+        !reclaimed) {
+      /* Waited timeout-ms: what is still out is overdue (lost by a server
+         that was killed, say). Send it again, and wait once more. */
+      pthread_mutex_unlock(&n->mu);
+      reclaim(n);
+      reclaimed = 1;
+      deadline = now_ms() + n->timeout_ms;
+      continue;
+    }
+    if (unacked > 0 && connected && !n->broken && now_ms() < deadline) {
+      /* wake at least every 50 ms to re-send what timed out */
+      int64_t until = now_ms() + 50;
+      wait_until(n, until < deadline ? until : deadline);
+      pthread_mutex_unlock(&n->mu);
+      continue;
+    }
+    pthread_mutex_unlock(&n->mu);
+    break;
+  }
+  if (n->broken) {
+    *restore_len = 0;
+    snprintf(msg, TDM_MSG_MAX, "nats: %s: out of memory keeping a message "
+             "to re-send", n->url);
+    return TDM_PROC_FAIL;
+  }
+  if (unacked > 0) {
+    *restore_len = 0;
+    pthread_mutex_lock(&n->mu);
+    snprintf(msg, TDM_MSG_MAX, "nats: %s%s: %" PRId64 " messages not "
+             "acknowledged yet by stream %s%s%s", n->url,
+             connected ? "" : " is unreachable", unacked, n->stream,
+             n->last_err[0] ? "; last error: " : "", n->last_err);
+    pthread_mutex_unlock(&n->mu);
+    return TDM_PROC_RETRY;
+  }
+  *restore_len = blob_text(n, restore, *restore_len);
+  return TDM_PROC_OK;
+}
+
+static void nats_close(void *state) {
+  nats_out_t *n = state;
+  if (n == NULL)
+    return;
+  if (n->nc != NULL) {
+    /* Nothing left in flight matters: the host committed first, and what
+       was not committed is published again, with the same ids, next time.
+       Take it back so no ack handler runs for it, then close and wait for
+       the closed callback: the callbacks run on a cnats thread and must be
+       over before `n` goes. */
+    int64_t deadline = now_ms() + 5000;
+    if (n->js != NULL)
+      reclaim(n);
+    natsConnection_Close(n->nc);
+    pthread_mutex_lock(&n->mu);
+    while (!n->closed && now_ms() < deadline)
+      wait_until(n, deadline);
+    pthread_mutex_unlock(&n->mu);
+  }
+  jsCtx_Destroy(n->js);
+  natsConnection_Destroy(n->nc);
+  natsOptions_Destroy(n->opts);
+  for (size_t i = 0; i < n->n_resend; i++)
+    natsMsg_Destroy(n->resend[i]);
+  free(n->resend);
+  pthread_mutex_destroy(&n->mu);
+  pthread_cond_destroy(&n->cond);
+  free(n->url);
+  free(n->subject);
+  free(n->stream);
+  free(n->creds);
+  free(n);
+}
+
+/* ---- open ----------------------------------------------------------------- */
+
+/* Does the literal subject `subj` match the stream subject `pat` ('*': one
+   token, '>': one or more tokens to the end)? */
+static int subject_matches(const char *pat, const char *subj) {
+  while (*pat != '\0' && *subj != '\0') {
+    const char *pe = strchr(pat, '.'), *se = strchr(subj, '.');
+    size_t pl = pe ? (size_t)(pe - pat) : strlen(pat);
+    size_t sl = se ? (size_t)(se - subj) : strlen(subj);
+    if (pl == 1 && pat[0] == '>')
+      return 1;
+    if (!(pl == 1 && pat[0] == '*') && (pl != sl || memcmp(pat, subj, pl) != 0))
+      return 0;
+    if ((pe == NULL) != (se == NULL))
+      return 0;
+    if (pe == NULL)
+      return 1;
+    pat = pe + 1;
+    subj = se + 1;
+  }
+  return *pat == '\0' && *subj == '\0';
+}
+
+static int stream_captures(const jsStreamInfo *si, const char *subj) {
+  if (si == NULL || si->Config == NULL)
+    return 0;
+  for (int i = 0; i < si->Config->SubjectsLen; i++)
+    if (subject_matches(si->Config->Subjects[i], subj))
+      return 1;
+  return 0;
+}
+
+static int parse_int(const char *v, int64_t lo, int64_t hi, int64_t *out) {
+  char *e;
+  long long x;
+  errno = 0;
+  x = strtoll(v, &e, 10);
+  if (errno != 0 || e == v || *e != '\0' || x < lo || x > hi)
+    return -1;
+  *out = x;
+  return 0;
+}
+
+static int bad(const tdm_open_args_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int bad(const tdm_open_args_t *a, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(a->msg, TDM_MSG_MAX, fmt, ap);
+  va_end(ap);
+  return TDM_PROC_FAIL;
+}
+
+static int dup_param(const tdm_open_args_t *a, char **slot, const char *key,
+                     const char *value) {
+  if (*slot != NULL)
+    return bad(a, "nats: parameter \"%s\" given twice", key);
+  if (value[0] == '\0')
+    return bad(a, "nats: parameter \"%s\" is empty", key);
+  if ((*slot = strdup(value)) == NULL)
+    return bad(a, "nats: out of memory");
+  return TDM_PROC_OK;
+}
+
+/* The parameters into `n`. TDM_PROC_FAIL with a message naming the key. */
+static int parse_params(nats_out_t *n, const tdm_open_args_t *a) {
+  int rc;
+  for (size_t i = 0; i < a->n_params; i++) {
+    const char *k = a->params[i].key, *v = a->params[i].value;
+    if (strcmp(k, "url") == 0)
+      rc = dup_param(a, &n->url, k, v);
+    else if (strcmp(k, "subject") == 0)
+      rc = dup_param(a, &n->subject, k, v);
+    else if (strcmp(k, "stream") == 0)
+      rc = dup_param(a, &n->stream, k, v);
+    else if (strcmp(k, "creds") == 0)
+      rc = dup_param(a, &n->creds, k, v);
+    else if (strcmp(k, "records") == 0) {
+      if (strcmp(v, "line") == 0)
+        n->chunk_records = 0;
+      else if (strcmp(v, "chunk") == 0)
+        n->chunk_records = 1;
+      else
+        return bad(a, "nats: parameter \"records\": \"%s\" is neither line "
+                   "nor chunk", v);
+      rc = TDM_PROC_OK;
+    } else if (strcmp(k, "max-pending") == 0) {
+      if (parse_int(v, 1, 1000000, &n->max_pending) != 0)
+        return bad(a, "nats: parameter \"max-pending\": \"%s\" is not a "
+                   "number from 1 to 1000000", v);
+      rc = TDM_PROC_OK;
+    } else if (strcmp(k, "timeout-ms") == 0) {
+      if (parse_int(v, 10, 3600000, &n->timeout_ms) != 0)
+        return bad(a, "nats: parameter \"timeout-ms\": \"%s\" is not a "
+                   "number from 10 to 3600000", v);
+      rc = TDM_PROC_OK;
+    } else {
+      return bad(a, "nats: unknown parameter \"%s\" (nats takes url, "
+                 "subject, stream, records, max-pending, timeout-ms, creds)",
+                 k);
+    }
+    if (rc != TDM_PROC_OK)
+      return rc;
+  }
+  if (n->url == NULL)
+    return bad(a, "nats: missing parameter \"url\" (e.g. "
+               "nats:url=nats://127.0.0.1:4222,subject=logs)");
+  if (n->subject == NULL)
+    return bad(a, "nats: missing parameter \"subject\" (e.g. "
+               "nats:url=nats://127.0.0.1:4222,subject=logs)");
+  if (strpbrk(n->subject, "*> \t") != NULL || n->subject[0] == '.' ||
+      n->subject[strlen(n->subject) - 1] == '.' || strstr(n->subject, ".."))
+    return bad(a, "nats: parameter \"subject\": \"%s\" is not a literal "
+               "subject (no wildcards, spaces or empty tokens)", n->subject);
+  if (n->creds != NULL && access(n->creds, R_OK) != 0)
+    return bad(a, "nats: parameter \"creds\": %s: %s", n->creds,
+               strerror(errno));
+  return TDM_PROC_OK;
+}
+
+/* Find the stream (named, or the one capturing the subject) and read its
+   duplicate window. TDM_PROC_UNAVAILABLE with a message naming URL, subject
+   and stream. */
+static int find_stream(nats_out_t *n, const tdm_open_args_t *a) {
+  jsStreamInfo *si = NULL;
+  jsErrCode jerr = 0;
+  natsStatus s;
+
+  if (n->stream != NULL) {
+    s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+      snprintf(a->msg, TDM_MSG_MAX, "nats: %s has no stream \"%s\" (for "
+               "subject \"%s\"); create it first", n->url, n->stream,
+               n->subject);
+      return TDM_PROC_UNAVAILABLE;
+    }
+    if (s != NATS_OK) {
+      snprintf(a->msg, TDM_MSG_MAX, "nats: %s: stream \"%s\": %s (is "
+               "JetStream enabled?)", n->url, n->stream, natsStatus_GetText(s));
+      return TDM_PROC_UNAVAILABLE;
+    }
+    if (!stream_captures(si, n->subject)) {
+      snprintf(a->msg, TDM_MSG_MAX, "nats: %s: stream \"%s\" does not "
+               "capture subject \"%s\"", n->url, n->stream, n->subject);
+      jsStreamInfo_Destroy(si);
+      return TDM_PROC_UNAVAILABLE;
+    }
+  } else {
+    jsStreamNamesList *names = NULL;
+    s = js_StreamNames(&names, n->js, NULL, &jerr);
+    if (s != NATS_OK && s != NATS_NOT_FOUND) {
+      snprintf(a->msg, TDM_MSG_MAX, "nats: %s: listing streams: %s (is "
+               "JetStream enabled?)", n->url, natsStatus_GetText(s));
+      return TDM_PROC_UNAVAILABLE;
+    }
+    for (int i = 0; names != NULL && i < names->Count && si == NULL; i++) {
+      jsStreamInfo *x = NULL;
+      if (js_GetStreamInfo(&x, n->js, names->List[i], NULL, NULL) == NATS_OK &&
+          stream_captures(x, n->subject))
+        si = x;
+      else
+        jsStreamInfo_Destroy(x);
+    }
+    jsStreamNamesList_Destroy(names);
+    if (si == NULL) {
+      snprintf(a->msg, TDM_MSG_MAX, "nats: %s: no stream captures subject "
+               "\"%s\" (stream: none given); create one first", n->url,
+               n->subject);
+      return TDM_PROC_UNAVAILABLE;
+    }
+    if ((n->stream = strdup(si->Config->Name)) == NULL) {
+      jsStreamInfo_Destroy(si);
+      snprintf(a->msg, TDM_MSG_MAX, "nats: out of memory");
+      return TDM_PROC_FAIL;
+    }
+  }
+  n->dup_window_ns = si->Config->Duplicates;
+  jsStreamInfo_Destroy(si);
+  return TDM_PROC_OK;
+}
+
+static int nats_open(void **state, const tdm_open_args_t *a) {
+  nats_out_t *n;
+  jsOptions jo;
+  natsStatus s;
+  int rc;
+
+  if (!TDM_OPEN_ARGS_HAS(a, log_arg) || a->instance == NULL ||
+      a->instance[0] == '\0') {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: this tidemark gives no instance id "
+             "(the plugin needs tidemark 0.2 or later)");
+    return TDM_PROC_FAIL;
+  }
+  if ((n = calloc(1, sizeof(*n))) == NULL) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: out of memory");
+    return TDM_PROC_FAIL;
+  }
+  pthread_mutex_init(&n->mu, NULL);
+  pthread_cond_init(&n->cond, NULL);
+  n->max_pending = DEFAULT_MAX_PENDING;
+  n->timeout_ms = DEFAULT_TIMEOUT_MS;
+  snprintf(n->instance, sizeof(n->instance), "%s", a->instance);
+  n->checkpoint_ms = a->checkpoint_ms;
+  n->log = a->log;
+  n->log_arg = a->log_arg;
+  if ((rc = parse_params(n, a)) != TDM_PROC_OK)
+    goto err;
+
+  rc = TDM_PROC_UNAVAILABLE;
+  nats_used = 1;
+  s = natsOptions_Create(&n->opts);
+  if (s == NATS_OK)
+    s = natsOptions_SetURL(n->opts, n->url);
+  if (s == NATS_OK)
+    s = natsOptions_SetTimeout(n->opts, n->timeout_ms);
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxReconnect(n->opts, -1);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(n->opts, 250);
+  if (s == NATS_OK) /* room for what max-pending lets through an outage */
+    s = natsOptions_SetReconnectBufSize(n->opts, (int)MAX_PENDING_BYTES + (8 << 20));
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(n->opts, on_reconnected, n);
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(n->opts, on_closed, n);
+  if (s == NATS_OK && n->creds != NULL)
+    s = natsOptions_SetUserCredentialsFromFiles(n->opts, n->creds, NULL);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: parameter \"url\" or \"creds\": "
+             "%s: %s", n->url, nats_GetLastError(NULL));
+    rc = TDM_PROC_FAIL;
+    goto err;
+  }
+  s = natsConnection_Connect(&n->nc, n->opts);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: cannot connect to %s: %s", n->url,
+             natsStatus_GetText(s));
+    goto err;
+  }
+  n->connected = 1;
+  n->progress_ms = now_ms();
+  n->max_payload = (int)natsConnection_GetMaxPayload(n->nc) - 1024;
+  if (n->max_payload < 1024)
+    n->max_payload = 1024;
+
+  jsOptions_Init(&jo);
+  jo.Wait = n->timeout_ms;
+  jo.PublishAsync.AckHandler = on_ack;
+  jo.PublishAsync.AckHandlerClosure = n;
+  /* Our own cap (max-pending) bounds what is in flight; cnats' must never
+     stall the host thread first (NOTES.md). */
+  jo.PublishAsync.MaxPending = 1 << 30;
+  s = natsConnection_JetStream(&n->js, n->nc, &jo);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: %s: JetStream: %s", n->url,
+             natsStatus_GetText(s));
+    goto err;
+  }
+  if ((rc = find_stream(n, a)) != TDM_PROC_OK)
+    goto err;
+
+  {
+    uint64_t need_ms = 2 * n->checkpoint_ms + RESTART_MS;
+    int64_t win_ms = n->dup_window_ns / 1000000;
+    say(n, TDM_PROC_LOG_INFO,
+        "nats: %s, subject %s, stream %s, duplicate window %" PRId64
+        " s, instance %s", n->url, n->subject, n->stream, win_ms / 1000,
+        n->instance);
+    if (win_ms < (int64_t)need_ms)
+      say(n, TDM_PROC_LOG_WARN,
+          "nats: stream %s on %s keeps ids for %" PRId64 " ms, less than "
+          "twice the checkpoint interval plus a restart (%" PRIu64
+          " ms): a record re-sent after a crash may be stored twice; raise "
+          "the stream's duplicate window", n->stream, n->url, win_ms, need_ms);
+  }
+  *state = n;
+  return TDM_PROC_OK;
+
+err:
+  nats_close(n);
+  return rc;
+}
+
+static const tdm_processor_t nats_processor = {
+    .abi_version = TDM_PROCESSOR_ABI_VERSION,
+    .size = sizeof(tdm_processor_t),
+    .name = "nats",
+    .summary = "publishes each record to a NATS JetStream stream "
+               "(nats:url=URL,subject=S); exactly once by message id",
+    .open = nats_open,
+    .process = nats_process,
+    .commit = nats_commit,
+    .close = nats_close,
+    .caught_up = nats_caught_up,
+};
+
+/* Unloaded (dlclose): libnats goes with us, so its threads must be gone
+   first, or they would run in unmapped code. */
+__attribute__((destructor)) static void nats_unload(void) {
+  if (nats_used)
+    nats_CloseAndWait(5000);
+}
+
+__attribute__((visibility("default"))) const tdm_processor_t *
+tdm_processor_entry(void) {
+  return &nats_processor;
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# nats: what is wrong is said at start, naming it. Bad parameters: exit 2
+# naming the key. A missing stream, a subject no stream captures, a stream
+# that does not capture the subject, a server that does not answer: exit 1
+# naming URL, subject and stream. A duplicate window shorter than twice the
+# checkpoint interval plus a minute: a warning naming the stream.
+source "$(dirname "$0")/lib.sh"
+need_nats
+nats_start
+js create LOGS 'logs.>' 120
+js create SHORT 'short.>' 10
+
+D=$T/d; S=$T/state
+mkdir -p "$D"
+echo "one line" > "$D/a.log"
+U=$NATS_URL
+
+say "bad parameters: exit 2 naming the key"
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=logs.x,colour=red" "$D"
+assert_contains "$STDERR" 'unknown parameter "colour"'
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:subject=logs.x" "$D"
+assert_contains "$STDERR" 'missing parameter "url"'
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:url=$U" "$D"
+assert_contains "$STDERR" 'missing parameter "subject"'
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=logs.x,records=lines" "$D"
+assert_contains "$STDERR" 'parameter "records"'
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=logs.x,max-pending=0" "$D"
+assert_contains "$STDERR" 'parameter "max-pending"'
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=logs.x,timeout-ms=soon" "$D"
+assert_contains "$STDERR" 'parameter "timeout-ms"'
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=logs.*" "$D"
+assert_contains "$STDERR" 'parameter "subject"'
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=logs.x,creds=$T/none.creds" "$D"
+assert_contains "$STDERR" "parameter \"creds\": $T/none.creds"
+
+say "a missing stream: exit 1 naming URL, subject and stream"
+assert_exit 1 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=logs.x,stream=NOPE" "$D"
+assert_contains "$STDERR" "$U has no stream \"NOPE\" (for subject \"logs.x\")"
+
+say "a stream that does not capture the subject"
+assert_exit 1 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=other.x,stream=LOGS" "$D"
+assert_contains "$STDERR" "stream \"LOGS\" does not capture subject \"other.x\""
+
+say "no stream captures the subject (no stream given)"
+assert_exit 1 "$TIDEMARK" once -s "$S" -p "nats:url=$U,subject=other.x" "$D"
+assert_contains "$STDERR" "no stream captures subject \"other.x\""
+
+say "nothing was published, nothing recorded"
+assert_eq "$(js_count LOGS)" 0 "messages in LOGS"
+
+say "a short duplicate window is warned about, naming the stream"
+tdm once -s "$S" -p "nats:url=$U,subject=short.x" --checkpoint-ms 1000 "$D"
+assert_contains "$STDERR" "stream SHORT on $U keeps ids for 10000 ms"
+assert_eq "$(js_count SHORT)" 1 "messages in SHORT"
+
+say "the server down: exit 1 naming the URL"
+nats_stop
+assert_exit 1 "$TIDEMARK" once -s "$T/state2" -p "nats:url=$U,subject=logs.x,timeout-ms=500" "$D"
+assert_contains "$STDERR" "cannot connect to $U"
+pass

@@ -1,0 +1,46 @@
+/*
+ * metrics.h: the Prometheus metrics of a tdm_t (SPEC "Operating it").
+ *
+ * The counters belong to the engine, which the worker thread updates without
+ * locks. So the worker (or tdm_run_once's caller) takes a snapshot itself,
+ * formats it as text (format 0.0.4) and either writes it to --metrics-file
+ * (at each checkpoint) or publishes it under a mutex for the loop thread,
+ * which serves it over HTTP (live/metrics_http.c) without ever reading the
+ * engine.
+ *
+ * Names start with tidemark_, counters end in _total; per processor, the
+ * label processor="SPEC" (the spec as given, escaped).
+ */
+#ifndef TDM_METRICS_H
+#define TDM_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tidemark.h"
+
+/*
+ * Parse "ADDR:PORT" (IPv4 "127.0.0.1:9464", IPv6 "[::1]:9464"; PORT 1 to
+ * 65535). Returns 0 and, when `addr` is not NULL, the address (without
+ * brackets) in addr[cap] and the port in *port; -EINVAL when it is not that.
+ */
+int tdm__parse_listen(const char *s, char *addr, size_t cap, int *port);
+
+/*
+ * The metrics text of `t` now, in a malloc'd buffer (*out, *len; the caller
+ * frees). Only on the thread that owns the engine (the worker, or the caller
+ * of tdm_run_once). Also returns in *tracked and *pending (either may be NULL) the files
+ * tracked and the bytes pending, for systemd's STATUS line. 0 or -ENOMEM.
+ */
+int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
+                        uint64_t *pending);
+
+/*
+ * Write `text` to `path` atomically: a temporary file beside it (".NAME.XXXXXX",
+ * hidden), then rename(2). A failure is logged once per distinct errno,
+ * naming the path, and returned (-errno); the old file stays.
+ */
+int tdm__metrics_write_file(tdm_t *t, const char *path, const char *text,
+                            size_t len);
+
+#endif /* TDM_METRICS_H */

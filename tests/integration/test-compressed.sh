@@ -43,6 +43,23 @@ status_json "$S"
 assert_eq "$(jfile state "$D/app.log")" "" "a record of the plain file after it became its .gz"
 assert_eq "$(jfile bookmark "$D/app.log.gz")" "$(fsize "$T/want2")" "bookmark of app.log.gz"
 
+say "a log gzipped while tidemark was down, the .gz still young at the next run"
+rm -rf "$D" "$S"; mkdir -p "$D"; OUT=$T/out6
+gen_lines 80001 83000 > "$D/web.log.1"
+tdm once -s "$S" -p "file:path=$OUT" "$D"
+gen_lines 83001 83200 >> "$D/web.log.1"
+gzip "$D/web.log.1"; touch "$D/web.log.1.gz"
+tdm once -s "$S" -p "file:path=$OUT" "$D"   # the plain file is gone: a ghost
+status_json "$S"
+assert_eq "$(jfile state "$D/web.log.1")" gone "state of the gzipped plain file"
+old "$D/web.log.1.gz"
+tdm once -v -s "$S" -p "file:path=$OUT" "$D"
+assert_contains "$STDERR" "continues from its bookmark"
+gen_lines 80001 83200 > "$T/want6"
+assert_lines_once "$T/want6" "$OUT" "plain, then its .gz a run later"
+status_json "$S"
+assert_eq "$(jfile state "$D/web.log.1")" "" "the ghost after its .gz took over"
+
 say "a new file given the inode of a plain file gzipped while tidemark was down"
 rm -rf "$D" "$S"; mkdir -p "$D"; OUT=$T/out5
 gen_lines 60001 64000 > "$D/app.log.1"

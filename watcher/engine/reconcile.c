@@ -501,7 +501,8 @@ int tdm__lost(tdm_t *t, tdm_file_t *f) {
     t->lost_unsaved++;
     t->need_checkpoint = 1;
   }
-  return tdm__forget(t, f);
+  /* A ghost for a while: its compressed copy (logrotate) may turn up. */
+  return tdm__retire(t, f);
 }
 
 static int by_activity(const void *a, const void *b) {

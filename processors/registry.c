@@ -48,6 +48,7 @@ struct tdm_registry_s {
   entry_t **v; /* pointers, so descriptors never move when v grows */
   size_t n;
   size_t cap;
+  int in_dir;  /* loading --plugin-dir: a bad plugin is skipped, a warning */
 };
 
 static int is_name_char(char c) {
@@ -72,9 +73,13 @@ static int refuse(const tdm_registry_t *r, const char *origin, int is_plugin,
   va_start(ap, fmt);
   vsnprintf(reason, sizeof(reason), fmt, ap);
   va_end(ap);
-  tdm__error(r->log, "%s \"%s\" refused: %s",
-             is_plugin ? "plugin" : "processor from",
-             tdm__quote(origin, q, sizeof(q)), reason);
+  if (r->in_dir)
+    tdm__warn(r->log, "plugin \"%s\" skipped: %s",
+              tdm__quote(origin, q, sizeof(q)), reason);
+  else
+    tdm__error(r->log, "%s \"%s\" refused: %s",
+               is_plugin ? "plugin" : "processor from",
+               tdm__quote(origin, q, sizeof(q)), reason);
   return TDM_EABI;
 }
 
@@ -255,9 +260,12 @@ static int is_plugin_name(const char *n) {
 
 /*
  * Load every non-hidden `*.so` in `dir`, in name order so that a duplicate
- * name is always resolved the same way. Every plugin is tried, so that one
- * run reports every bad one; returns TDM_EABI if any was refused, -errno
- * (logged, naming dir) if the directory cannot be read.
+ * name is always resolved the same way. Every plugin is tried; one that
+ * cannot be loaded (a wrong ABI, not a shared object, a duplicate name) is
+ * skipped with a warning naming it and why, so that one bad file does not
+ * stop the built-ins and the good plugins from working (a spec naming the
+ * skipped processor is then an unknown processor). Returns 0, -ENOMEM, or
+ * -errno (logged, naming dir) if the directory cannot be read.
  */
 static int load_dir(tdm_registry_t *r, const char *dir, int lenient) {
   struct dirent *d;
@@ -313,7 +321,9 @@ static int load_dir(tdm_registry_t *r, const char *dir, int lenient) {
     if (path == NULL)
       goto nomem;
     snprintf(path, len, "%s/%s", dir, names[i]);
+    r->in_dir = 1; /* a bad plugin is skipped with a warning */
     lrc = load_one(r, path, lenient);
+    r->in_dir = 0;
     free(path);
     if (lrc == -ENOMEM) {
       rc = lrc;
@@ -322,13 +332,10 @@ static int load_dir(tdm_registry_t *r, const char *dir, int lenient) {
     if (lrc != 0)
       refused++;
   }
-  if (refused > 0) {
-    tdm__log(r->log, lenient ? TDM_LOG_WARN : TDM_LOG_ERROR,
-             "plugin directory \"%s\": %zu of %zu plugins refused%s",
-             tdm__quote(dir, q, sizeof(q)), refused, n,
-             lenient ? " (the default directory: the others are loaded)" : "");
-    rc = lenient ? 0 : TDM_EABI;
-  }
+  if (refused > 0)
+    tdm__warn(r->log, "plugin directory \"%s\": %zu of %zu plugins skipped%s",
+              tdm__quote(dir, q, sizeof(q)), refused, n,
+              lenient ? " (the default directory)" : "");
   goto out;
 
 nomem:
@@ -400,8 +407,8 @@ static int load_default_dirs(tdm_registry_t *r, const char *plugin_dir) {
  * (NULL: none), then those of the default directory (load_default_dirs, in
  * which nothing is an error). On success *out owns everything until tdm_registry_close().
  * On error *out is untouched, everything loaded is unloaded, and the error
- * was logged: TDM_EABI (a refused plugin; every refusal is logged), -errno
- * (plugin_dir unreadable), -ENOMEM.
+ * was logged: -errno (plugin_dir unreadable), -ENOMEM. A plugin that cannot
+ * be loaded is skipped with a warning (see load_dir).
  */
 int tdm_registry_open(const char *plugin_dir, const tdm__log_t *log,
                       tdm_registry_t **out) {

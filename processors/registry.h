@@ -16,10 +16,11 @@ typedef struct tdm_registry_s tdm_registry_t;
  * Create a registry holding the built-ins (stdout, count, file, exec), then
  * load every `*.so` in `plugin_dir` (NULL: none) with dlopen. Each plugin must
  * export TDM_PROCESSOR_ENTRY_SYMBOL returning a descriptor that passes
- * tdm_registry_add(). A plugin that fails is refused with a message naming
- * its file and the whole open fails with TDM_EABI (a misconfigured plugin
- * directory is a configuration error, not something to run past). A
- * plugin_dir that does not exist or cannot be read: -errno, logged naming it.
+ * tdm_registry_add(). A plugin that fails is skipped with a warning naming
+ * its file and why; the others and the built-ins are registered (one bad
+ * file must not stop `once -p count`; a spec naming the skipped processor is
+ * an unknown processor). A plugin_dir that does not exist or cannot be read:
+ * -errno, logged naming it.
  * `log` must outlive the registry.
  */
 int tdm_registry_open(const char *plugin_dir, const tdm__log_t *log,

@@ -26,6 +26,8 @@
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +35,10 @@
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxh_x86dispatch.h>
 
 enum { DB_META, DB_FILES, DB_PROCS, DB_HASHES, N_DBS };
 static const char *const db_names[N_DBS] = {"meta", "files", "procs",
@@ -280,16 +284,29 @@ static int rec_decode(const MDB_val *v, tdm_file_rec_t *r) {
  * map past ours (MDB_MAP_RESIZED): adopt its size and try again. Legal
  * because the store is used from one thread and has no other txn open.
  */
-static int read_txn(tdm_store_t *s, MDB_txn **txn) {
+static int begin_read(MDB_env *env, const tdm_store_t *s, MDB_txn **txn) {
+  size_t last = 0;
   int rc;
 
-  while ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn)) ==
+  while ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn)) ==
          MDB_MAP_RESIZED) {
-    tdm__debug(s->log, "%s: the writer grew the map; following it", s->qdir);
-    if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0)
+    MDB_envinfo info;
+    if (s != NULL)
+      tdm__debug(s->log, "%s: the writer grew the map; following it", s->qdir);
+    if ((rc = mdb_env_set_mapsize(env, 0)) != 0)
       break;
+    /* A map that did not grow and is still too small for the data is not a
+       writer at work but a damaged meta page: retrying would spin forever. */
+    mdb_env_info(env, &info);
+    if (info.me_mapsize == last)
+      return MDB_CORRUPTED;
+    last = info.me_mapsize;
   }
   return rc;
+}
+
+static int read_txn(tdm_store_t *s, MDB_txn **txn) {
+  return begin_read(s->env, s, txn);
 }
 
 /*
@@ -605,6 +622,441 @@ static int open_env(tdm_store_t *s) {
   return 0;
 }
 
+/* ---- the check at open ------------------------------------------------------
+ *
+ * LMDB has no checksums and follows whatever page numbers and sizes it finds:
+ * a damaged data.mdb can make it read outside the map (SIGSEGV, SIGBUS),
+ * fail an assertion (SIGABRT) or loop. So before this process touches an
+ * existing store, a forked child walks all of it - the free list, the main
+ * database and every record of every named database, each decoded as the
+ * store would - and reports back through its exit status. A child that dies
+ * by a signal, does not finish, or finds a record that does not decode means
+ * a corrupt store: reported naming the directory, TDM_ESTATE. An LMDB error
+ * the child meets (a foreign file, a version mismatch, MDB_CORRUPTED) is left
+ * to the open below, which has a clear message for each.
+ *
+ * The cost is one sequential read of the map, in a process that shares the
+ * page cache with ours (the load that follows finds the pages in memory).
+ */
+
+#define CHECK_OK 0
+#define CHECK_LMDB_ERROR 3   /* LMDB returned an error: the open reports it */
+#define CHECK_BAD_RECORD 4   /* a record does not decode: why, on stderr */
+#define CHECK_TIMEOUT_S 600  /* a walk that takes longer is stuck in a loop */
+
+TDM__PRINTF(1, 2)
+static void check_say(const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+  int n;
+
+  va_start(ap, fmt);
+  n = vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    (void)!write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+/* Walk every entry of `dbi` (named `name`), checking it as database `which`
+   (N_DBS: the main database, -1: the free list). */
+static int check_db(MDB_env *env, MDB_txn *txn, MDB_dbi dbi, int which,
+                    const char *name) {
+  size_t maxkey = (size_t)mdb_env_get_maxkeysize(env);
+  size_t last_pgno;
+  volatile uint8_t sink = 0;
+  MDB_envinfo info;
+  MDB_cursor *cur;
+  MDB_val k, v;
+  int rc;
+
+  if (mdb_cursor_open(txn, dbi, &cur) != 0)
+    return CHECK_LMDB_ERROR;
+  mdb_env_info(env, &info);
+  last_pgno = info.me_last_pgno;
+  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+    const uint8_t *p = v.mv_data;
+    tdm_file_rec_t r;
+    int bad = 0;
+
+    /* Touch every byte, as a reader of the record would. */
+    for (size_t i = 0; i < v.mv_size; i += 512)
+      sink ^= p[i];
+    if (v.mv_size > 0)
+      sink ^= p[v.mv_size - 1];
+    switch (which) {
+    case DB_FILES:
+      bad = k.mv_size != 8 || rec_decode(&v, &r) != 0;
+      break;
+    case DB_PROCS:
+      bad = k.mv_size == 0 || k.mv_size > maxkey || v.mv_size > TDM_RESTORE_MAX;
+      break;
+    case DB_HASHES:
+      bad = k.mv_size != 16 || v.mv_size != 8;
+      break;
+    case DB_META:
+      if (k.mv_size == 6 && memcmp(k.mv_data, "schema", 6) == 0)
+        bad = v.mv_size != 4;
+      else if ((k.mv_size == 7 && memcmp(k.mv_data, "next_id", 7) == 0) ||
+               (k.mv_size == 13 && memcmp(k.mv_data, "checkpoint_ns", 13) == 0))
+        bad = v.mv_size != 8;
+      break;
+    case -1: { /* the free list: a count of page numbers, then the numbers,
+                  each a page of the file past the two meta pages, in
+                  descending order (LMDB's IDL) */
+      size_t n, prev = SIZE_MAX;
+      if (v.mv_size < sizeof(size_t)) {
+        bad = 1;
+        break;
+      }
+      memcpy(&n, p, sizeof(n));
+      bad = n > v.mv_size / sizeof(size_t) ||
+            (n + 1) * sizeof(size_t) != v.mv_size;
+      for (size_t i = 1; !bad && i <= n; i++) {
+        size_t pg;
+        memcpy(&pg, p + i * sizeof(size_t), sizeof(pg));
+        bad = pg < 2 || pg > last_pgno || pg >= prev;
+        prev = pg;
+      }
+      break;
+    }
+    default:
+      break;
+    }
+    if (bad && which == DB_FILES && k.mv_size == 8) {
+      check_say("file record %" PRIu64 " does not decode",
+                get_be64(k.mv_data));
+      mdb_cursor_close(cur);
+      return CHECK_BAD_RECORD;
+    }
+    if (bad) {
+      check_say("a record of database '%s' does not decode", name);
+      mdb_cursor_close(cur);
+      return CHECK_BAD_RECORD;
+    }
+  }
+  mdb_cursor_close(cur);
+  (void)sink;
+  return rc == MDB_NOTFOUND ? CHECK_OK : CHECK_LMDB_ERROR;
+}
+
+/*
+ * The structure of the B-trees, read with pread() (so it cannot fault) from
+ * the snapshot of txn `txnid`: LMDB trusts page headers it never looks at on
+ * a read (a write copies a page by its header's bounds), so a read walk alone
+ * misses a damaged header. LMDB 0.9's on-disk format: a 16-byte page header
+ * (pgno, pad, flags, lower/upper or an overflow page count), 16-bit node
+ * offsets after it, 8-byte node headers; the meta pages 0 and 1 hold the
+ * roots of the free and main databases, the main database's leaves those of
+ * the named ones. Every page reached is checked: within the file, its own
+ * number, its type, its bounds, each node inside the page, reached once.
+ * Returns CHECK_OK (also when the snapshot's meta page is not found: a
+ * writer moved on, nothing is claimed), or CHECK_BAD_RECORD with why.
+ */
+enum {
+  P_BRANCH = 0x01, P_LEAF = 0x02, P_OVERFLOW = 0x04, P_LEAF2 = 0x20,
+  F_BIGDATA = 0x01, F_SUBDATA = 0x02, F_DUPDATA = 0x04,
+  PAGEHDR = 16, NODEHDR = 8, DBREC = 48, MAX_DEPTH = 32
+};
+
+typedef struct pagewalk {
+  int fd;
+  size_t psize;
+  uint64_t last_pg;
+  uint8_t *seen;   /* bit per page */
+  uint8_t *buf;    /* psize bytes */
+} pagewalk_t;
+
+static int pw_bad(uint64_t pg, const char *why) {
+  check_say("page %" PRIu64 ": %s", pg, why);
+  return CHECK_BAD_RECORD;
+}
+
+/* Mark page `pg` seen; a page reached twice makes a cycle or a shared page. */
+static int pw_visit(pagewalk_t *w, uint64_t pg) {
+  if (pg < 2 || pg > w->last_pg)
+    return pw_bad(pg, "a page number outside the file");
+  if (w->seen[pg / 8] & (1u << (pg % 8)))
+    return pw_bad(pg, "reached twice");
+  w->seen[pg / 8] |= (uint8_t)(1u << (pg % 8));
+  return CHECK_OK;
+}
+
+static int pw_read(pagewalk_t *w, uint64_t pg) {
+  ssize_t n = pread(w->fd, w->buf, w->psize, (off_t)(pg * w->psize));
+  if (n != (ssize_t)w->psize)
+    return pw_bad(pg, "cannot be read");
+  if (get_le(w->buf, 8) != pg)
+    return pw_bad(pg, "its header holds another page number");
+  return CHECK_OK;
+}
+
+static int pw_tree(pagewalk_t *w, uint64_t pg, int depth) {
+  uint8_t *page;
+  unsigned flags, lower, upper, n;
+  int rc;
+
+  if (depth > MAX_DEPTH)
+    return pw_bad(pg, "a tree deeper than LMDB allows");
+  if ((rc = pw_visit(w, pg)) != CHECK_OK || (rc = pw_read(w, pg)) != CHECK_OK)
+    return rc;
+  flags = (unsigned)get_le(w->buf + 10, 2);
+  if (flags & P_LEAF2)
+    return CHECK_OK; /* not used by the store: LMDB's own checks */
+  if ((flags & (P_BRANCH | P_LEAF)) == 0 ||
+      (flags & (P_BRANCH | P_LEAF)) == (P_BRANCH | P_LEAF))
+    return pw_bad(pg, "neither a branch nor a leaf page where one belongs");
+  lower = (unsigned)get_le(w->buf + 12, 2);
+  upper = (unsigned)get_le(w->buf + 14, 2);
+  if (lower < PAGEHDR || lower > upper || upper > w->psize || lower % 2 != 0)
+    return pw_bad(pg, "its bounds are out of the page");
+  n = (lower - PAGEHDR) / 2;
+  if ((flags & P_BRANCH) && n == 0)
+    return pw_bad(pg, "an empty branch page");
+  /* Children are walked after this page's nodes are read: the buffer is
+     reused, so keep this page. */
+  page = malloc(w->psize);
+  if (page == NULL)
+    return CHECK_LMDB_ERROR;
+  memcpy(page, w->buf, w->psize);
+  rc = CHECK_OK;
+  for (unsigned i = 0; i < n && rc == CHECK_OK; i++) {
+    size_t off = (size_t)get_le(page + PAGEHDR + 2 * i, 2);
+    const uint8_t *node = page + off;
+    uint64_t lo, hi, nflags, ksize, dsize;
+
+    if (off < upper || off + NODEHDR > w->psize) {
+      rc = pw_bad(pg, "a node outside the page");
+      break;
+    }
+    lo = get_le(node, 2);
+    hi = get_le(node + 2, 2);
+    nflags = get_le(node + 4, 2);
+    ksize = get_le(node + 6, 2);
+    if (off + NODEHDR + ksize > w->psize) {
+      rc = pw_bad(pg, "a key beyond the page");
+      break;
+    }
+    if (flags & P_BRANCH) {
+      rc = pw_tree(w, lo | hi << 16 | nflags << 32, depth + 1);
+      continue;
+    }
+    dsize = lo | hi << 16;
+    if (nflags & F_BIGDATA) {
+      uint64_t ov, pages;
+      if (off + NODEHDR + ksize + 8 > w->psize) {
+        rc = pw_bad(pg, "a node beyond the page");
+        break;
+      }
+      ov = get_le(node + NODEHDR + ksize, 8);
+      if ((rc = pw_visit(w, ov)) != CHECK_OK || (rc = pw_read(w, ov)) != CHECK_OK)
+        break;
+      pages = get_le(w->buf + 12, 4);
+      if (!(get_le(w->buf + 10, 2) & P_OVERFLOW) || pages == 0 ||
+          pages > w->last_pg - ov + 1 || dsize > pages * w->psize - PAGEHDR) {
+        rc = pw_bad(ov, "a damaged overflow page");
+        break;
+      }
+      for (uint64_t k = 1; k < pages && rc == CHECK_OK; k++)
+        rc = pw_visit(w, ov + k);
+      continue;
+    }
+    if (off + NODEHDR + ksize + dsize > w->psize) {
+      rc = pw_bad(pg, "a value beyond the page");
+      break;
+    }
+    if (nflags & F_SUBDATA) {
+      uint64_t root;
+      if (dsize != DBREC) {
+        rc = pw_bad(pg, "a database record of the wrong size");
+        break;
+      }
+      root = get_le(node + NODEHDR + ksize + 40, 8);
+      if (root != UINT64_MAX)
+        rc = pw_tree(w, root, 0);
+    } else if (nflags & F_DUPDATA) {
+      /* sorted duplicates: not used by the store; LMDB's own checks */
+    }
+  }
+  free(page);
+  return rc;
+}
+
+static int check_pages(int fd, uint64_t txnid) {
+  uint8_t meta[2][PAGEHDR + 136];
+  pagewalk_t w;
+  struct stat st;
+  int which = -1, rc;
+
+  memset(&w, 0, sizeof(w));
+  if (fstat(fd, &st) != 0 ||
+      pread(fd, meta[0], sizeof(meta[0]), 0) != (ssize_t)sizeof(meta[0]))
+    return CHECK_OK;
+  w.psize = (size_t)get_le(meta[0] + PAGEHDR + 24, 4); /* free db's md_pad */
+  if (w.psize < 512 || w.psize > 65536 || (w.psize & (w.psize - 1)) != 0 ||
+      pread(fd, meta[1], sizeof(meta[1]), (off_t)w.psize) !=
+          (ssize_t)sizeof(meta[1]))
+    return CHECK_OK; /* LMDB's open judges the meta pages */
+  for (int m = 0; m < 2; m++)
+    if (get_le(meta[m] + PAGEHDR, 4) == 0xBEEFC0DEu &&
+        get_le(meta[m] + PAGEHDR + 128, 8) == txnid)
+      which = m;
+  if (which < 0)
+    return CHECK_OK;
+  w.fd = fd;
+  w.last_pg = get_le(meta[which] + PAGEHDR + 120, 8);
+  if (w.last_pg < 1 || w.last_pg >= (uint64_t)st.st_size / w.psize)
+    return pw_bad(w.last_pg, "the meta page counts pages the file does not "
+                  "hold");
+  w.seen = calloc((size_t)(w.last_pg / 8 + 1), 1);
+  w.buf = malloc(w.psize);
+  if (w.seen == NULL || w.buf == NULL) {
+    free(w.seen);
+    free(w.buf);
+    return CHECK_OK;
+  }
+  rc = CHECK_OK;
+  for (int db = 0; db < 2 && rc == CHECK_OK; db++) { /* free, main */
+    uint64_t root = get_le(meta[which] + PAGEHDR + 24 + db * DBREC + 40, 8);
+    if (root != UINT64_MAX)
+      rc = pw_tree(&w, root, 0);
+  }
+  free(w.seen);
+  free(w.buf);
+  return rc == CHECK_LMDB_ERROR ? CHECK_OK : rc;
+}
+
+/* The child's walk of the store in `dir`. Returns its exit status. */
+static int check_walk(const char *dir) {
+  MDB_env *env = NULL;
+  MDB_txn *txn = NULL;
+  MDB_dbi dbi;
+  int rc = CHECK_LMDB_ERROR;
+
+  if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, N_DBS) != 0 ||
+      mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) != 0)
+    goto out;
+  if ((rc = begin_read(env, NULL, &txn)) != 0) {
+    txn = NULL;
+    if (rc == MDB_CORRUPTED) { /* see begin_read */
+      check_say("its meta page gives a map size smaller than its data");
+      rc = CHECK_BAD_RECORD;
+    } else {
+      rc = CHECK_LMDB_ERROR;
+    }
+    goto out;
+  }
+  {
+    int fd;
+    if (mdb_env_get_fd(env, &fd) == 0 &&
+        (rc = check_pages(fd, (uint64_t)mdb_txn_id(txn))) != CHECK_OK)
+      goto out;
+  }
+  if ((rc = check_db(env, txn, 0, -1, "(free pages)")) != CHECK_OK)
+    goto out;
+  if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0) {
+    rc = CHECK_LMDB_ERROR;
+    goto out;
+  }
+  if ((rc = check_db(env, txn, dbi, N_DBS, "(main)")) != CHECK_OK)
+    goto out;
+  /* A store of another schema is not decoded here: the open says so. */
+  if (mdb_dbi_open(txn, db_names[DB_META], 0, &dbi) == 0) {
+    MDB_val k = {6, (void *)"schema"}, v;
+    if (mdb_get(txn, dbi, &k, &v) == 0 &&
+        (v.mv_size != 4 || get_le(v.mv_data, 4) != TDM_STORE_SCHEMA)) {
+      rc = CHECK_OK;
+      goto out;
+    }
+  }
+  for (int i = 0; i < N_DBS; i++) {
+    int r = mdb_dbi_open(txn, db_names[i], 0, &dbi);
+    if (r == MDB_NOTFOUND)
+      continue; /* the open says which one is missing */
+    if (r != 0) {
+      rc = CHECK_LMDB_ERROR;
+      goto out;
+    }
+    if ((rc = check_db(env, txn, dbi, i, db_names[i])) != CHECK_OK)
+      goto out;
+  }
+out:
+  if (txn != NULL)
+    mdb_txn_abort(txn);
+  if (env != NULL)
+    mdb_env_close(env);
+  return rc;
+}
+
+/* Run check_walk() in a child (see above). 0, or TDM_ESTATE (logged). */
+static int check_store(tdm_store_t *s) {
+  char path[4096 + 16], said[256], why[320];
+  struct stat st;
+  size_t got = 0;
+  int fds[2], status = 0;
+  pid_t pid;
+
+  snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
+  if (stat(path, &st) != 0 || st.st_size == 0)
+    return 0; /* nothing to check: the open creates it or says why not */
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return 0; /* no check possible: carry on as before */
+  fflush(NULL); /* nothing buffered may be written twice */
+  pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+  }
+  if (pid == 0) {
+    /* LMDB's assertion messages, and ours, go to the parent. */
+    dup2(fds[1], 2);
+    signal(SIGALRM, SIG_DFL);
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    alarm(CHECK_TIMEOUT_S);
+    _exit(check_walk(s->dir));
+  }
+  close(fds[1]);
+  for (;;) { /* read to EOF first: a child blocked on a full pipe never exits */
+    char buf[512];
+    ssize_t n = read(fds[0], buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    if (got < sizeof(said) - 1) {
+      size_t take = (size_t)n < sizeof(said) - 1 - got ? (size_t)n
+                                                        : sizeof(said) - 1 - got;
+      memcpy(said + got, buf, take);
+      got += take;
+    }
+  }
+  close(fds[0]);
+  said[got] = '\0';
+  said[strcspn(said, "\n")] = '\0';
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFEXITED(status) &&
+      (WEXITSTATUS(status) == CHECK_OK ||
+       WEXITSTATUS(status) == CHECK_LMDB_ERROR))
+    return 0;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == CHECK_BAD_RECORD)
+    snprintf(why, sizeof(why), "%s", said);
+  else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+    snprintf(why, sizeof(why), "reading it did not finish in %d s",
+             CHECK_TIMEOUT_S);
+  else if (WIFSIGNALED(status))
+    snprintf(why, sizeof(why), "reading it crashed a check process (signal "
+             "%d, %s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  else
+    snprintf(why, sizeof(why), "reading it failed a check process (exit "
+             "status %d)", WEXITSTATUS(status));
+  tdm__error(s->log, "state store %s is corrupt: %s; move it away (the files "
+             "will be read again from the start) or restore a backup",
+             s->qdir, why);
+  return TDM_ESTATE;
+}
+
 int tdm_store_open(const char *dir, unsigned flags, const tdm__log_t *log,
                    tdm_store_t **out) {
   tdm_store_t *s;
@@ -638,6 +1090,8 @@ int tdm_store_open(const char *dir, unsigned flags, const tdm__log_t *log,
   if ((rc = check_dir(s)) != 0 || (rc = registry_add(s)) != 0)
     goto err;
   if (!s->rdonly && (rc = lock_writer(s)) != 0)
+    goto err;
+  if ((rc = check_store(s)) != 0)
     goto err;
   if ((rc = open_env(s)) != 0 || (rc = open_dbs(s, &fresh)) != 0)
     goto err;
@@ -759,28 +1213,53 @@ int tdm_store_load_files(tdm_store_t *s,
   return rc;
 }
 
-/* Whether `key` can be a key of "procs"; logs why not. */
-static int check_key(const tdm_store_t *s, const char *key) {
-  size_t len = strlen(key), max = (size_t)mdb_env_get_maxkeysize(s->env);
-  char q[96];
+/*
+ * The "procs" key of processor spec `spec`: the spec itself when LMDB can
+ * take it as a key (at most mdb_env_get_maxkeysize(), 511 bytes), else
+ * "#xxh128:" and the XXH3-128 of the spec in hex, in `buf` (a spec never
+ * starts with '#', so the two kinds cannot meet). An empty spec is refused
+ * (logged, -EINVAL).
+ */
+#define SPEC_KEY_CAP 48
+static int spec_key(const tdm_store_t *s, const char *spec,
+                    char buf[SPEC_KEY_CAP], MDB_val *out) {
+  static const char hexd[] = "0123456789abcdef";
+  size_t len = strlen(spec), max = (size_t)mdb_env_get_maxkeysize(s->env);
+  uint8_t h[16];
+  XXH128_hash_t x;
 
-  if (len > 0 && len <= max)
+  if (len == 0) {
+    tdm__error(s->log, "%s: an empty processor spec cannot be stored", s->qdir);
+    return -EINVAL;
+  }
+  if (len <= max) {
+    out->mv_size = len;
+    out->mv_data = (void *)spec;
     return 0;
-  tdm__error(s->log,
-             "%s: processor spec '%s' is %zu bytes; the store keeps specs of "
-             "1 to %zu bytes",
-             s->qdir, tdm__quote(key, q, sizeof(q)), len, max);
-  return -EINVAL;
+  }
+  x = XXH3_128bits(spec, len);
+  put_be64(h, x.high64);
+  put_be64(h + 8, x.low64);
+  memcpy(buf, "#xxh128:", 8);
+  for (int i = 0; i < 16; i++) {
+    buf[8 + 2 * i] = hexd[h[i] >> 4];
+    buf[9 + 2 * i] = hexd[h[i] & 15];
+  }
+  buf[40] = '\0';
+  out->mv_size = 40;
+  out->mv_data = buf;
+  return 0;
 }
 
 int tdm_store_get_blob(tdm_store_t *s, const char *key, void *buf, size_t cap,
                        size_t *len) {
-  MDB_val k = {strlen(key), (void *)key}, v;
+  char kb[SPEC_KEY_CAP];
+  MDB_val k, v;
   MDB_txn *txn;
   int rc;
 
   *len = 0;
-  if ((rc = check_key(s, key)) != 0)
+  if ((rc = spec_key(s, key, kb, &k)) != 0)
     return rc;
   if ((rc = read_txn(s, &txn)) != 0)
     return fail(s, rc, "reading a restore blob");
@@ -859,7 +1338,10 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
     rec_encode(r, v.mv_data);
   }
   for (i = 0; i < b->n_blobs; i++) {
-    MDB_val bk = {strlen(b->blobs[i].key), (void *)b->blobs[i].key};
+    char kb[SPEC_KEY_CAP];
+    MDB_val bk;
+    if ((rc = spec_key(s, b->blobs[i].key, kb, &bk)) != 0)
+      return rc;
     MDB_val bv = {b->blobs[i].len, (void *)b->blobs[i].data};
     if ((rc = mdb_put(txn, s->dbi[DB_PROCS], &bk, &bv, 0)) != 0)
       return rc;
@@ -894,7 +1376,9 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
 
   /* Refuse what cannot be stored before anything is written. */
   for (i = 0; i < b->n_blobs; i++) {
-    if ((rc = check_key(s, b->blobs[i].key)) != 0)
+    char kb[SPEC_KEY_CAP];
+    MDB_val k;
+    if ((rc = spec_key(s, b->blobs[i].key, kb, &k)) != 0)
       return rc;
     if (b->blobs[i].len > TDM_RESTORE_MAX) {
       char q[96];

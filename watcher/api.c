@@ -33,6 +33,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->max_record = 1u << 20;
   o->settle_ms = 1000;
   o->checkpoint_ms = 1000;
+  o->retry_timeout_ms = 60000;
   o->log_level = TDM_LOG_INFO;
   o->progress_ms = 250;
   o->decompress = TDM_DECOMPRESS_AUTO;
@@ -86,6 +87,20 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
   if (o->checkpoint_ms == 0) {
     tdm__error(log, "--checkpoint-ms: must be at least 1");
     return TDM_EUSAGE;
+  }
+  for (int x = 0; x < 2; x++) {
+    const char *const *g = x == 0 ? o->include : o->exclude;
+    size_t n = x == 0 ? o->n_include : o->n_exclude;
+    for (size_t i = 0; i < n; i++) {
+      const char *why = g[i] != NULL ? tdm__filter_check(g[i]) : "no glob";
+      if (why != NULL) {
+        char q[256];
+        tdm__error(log, "--%s '%s': not a valid glob: %s",
+                   x == 0 ? "include" : "exclude",
+                   g[i] != NULL ? tdm__quote(g[i], q, sizeof(q)) : "", why);
+        return TDM_EUSAGE;
+      }
+    }
   }
   if (o->decompress != TDM_DECOMPRESS_AUTO &&
       o->decompress != TDM_DECOMPRESS_NEVER) {
@@ -460,6 +475,10 @@ int tdm_run_once(tdm_t *t) {
     tdm__error(&t->log, "tdm_run_once: already started with tdm_start");
     return -EBUSY;
   }
+  if (t->gave_up) { /* the previous pass gave up: this one starts afresh */
+    t->gave_up = 0;
+    t->stop = 0;
+  }
   if ((rc = tdm__prepare(t)) != 0)
     return rc;
   /* New processors' first restore points go to the store before any data. */
@@ -481,6 +500,8 @@ int tdm_run_once(tdm_t *t) {
   }
   if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
     rc = TDM_EPARTIAL;
+  if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))
+    rc = TDM_EPROC;
   return rc;
 }
 

@@ -1,6 +1,6 @@
 /*
  * builtin/exec.c: the `exec` processor, `exec:cmd=PROGRAM ARGS[,jobs=N]
- * [,retries=N][,backoff-ms=N]`. Runs a program of the operator's, never
+ * [,retries=N][,backoff-ms=N][,stall-ms=N]`. Runs a program of the operator's, never
  * through a shell.
  *
  * cmd is split into words the way a shell splits them, and nothing else: no
@@ -55,16 +55,18 @@
  *   open() starts PROGRAM ARGS (no path argument) with its stdin a pipe
  *   (grown to 1 MiB when the system allows). process() writes the chunk to
  *   it whole: it waits up to ROOM_WAIT_MS (1 s) for room, then answers RETRY
- *   without having written anything. A chunk larger than the pipe goes in
- *   pieces as the program reads; if the program stops reading for
- *   STALL_WAIT_MS (10 s) with such a chunk half written, it is killed and
- *   restarted. So process() blocks for at most about that long.
- *   commit() waits up to COMMIT_WAIT_MS (2 s) until the program has read
- *   every byte
+ *   without having written anything (backpressure: the host offers it again,
+ *   and meanwhile checkpoints). A chunk larger than the pipe goes in pieces
+ *   as the program reads; if the program reads nothing for stall-ms
+ *   (default 60000) with such a chunk half written, it is killed and
+ *   restarted. commit() waits until the program has read every byte
  *   (FIONREAD on the write end of the pipe, which Linux answers with the
- *   unread byte count), then answers OK with no restore blob; if not drained
- *   by then, RETRY. "Read" is as far as exec can see: bytes the program read
- *   but had not acted on when it died are lost to it, as with any pipe.
+ *   unread byte count), then answers OK with no restore blob. A program that
+ *   is alive and reading, however slowly, is waited for: at most a pipe's
+ *   worth (1 MiB) is ever unread. Only when it has read nothing for stall-ms
+ *   does commit() answer RETRY (the checkpoint is cancelled). "Read" is as
+ *   far as exec can see: bytes the program read but had not acted on when it
+ *   died are lost to it, as with any pipe.
  *
  *   A program that dies (found by waitpid, or EPIPE on a write) is restarted
  *   by the next process(), which answers RETRY with a message (the host offers
@@ -131,8 +133,8 @@ extern char **environ;
 #define CLOSE_WAIT_MS 5000     /* grace before SIGKILL at close() */
 #define EPIPE_WAIT_MS 1000     /* grace for a program that closed its stdin */
 #define ROOM_WAIT_MS 1000      /* tail: process() waits this long for room */
-#define STALL_WAIT_MS 10000    /* tail: a half-written chunk waits this long */
-#define COMMIT_WAIT_MS 2000    /* tail: commit() waits this long for a drain */
+#define STALL_DEFAULT_MS 60000u   /* tail: no byte read this long: stalled */
+#define STALL_MAX_MS 86400000u    /* stall-ms: at most a day */
 #define TAIL_PIPE_SIZE (1 << 20)
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -336,6 +338,7 @@ typedef struct exec_s {
   size_t argc;
   char *words; /* what argv points into */
   unsigned jobs, retries, backoff_ms;
+  unsigned stall_ms; /* tail: a program that reads nothing this long */
   posix_spawnattr_t attr;
   int attr_ok;   /* attr was initialised */
   char prog[80]; /* argv[0], quoted for messages (cut) */
@@ -464,10 +467,12 @@ static int exec_open(void **state, const tdm_open_args_t *args) {
     unsigned lo, hi;
   } nums[] = {{"jobs", 1, JOBS_MAX},
               {"retries", 0, RETRIES_MAX},
-              {"backoff-ms", 0, BACKOFF_CAP_MS}};
+              {"backoff-ms", 0, BACKOFF_CAP_MS},
+              {"stall-ms", 1, STALL_MAX_MS}};
+  enum { N_NUMS = sizeof(nums) / sizeof(nums[0]) };
   const char *cmd = NULL;
-  unsigned *num_dst[3];
-  int seen[3] = {0, 0, 0};
+  unsigned *num_dst[N_NUMS];
+  int seen[N_NUMS] = {0};
   sigset_t none, all;
   char q[64];
   long ncpu;
@@ -488,6 +493,8 @@ static int exec_open(void **state, const tdm_open_args_t *args) {
   num_dst[0] = &x->jobs;
   num_dst[1] = &x->retries;
   num_dst[2] = &x->backoff_ms;
+  x->stall_ms = STALL_DEFAULT_MS;
+  num_dst[3] = &x->stall_ms;
 
   for (size_t i = 0; i < args->n_params; i++) {
     const tdm_kv_t *kv = &args->params[i];
@@ -500,13 +507,13 @@ static int exec_open(void **state, const tdm_open_args_t *args) {
       cmd = kv->value;
       continue;
     }
-    for (k = 0; k < 3; k++)
+    for (k = 0; k < N_NUMS; k++)
       if (strcmp(kv->key, nums[k].key) == 0)
         break;
-    if (k == 3) {
+    if (k == N_NUMS) {
       snprintf(args->msg, TDM_MSG_MAX,
                "exec: unknown parameter \"%s\" (exec takes cmd, jobs, "
-               "retries, backoff-ms)",
+               "retries, backoff-ms, stall-ms)",
                tdm__quote(kv->key, q, sizeof(q)));
       goto err;
     }
@@ -1122,12 +1129,12 @@ static int tail_process(exec_t *x, const tdm_chunk_t *c, char *msg) {
       return tail_restart(x, msg);
   }
 
-  deadline = now_ms() + STALL_WAIT_MS;
+  deadline = now_ms() + x->stall_ms;
   while (off < c->len) {
     ssize_t w = write(x->in_fd, data + off, c->len - off);
     if (w > 0) {
       off += (size_t)w;
-      deadline = now_ms() + STALL_WAIT_MS;
+      deadline = now_ms() + x->stall_ms;
       continue;
     }
     if (w < 0 && errno == EINTR)
@@ -1142,9 +1149,9 @@ static int tail_process(exec_t *x, const tdm_chunk_t *c, char *msg) {
       }
       if (now_ms() >= deadline) {
         say(x->out.prefix, x->out.prefix_len,
-            "has not read its input for %d s with a chunk half written; "
-            "killing it",
-            STALL_WAIT_MS / 1000);
+            "has not read its input for %u ms with a chunk half written "
+            "(stall-ms); killing it",
+            x->stall_ms);
         tail_stop(x, 0);
         return tail_restart(x, msg);
       }
@@ -1162,7 +1169,8 @@ static int tail_process(exec_t *x, const tdm_chunk_t *c, char *msg) {
 }
 
 static int tail_commit(exec_t *x, char *msg) {
-  uint64_t deadline = now_ms() + COMMIT_WAIT_MS;
+  uint64_t deadline = now_ms() + x->stall_ms;
+  int last = -1; /* unread bytes at the last look */
 
   tail_check(x);
   for (;;) {
@@ -1179,10 +1187,16 @@ static int tail_commit(exec_t *x, char *msg) {
     unread = unread_bytes(x->in_fd);
     if (unread == 0)
       break;
+    /* Reading, however slowly, is backpressure: wait for it. Only a
+       program that read nothing for stall-ms holds the checkpoint up. */
+    if (last < 0 || unread < last)
+      deadline = now_ms() + x->stall_ms;
+    last = unread;
     if (now_ms() >= deadline) {
       snprintf(msg, TDM_MSG_MAX,
-               "exec: \"%s\" has not read %d bytes of its input in %d ms",
-               x->prog, unread, COMMIT_WAIT_MS);
+               "exec: \"%s\" has not read any of the %d bytes of its input "
+               "still waiting in %u ms (stall-ms)",
+               x->prog, unread, x->stall_ms);
       return TDM_PROC_RETRY;
     }
     tail_wait(x, SLICE_MS, 0);

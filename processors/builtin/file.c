@@ -187,12 +187,10 @@ static int open_out(const char *path, int may_create, int *created) {
  * without one, OUT's current length is where appending starts. On failure
  * nothing is left open and args->msg names OUT or the parameter.
  */
-static int file_open(void **state, const tdm_open_args_t *args) {
+/* The one parameter, path=OUT. NULL (args->msg says why) when it is
+   missing, empty, given twice, or beside an unknown key. */
+static const char *parse_path(const tdm_open_args_t *args) {
   const char *path = NULL;
-  file_out_t *f = NULL;
-  uint64_t L, size;
-  struct stat st;
-  int created = 0, err;
 
   for (size_t i = 0; i < args->n_params; i++) {
     const tdm_kv_t *kv = &args->params[i];
@@ -200,11 +198,11 @@ static int file_open(void **state, const tdm_open_args_t *args) {
       snprintf(args->msg, TDM_MSG_MAX,
                "file: unknown parameter \"%s\" (file takes path=OUT)",
                kv->key);
-      return TDM_PROC_FAIL;
+      return NULL;
     }
     if (path != NULL) {
       snprintf(args->msg, TDM_MSG_MAX, "file: parameter \"path\" given twice");
-      return TDM_PROC_FAIL;
+      return NULL;
     }
     path = kv->value;
   }
@@ -212,28 +210,23 @@ static int file_open(void **state, const tdm_open_args_t *args) {
     snprintf(args->msg, TDM_MSG_MAX,
              "file: %s (use file:path=OUT)",
              path == NULL ? "missing parameter \"path\"" : "\"path\" is empty");
-    return TDM_PROC_FAIL;
+    return NULL;
   }
-  if (args->restore_len != 0 &&
-      (args->restore == NULL || args->restore_len != FILE_BLOB_LEN)) {
-    snprintf(args->msg, TDM_MSG_MAX,
-             "%s: restore point is %zu bytes, expected %d; refusing to guess",
-             path, args->restore_len, FILE_BLOB_LEN);
-    return TDM_PROC_FAIL;
-  }
+  return path;
+}
 
-  f = calloc(1, sizeof(*f) + strlen(path) + 1);
-  if (f == NULL)
-    goto nomem;
-  strcpy(f->path, path);
-  f->fd = -1;
-  f->buf = malloc(FILE_BUF_CAP);
-  if (f->buf == NULL)
-    goto nomem;
+/*
+ * Open OUT for f, created only when no checkpoint recorded bytes in it (a
+ * checkpoint that did needs the OUT that holds them: never an empty one in
+ * its place), lock it against a second file processor, and check that it is
+ * a regular file. *size: its length. 0, or -1 with args->msg set.
+ */
+static int take_out(file_out_t *f, uint64_t L, uint64_t *size,
+                    const tdm_open_args_t *args) {
+  const char *path = f->path;
+  struct stat st;
+  int created = 0;
 
-  /* A checkpoint that recorded bytes needs the OUT that holds them: never
-     create an empty one in its place. */
-  L = args->restore_len == FILE_BLOB_LEN ? get_u64le(args->restore) : 0;
   f->fd = open_out(path, L == 0, &created);
   if (f->fd < 0) {
     if (errno == ENOENT && L > 0)
@@ -244,8 +237,9 @@ static int file_open(void **state, const tdm_open_args_t *args) {
     else
       snprintf(args->msg, TDM_MSG_MAX, "%s: open: %s", path,
                strerror(errno));
-    goto err;
+    return -1;
   }
+  f->sync_dir = created;
   if (flock(f->fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK)
       snprintf(args->msg, TDM_MSG_MAX,
@@ -253,60 +247,85 @@ static int file_open(void **state, const tdm_open_args_t *args) {
     else
       snprintf(args->msg, TDM_MSG_MAX, "%s: flock: %s", path,
                strerror(errno));
-    goto err;
+    return -1;
   }
   if (fstat(f->fd, &st) != 0) {
     snprintf(args->msg, TDM_MSG_MAX, "%s: fstat: %s", path, strerror(errno));
-    goto err;
+    return -1;
   }
   if (!S_ISREG(st.st_mode)) {
     snprintf(args->msg, TDM_MSG_MAX,
              "%s: not a regular file (file: must be able to truncate it "
              "back to a checkpoint)",
              path);
-    goto err;
+    return -1;
   }
-  size = (uint64_t)st.st_size;
+  *size = (uint64_t)st.st_size;
+  return 0;
+}
 
-  if (args->restore_len == FILE_BLOB_LEN) {
-    if (size < L) {
-      snprintf(args->msg, TDM_MSG_MAX,
-               "%s is shorter (%" PRIu64 " bytes) than its last checkpoint "
-               "(%" PRIu64 " bytes); refusing to guess",
-               path, size, L);
-      goto err;
-    }
-    if (size > L) {
-      /* Written after the last checkpoint: it will be delivered again. */
-      err = truncate_to(f->fd, L);
-      if (err != 0) {
-        snprintf(args->msg, TDM_MSG_MAX,
-                 "%s: cannot truncate to its last checkpoint (%" PRIu64
-                 " bytes): %s",
-                 path, L, strerror(err));
-        goto err;
-      }
-    }
-  } else {
-    L = size;
+/* Cut OUT (`size` bytes) back to its restore point L: what was written
+   after the last checkpoint will be delivered again. 0, or -1 with
+   args->msg set (shorter than L: bytes a checkpoint recorded are gone). */
+static int roll_back(file_out_t *f, uint64_t size, uint64_t L,
+                     const tdm_open_args_t *args) {
+  int err;
+
+  if (size < L) {
+    snprintf(args->msg, TDM_MSG_MAX,
+             "%s is shorter (%" PRIu64 " bytes) than its last checkpoint "
+             "(%" PRIu64 " bytes); refusing to guess",
+             f->path, size, L);
+    return -1;
   }
+  if (size > L && (err = truncate_to(f->fd, L)) != 0) {
+    snprintf(args->msg, TDM_MSG_MAX,
+             "%s: cannot truncate to its last checkpoint (%" PRIu64
+             " bytes): %s",
+             f->path, L, strerror(err));
+    return -1;
+  }
+  return 0;
+}
 
-  f->committed = f->written = f->accepted = L;
-  f->need_sync = 1; /* we may have cut it; the first commit makes it sure */
-  f->sync_dir = created;
-  *state = f;
-  return TDM_PROC_OK;
+static int file_open(void **state, const tdm_open_args_t *args) {
+  const char *path = parse_path(args);
+  file_out_t *f;
+  uint64_t L, size;
 
-nomem:
-  snprintf(args->msg, TDM_MSG_MAX, "%s: out of memory", path);
-err:
-  if (f != NULL) {
+  if (path == NULL)
+    return TDM_PROC_FAIL;
+  if (args->restore_len != 0 &&
+      (args->restore == NULL || args->restore_len != FILE_BLOB_LEN)) {
+    snprintf(args->msg, TDM_MSG_MAX,
+             "%s: restore point is %zu bytes, expected %d; refusing to guess",
+             path, args->restore_len, FILE_BLOB_LEN);
+    return TDM_PROC_FAIL;
+  }
+  f = calloc(1, sizeof(*f) + strlen(path) + 1);
+  if (f == NULL || (f->buf = malloc(FILE_BUF_CAP)) == NULL) {
+    snprintf(args->msg, TDM_MSG_MAX, "%s: out of memory", path);
+    free(f);
+    return TDM_PROC_FAIL;
+  }
+  strcpy(f->path, path);
+  f->fd = -1;
+
+  L = args->restore_len == FILE_BLOB_LEN ? get_u64le(args->restore) : 0;
+  if (take_out(f, L, &size, args) != 0 ||
+      (args->restore_len == FILE_BLOB_LEN && roll_back(f, size, L, args) != 0)) {
     if (f->fd >= 0)
       close(f->fd);
     free(f->buf);
     free(f);
+    return TDM_PROC_FAIL;
   }
-  return TDM_PROC_FAIL;
+  if (args->restore_len != FILE_BLOB_LEN)
+    L = size; /* first run: OUT's bytes are not ours to cut */
+  f->committed = f->written = f->accepted = L;
+  f->need_sync = 1; /* we may have cut it; the first commit makes it sure */
+  *state = f;
+  return TDM_PROC_OK;
 }
 
 static int file_process(void *state, const tdm_chunk_t *chunk, char *msg) {

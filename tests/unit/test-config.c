@@ -10,6 +10,7 @@
 
 #include "state/store.h"
 #include "cli/config.h"
+#include "status.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -103,6 +104,7 @@ TEST(defaults) {
   ASSERT_EQ(c.options.max_record, 1u << 20);
   ASSERT_EQ(c.options.settle_ms, 1000);
   ASSERT_EQ(c.options.checkpoint_ms, 1000);
+  ASSERT_EQ(c.options.retry_timeout_ms, 60000);
   ASSERT_EQ(c.options.poll_ms, 0);
   ASSERT_NULL(c.options.plugin_dir);
   ASSERT_EQ(c.options.n_include, 0);
@@ -206,7 +208,7 @@ TEST(usage_text_covers_everything) {
     "-s, --state", "-m, --mode", "-p, --processor", "-i, --include",
     "-x, --exclude", "--no-recursive", "--from-end", "--records",
     "--max-record", "--settle-ms", "--checkpoint-ms", "--poll-ms",
-    "--plugin-dir", "--json", "-c, --config", "-v", "-q", "TIDEMARK_STATE",
+    "--plugin-dir", "--retry-timeout-ms", "--json", "-c, --config", "-v", "-q", "TIDEMARK_STATE",
     "Exit status"};
   for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
     ASSERT_HAS(u, words[i]);
@@ -330,7 +332,8 @@ TEST(option_max_record_sizes) {
 TEST(option_milliseconds) {
   tdm_config_t c;
   PARSE_OK(&c, "once", "--settle-ms", "0", "--checkpoint-ms", "250",
-           "--poll-ms=4294967295", "d");
+           "--poll-ms=4294967295", "--retry-timeout-ms", "0", "d");
+  ASSERT_EQ(c.options.retry_timeout_ms, 0);
   ASSERT_EQ(c.options.settle_ms, 0);
   ASSERT_EQ(c.options.checkpoint_ms, 250);
   ASSERT_EQ(c.options.poll_ms, 4294967295u);
@@ -522,6 +525,7 @@ TEST(ini_every_key) {
                       "settle-ms = 5\n"
                       "checkpoint-ms = 6\n"
                       "poll-ms = 7\n"
+                      "retry-timeout-ms = 8\n"
                       "plugin-dir = /plugins\n"
                       "verbose = 2\n");
   PARSE_OK(&c, "once", "-c", f, "d");
@@ -541,6 +545,7 @@ TEST(ini_every_key) {
   ASSERT_EQ(c.options.settle_ms, 5);
   ASSERT_EQ(c.options.checkpoint_ms, 6);
   ASSERT_EQ(c.options.poll_ms, 7);
+  ASSERT_EQ(c.options.retry_timeout_ms, 8);
   ASSERT_STR_EQ(c.options.plugin_dir, "/plugins");
   ASSERT_EQ(c.options.log_level, TDM_LOG_DEBUG);
   tdm__config_free(&c);
@@ -698,24 +703,60 @@ TEST(ini_errors_sections_and_syntax) {
 
 TEST(ini_long_lines) {
   tdm_config_t c;
-  char text[512];
-  char want[256];
-  /* The longest line accepted... */
-  size_t pre = strlen("processor = file:path=/");
-  memset(want, 'a', sizeof(want));
-  snprintf(want, sizeof(want), "file:path=/%.*s", (int)(TDM_CONFIG_LINE_MAX - pre),
-           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-  snprintf(text, sizeof(text), "processor = %s\n", want);
-  ASSERT_EQ(strlen(text) - 1, TDM_CONFIG_LINE_MAX);
+  size_t n = 100000;
+  char *want = malloc(n + 64), *text = malloc(n + 128);
+  /* Lines of any length: a long exec:cmd= fits. */
+  ASSERT_NOT_NULL(want);
+  ASSERT_NOT_NULL(text);
+  strcpy(want, "exec:cmd=/bin/echo ");
+  memset(want + strlen(want), 'a', n);
+  want[n] = '\0';
+  snprintf(text, n + 128, "state = /x\nprocessor = %s   ; a comment\n", want);
   PARSE_OK(&c, "once", "-c", ini("long.ini", text), "d");
+  ASSERT_EQ(c.n_processors, 1);
   ASSERT_STR_EQ(c.processors[0], want);
   tdm__config_free(&c);
-  /* ...and one byte more is refused, naming the line. */
-  snprintf(text, sizeof(text), "state = /x\nprocessor = %sb\n", want);
-  PARSE_BAD(A("once", "-c", ini("long2.ini", text), "d"), "long2.ini:2:",
-            "longer than");
+  /* A last line without its newline counts too. */
+  snprintf(text, n + 128, "processor = %s", want);
+  PARSE_OK(&c, "once", "-c", ini("long2.ini", text), "d");
+  ASSERT_STR_EQ(c.processors[0], want);
+  tdm__config_free(&c);
+  free(want);
+  free(text);
+}
+
+TEST(ini_duplicate_scalar_names_both_lines) {
+  tdm_config_t c;
+  PARSE_BAD(A("once", "-c",
+              ini("dup.ini", "mode = tail\nstate = /x\n[tidemark]\nmode = whole\n"),
+              "d"),
+            "dup.ini:4:", "'mode'", "dup.ini:1");
+  PARSE_BAD(A("once", "-c", ini("dup2.ini", "quiet = true\n# x\nquiet = false\n"),
+              "d"),
+            "dup2.ini:3:", "'quiet'", "dup2.ini:1");
+  /* Lists repeat. */
+  PARSE_OK(&c, "once", "-c",
+           ini("lists.ini", "processor = count\nprocessor = stdout\n"
+                            "include = *.log\ninclude = *.txt\n"
+                            "exclude = a\nexclude = b\n"),
+           "d");
+  ASSERT_EQ(c.n_processors, 2);
+  ASSERT_EQ(c.options.n_include, 2);
+  ASSERT_EQ(c.options.n_exclude, 2);
+  tdm__config_free(&c);
+}
+
+TEST(bad_globs_are_refused) {
+  tdm_config_t c;
+  PARSE_BAD(A("once", "-i", "[", "d"), "-i", "'['", "glob");
+  PARSE_BAD(A("once", "--exclude", "a[bc", "d"), "--exclude", "'a[bc'", "glob");
+  PARSE_BAD(A("once", "-i", "x\\", "d"), "-i", "glob");
+  PARSE_BAD(A("once", "-c", ini("g.ini", "state = /x\ninclude = *.[ch\n"), "d"),
+            "g.ini:2:", "include", "'*.[ch'", "glob");
+  PARSE_OK(&c, "once", "-i", "[]x]", "-i", "[!a-z]*.log", "-i", "[[:digit:]]",
+           "-x", "a\\[b", "-x", "*.[ch]", "d");
+  ASSERT_EQ(c.options.n_include, 3);
+  tdm__config_free(&c);
 }
 
 TEST(ini_missing_or_unreadable) {
@@ -776,8 +817,12 @@ TEST(json_string_escapes) {
   s = json_of("\x01\x1f\x7f");
   ASSERT_STR_EQ(s, "\"\\u0001\\u001f\\u007f\"");
   free(s);
-  s = json_of("caf\xc3\xa9 \xff");
-  ASSERT_STR_EQ(s, "\"caf\xc3\xa9 \xff\"");
+  s = json_of("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  ASSERT_STR_EQ(s, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  free(s);
+  /* Not UTF-8: spelled as tdm__quote does, so the JSON stays UTF-8. */
+  s = json_of("caf\xc3\xa9 \xff\\n");
+  ASSERT_STR_EQ(s, "\"caf\xc3\xa9 \\\\xff\\\\\\\\n\"");
   free(s);
   s = json_of("");
   ASSERT_STR_EQ(s, "\"\"");
@@ -785,6 +830,31 @@ TEST(json_string_escapes) {
   s = json_of(NULL);
   ASSERT_STR_EQ(s, "null");
   free(s);
+}
+
+TEST(utf8_and_quote_round_trip) {
+  static const char *const bad[] = {
+    "\xff", "\xc3", "a\xc3(", "\xc0\xaf" /* overlong '/' */,
+    "\xed\xa0\x80" /* surrogate */, "\xf4\x90\x80\x80" /* > U+10FFFF */,
+    "\xe2\x82" /* cut */};
+  static const char *const good[] = {"", "ascii", "caf\xc3\xa9",
+                                     "\xf4\x8f\xbf\xbf", "\xef\xbf\xbd"};
+  char buf[256];
+  char *back;
+
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    ASSERT_EQ(tdm__utf8_valid(bad[i]), 0);
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+    ASSERT_EQ(tdm__utf8_valid(good[i]), 1);
+  ASSERT_STR_EQ(tdm__quote("bad\xff\xfe \xc3\xa9 a\\b\n", buf, sizeof(buf)),
+                "bad\\xff\\xfe \xc3\xa9 a\\\\b\\n");
+  back = tdm__unquote(buf);
+  ASSERT_NOT_NULL(back);
+  ASSERT_STR_EQ(back, "bad\xff\xfe \xc3\xa9 a\\b\n");
+  free(back);
+  ASSERT_NULL(tdm__unquote("no escape"));
+  ASSERT_NULL(tdm__unquote("bad \\q escape"));
+  ASSERT_NULL(tdm__unquote("nul \\x00"));
 }
 
 TEST(abspath_normalises) {
@@ -914,7 +984,7 @@ TEST(status_json_and_text) {
                   "\"failed\"");
   ASSERT_HAS(out, "\"first_seen\":\"2026-11-24T21:00:00Z\",\"updated\":null");
   ASSERT_HAS(out, "\"content_hash\":\"abababababababababababababababab\"");
-  ASSERT_HAS(out, "\"exit_status\":3,\"error\":\"exit \\\"status\\\" 3\\n\"}");
+  ASSERT_HAS(out, "\"exit_status\":3,\"error\":\"exit \\\"status\\\" 3\\n\",\"path_escaped\":false}");
   ASSERT_HAS(out, "/gone.log\",\"present\":false");
   ASSERT_HAS(out, "\"size\":5,\"bookmark\":3,\"pending\":2,\"state\":"
                   "\"active\"");

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,86 @@ void tdm__log(const tdm__log_t *log, tdm_log_level_t level, const char *fmt,
   tdm__log_stderr(level, line);
 }
 
+size_t tdm__utf8_len(const char *str) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t n;
+  uint32_t cp;
+
+  if (s[0] < 0x80)
+    return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf)
+    n = 2, cp = s[0] & 0x1f;
+  else if (s[0] >= 0xe0 && s[0] <= 0xef)
+    n = 3, cp = s[0] & 0x0f;
+  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+    n = 4, cp = s[0] & 0x07;
+  else
+    return 0;
+  for (size_t i = 1; i < n; i++) {
+    if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+      return 0;
+    cp = cp << 6 | (s[i] & 0x3f);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+      (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return n;
+}
+
+int tdm__utf8_valid(const char *s) {
+  while (*s != '\0') {
+    size_t n = tdm__utf8_len(s);
+    if (n == 0)
+      return 0;
+    s += n;
+  }
+  return 1;
+}
+
+size_t tdm__quote_size(const char *s) {
+  return strlen(s) * 4 + 1;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+char *tdm__unquote(const char *s) {
+  char *out, *o;
+
+  if (strchr(s, '\\') == NULL || (out = malloc(strlen(s) + 1)) == NULL)
+    return NULL;
+  for (o = out; *s != '\0'; s++) {
+    if (*s != '\\') {
+      *o++ = *s;
+      continue;
+    }
+    s++;
+    if (*s == 'n') {
+      *o++ = '\n';
+    } else if (*s == 't') {
+      *o++ = '\t';
+    } else if (*s == '\\') {
+      *o++ = '\\';
+    } else if (*s == 'x' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0 &&
+               (hexval(s[1]) | hexval(s[2])) != 0) {
+      *o++ = (char)(hexval(s[1]) << 4 | hexval(s[2]));
+      s += 2;
+    } else {
+      free(out);
+      return NULL;
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
 const char *tdm__quote(const char *s, char *buf, size_t cap) {
   static const char hex[] = "0123456789abcdef";
   size_t o = 0;
@@ -83,7 +164,14 @@ const char *tdm__quote(const char *s, char *buf, size_t cap) {
     return buf;
   for (; *s != '\0' && o + 5 < cap; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '\n') {
+    size_t n = c >= 0x80 ? tdm__utf8_len(s) : 1;
+    if (n > 1) {
+      if (o + n + 1 > cap)
+        break;
+      memcpy(buf + o, s, n);
+      o += n;
+      s += n - 1;
+    } else if (c == '\n') {
       buf[o++] = '\\';
       buf[o++] = 'n';
     } else if (c == '\t') {
@@ -92,7 +180,7 @@ const char *tdm__quote(const char *s, char *buf, size_t cap) {
     } else if (c == '\\') {
       buf[o++] = '\\';
       buf[o++] = '\\';
-    } else if (c < 0x20 || c == 0x7f) {
+    } else if (c < 0x20 || c == 0x7f || n == 0) {
       buf[o++] = '\\';
       buf[o++] = 'x';
       buf[o++] = hex[c >> 4];

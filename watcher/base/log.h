@@ -42,8 +42,31 @@ int tdm__log_journal(void);
 
 /*
  * Quote `s` for a log line into `buf` (C-style escapes for control bytes, so a
- * file name with a newline stays on one line). Returns buf.
+ * file name with a newline stays on one line): \n, \t, \\ for a backslash,
+ * \xNN for other control bytes and for every byte that is not part of a valid
+ * UTF-8 sequence; valid UTF-8 is copied. Cut short to fit `cap`. Returns buf.
+ * tdm__unquote() reverses it.
  */
 const char *tdm__quote(const char *s, char *buf, size_t cap);
+
+/* Bytes tdm__quote needs for all of `s`, with its NUL. */
+size_t tdm__quote_size(const char *s);
+
+/*
+ * The length (1 to 4) of the valid UTF-8 sequence at `s`, or 0 when the
+ * byte at `s` does not start one (overlong forms, surrogates and code points
+ * over U+10FFFF are not valid). `s` is NUL-terminated; *s is not NUL.
+ */
+size_t tdm__utf8_len(const char *s);
+
+/* Whether all of `s` is valid UTF-8. */
+int tdm__utf8_valid(const char *s);
+
+/*
+ * The bytes a tdm__quote()d string stands for, in a new string (the caller
+ * frees it): \n, \t, \\ and \xNN (NN not 00) are decoded. NULL when `s`
+ * holds no escape or a malformed one, or out of memory.
+ */
+char *tdm__unquote(const char *s);
 
 #endif /* TDM_LOG_H */

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <ini.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "base/log.h"
+#include "core/filter.h"
 #include "engine/metrics.h"
 
 /* Every option, the index of `opts` below. */
@@ -38,6 +38,7 @@ enum {
   OPT_CHECKPOINT_MS,
   OPT_POLL_MS,
   OPT_PLUGIN_DIR,
+  OPT_RETRY_TIMEOUT_MS,
   OPT_DECOMPRESS,
   OPT_MULTILINE_START,
   OPT_MULTILINE_TIMEOUT_MS,
@@ -89,6 +90,8 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_POLL_MS] = {"poll-ms", 0, required_argument, FOR_WATCH, 1},
   [OPT_PLUGIN_DIR] = {"plugin-dir", 0, required_argument,
                       FOR_WATCH | CMD_BIT(TDM_CMD_PROCESSORS), 1},
+  [OPT_RETRY_TIMEOUT_MS] = {"retry-timeout-ms", 0, required_argument,
+                            FOR_WATCH, 1},
   [OPT_DECOMPRESS] = {"decompress", 0, required_argument, FOR_WATCH, 1},
   [OPT_MULTILINE_START] = {"multiline-start", 0, required_argument, FOR_WATCH, 1},
   [OPT_MULTILINE_TIMEOUT_MS] = {"multiline-timeout-ms", 0, required_argument,
@@ -143,7 +146,9 @@ typedef struct layer {
   uint32_t settle_ms;
   uint32_t checkpoint_ms;
   uint32_t poll_ms;
+  uint32_t retry_timeout_ms;
   strlist processors;
+  strlist processor_origins; /* parallel: "FILE:LINE", or "" (command line) */
   strlist include;
   strlist exclude;
   strlist dirs;      /* INI `dir` keys */
@@ -206,6 +211,7 @@ static void layer_free(layer *l) {
   free(l->on_done);
   free(l->on_failed);
   strlist_free(&l->processors);
+  strlist_free(&l->processor_origins);
   strlist_free(&l->include);
   strlist_free(&l->exclude);
   strlist_free(&l->dirs);
@@ -362,9 +368,18 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
       return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not lines or bytes", who,
                   q(value, qb, sizeof(qb)));
     break;
-  case OPT_PROCESSOR:
+  case OPT_PROCESSOR: {
+    /* Where it came from, for a refusal found later (unknown name, bad
+       parameter): "FILE:LINE" of "FILE:LINE: processor". */
+    char origin[512] = "";
+    const char *colon = from_ini ? strrchr(who, ':') : NULL;
+    if (colon != NULL)
+      snprintf(origin, sizeof(origin), "%.*s", (int)(colon - who), who);
     rc = strlist_push(&l->processors, value);
+    if (rc == 0 && (rc = strlist_push(&l->processor_origins, origin)) != 0)
+      free(l->processors.v[--l->processors.n]);
     break;
+  }
   case OPT_DECOMPRESS:
     if (strcmp(value, "auto") == 0)
       l->decompress = TDM_DECOMPRESS_AUTO;
@@ -404,11 +419,14 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
     rc = set_string(&l->on_failed, value);
     break;
   case OPT_INCLUDE:
-    rc = strlist_push(&l->include, value);
+  case OPT_EXCLUDE: {
+    const char *why = tdm__filter_check(value);
+    if (why != NULL)
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not a valid glob: %s",
+                  who, q(value, qb, sizeof(qb)), why);
+    rc = strlist_push(id == OPT_INCLUDE ? &l->include : &l->exclude, value);
     break;
-  case OPT_EXCLUDE:
-    rc = strlist_push(&l->exclude, value);
-    break;
+  }
   case OPT_NO_RECURSIVE:
     l->no_recursive = from_ini ? b : 1;
     break;
@@ -435,6 +453,9 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
     break;
   case OPT_POLL_MS:
     rc = parse_ms(who, value, &l->poll_ms, err, cap);
+    break;
+  case OPT_RETRY_TIMEOUT_MS:
+    rc = parse_ms(who, value, &l->retry_timeout_ms, err, cap);
     break;
   case OPT_VERBOSE:
     if (from_ini) {
@@ -491,142 +512,144 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
 
 /* ---- INI file ------------------------------------------------------------ */
 
+/*
+ * The INI file is read here, line by line with getline(), so a line may be of
+ * any length (Debian's inih is built with a fixed 200-byte line buffer, and
+ * a long exec:cmd= must fit). The grammar is inih's defaults, which the
+ * documentation describes:
+ *  - a UTF-8 byte order mark at the start is skipped; blanks around a line,
+ *    a key and a value are not part of them; "\r\n" ends a line as well;
+ *  - an empty line, or one starting with ';' or '#', is a comment;
+ *  - "[name]" starts a section: only [tidemark] is known (and the part
+ *    before any section);
+ *  - "key = value" (or "key: value"); " ;" after blank starts a comment;
+ *  - anything else is a syntax error. An indented line is a key, never a
+ *    continuation of the value before it.
+ * Every message names FILE:LINE. A scalar key given twice is an error naming
+ * both lines; processor, include, exclude and dir accumulate.
+ */
+
 typedef struct ini_ctx {
-  FILE *f;
-  const char *file; /* as given with -c */
-  int line;         /* of the line last handed to inih */
+  const char *file;          /* as given with -c */
+  int line;
+  int first[OPT_COUNT_];     /* line where each key was first given, or 0 */
   layer *l;
-  char *buf;        /* getline's */
-  size_t bufcap;
-  int rc;           /* first error, 0 if none */
   char *err;
   size_t cap;
 } ini_ctx;
 
-/*
- * inih's line reader (fgets-style). Counting lines here is how messages get
- * FILE:LINE: Debian's inih calls handlers without a line number. Also:
- *  - leading blanks are removed, so an indented `key = value` is a key and
- *    never a continuation of the previous value (inih's multi-line values
- *    would silently swallow it);
- *  - a line too long for inih's buffer is refused here, instead of being
- *    split by inih into two bogus lines;
- *  - an unknown [section] is refused here even when it holds no keys.
- * Returning NULL ends the parse (at EOF or after an error).
- */
-static char *ini_read(char *str, int num, void *stream) {
-  ini_ctx *x = stream;
-  char qb[256];
-  ssize_t n;
-  char *s, *e;
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
 
-  if (x->rc != 0)
-    return NULL;
-  n = getline(&x->buf, &x->bufcap, x->f);
-  if (n < 0) {
-    if (ferror(x->f))
-      x->rc = fail(TDM_EUSAGE, x->err, x->cap,
-                   "cannot read config file '%s': %s", x->file,
-                   strerror(errno));
-    return NULL;
-  }
-  x->line++;
-  s = x->buf;
-  if ((size_t)n != strlen(s)) {
-    x->rc = fail(TDM_EUSAGE, x->err, x->cap, "%s:%d: NUL byte in the line",
-                 x->file, x->line);
-    return NULL;
-  }
-  if (x->line == 1 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
-    s += 3;
-  while (*s == ' ' || *s == '\t')
-    s++;
-  e = s + strlen(s);
-  while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' ||
-                   e[-1] == '\t'))
-    e--;
-  if (e - s > TDM_CONFIG_LINE_MAX || e - s > num - 3) {
-    x->rc = fail(TDM_EUSAGE, x->err, x->cap,
-                 "%s:%d: line longer than %d bytes (give this option on the "
-                 "command line instead)",
-                 x->file, x->line, TDM_CONFIG_LINE_MAX);
-    return NULL;
-  }
-  if (*s == '[') {
-    const char *close = memchr(s, ']', (size_t)(e - s));
-    if (close != NULL && (close - s - 1 != 8 || memcmp(s + 1, "tidemark", 8))) {
-      char name[TDM_CONFIG_LINE_MAX + 1];
-      memcpy(name, s + 1, (size_t)(close - s - 1));
-      name[close - s - 1] = '\0';
-      x->rc = fail(TDM_EUSAGE, x->err, x->cap,
-                   "%s:%d: unknown section [%s] (options go before any "
-                   "section or in [tidemark])",
-                   x->file, x->line, q(name, qb, sizeof(qb)));
-      return NULL;
-    }
-  }
-  memcpy(str, s, (size_t)(e - s));
-  str[e - s] = '\n';
-  str[e - s + 1] = '\0';
-  return str;
+/* Trim blanks (and a line's \r\n) from both ends of [*s, *e). */
+static void trim(char **s, char **e) {
+  while (*s < *e && is_blank(**s))
+    (*s)++;
+  while (*e > *s && (is_blank((*e)[-1]) || (*e)[-1] == '\n' || (*e)[-1] == '\r'))
+    (*e)--;
 }
 
-/* inih's handler: one `key = value`. Returns 1 to go on, 0 on error. */
-static int on_ini_key(void *user, const char *section, const char *name,
-                       const char *value) {
-  ini_ctx *x = user;
+/* One `key = value` (both NUL-terminated, trimmed). 0 or the error. */
+static int ini_key(ini_ctx *x, const char *name, const char *value) {
   char qb[256];
   char who[512];
   int id;
 
-  if (x->rc != 0)
-    return 0;
-  if (section[0] != '\0' && strcmp(section, "tidemark") != 0) {
-    x->rc = fail(TDM_EUSAGE, x->err, x->cap,
-                 "%s:%d: unknown section [%s] (options go before any section "
-                 "or in [tidemark])",
-                 x->file, x->line, q(section, qb, sizeof(qb)));
-    return 0;
-  }
   for (id = 0; id < OPT_COUNT_; id++)
     if (opts[id].ini && strcmp(opts[id].name, name) == 0)
       break;
-  if (id == OPT_COUNT_) {
-    x->rc = fail(TDM_EUSAGE, x->err, x->cap, "%s:%d: unknown key '%s'",
-                 x->file, x->line, q(name, qb, sizeof(qb)));
-    return 0;
+  if (id == OPT_COUNT_)
+    return fail(TDM_EUSAGE, x->err, x->cap, "%s:%d: unknown key '%s'", x->file,
+                x->line, q(name, qb, sizeof(qb)));
+  if (id != OPT_PROCESSOR && id != OPT_INCLUDE && id != OPT_EXCLUDE &&
+      id != OPT_DIR) {
+    if (x->first[id] != 0)
+      return fail(TDM_EUSAGE, x->err, x->cap,
+                  "%s:%d: '%s' is given a second time (first at %s:%d); only "
+                  "processor, include, exclude and dir may repeat",
+                  x->file, x->line, name, x->file, x->first[id]);
+    x->first[id] = x->line;
   }
   snprintf(who, sizeof(who), "%s:%d: %s", x->file, x->line, name);
-  x->rc = layer_set(x->l, id, value, who, 1, x->err, x->cap);
-  return x->rc == 0;
+  return layer_set(x->l, id, value, who, 1, x->err, x->cap);
+}
+
+/* One line (`s`, `n` bytes with its newline if any). 0 or the error. */
+static int ini_line(ini_ctx *x, char *s, size_t n) {
+  char qb[256];
+  char *e = s + n, *sep, *v, *ve;
+
+  if (x->line == 1 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+    s += 3;
+  trim(&s, &e);
+  if (s == e || *s == ';' || *s == '#')
+    return 0;
+  *e = '\0';
+  if (*s == '[') {
+    char *close = strchr(s, ']');
+    if (close == NULL)
+      return fail(TDM_EUSAGE, x->err, x->cap,
+                  "%s:%d: syntax error (expected 'key = value' or "
+                  "'[tidemark]')",
+                  x->file, x->line);
+    *close = '\0';
+    if (strcmp(s + 1, "tidemark") != 0)
+      return fail(TDM_EUSAGE, x->err, x->cap,
+                  "%s:%d: unknown section [%s] (options go before any "
+                  "section or in [tidemark])",
+                  x->file, x->line, q(s + 1, qb, sizeof(qb)));
+    return 0;
+  }
+  sep = strpbrk(s, "=:");
+  if (sep == NULL)
+    return fail(TDM_EUSAGE, x->err, x->cap,
+                "%s:%d: syntax error (expected 'key = value' or '[tidemark]')",
+                x->file, x->line);
+  /* The value ends at an inline comment: ';' after a blank. */
+  v = sep + 1;
+  for (ve = v; *ve != '\0'; ve++)
+    if (*ve == ';' && ve > v && is_blank(ve[-1]))
+      break;
+  trim(&v, &ve);
+  *ve = '\0';
+  e = sep;
+  trim(&s, &e);
+  *e = '\0';
+  return ini_key(x, s, v);
 }
 
 /* Read the INI file `file` into `l`. 0, TDM_EUSAGE or -ENOMEM. */
 static int read_ini(const char *file, layer *l, char *err, size_t cap) {
   ini_ctx x;
-  int rc;
+  char *buf = NULL;
+  size_t bufcap = 0;
+  ssize_t n;
+  FILE *f;
+  int rc = 0;
 
   memset(&x, 0, sizeof(x));
   x.file = file;
   x.l = l;
   x.err = err;
   x.cap = cap;
-  x.f = fopen(file, "r");
-  if (x.f == NULL)
+  f = fopen(file, "r");
+  if (f == NULL)
     return fail(TDM_EUSAGE, err, cap, "cannot read config file '%s': %s",
                 file, strerror(errno));
-  rc = ini_parse_stream(ini_read, &x, on_ini_key, &x);
-  fclose(x.f);
-  free(x.buf);
-  if (x.rc != 0)
-    return x.rc;
-  if (rc == -2)
-    return fail(-ENOMEM, err, cap, "out of memory reading '%s'", file);
-  if (rc != 0)
-    return fail(TDM_EUSAGE, err, cap,
-                "%s:%d: syntax error (expected 'key = value' or '[tidemark]')",
-                file, rc);
-  return 0;
+  while (rc == 0 && (n = getline(&buf, &bufcap, f)) >= 0) {
+    x.line++;
+    if ((size_t)n != strlen(buf))
+      rc = fail(TDM_EUSAGE, err, cap, "%s:%d: NUL byte in the line", file,
+                x.line);
+    else
+      rc = ini_line(&x, buf, (size_t)n);
+  }
+  if (rc == 0 && ferror(f))
+    rc = fail(errno == ENOMEM ? -ENOMEM : TDM_EUSAGE, err, cap,
+              "%s:%d: cannot read config file: %s", file, x.line + 1,
+              strerror(errno));
+  free(buf);
+  fclose(f);
+  return rc;
 }
 
 /* ---- command line ------------------------------------------------------- */
@@ -835,6 +858,8 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
     o->checkpoint_ms = top->checkpoint_ms;
   if ((top = PICK(OPT_POLL_MS)) != NULL)
     o->poll_ms = top->poll_ms;
+  if ((top = PICK(OPT_RETRY_TIMEOUT_MS)) != NULL)
+    o->retry_timeout_ms = top->retry_timeout_ms;
   if ((top = PICK(OPT_DECOMPRESS)) != NULL)
     o->decompress = top->decompress;
   if ((top = PICK(OPT_MULTILINE_TIMEOUT_MS)) != NULL)
@@ -866,18 +891,27 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
 #undef PICK
 
   /* Lists: the command line's, if it gave any, replaces the file's. */
-  take_list(cli->processors.n > 0 ? &cli->processors : &file->processors,
-            &c->processors, &c->n_processors);
+  {
+    layer *from = cli->processors.n > 0 ? cli : file;
+    size_t n_origins;
+    take_list(&from->processors, &c->processors, &c->n_processors);
+    take_list(&from->processor_origins, &c->processor_origins, &n_origins);
+  }
   take_list(cli->include.n > 0 ? &cli->include : &file->include, &c->include,
             &c->n_include);
   take_list(cli->exclude.n > 0 ? &cli->exclude : &file->exclude, &c->exclude,
             &c->n_exclude);
   if (c->n_processors == 0 &&
       (c->command == TDM_CMD_RUN || c->command == TDM_CMD_ONCE)) {
-    strlist def = {NULL, 0};
-    if (strlist_push(&def, "stdout") != 0)
+    strlist def = {NULL, 0}, org = {NULL, 0};
+    size_t n_origins;
+    if (strlist_push(&def, "stdout") != 0 || strlist_push(&org, "") != 0) {
+      strlist_free(&def);
       return -ENOMEM;
+    }
+    free(c->processor_origins);
     take_list(&def, &c->processors, &c->n_processors);
+    take_list(&org, &c->processor_origins, &n_origins);
   }
 
   o->state_dir = c->state_dir;
@@ -1023,6 +1057,7 @@ static void free_strv(char **v, size_t n) {
 void tdm__config_free(tdm_config_t *c) {
   free_strv(c->dirs, c->n_dirs);
   free_strv(c->processors, c->n_processors);
+  free_strv(c->processor_origins, c->processor_origins ? c->n_processors : 0);
   free_strv(c->paths, c->n_paths);
   free_strv(c->include, c->n_include);
   free_strv(c->exclude, c->n_exclude);
@@ -1089,6 +1124,11 @@ const char *tdm__config_usage(void) {
 "      --poll-ms N        find changes by stat polling every N ms instead of\n"
 "                         inotify, for network filesystems (default: off)\n"
 "      --plugin-dir DIR   where .so processors are looked up (default: none)\n"
+"      --retry-timeout-ms N\n"
+"                         once: give up when a processor keeps asking to\n"
+"                         retry (e.g. a full disk) for N ms; the bookmark is\n"
+"                         kept, the exit status is 1; 0: never; run always\n"
+"                         retries (default: 60000)\n"
 "      --metrics ADDR:PORT\n"
 "                         run: serve Prometheus metrics, GET /metrics over\n"
 "                         HTTP, e.g. 127.0.0.1:9464 (default: off)\n"

@@ -18,12 +18,13 @@
  * INI file: `key = value` lines, either before any section or in a
  * `[tidemark]` section; keys are the long option names without their dashes
  * (state, mode, processor, include, exclude, no-recursive, from-end, records,
- * max-record, settle-ms, checkpoint-ms, poll-ms, plugin-dir, verbose, quiet,
- * metrics, metrics-file, progress), plus `dir` (repeatable): the DIRs of
- * run/once when the command line gives none.
+ * max-record, settle-ms, checkpoint-ms, poll-ms, plugin-dir, retry-timeout-ms,
+ * verbose, quiet, metrics, metrics-file, progress), plus `dir` (repeatable):
+ * the DIRs of run/once when the command line gives none.
  * processor/include/exclude may repeat and accumulate; booleans take
  * true/false, yes/no, on/off, 1/0. Comments start a line with ';' or '#', or
- * follow a value as ` ; comment`. Lines are at most TDM_CONFIG_LINE_MAX bytes.
+ * follow a value as ` ; comment`. Lines may be of any length. A scalar key
+ * given twice is an error naming both lines.
  * Keys that do not apply to the command at hand are ignored (one file serves
  * every command); unknown keys and sections are errors naming FILE:LINE.
  * Relative paths in the file, like those on the command line, are relative
@@ -40,9 +41,6 @@
 #include <stdio.h>
 
 #include "tidemark.h"
-
-/* Longest INI line (without its newline) inih accepts in Debian's build. */
-#define TDM_CONFIG_LINE_MAX 197
 
 typedef enum tdm_command {
   TDM_CMD_NONE = 0,
@@ -64,8 +62,8 @@ typedef struct tdm_config {
   tdm_command_t command;
   /* Ready for tdm_open(): state_dir, mode, records, include/exclude,
      recursive, from_end, max_record, settle_ms, checkpoint_ms, poll_ms,
-     plugin_dir, log_level, metrics_listen and metrics_file are filled;
-     log_cb/log_arg and progress_cb/progress_arg are left NULL. */
+     retry_timeout_ms, plugin_dir, log_level, metrics_listen and metrics_file
+     are filled; log_cb/log_arg and progress_cb/progress_arg are left NULL. */
   tdm_options_t options;
   int verbosity;            /* -1: -q; 0: default; 1: -v; 2 or more: -vv */
   int json;                 /* status --json */
@@ -77,6 +75,8 @@ typedef struct tdm_config {
   size_t n_dirs;
   char **processors;        /* run/once: the specs; {"stdout"} if none */
   size_t n_processors;
+  char **processor_origins; /* n_processors: "FILE:LINE" of a spec from the
+                               INI file, "" for one from the command line */
   char **paths;             /* reset: the PATHs, as given (none: reset all) */
   size_t n_paths;
   /* Storage behind `options` (read them through `options`). */
@@ -137,13 +137,10 @@ typedef enum num_result {
  */
 num_result tdm__parse_u64(const char *s, int sizes, uint64_t *out);
 
-/* Is `path` `top` itself or inside it (lexically)? */
-int tdm__status_is_under(const char *path, const char *top);
-
 /* "run", "once", ... for messages; "" for NONE/HELP/VERSION. */
 const char *tdm__config_command_name(tdm_command_t cmd);
 
-/* ---- status.c ----------------------------------------------------------- */
+/* ---- status.c (the command's side; the work is watcher/status.h) ------- */
 
 /*
  * `tidemark status`: open c->state_dir read-only (works while a writer runs),
@@ -161,27 +158,5 @@ int tdm__status_run(const tdm_config_t *c, FILE *out);
  * PATH matched nothing (the others are still reset).
  */
 int tdm__status_reset(const tdm_config_t *c, FILE *out);
-
-/*
- * Write `s` to `out` as a JSON string, with its quotes: '"' and '\\'
- * escaped, \n \t \r \b \f by name, other control bytes and DEL as \u00XX;
- * bytes >= 0x80 are written as they are. NULL writes `null`.
- */
-void tdm__status_json_string(FILE *out, const char *s);
-
-/*
- * Make `path` absolute (against the current directory) and normalise it
- * lexically: "." and empty components dropped, ".." removes the previous one
- * (never above "/"), no trailing slash. The path need not exist. Returns a
- * malloc'd string, or NULL on out of memory or when the current directory
- * cannot be found (errno set).
- */
-char *tdm__status_abspath(const char *path);
-
-/*
- * Format `ns` (since the epoch) as ISO-8601 UTC to the second,
- * "2026-11-24T21:00:00Z", into `buf` (at least 21 bytes). Returns buf.
- */
-const char *tdm__status_iso8601(int64_t ns, char *buf, size_t cap);
 
 #endif /* TDM_CONFIG_H */

@@ -208,6 +208,10 @@ static int cmd_work(const tdm_config_t *c, int live) {
     }
   for (size_t i = 0; i < c->n_processors; i++)
     if ((rc = tdm_add_processor(t, c->processors[i])) != 0) {
+      /* The library named the spec; say where it was written. */
+      if (c->processor_origins != NULL && c->processor_origins[i][0] != '\0')
+        fprintf(stderr, "tidemark: error: %s: processor refused (see the "
+                        "message above)\n", c->processor_origins[i]);
       status = setup_exit(rc);
       goto out;
     }
@@ -299,8 +303,12 @@ static int cmd_processors(const tdm_config_t *c) {
   for (size_t i = 0; i < n; i++) {
     const char *origin = "";
     const tdm_processor_t *p = tdm_registry_get(r, i, &origin);
-    printf("%-*s  %-*s  %s\n", wn, p->name, wo, origin ? origin : "",
-           p->summary != NULL ? p->summary : "");
+    /* A plugin's summary is its author's text: escape it (a newline or an
+       ESC sequence must not forge lines or drive the terminal). */
+    char qs[1024], qo[1024];
+    printf("%-*s  %-*s  %s\n", wn, p->name, wo,
+           tdm__quote(origin ? origin : "", qo, sizeof(qo)),
+           tdm__quote(p->summary != NULL ? p->summary : "", qs, sizeof(qs)));
   }
   tdm_registry_close(r);
   return 0;

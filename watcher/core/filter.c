@@ -80,3 +80,38 @@ int tdm__filter_file(const tdm_filter_t *f, const char *rel, const char *name) {
 int tdm__filter_dir(const tdm_filter_t *f, const char *name) {
   return name[0] != '.' || f->hidden_dirs;
 }
+
+const char *tdm__filter_check(const char *g) {
+  for (const char *p = g; *p != '\0'; p++) {
+    if (*p == '\\') {
+      if (p[1] == '\0')
+        return "a '\\' at the end escapes nothing";
+      p++;
+      continue;
+    }
+    if (*p != '[')
+      continue;
+    const char *b = p + 1;
+    if (*b == '!' || *b == '^')
+      b++;
+    if (*b == ']')
+      b++; /* a leading ']' is a member */
+    for (;; b++) {
+      if (*b == '\0')
+        return "'[' without its ']'";
+      if (b[0] == '[' && (b[1] == ':' || b[1] == '.' || b[1] == '=')) {
+        const char *end = b + 2;
+        while (*end != '\0' && !(end[0] == b[1] && end[1] == ']'))
+          end++;
+        if (*end == '\0')
+          return "'[' without its ']'";
+        b = end + 1;
+        continue;
+      }
+      if (*b == ']')
+        break;
+    }
+    p = b;
+  }
+  return NULL;
+}

@@ -27,4 +27,13 @@ int tdm__filter_file(const tdm_filter_t *f, const char *rel, const char *name);
 /* Should the scan descend into directory `name`? */
 int tdm__filter_dir(const tdm_filter_t *f, const char *name);
 
+/*
+ * Is `glob` a well-formed pattern? fnmatch() takes anything and quietly
+ * matches a malformed one literally or never, so it is checked first: a '['
+ * must close its bracket expression (a ']' right after "[" or "[!" is a
+ * member; "[:class:]" inside is one member), and a backslash must escape a
+ * character. Returns NULL, or a static reason ("'[' without its ']'").
+ */
+const char *tdm__filter_check(const char *glob);
+
 #endif /* TDM_FILTER_H */

@@ -59,97 +59,113 @@ static int join(char *buf, size_t cap, const char *a, const char *b) {
   return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+/*
+ * Open the directory `dpath` (rel under its root) for listing. NULL when it
+ * cannot be: *err is -errno for the starting directory (logged, naming it;
+ * -ENOENT silently for a subdirectory that vanished), 0 for one met on the
+ * way (logged and counted, the walk goes on).
+ */
+static DIR *open_dir(tdm_scan_t *s, const char *dpath, const char *rel,
+                     int first, int *err) {
+  char q[PATH_MAX];
+  DIR *dir;
+  int fd = open(dpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd >= 0 && (dir = fdopendir(fd)) != NULL)
+    return dir;
+  *err = -errno;
+  if (fd >= 0)
+    close(fd);
+  if (first && *rel == '\0')
+    tdm__error(s->log, "%s: cannot read source directory: %s",
+               tdm__quote(dpath, q, sizeof(q)), strerror(-*err));
+  else if (*err != -ENOENT) /* vanished meanwhile: nothing to say */
+    tdm__warn(s->log, "%s: cannot read directory: %s",
+              tdm__quote(dpath, q, sizeof(q)), strerror(-*err));
+  if (!first) {
+    if (*err != -ENOENT)
+      s->stats.errors++;
+    *err = 0;
+  }
+  return NULL;
+}
+
+/*
+ * One entry `name` of the directory `dir` (at frel under the root, fpath in
+ * full): a subdirectory to push, a regular file for on_file, or something
+ * passed over (symlinks, special files, filtered names). Returns 0 or what
+ * stops the walk.
+ */
+static int scan_entry(tdm_scan_t *s, DIR *dir, const struct dirent *de,
+                      const char *frel, const char *fpath,
+                      dir_stack_t *stack) {
+  const char *name = de->d_name;
+  char q[PATH_MAX];
+  struct stat st;
+  int rc;
+
+  if (de->d_type == DT_DIR)
+    return s->recursive && enter(s->filter, name, fpath) ? push(stack, frel) : 0;
+  if (de->d_type == DT_LNK)
+    return 0; /* symlinks are not followed */
+  if (!tdm__filter_file(s->filter, frel, name))
+    return 0;
+  if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN) {
+    s->stats.special++;
+    tdm__debug(s->log, "%s: not a regular file, skipped",
+               tdm__quote(fpath, q, sizeof(q)));
+    return 0;
+  }
+  if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno != ENOENT) {
+      tdm__warn(s->log, "%s: %s", tdm__quote(fpath, q, sizeof(q)),
+                strerror(errno));
+      s->stats.errors++;
+    }
+    return 0;
+  }
+  if (S_ISDIR(st.st_mode)) /* DT_UNKNOWN filesystems */
+    return s->recursive && enter(s->filter, name, fpath) ? push(stack, frel) : 0;
+  if (!S_ISREG(st.st_mode)) {
+    if (!S_ISLNK(st.st_mode))
+      s->stats.special++;
+    return 0;
+  }
+  rc = s->on_file(s->arg, fpath, frel, &st);
+  return rc < 0 ? rc : 0;
+}
+
 static int scan_dir(tdm_scan_t *s, const char *root, const char *rel,
                     int first, dir_stack_t *stack) {
-  const tdm_filter_t *filter = s->filter;
-  const tdm__log_t *log = s->log;
-  tdm_scan_stats_t *stats = &s->stats;
-  int recursive = s->recursive;
   char dpath[PATH_MAX], frel[PATH_MAX], fpath[PATH_MAX], q[PATH_MAX];
   struct dirent *de;
   DIR *dir;
-  int fd, rc = 0;
+  int rc = 0;
 
   if (join(dpath, sizeof(dpath), root, rel) != 0)
     return -ENAMETOOLONG;
   if (s->on_dir != NULL && (rc = s->on_dir(s->arg, dpath)) < 0)
     return rc;
-  fd = open(dpath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
-    int err = -errno;
-    if (fd >= 0)
-      close(fd);
-    if (first) {
-      if (*rel == '\0')
-        tdm__error(log, "%s: cannot read source directory: %s",
-                   tdm__quote(dpath, q, sizeof(q)), strerror(-err));
-      else if (err != -ENOENT)
-        tdm__warn(log, "%s: cannot read directory: %s",
-                  tdm__quote(dpath, q, sizeof(q)), strerror(-err));
-      return err;
-    }
-    if (err != -ENOENT) { /* vanished meanwhile: nothing to say */
-      tdm__warn(log, "%s: cannot read directory: %s",
-                tdm__quote(dpath, q, sizeof(q)), strerror(-err));
-      stats->errors++;
-    }
-    return 0;
-  }
-  while ((errno = 0, de = readdir(dir)) != NULL) {
+  if ((dir = open_dir(s, dpath, rel, first, &rc)) == NULL)
+    return rc;
+  while (rc == 0 && (errno = 0, de = readdir(dir)) != NULL) {
     const char *name = de->d_name;
-    unsigned char type = de->d_type;
-    struct stat st;
 
     if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
       continue;
     if (join(frel, sizeof(frel), rel, name) != 0 ||
         join(fpath, sizeof(fpath), root, frel) != 0) {
-      tdm__warn(log, "%s/%s: path too long, skipped",
+      tdm__warn(s->log, "%s/%s: path too long, skipped",
                 tdm__quote(dpath, q, sizeof(q)), name);
-      stats->errors++;
+      s->stats.errors++;
       continue;
     }
-    if (type == DT_DIR) {
-      if (recursive && enter(filter, name, fpath) && (rc = push(stack, frel)) != 0)
-        break;
-      continue;
-    }
-    if (type == DT_LNK)
-      continue; /* symlinks are not followed */
-    if (!tdm__filter_file(filter, frel, name))
-      continue;
-    if (type != DT_REG && type != DT_UNKNOWN) {
-      stats->special++;
-      tdm__debug(log, "%s: not a regular file, skipped",
-                 tdm__quote(fpath, q, sizeof(q)));
-      continue;
-    }
-    if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno != ENOENT) {
-        tdm__warn(log, "%s: %s", tdm__quote(fpath, q, sizeof(q)),
-                  strerror(errno));
-        stats->errors++;
-      }
-      continue;
-    }
-    if (S_ISDIR(st.st_mode)) { /* DT_UNKNOWN filesystems */
-      if (recursive && enter(filter, name, fpath) && (rc = push(stack, frel)) != 0)
-        break;
-      continue;
-    }
-    if (!S_ISREG(st.st_mode)) {
-      if (!S_ISLNK(st.st_mode))
-        stats->special++;
-      continue;
-    }
-    if ((rc = s->on_file(s->arg, fpath, frel, &st)) < 0)
-      break;
-    rc = 0;
+    rc = scan_entry(s, dir, de, frel, fpath, stack);
   }
   if (rc == 0 && errno != 0) {
-    tdm__warn(log, "%s: reading directory: %s", tdm__quote(dpath, q, sizeof(q)),
-              strerror(errno));
-    stats->errors++;
+    tdm__warn(s->log, "%s: reading directory: %s",
+              tdm__quote(dpath, q, sizeof(q)), strerror(errno));
+    s->stats.errors++;
   }
   closedir(dir);
   return rc;

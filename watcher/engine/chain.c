@@ -9,7 +9,6 @@
 #include "engine/chain.h"
 
 #include "base/clock.h"
-#include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/progress.h"
 
@@ -97,6 +96,28 @@ static void sleep_ms(unsigned ms) {
   nanosleep(&ts, NULL); /* a signal cuts it short: fine, t->stop is checked */
 }
 
+int tdm__give_up(tdm_t *t, uint64_t since_ms, const char *path,
+                 uint64_t offset, const char *key, const char *msg) {
+  char q[PATH_MAX], at[64] = "";
+  uint64_t waited;
+
+  if (t->live != NULL || t->opts.retry_timeout_ms == 0 || since_ms == 0)
+    return 0;
+  waited = tdm__now_ms() - since_ms;
+  if (waited < t->opts.retry_timeout_ms)
+    return 0;
+  if (offset != UINT64_MAX)
+    snprintf(at, sizeof(at), " at offset %llu", (unsigned long long)offset);
+  tdm__error(&t->log, "giving up on %s%s: processor '%s' still asks to retry "
+             "after %llu ms%s%s (--retry-timeout-ms); its bookmark is kept, "
+             "the next run delivers from there",
+             tdm__quote(path, q, sizeof(q)), at, key,
+             (unsigned long long)waited, msg[0] ? ": " : "", msg);
+  t->gave_up = 1;
+  t->stop = 1;
+  return 1;
+}
+
 /* Records in a chunk, for the metrics: lines, or the chunk itself (bytes
    mode, whole files). */
 static uint64_t count_records(const tdm_t *t, const tdm_chunk_t *c) {
@@ -111,76 +132,86 @@ static uint64_t count_records(const tdm_t *t, const tdm_chunk_t *c) {
   return n > 0 ? n : 1; /* a piece of an over-long record */
 }
 
-int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
-  /* Bit i set: processor i has the chunk. Wide enough for any sane chain;
-     tdm_add_processor refuses more. */
-  uint64_t taken = 0;
-  uint64_t all = t->n_procs >= 64 ? ~0ull : (1ull << t->n_procs) - 1;
-  unsigned backoff = BACKOFF_MIN_MS;
-  uint64_t records = UINT64_MAX; /* counted once, when a processor takes it */
+/* Offer the chunk to every processor that does not have it. 0 (each
+   took it or asked to retry), or TDM_EPROC (one failed: said, marked). */
+static int offer(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
+                 tdm_delivery_t *d) {
   char q[PATH_MAX];
 
-  for (;;) {
-    for (size_t i = 0; i < t->n_procs; i++) {
-      tdm_proc_t *p = &t->procs[i];
-      char msg[TDM_MSG_MAX] = "";
-      int rc;
+  for (size_t i = 0; i < t->n_procs; i++) {
+    tdm_proc_t *p = &t->procs[i];
+    char msg[TDM_MSG_MAX] = "";
+    int rc;
 
-      if (taken & (1ull << i))
-        continue;
-      rc = p->desc != NULL ? p->desc->process(p->state, c, msg)
-                           : p->cb(p->cb_arg, c);
-      msg[sizeof(msg) - 1] = '\0';
-      if (rc == TDM_PROC_OK) {
-        taken |= 1ull << i;
-        p->m_bytes += c->len;
-        if (t->count_records) {
-          if (records == UINT64_MAX)
-            records = count_records(t, c);
-          p->m_records += records;
-        }
-      } else if (rc == TDM_PROC_RETRY) {
-        t->stats.proc_retries++;
-        p->m_retries++;
-        if (backoff == BACKOFF_MIN_MS) /* once per chunk, not per attempt */
-          tdm__warn(&t->log, "processor '%s' asks to retry %s at offset %llu%s%s",
-                    p->key, tdm__quote(f->path, q, sizeof(q)),
-                    (unsigned long long)c->offset, msg[0] ? ": " : "", msg);
-      } else {
-        char err[TDM_MSG_MAX + 64];
-        t->stats.proc_failures++;
-        p->m_failures++;
-        snprintf(err, sizeof(err), "processor '%s' failed%s%s", p->key,
-                 msg[0] ? ": " : "", msg);
-        tdm__error(&t->log, "%s at offset %llu: %s",
-                   tdm__quote(f->path, q, sizeof(q)),
-                   (unsigned long long)c->offset, err);
-        f->rec.state = TDM_FILE_FAILED;
-        tdm__file_set_error(f, err);
-        f->dirty = 1;
-        t->need_checkpoint = 1;
-        return TDM_EPROC;
+    if (d->taken & (1ull << i))
+      continue;
+    rc = p->desc != NULL ? p->desc->process(p->state, c, msg)
+                         : p->cb(p->cb_arg, c);
+    msg[sizeof(msg) - 1] = '\0';
+    if (rc == TDM_PROC_OK) {
+      d->taken |= 1ull << i;
+      p->m_bytes += c->len;
+      if (t->count_records) {
+        if (d->records == 0)
+          d->records = count_records(t, c);
+        p->m_records += d->records;
       }
+    } else if (rc == TDM_PROC_RETRY) {
+      t->stats.proc_retries++;
+      if (d->since_ms == 0)
+        d->since_ms = tdm__now_ms();
+      memcpy(d->last_msg, msg, sizeof(d->last_msg));
+      d->last_key = p->key;
+      p->m_retries++;
+      if (d->backoff == 0) /* once per chunk, not per attempt */
+        tdm__warn(&t->log, "processor '%s' asks to retry %s at offset %llu%s%s",
+                  p->key, tdm__quote(f->path, q, sizeof(q)),
+                  (unsigned long long)c->offset, msg[0] ? ": " : "", msg);
+    } else {
+      char err[TDM_MSG_MAX + 64];
+      t->stats.proc_failures++;
+      p->m_failures++;
+      snprintf(err, sizeof(err), "processor '%s' failed%s%s", p->key,
+               msg[0] ? ": " : "", msg);
+      tdm__error(&t->log, "%s at offset %llu: %s",
+                 tdm__quote(f->path, q, sizeof(q)),
+                 (unsigned long long)c->offset, err);
+      f->rec.state = TDM_FILE_FAILED;
+      tdm__file_set_error(f, err);
+      f->dirty = 1;
+      t->need_checkpoint = 1;
+      return TDM_EPROC;
     }
-    if (taken == all) {
+  }
+  return 0;
+}
+
+int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
+                 tdm_delivery_t *d) {
+  /* Wide enough for any sane chain; tdm_add_processor refuses more. */
+  uint64_t all = t->n_procs >= 64 ? ~0ull : (1ull << t->n_procs) - 1;
+  int rc;
+
+  for (;;) {
+    if ((rc = offer(t, f, c, d)) != 0)
+      return rc;
+    if (d->taken == all) {
       tdm__progress_tick(t);
       t->delivered_since_caught_up = 1;
       return 0;
     }
     if (t->stop)
       return TDM_ESTOPPED;
-    sleep_ms(backoff);
+    if (tdm__give_up(t, d->since_ms, f->path, c->offset,
+                     d->last_key ? d->last_key : "", d->last_msg))
+      return TDM_ESTOPPED;
+    d->backoff = d->backoff == 0 ? BACKOFF_MIN_MS
+                 : d->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                   : d->backoff * 2;
+    sleep_ms(d->backoff);
     if (t->stop)
       return TDM_ESTOPPED;
-    /* A long stall must not keep what was delivered before it out of the
-       store. Only while no processor holds part of this chunk: a commit then
-       covers exactly the bookmarks. A failed checkpoint rolled everything
-       back: the pass ends. */
-    if (taken == 0) {
-      int rc = tdm__checkpoint_maybe(t);
-      if (rc != 0)
-        return rc;
-    }
-    backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    if (d->taken == 0)
+      return TDM__STALLED;
   }
 }

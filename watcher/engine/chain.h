@@ -40,11 +40,41 @@ void tdm__proc_close(tdm_proc_t *p);
 void tdm__caught_up(tdm_t *t);
 
 /*
- * Hand a chunk to every processor. RETRY is retried with backoff until it is
- * accepted or tdm_stop() is called. Returns 0 when all accepted, TDM_EPROC
- * when one failed (logged, naming the processor and the file; the file is
- * marked failed), TDM_ESTOPPED.
+ * tdm_run_once only (t->live == NULL), with --retry-timeout-ms set: has a
+ * processor kept asking to retry since `since_ms` for too long? If so, say so
+ * naming `path` (at `offset`, or UINT64_MAX for a whole file) and processor
+ * `key` (with its last message `msg`), set t->gave_up and stop the pass
+ * (t->stop), and return 1: the caller returns TDM_ESTOPPED and keeps the
+ * bookmark. Else 0.
  */
-int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c);
+int tdm__give_up(tdm_t *t, uint64_t since_ms, const char *path,
+                 uint64_t offset, const char *key, const char *msg);
+
+/* The hand-over of one chunk, across tdm__deliver's returns: who has it,
+   the backoff, when the retries began. Zero it before the first call. */
+typedef struct tdm_delivery {
+  uint64_t taken;         /* bit i: processor i has the chunk */
+  unsigned backoff;       /* ms; 0: not retried yet */
+  uint64_t since_ms;      /* first RETRY of this chunk (0: none yet) */
+  uint64_t records;       /* records in the chunk, counted once (metrics) */
+  const char *last_key;   /* the last processor that asked to retry */
+  char last_msg[TDM_MSG_MAX];
+} tdm_delivery_t;
+
+/* tdm__deliver: nobody has the chunk yet and someone asks to retry. */
+#define TDM__STALLED 1
+
+/*
+ * Hand a chunk to every processor that does not have it yet (d, zeroed for a
+ * new chunk). RETRY is retried with backoff until it is accepted or
+ * tdm_stop() is called (tdm_run_once: or tdm__give_up says so). Returns 0
+ * when all accepted; TDM__STALLED after a backoff in which no processor holds
+ * any of it, so that the caller may checkpoint what came before (a commit
+ * then covers exactly the bookmarks) and call again with the same `d`;
+ * TDM_EPROC when one failed (logged, naming the processor and the file; the
+ * file is marked failed); TDM_ESTOPPED.
+ */
+int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
+                 tdm_delivery_t *d);
 
 #endif /* TDM_CHAIN_H */

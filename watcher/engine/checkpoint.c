@@ -54,100 +54,62 @@ static void rollback(tdm_t *t) {
   t->stats.checkpoint_errors++;
 }
 
-static int checkpoint(tdm_t *t) {
-  uint8_t (*blobs)[TDM_RESTORE_MAX] = NULL;
-  tdm_store_blob_t *sblobs = NULL;
-  const tdm_file_rec_t **puts = NULL;
-  tdm_store_hash_t *hashes = NULL;
-  tdm_store_batch_t b;
-  size_t n_puts = 0, n_dirty = 0, n_blobs = 0, n_hashes;
-  int rc = -ENOMEM, crc;
+/* A processor answered RETRY to commit: not now, nothing lost. */
+#define DEFERRED 1
 
-  /* Only pointers to the dirty records are staged: 8 bytes a file, even on
-     the first checkpoint after 100,000 new files. */
-  for (size_t i = 0; i < t->files.n; i++)
-    n_dirty += t->files.all[i]->dirty;
-  blobs = calloc(t->n_procs ? t->n_procs : 1, sizeof(*blobs));
-  sblobs = calloc(t->n_procs ? t->n_procs : 1, sizeof(*sblobs));
-  puts = malloc((n_dirty ? n_dirty : 1) * sizeof(*puts));
-  if (blobs == NULL || sblobs == NULL || puts == NULL)
-    goto out;
-
+/*
+ * Commit every processor, collecting its restore blob into blobs[i] and the
+ * store's view of it into sblobs (*n_blobs of them). Returns 0; DEFERRED
+ * when one cannot commit yet (acknowledgements still due: the checkpoint
+ * waits, nothing is rolled back, said once until a checkpoint succeeds); or
+ * TDM_EPROC when one failed (everything was rolled back).
+ */
+static int commit_processors(tdm_t *t, uint8_t (*blobs)[TDM_RESTORE_MAX],
+                             tdm_store_blob_t *sblobs, size_t *n_blobs) {
   for (size_t i = 0; i < t->n_procs; i++) {
     tdm_proc_t *p = &t->procs[i];
     char msg[TDM_MSG_MAX] = "";
     size_t len = TDM_RESTORE_MAX;
+    int crc = TDM_PROC_OK;
 
     if (p->desc == NULL)
       continue;
-    if (p->desc->commit != NULL &&
-        (crc = p->desc->commit(p->state, blobs[i], &len, msg)) ==
-            TDM_PROC_RETRY) {
-      /* Not now, nothing lost (e.g. acknowledgements still due): the
-         checkpoint waits, nothing is rolled back, the next one tries again.
-         Said once until a checkpoint succeeds. */
-      msg[sizeof(msg) - 1] = '\0';
+    if (p->desc->commit != NULL)
+      crc = p->desc->commit(p->state, blobs[i], &len, msg);
+    msg[sizeof(msg) - 1] = '\0';
+    if (crc == TDM_PROC_RETRY) {
       if (!t->checkpoint_deferred++)
         tdm__warn(&t->log, "processor '%s' cannot commit yet%s%s; the "
                   "checkpoint waits", p->key, msg[0] ? ": " : "", msg);
-      rc = 0;
-      goto out;
+      return DEFERRED;
     }
-    if (p->desc->commit != NULL && crc != TDM_PROC_OK) {
-      msg[sizeof(msg) - 1] = '\0';
+    if (crc != TDM_PROC_OK) {
       tdm__error(&t->log, "processor '%s' could not commit%s%s; the checkpoint "
                  "is cancelled and delivery resumes from the last one", p->key,
                  msg[0] ? ": " : "", msg);
       rollback(t);
-      rc = TDM_EPROC;
-      goto out;
+      return TDM_EPROC;
     }
     if (p->desc->commit == NULL || len > TDM_RESTORE_MAX)
       len = 0;
-    sblobs[n_blobs].key = p->key;
-    sblobs[n_blobs].data = blobs[i];
-    sblobs[n_blobs].len = len;
-    n_blobs++;
+    sblobs[*n_blobs].key = p->key;
+    sblobs[*n_blobs].data = blobs[i];
+    sblobs[*n_blobs].len = len;
+    (*n_blobs)++;
   }
+  return 0;
+}
 
-  for (size_t i = 0; i < t->files.n; i++) {
-    tdm_file_t *f = t->files.all[i];
-    if (!f->dirty)
-      continue;
-    f->rec.offset = f->pos; /* undone by rollback() if the commit fails */
-    f->rec.marker = f->marker;
-    f->rec.marker_len = f->marker_len;
-    puts[n_puts++] = &f->rec;
-  }
-
-  memset(&b, 0, sizeof(b));
-  b.put_files = puts;
-  b.n_put_files = n_puts;
-  b.del_files = t->dead;
-  b.n_del_files = t->n_dead;
-  b.blobs = sblobs;
-  b.n_blobs = n_blobs;
-  b.next_id = t->next_id;
-  b.add_lost_files = t->lost_unsaved;
-  n_hashes = tdm__whole_batch(t, &hashes);
-  b.hashes = hashes;
-  b.n_hashes = n_hashes;
-  rc = tdm_store_commit(t->store, &b);
-  if (rc != 0) {
-    rollback(t);
-    goto out;
-  }
-
-  for (size_t i = 0; i < t->n_procs; i++) {
-    tdm_proc_t *p = &t->procs[i];
-    if (p->desc == NULL)
-      continue;
-    for (size_t k = 0; k < n_blobs; k++)
+/* The committed state is the durable one now: blobs, bookmarks, counters. */
+static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
+  for (size_t k = 0; k < n_blobs; k++)
+    for (size_t i = 0; i < t->n_procs; i++) {
+      tdm_proc_t *p = &t->procs[i];
       if (sblobs[k].key == p->key) {
         memcpy(p->blob, sblobs[k].data, sblobs[k].len);
         p->blob_len = sblobs[k].len;
       }
-  }
+    }
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
     if (!f->dirty)
@@ -168,7 +130,58 @@ static int checkpoint(tdm_t *t) {
     tdm__info(&t->log, "checkpoints go on (%d waited)",
               t->checkpoint_deferred - 1);
   t->checkpoint_deferred = 0;
-  tdm__after_durable(t);
+  tdm__after_durable(t); /* --on-done/--on-failed: the outcomes are durable */
+}
+
+static int checkpoint(tdm_t *t) {
+  uint8_t (*blobs)[TDM_RESTORE_MAX] = NULL;
+  tdm_store_blob_t *sblobs = NULL;
+  const tdm_file_rec_t **puts = NULL;
+  tdm_store_hash_t *hashes = NULL;
+  tdm_store_batch_t b;
+  size_t n_puts = 0, n_dirty = 0, n_blobs = 0;
+  int rc = -ENOMEM;
+
+  /* Only pointers to the dirty records are staged: 8 bytes a file, even on
+     the first checkpoint after 100,000 new files. */
+  for (size_t i = 0; i < t->files.n; i++)
+    n_dirty += t->files.all[i]->dirty;
+  blobs = calloc(t->n_procs ? t->n_procs : 1, sizeof(*blobs));
+  sblobs = calloc(t->n_procs ? t->n_procs : 1, sizeof(*sblobs));
+  puts = malloc((n_dirty ? n_dirty : 1) * sizeof(*puts));
+  if (blobs == NULL || sblobs == NULL || puts == NULL)
+    goto out;
+
+  if ((rc = commit_processors(t, blobs, sblobs, &n_blobs)) != 0) {
+    if (rc == DEFERRED)
+      rc = 0;
+    goto out;
+  }
+  for (size_t i = 0; i < t->files.n; i++) {
+    tdm_file_t *f = t->files.all[i];
+    if (!f->dirty)
+      continue;
+    f->rec.offset = f->pos; /* undone by rollback() if the commit fails */
+    f->rec.marker = f->marker;
+    f->rec.marker_len = f->marker_len;
+    puts[n_puts++] = &f->rec;
+  }
+
+  memset(&b, 0, sizeof(b));
+  b.put_files = puts;
+  b.n_put_files = n_puts;
+  b.del_files = t->dead;
+  b.n_del_files = t->n_dead;
+  b.blobs = sblobs;
+  b.n_blobs = n_blobs;
+  b.next_id = t->next_id;
+  b.add_lost_files = t->lost_unsaved;
+  b.n_hashes = tdm__whole_batch(t, &hashes);
+  b.hashes = hashes;
+  if ((rc = tdm_store_commit(t->store, &b)) != 0)
+    rollback(t);
+  else
+    adopt(t, sblobs, n_blobs);
 out:
   t->checkpoint_rc = rc;
   t->last_checkpoint_ms = tdm__now_ms();
@@ -211,4 +224,22 @@ int tdm__checkpoint_maybe(tdm_t *t) {
       tdm__now_ms() - t->last_checkpoint_ms < t->opts.checkpoint_ms)
     return 0;
   return tdm__checkpoint(t);
+}
+
+int tdm__deliver_checkpointing(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
+  tdm_delivery_t d;
+  int rc;
+
+  memset(&d, 0, sizeof(d));
+  while ((rc = tdm__deliver(t, f, c, &d)) == TDM__STALLED) {
+    uint64_t done = t->stats.checkpoints;
+    /* A long stall must not keep what was delivered before it out of the
+       store. A failed checkpoint rolled everything back: the pass ends. */
+    if ((rc = tdm__checkpoint_maybe(t)) != 0)
+      return rc;
+    /* Every processor committed: they are moving, slowly, not stuck. */
+    if (t->stats.checkpoints != done)
+      d.since_ms = 0;
+  }
+  return rc;
 }

@@ -5,6 +5,7 @@
 #ifndef TDM_CHECKPOINT_H
 #define TDM_CHECKPOINT_H
 
+#include "core/filetable.h"
 #include "tidemark.h"
 
 /* Checkpoint at the latest after this many bytes, whatever the clock says. */
@@ -22,5 +23,13 @@ int tdm__checkpoint(tdm_t *t);
 
 /* Checkpoint if --checkpoint-ms or TDM_CHECKPOINT_BYTES says it is time. */
 int tdm__checkpoint_maybe(tdm_t *t);
+
+/*
+ * Hand a chunk to every processor (tdm__deliver), and while it stalls with
+ * no processor holding any of it, checkpoint what was delivered before when
+ * tdm__checkpoint_maybe says it is time. Returns tdm__deliver's codes, or a
+ * failed checkpoint's.
+ */
+int tdm__deliver_checkpointing(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c);
 
 #endif /* TDM_CHECKPOINT_H */

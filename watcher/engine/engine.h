@@ -93,6 +93,9 @@ struct tdm_s {
   uint64_t lost_unsaved;   /* lost files not counted in the store yet */
   size_t unsaved_outcomes;/* whole: outcomes collected since the last
                              checkpoint (made durable promptly) */
+  int gave_up;            /* once: a processor kept retrying past
+                             --retry-timeout-ms; the pass stopped (t->stop)
+                             and tdm_run_once returns TDM_EPROC */
   /* Records (engine/records.c): multiline, after done. */
   regex_t ml_re;          /* --multiline-start, when ml_on */
   int ml_on;

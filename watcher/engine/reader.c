@@ -94,7 +94,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
     c.data = t->buf;
     c.len = cut;
     c.flags = (piece ? TDM_CHUNK_PIECE : 0) | (f->restart ? TDM_CHUNK_RESTART : 0);
-    rc = tdm__deliver(t, f, &c);
+    rc = tdm__deliver_checkpointing(t, f, &c);
     if (rc != 0)
       return rc;
 

@@ -262,7 +262,7 @@ static int deliver_piece(void *arg, const char *buf, size_t n) {
   c.offset = z->off;
   c.data = buf;
   c.len = n;
-  if ((rc = tdm__deliver(z->t, z->f, &c)) != 0)
+  if ((rc = tdm__deliver_checkpointing(z->t, z->f, &c)) != 0)
     return rc;
   z->off += n;
   z->t->stats.bytes += n;
@@ -293,7 +293,7 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
     c.data = t->buf;
     c.len = (size_t)n;
     c.flags = 0;
-    if ((rc = tdm__deliver(t, f, &c)) != 0)
+    if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
       return rc;
     off += (uint64_t)n;
     t->stats.bytes += (uint64_t)n;
@@ -389,12 +389,19 @@ static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
 
     if (p->desc == NULL || !TDM_PROCESSOR_HAS(p->desc, file))
       continue;
+    uint64_t since_ms = tdm__now_ms();
     while ((rc = p->desc->file(p->state, &info, msg)) == TDM_PROC_RETRY) {
       t->stats.proc_retries++;
+      size_t before = t->unsaved_outcomes;
+      msg[sizeof(msg) - 1] = '\0';
+      if (tdm__give_up(t, since_ms, f->path, UINT64_MAX, p->key, msg))
+        return TDM_ESTOPPED; /* not recorded: handled again next time */
       /* Outcomes free slots: refill one before committing them, so that
          the loaders run during the commit and what they finish meanwhile
          shares the next one. */
       collect(t, RETRY_WAIT_MS);
+      if (t->unsaved_outcomes != before)
+        since_ms = tdm__now_ms(); /* the loaders are moving: not stuck */
       if (t->stop)
         return TDM_ESTOPPED; /* not recorded: handled again next time */
       if (f->rec.state == TDM_FILE_FAILED)

@@ -318,7 +318,7 @@ static int zread(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind,
     c.data = t->buf;
     c.len = cut;
     c.flags = (piece ? TDM_CHUNK_PIECE : 0) | (f->restart ? TDM_CHUNK_RESTART : 0);
-    if ((rc = tdm__deliver(t, f, &c)) != 0)
+    if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
       break;
     if (piece && !f->in_piece) {
       f->rec.pieces++;

@@ -160,6 +160,11 @@ typedef struct tdm_options {
                                       (NOTIFY_SOCKET) READY=1 after the
                                       first pass, STATUS=, WATCHDOG=1 when
                                       WatchdogSec= is set, STOPPING=1 */
+  /* tdm_run_once only (tdm_run and tdm_start retry for as
+     long as it takes): how long a processor may keep answering
+     TDM_PROC_RETRY for the same chunk, or file() for the same file, before
+     the pass gives up, keeps the bookmark and returns TDM_EPROC. 0: never. */
+  uint32_t retry_timeout_ms;       /* 60000 */
   /* 0.2, Records (appended) */
   tdm_decompress_t decompress;     /* TDM_DECOMPRESS_AUTO */
   const char *multiline_start;     /* POSIX ERE; NULL: a record is a line */

@@ -37,7 +37,10 @@ typedef enum tdm_file_state {
   TDM_FILE_DONE = 1,      /* whole: processed */
   TDM_FILE_DUPLICATE = 2, /* whole: same content as file `dup_of` */
   TDM_FILE_FAILED = 3,    /* a processor failed it; `error` says why */
-  TDM_FILE_PENDING = 4    /* whole: seen, not complete yet */
+  TDM_FILE_PENDING = 4,   /* whole: seen, not complete yet */
+  TDM_FILE_GONE = 5       /* tail: deleted or rotated away; kept a while
+                             (dev 0, ino = id) so that its compressed copy
+                             continues from its bookmark */
 } tdm_file_state_t;
 
 /*

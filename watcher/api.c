@@ -5,11 +5,13 @@
 #include "engine/engine.h"
 
 #include "base/clock.h"
+#include "engine/after.h"
 #include "engine/checkpoint.h"
 #include "engine/metrics.h"
 #include "engine/progress.h"
 #include "engine/reader.h"
 #include "engine/reconcile.h"
+#include "engine/records.h"
 #include "live/live.h"
 
 #include <errno.h>
@@ -34,6 +36,8 @@ void tdm_options_init(tdm_options_t *o) {
   o->retry_timeout_ms = 60000;
   o->log_level = TDM_LOG_INFO;
   o->progress_ms = 250;
+  o->decompress = TDM_DECOMPRESS_AUTO;
+  o->multiline_timeout_ms = 1000;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -98,6 +102,11 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
       }
     }
   }
+  if (o->decompress != TDM_DECOMPRESS_AUTO &&
+      o->decompress != TDM_DECOMPRESS_NEVER) {
+    tdm__error(log, "--decompress: unknown value %d", (int)o->decompress);
+    return TDM_EUSAGE;
+  }
   return 0;
 }
 
@@ -160,12 +169,16 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t->opts.plugin_dir = o->plugin_dir ? strdup(o->plugin_dir) : NULL;
   t->opts.metrics_listen = o->metrics_listen ? strdup(o->metrics_listen) : NULL;
   t->opts.metrics_file = o->metrics_file ? strdup(o->metrics_file) : NULL;
+  t->opts.multiline_start = NULL;
+  t->opts.on_done = t->opts.on_failed = NULL;
   rc = -ENOMEM;
   if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir) ||
       (o->metrics_listen && !t->opts.metrics_listen) ||
       (o->metrics_file && !t->opts.metrics_file))
     goto err;
   t->count_records = o->metrics_listen != NULL || o->metrics_file != NULL;
+  if ((rc = tdm__records_open(t, o)) != 0)
+    goto err;
   if ((rc = open_filter(t, o)) != 0)
     goto err;
   if ((rc = tdm_store_open(o->state_dir, 0, &t->log, &t->store)) != 0)
@@ -177,6 +190,13 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
     goto err;
   t->next_id = tdm_store_next_id(t->store);
+  for (size_t i = 0; i < t->files.n; i++) { /* --on-done/--on-failed */
+    tdm_file_t *f = t->files.all[i];
+    if (f->rec.state == TDM_FILE_FAILED)
+      f->after = t->failed_dir != NULL;
+    else if (f->rec.state == TDM_FILE_DONE || f->rec.state == TDM_FILE_DUPLICATE)
+      f->after = t->after_delete || t->done_dir != NULL;
+  }
   t->buf_cap = o->max_record > TDM_READ_MIN ? o->max_record : TDM_READ_MIN;
   t->from_end = o->from_end;
   *out = t;
@@ -217,6 +237,7 @@ void tdm_close(tdm_t *t) {
   free((char *)t->opts.plugin_dir);
   free((char *)t->opts.metrics_listen);
   free((char *)t->opts.metrics_file);
+  tdm__records_free(t);
   free(t);
 }
 
@@ -266,6 +287,10 @@ int tdm_add_source(tdm_t *t, const char *dir) {
       free(real);
       return 0;
     }
+  if (tdm__records_check_source(t, real) != 0) {
+    free(real);
+    return TDM_EUSAGE;
+  }
   roots = realloc(t->roots, (t->n_roots + 1) * sizeof(*roots));
   if (roots == NULL) {
     free(real);
@@ -496,5 +521,6 @@ int tdm__prepare(tdm_t *t) {
     return -ENOMEM;
   }
   t->last_checkpoint_ms = tdm__now_ms();
+  tdm__after_durable(t); /* outcomes a kill -9 left unacted on */
   return 0;
 }

@@ -45,6 +45,7 @@ static const char *const state_names[] = {
   [TDM_FILE_ACTIVE] = "active",       [TDM_FILE_DONE] = "done",
   [TDM_FILE_DUPLICATE] = "duplicate", [TDM_FILE_FAILED] = "failed",
   [TDM_FILE_PENDING] = "pending",
+  [TDM_FILE_GONE] = "gone",
 };
 
 static const char *state_name(uint32_t state) {

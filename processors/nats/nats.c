@@ -17,7 +17,9 @@
  *
  * records=line (default): one message per line, without its newline; a line
  * longer than the server's max payload goes out in pieces, each with the id
- * of its first byte. records=chunk: one message per chunk (cut to the max
+ * of its first byte. With --multiline-start the host says where records end
+ * (tdm_chunk_t.record_ends): one message per record (a stack trace is one
+ * message), its id INSTANCE:FILE_ID:OFFSET:LEN. records=chunk: one message per chunk (cut to the max
  * payload); since chunk boundaries depend on how much was there to read, a
  * replay may cut differently, so a chunk's id is INSTANCE:FILE_ID:OFFSET:LEN:
  * a replay never loses data to the duplicate window, but may publish a
@@ -430,7 +432,33 @@ static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
 
   /* From here the chunk is taken whole: what cannot be published now waits
      in the re-send list (bounded: one chunk over the cap at most). */
-  if (n->chunk_records) {
+  if (!n->chunk_records && TDM_CHUNK_HAS(c, n_records) && c->record_ends != NULL) {
+    /* Multiline records (--multiline-start): one message per record, a
+       stack trace whole, without its last newline. A record's extent can
+       depend on when it was read (completed by the timeout, or by the next
+       start line), so its id carries its length: a replay that cuts it
+       the same way is dropped by the stream, one that cuts it otherwise
+       is published (at least once, never lost). The bytes after the last
+       end of a piece chunk are a piece of an over-long record. */
+    const char *base = c->data;
+    for (size_t k = 0; k <= c->n_records && s == NATS_OK; k++) {
+      const char *stop = k < c->n_records ? base + c->record_ends[k] : end;
+      const char *q = p;
+      if (stop > end || stop < p)
+        break; /* a record end outside the chunk: ignore the rest */
+      if (k == c->n_records && p == end)
+        break; /* the chunk ends with its last record */
+      if (k < c->n_records && stop > p && stop[-1] == '\n')
+        stop--;
+      do { /* pieces of at most the max payload (an empty line: empty) */
+        size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
+        s = send_one(n, c, hpath, q, len,
+                     c->offset + (uint64_t)(q - base), 0);
+        q += len;
+      } while (q < stop && s == NATS_OK);
+      p = k < c->n_records ? base + c->record_ends[k] : end;
+    }
+  } else if (n->chunk_records) {
     while (p < end && s == NATS_OK) {
       size_t len = (size_t)(end - p) > max ? max : (size_t)(end - p);
       s = send_one(n, c, hpath, p, len, c->offset + (uint64_t)(p - (const char *)c->data), 0);

@@ -95,6 +95,17 @@ typedef struct tdm_chunk {
   uint64_t offset;    /* file offset of data[0] */
   const void *data;
   size_t len;         /* > 0 */
+  /* Appended (--multiline-start). Where the records in `data` end: end
+     offsets within data (exclusive, ascending); the last one is `len`
+     unless TDM_CHUNK_PIECE is set (a piece of an over-long record, which
+     goes on in the next chunk: n_records counts only the records that end
+     here, and a chunk that continues a piece starts with the rest of that
+     record). NULL: records are lines (--records lines) or there are none
+     (--records bytes). Valid only during process(), like data. A processor
+     that sends one message per record (a stack trace is one record) reads
+     them when TDM_CHUNK_HAS(c, n_records) and record_ends != NULL. */
+  const uint32_t *record_ends;
+  size_t n_records;
 } tdm_chunk_t;
 
 /* Does chunk `c` carry field `f`? */

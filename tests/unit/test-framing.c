@@ -108,3 +108,66 @@ TEST(random_streams_keep_invariants) {
     simulate(s + 1000, 2000 + s * 7, 512, max);  /* line walk */
   }
 }
+
+/* ---- multiline records ---------------------------------------------------- */
+
+static size_t mframe(const char *s, size_t cap, size_t max, int flush,
+                     tdm_ends_t *e, int *piece) {
+  regex_t re;
+  size_t cut;
+  ASSERT_EQ(regcomp(&re, "^E ", REG_EXTENDED | REG_NOSUB), 0);
+  cut = tdm__frame_records(s, strlen(s), cap, max, &re, flush, e, piece);
+  regfree(&re);
+  return cut;
+}
+
+TEST(multiline_whole_records_only) {
+  tdm_ends_t e = {0};
+  int piece;
+  /* E 1 with two frames, E 2 alone, E 3 still open */
+  const char *s = "E 1\n at a\n at b\nE 2\nE 3\n at c\n";
+  ASSERT_EQ(mframe(s, 1024, 1024, 0, &e, &piece), 20);
+  ASSERT_EQ(piece, 0);
+  ASSERT_EQ(e.n, 2);
+  ASSERT_EQ(e.v[0], 16);
+  ASSERT_EQ(e.v[1], 20);
+  free(e.v);
+  free(e.line);
+}
+
+TEST(multiline_flush_completes_the_last_record) {
+  tdm_ends_t e = {0};
+  int piece;
+  const char *s = "E 1\n at a\nE 2\n at b\npartial";
+  ASSERT_EQ(mframe(s, 1024, 1024, 1, &e, &piece), 20);
+  ASSERT_EQ(e.n, 2);
+  ASSERT_EQ(e.v[1], 20); /* the partial line is no part of it */
+  ASSERT_EQ(mframe("E 1\n at a\n", 1024, 1024, 0, &e, &piece), 0);
+  free(e.v);
+  free(e.line);
+}
+
+TEST(multiline_long_record_in_pieces_after_whole_ones) {
+  tdm_ends_t e = {0};
+  int piece;
+  /* E 1 fits; E 2 is 4 + 6 * 6 = 40 bytes, over 16 */
+  const char *s = "E 1\nE 2\n at 1\n at 2\n at 3\n at 4\n at 5\n at 6\nE 3\n";
+  ASSERT_EQ(mframe(s, 1024, 16, 0, &e, &piece), 4); /* E 1 first */
+  ASSERT_EQ(piece, 0);
+  ASSERT_EQ(e.n, 1);
+  ASSERT_EQ(mframe(s + 4, 1024, 16, 0, &e, &piece), 16); /* "E 2" + 2 frames: cut at a newline */
+  ASSERT_EQ(piece, 1);
+  ASSERT_EQ(e.n, 0);
+  free(e.v);
+  free(e.line);
+}
+
+TEST(multiline_first_lines_without_start_are_one_record) {
+  tdm_ends_t e = {0};
+  int piece;
+  ASSERT_EQ(mframe("x\ny\nE 1\n", 1024, 1024, 0, &e, &piece), 4);
+  ASSERT_EQ(e.n, 1);
+  ASSERT_EQ(e.v[0], 4);
+  free(e.v);
+  free(e.line);
+}

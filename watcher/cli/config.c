@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,11 @@ enum {
   OPT_POLL_MS,
   OPT_PLUGIN_DIR,
   OPT_RETRY_TIMEOUT_MS,
+  OPT_DECOMPRESS,
+  OPT_MULTILINE_START,
+  OPT_MULTILINE_TIMEOUT_MS,
+  OPT_ON_DONE,
+  OPT_ON_FAILED,
   OPT_VERBOSE,
   OPT_QUIET,
   OPT_JSON,
@@ -86,6 +92,12 @@ static const optdef opts[OPT_COUNT_] = {
                       FOR_WATCH | CMD_BIT(TDM_CMD_PROCESSORS), 1},
   [OPT_RETRY_TIMEOUT_MS] = {"retry-timeout-ms", 0, required_argument,
                             FOR_WATCH, 1},
+  [OPT_DECOMPRESS] = {"decompress", 0, required_argument, FOR_WATCH, 1},
+  [OPT_MULTILINE_START] = {"multiline-start", 0, required_argument, FOR_WATCH, 1},
+  [OPT_MULTILINE_TIMEOUT_MS] = {"multiline-timeout-ms", 0, required_argument,
+                                FOR_WATCH, 1},
+  [OPT_ON_DONE] = {"on-done", 0, required_argument, FOR_WATCH, 1},
+  [OPT_ON_FAILED] = {"on-failed", 0, required_argument, FOR_WATCH, 1},
   [OPT_VERBOSE] = {"verbose", 'v', no_argument, FOR_ALL, 1},
   [OPT_QUIET] = {"quiet", 'q', no_argument, FOR_ALL, 1},
   [OPT_JSON] = {"json", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
@@ -140,6 +152,11 @@ typedef struct layer {
   strlist include;
   strlist exclude;
   strlist dirs;      /* INI `dir` keys */
+  tdm_decompress_t decompress;
+  char *multiline_start;
+  uint32_t multiline_timeout_ms;
+  char *on_done;
+  char *on_failed;
 } layer;
 
 #define IS_SET(l, id) (((l)->set & (1ul << (id))) != 0)
@@ -190,6 +207,9 @@ static void strlist_free(strlist *l) {
 static void layer_free(layer *l) {
   free(l->state_dir);
   free(l->plugin_dir);
+  free(l->multiline_start);
+  free(l->on_done);
+  free(l->on_failed);
   strlist_free(&l->processors);
   strlist_free(&l->processor_origins);
   strlist_free(&l->include);
@@ -360,6 +380,44 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
       free(l->processors.v[--l->processors.n]);
     break;
   }
+  case OPT_DECOMPRESS:
+    if (strcmp(value, "auto") == 0)
+      l->decompress = TDM_DECOMPRESS_AUTO;
+    else if (strcmp(value, "never") == 0)
+      l->decompress = TDM_DECOMPRESS_NEVER;
+    else
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not auto or never", who,
+                  q(value, qb, sizeof(qb)));
+    break;
+  case OPT_MULTILINE_START: {
+    regex_t re;
+    char msg[128];
+    int e = regcomp(&re, value, REG_EXTENDED | REG_NOSUB);
+    if (e != 0) {
+      regerror(e, &re, msg, sizeof(msg));
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not a valid extended "
+                  "regular expression: %s", who, q(value, qb, sizeof(qb)), msg);
+    }
+    regfree(&re);
+    rc = set_string(&l->multiline_start, value);
+    break;
+  }
+  case OPT_MULTILINE_TIMEOUT_MS:
+    rc = parse_ms(who, value, &l->multiline_timeout_ms, err, cap);
+    break;
+  case OPT_ON_DONE:
+    if (strcmp(value, "delete") != 0 &&
+        (strncmp(value, "move:", 5) != 0 || value[5] == '\0'))
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not delete or move:DIR",
+                  who, q(value, qb, sizeof(qb)));
+    rc = set_string(&l->on_done, value);
+    break;
+  case OPT_ON_FAILED:
+    if (strncmp(value, "move:", 5) != 0 || value[5] == '\0')
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not move:DIR", who,
+                  q(value, qb, sizeof(qb)));
+    rc = set_string(&l->on_failed, value);
+    break;
   case OPT_INCLUDE:
   case OPT_EXCLUDE: {
     const char *why = tdm__filter_check(value);
@@ -802,6 +860,22 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
     o->poll_ms = top->poll_ms;
   if ((top = PICK(OPT_RETRY_TIMEOUT_MS)) != NULL)
     o->retry_timeout_ms = top->retry_timeout_ms;
+  if ((top = PICK(OPT_DECOMPRESS)) != NULL)
+    o->decompress = top->decompress;
+  if ((top = PICK(OPT_MULTILINE_TIMEOUT_MS)) != NULL)
+    o->multiline_timeout_ms = top->multiline_timeout_ms;
+  if ((top = PICK(OPT_MULTILINE_START)) != NULL) {
+    c->multiline_start = top->multiline_start;
+    top->multiline_start = NULL;
+  }
+  if ((top = PICK(OPT_ON_DONE)) != NULL) {
+    c->on_done = top->on_done;
+    top->on_done = NULL;
+  }
+  if ((top = PICK(OPT_ON_FAILED)) != NULL) {
+    c->on_failed = top->on_failed;
+    top->on_failed = NULL;
+  }
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
   c->progress = (top = PICK(OPT_PROGRESS)) != NULL ? top->progress : -1;
@@ -842,6 +916,9 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
 
   o->state_dir = c->state_dir;
   o->plugin_dir = c->plugin_dir;
+  o->multiline_start = c->multiline_start;
+  o->on_done = c->on_done;
+  o->on_failed = c->on_failed;
   o->include = (const char *const *)c->include;
   o->n_include = c->n_include;
   o->exclude = (const char *const *)c->exclude;
@@ -989,6 +1066,9 @@ void tdm__config_free(tdm_config_t *c) {
   free(c->plugin_dir);
   free(c->metrics);
   free(c->metrics_file);
+  free(c->multiline_start);
+  free(c->on_done);
+  free(c->on_failed);
   memset(c, 0, sizeof(*c));
 }
 
@@ -1058,6 +1138,21 @@ const char *tdm__config_usage(void) {
 "      --progress, --no-progress\n"
 "                         once: show a progress line on stderr, or never\n"
 "                         (default: only when stderr is a terminal)\n"
+"      --decompress auto|never\n"
+"                         auto: gzip and zstd files (by their magic bytes)\n"
+"                         are read uncompressed (default: auto)\n"
+"      --multiline-start REGEX\n"
+"                         a record starts at a line matching REGEX (POSIX\n"
+"                         extended); the lines after it that do not match\n"
+"                         belong to it (default: a record is a line)\n"
+"      --multiline-timeout-ms N\n"
+"                         a last record is complete after N ms without a new\n"
+"                         line (default: 1000)\n"
+"      --on-done delete|move:DIR\n"
+"                         whole mode: once a file's outcome is durable,\n"
+"                         delete it or move it into DIR (never overwriting)\n"
+"      --on-failed move:DIR\n"
+"                         whole mode: move a failed file into DIR\n"
 "      --json             status: print one JSON object\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"

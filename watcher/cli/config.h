@@ -86,6 +86,9 @@ typedef struct tdm_config {
   size_t n_include;
   char **exclude;
   size_t n_exclude;
+  char *multiline_start;
+  char *on_done;
+  char *on_failed;
 } tdm_config_t;
 
 /*

@@ -36,7 +36,7 @@ install(DIRECTORY DESTINATION ${TDM_PLUGIN_INSTALL_DIR})
 # what libtidemark.a needs (`pkg-config --static`): TDM_PC_REQUIRES_PRIVATE
 # holds the pkg-config modules the library links (append to it, before this
 # file is included, when the library gains one).
-list(APPEND TDM_PC_REQUIRES_PRIVATE libuv lmdb libxxhash libsystemd)
+list(APPEND TDM_PC_REQUIRES_PRIVATE libuv lmdb libxxhash libsystemd zlib libzstd)
 list(REMOVE_DUPLICATES TDM_PC_REQUIRES_PRIVATE)
 string(REPLACE ";" " " TDM_PC_REQUIRES_PRIVATE "${TDM_PC_REQUIRES_PRIVATE}")
 set(TDM_PC_LIBS_PRIVATE "-pthread")

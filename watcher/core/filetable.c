@@ -54,8 +54,8 @@ tdm_file_t *tdm__filetable_by_path(const tdm_filetable_t *ft, const char *path) 
   uint64_t h = path_hash(path);
   for (tdm_hnode_t *n = tdm__hmap_first(&ft->paths, h); n; n = tdm__hmap_next(n)) {
     tdm_file_t *f = tdm__container_of(n, tdm_file_t, by_path);
-    if (strcmp(f->path, path) == 0)
-      return f;
+    if (f->rec.state != TDM_FILE_GONE && strcmp(f->path, path) == 0)
+      return f; /* a ghost (tdm__retire) is at no path any more */
   }
   return NULL;
 }

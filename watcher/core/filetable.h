@@ -36,6 +36,8 @@ typedef struct tdm_file {
                              led to it no more and no descriptor was held:
                              those bytes are out of reach unless the file
                              turns up again in the tree */
+  unsigned after : 1;     /* whole: done/failed, --on-done/--on-failed
+                             to act on once that is durable */
   uint64_t pending_mask;  /* whole: processors whose outcome is awaited */
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */

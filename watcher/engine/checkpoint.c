@@ -19,6 +19,7 @@
 #include "engine/checkpoint.h"
 
 #include "base/clock.h"
+#include "engine/after.h"
 #include "engine/engine.h"
 #include "engine/metrics.h"
 
@@ -129,6 +130,7 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
     tdm__info(&t->log, "checkpoints go on (%d waited)",
               t->checkpoint_deferred - 1);
   t->checkpoint_deferred = 0;
+  tdm__after_durable(t); /* --on-done/--on-failed: the outcomes are durable */
 }
 
 static int checkpoint(tdm_t *t) {

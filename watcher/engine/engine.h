@@ -25,6 +25,7 @@
 #ifndef TDM_ENGINE_H
 #define TDM_ENGINE_H
 
+#include <regex.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@
 #include "base/log.h"
 #include "core/filetable.h"
 #include "core/filter.h"
+#include "core/framing.h"
 #include "engine/chain.h"
 #include "engine/outputs.h"
 #include "engine/whole.h"
@@ -94,6 +96,16 @@ struct tdm_s {
   int gave_up;            /* once: a processor kept retrying past
                              --retry-timeout-ms; the pass stopped (t->stop)
                              and tdm_run_once returns TDM_EPROC */
+  /* Records (engine/records.c): multiline, after done. */
+  regex_t ml_re;          /* --multiline-start, when ml_on */
+  int ml_on;
+  int after_delete;       /* --on-done delete */
+  char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
+  char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
+  tdm_ends_t ends;        /* multiline: the record ends of the last cut */
+  int ml_flush;           /* multiline: the file has been quiet for
+                             --multiline-timeout-ms: its last record is
+                             complete (set for each read) */
 };
 
 /* Check that a pass can run and allocate the read buffer. */

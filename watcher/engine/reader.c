@@ -13,6 +13,7 @@
 #include "core/identity.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/zread.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +33,15 @@ static int update_marker(tdm_file_t *f, int fd, const char *buf, size_t end) {
 
 int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
   char q[PATH_MAX];
+
+  /* A file first met empty (a compressor had just created it) is held as a
+     plain one: its bytes are never read as text. tdm__zlook reads it once
+     it is complete. */
+  if (f->pos == 0 && end > 0) {
+    tdm_comp_t kind;
+    if (tdm__zkind(t, fd, &kind) == 0 && kind != TDM_COMP_NONE)
+      return 0;
+  }
 
   for (;;) {
     ssize_t n;
@@ -59,8 +69,21 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
     }
     if (n == 0)
       return 0; /* shrank meanwhile: the next look says truncated */
-    cut = tdm__frame(t->buf, (size_t)n, t->buf_cap, t->opts.records,
-                     t->opts.max_record, &piece);
+    memset(&c, 0, sizeof(c));
+    if (t->ml_on) {
+      /* The last record is complete only when the file has been quiet long
+         enough and this read reaches its end. */
+      cut = tdm__frame_records(t->buf, (size_t)n, t->buf_cap, t->opts.max_record,
+                               &t->ml_re, t->ml_flush && f->pos + (uint64_t)n >= end,
+                               &t->ends, &piece);
+      if (cut == (size_t)-1)
+        return -ENOMEM;
+      c.record_ends = t->ends.v;
+      c.n_records = t->ends.n;
+    } else {
+      cut = tdm__frame(t->buf, (size_t)n, t->buf_cap, t->opts.records,
+                       t->opts.max_record, &piece);
+    }
     if (cut == 0)
       return 0;
 
@@ -104,7 +127,8 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
     if ((rc = tdm__checkpoint_maybe(t)) != 0)
       return rc;
     if (cut < (size_t)n && (size_t)n < t->buf_cap && f->pos + (n - cut) >= end &&
-        t->opts.max_record >= t->buf_cap)
-      return 0; /* what is left up to `end` is a partial line */
+        t->opts.max_record >= t->buf_cap && !t->ml_on)
+      return 0; /* what is left up to `end` is a partial line (multiline:
+                   the next frame says whether the rest is one open record) */
   }
 }

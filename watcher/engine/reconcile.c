@@ -19,6 +19,8 @@
 #include "engine/engine.h"
 #include "engine/progress.h"
 #include "engine/reader.h"
+#include "engine/whole.h"
+#include "engine/zread.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,6 +91,52 @@ int tdm__bury(tdm_t *t, uint64_t id) {
   return 0;
 }
 
+/* Ghosts: how long a gone file waits for its compressed copy. */
+#define GHOST_TTL_NS (600ll * 1000000000)
+
+int tdm__retire(tdm_t *t, tdm_file_t *f) {
+  tdm_file_rec_t rec;
+  tdm_file_t *g;
+
+  if (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
+      f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE)
+    return tdm__forget(t, f);
+  rec = f->rec;
+  rec.dev = 0; /* no file has it: never found by identity */
+  rec.ino = rec.id;
+  rec.state = TDM_FILE_GONE;
+  rec.offset = f->pos;
+  rec.marker = f->marker;
+  rec.marker_len = f->marker_len;
+  rec.updated_ns = tdm__wall_ns();
+  tdm__set_ready(t, f, 0);
+  tdm__set_orphan(t, f, 0);
+  release(t, f);
+  if ((g = tdm__filetable_add(&t->files, &rec)) == NULL)
+    return -ENOMEM;
+  g->dirty = 1;
+  t->need_checkpoint = 1;
+  tdm__filetable_remove(&t->files, f);
+  return 0;
+}
+
+int tdm__ghosts_expire(tdm_t *t) {
+  int64_t now = tdm__wall_ns();
+  for (size_t i = 0; i < t->files.n;) {
+    tdm_file_t *f = t->files.all[i];
+    int rc;
+    if (f->rec.state == TDM_FILE_GONE &&
+        (now - f->rec.updated_ns > GHOST_TTL_NS ||
+         t->opts.decompress != TDM_DECOMPRESS_AUTO)) {
+      if ((rc = tdm__forget(t, f)) != 0)
+        return rc;
+      continue;
+    }
+    i++;
+  }
+  return 0;
+}
+
 int tdm__forget(tdm_t *t, tdm_file_t *f) {
   int rc = tdm__bury(t, f->rec.id);
   if (rc != 0)
@@ -147,7 +195,7 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
  * record). Returns the file to read, or NULL with *rc set.
  */
 static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
-                          const struct stat *st, int *rc) {
+                          const struct stat *st, const char *oldpath, int *rc) {
   tdm_verdict_t v;
   char q[PATH_MAX];
 
@@ -157,6 +205,21 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               strerror(-*rc));
     t->stats.file_errors++;
     return NULL;
+  }
+  if (v != TDM_SAME && oldpath != NULL) {
+    /* Met under another name AND no longer its content: the inode of a
+       file deleted while we were down (logrotate's compressor removes the
+       plain file, `create` makes a new one) was given to a new file. The
+       old record stays a ghost (its compressed copy may still turn up);
+       the new file is new. */
+    tdm__info(&t->log, "%s: a new file in the inode %s had",
+              tdm__quote(path, q, sizeof(q)), oldpath);
+    if (tdm__file_set_path(&t->files, f, oldpath) != 0 ||
+        (*rc = tdm__retire(t, f)) != 0) {
+      *rc = *rc ? *rc : -ENOMEM;
+      return NULL;
+    }
+    return track(t, path, fd, st, rc);
   }
   switch (v) {
   case TDM_SAME:
@@ -218,6 +281,10 @@ static int read_file(tdm_t *t, tdm_file_t *f, int fd, const struct stat *st) {
     end = f->pos + t->read_budget;
     more = 1;
   }
+  /* Multiline: the last record is complete once the file has been quiet
+     for --multiline-timeout-ms. */
+  t->ml_flush = t->ml_on && tdm__wall_ns() - mtime_ns(st) >=
+                                (int64_t)t->opts.multiline_timeout_ms * 1000000;
   rc = tdm__read(t, f, fd, end);
   f->active_ms = tdm__now_ms();
   tdm__set_ready(t, f, rc == 0 && more);
@@ -228,6 +295,14 @@ static int read_file(tdm_t *t, tdm_file_t *f, int fd, const struct stat *st) {
     f->rec.ctime_ns = ctime_ns(st);
     f->dirty = 1;
     t->need_checkpoint = 1;
+    if (t->ml_on) {
+      /* A record still open: looked at again at each tick (run) until a
+         start line follows it or the timeout completes it. */
+      int open_record = f->pos < (uint64_t)st->st_size;
+      tdm__set_waiting(t, f, open_record);
+      if (open_record)
+        f->rec.mtime_ns = -1;
+    }
   }
   return rc;
 }
@@ -245,7 +320,7 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints) {
   tdm_file_t *f;
   struct stat st;
-  char q[PATH_MAX];
+  char q[PATH_MAX], *oldpath = NULL; /* f's name before this look */
   int fd, rc;
 
   if (t->outputs.n > 0) { /* our own output is not input */
@@ -264,14 +339,20 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
   if (f != NULL) {
     f->seen = 1;
     tdm__set_orphan(t, f, 0);
-    if (tdm__file_seen_at(t, f, path) != 0)
+    if (strcmp(f->path, path) != 0 && (oldpath = strdup(f->path)) == NULL)
       return -ENOMEM;
+    if (tdm__file_seen_at(t, f, path) != 0) {
+      free(oldpath);
+      return -ENOMEM;
+    }
     /* Unchanged since the last look: not opened at all. */
     if ((uint64_t)lst->st_size == f->rec.size &&
         mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
         f->rec.state != TDM_FILE_FAILED &&
-        !f->ready)
+        !f->ready) {
+      free(oldpath);
       return 0;
+    }
   }
 
   /* From here on this function owns the descriptor; a held one is taken
@@ -298,6 +379,7 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
                   tdm__quote(path, q, sizeof(q)), strerror(errno));
         t->stats.file_errors++;
       }
+      free(oldpath);
       return 0;
     }
     t->stats.files_opened++;
@@ -305,9 +387,33 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
   }
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
+    free(oldpath);
     return 0;
   }
   /* Identity comes from the descriptor: the path may have been swapped. */
+  {
+    tdm_comp_t kind;
+    tdm_file_t *g = f;
+    if (g != NULL && (g->rec.dev != (uint64_t)st.st_dev ||
+                      g->rec.ino != (uint64_t)st.st_ino))
+      g = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    if ((rc = tdm__zkind(t, fd, &kind)) == 0 && kind != TDM_COMP_NONE) {
+      if (g != NULL) {
+        g->seen = 1;
+        release(t, g); /* read whole, never held */
+        if (strcmp(g->path, path) != 0 &&
+            tdm__file_set_path(&t->files, g, path) != 0) {
+          close(fd);
+          free(oldpath);
+          return -ENOMEM;
+        }
+      }
+      rc = tdm__zlook(t, g, path, fd, &st, kind, hints);
+      close(fd);
+      free(oldpath);
+      return outcome(t, rc);
+    }
+  }
   if (f == NULL || f->rec.dev != (uint64_t)st.st_dev ||
       f->rec.ino != (uint64_t)st.st_ino) {
     f = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
@@ -315,15 +421,22 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
       f->seen = 1;
       tdm__set_orphan(t, f, 0);
       release(t, f); /* a descriptor of its own is the same file */
+      free(oldpath);
+      oldpath = NULL;
       if (strcmp(f->path, path) != 0 &&
-          tdm__file_set_path(&t->files, f, path) != 0) {
+          ((oldpath = strdup(f->path)) == NULL ||
+           tdm__file_set_path(&t->files, f, path) != 0)) {
+        free(oldpath);
         close(fd);
         return -ENOMEM;
       }
     }
   }
   rc = 0;
-  f = f != NULL ? verify(t, f, path, fd, &st, &rc) : track(t, path, fd, &st, &rc);
+  f = f != NULL ? verify(t, f, path, fd, &st, oldpath, &rc)
+                : track(t, path, fd, &st, &rc);
+  free(oldpath);
+  oldpath = NULL;
   if (f == NULL) {
     close(fd);
     return outcome(t, rc);
@@ -353,7 +466,9 @@ int tdm__drain(tdm_t *t, tdm_file_t *f) {
   if ((uint64_t)st.st_size != before)
     f->grown_ms = tdm__now_ms();
   if (rc == 0 && !f->ready && st.st_nlink == 0 &&
-      tdm__now_ms() - f->grown_ms >= ORPHAN_GRACE_MS) {
+      tdm__now_ms() - f->grown_ms >=
+          (t->ml_on && t->opts.multiline_timeout_ms > ORPHAN_GRACE_MS
+               ? t->opts.multiline_timeout_ms : ORPHAN_GRACE_MS)) {
     char q[PATH_MAX];
     if (f->pos < (uint64_t)st.st_size)
       tdm__warn(&t->log, "%s: deleted; its unfinished last line (%llu bytes, "
@@ -362,7 +477,7 @@ int tdm__drain(tdm_t *t, tdm_file_t *f) {
     else
       tdm__info(&t->log, "%s: deleted, drained to its end",
                 tdm__quote(f->path, q, sizeof(q)));
-    return tdm__forget(t, f);
+    return tdm__retire(t, f);
   }
   return outcome(t, rc);
 }
@@ -386,7 +501,8 @@ int tdm__lost(tdm_t *t, tdm_file_t *f) {
     t->lost_unsaved++;
     t->need_checkpoint = 1;
   }
-  return tdm__forget(t, f);
+  /* A ghost for a while: its compressed copy (logrotate) may turn up. */
+  return tdm__retire(t, f);
 }
 
 static int by_activity(const void *a, const void *b) {
@@ -487,6 +603,10 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
     struct stat st;
     int gone = 0, rc;
 
+    if (f->rec.state == TDM_FILE_GONE) { /* a ghost: see tdm__retire */
+      i++;
+      continue;
+    }
     if (!f->seen) {
       for (size_t r = 0; r < t->n_roots && !gone; r++)
         if (scanned[r] && under(f->path, t->roots[r]))
@@ -508,10 +628,10 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
         return rc;
       continue;
     }
-    if ((rc = tdm__forget(t, f)) != 0) /* swaps the last one into i */
+    if ((rc = tdm__retire(t, f)) != 0) /* swaps the last one into i */
       return rc;
   }
-  return 0;
+  return tdm__ghosts_expire(t);
 }
 
 int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {

@@ -40,6 +40,12 @@ int tdm__drain(tdm_t *t, tdm_file_t *f);
 
 /* Delete `f`'s record at the next checkpoint and drop it from memory. */
 int tdm__forget(tdm_t *t, tdm_file_t *f);
+/* A tail file that is gone: kept as a ghost (state GONE: dev 0, ino = its
+   id, at no path) for a while when a compressed copy of it may still turn
+   up (engine/zread.c), else forgotten. */
+int tdm__retire(tdm_t *t, tdm_file_t *f);
+/* Forget ghosts older than their time to live. */
+int tdm__ghosts_expire(tdm_t *t);
 /* Delete record `id` at the next checkpoint. */
 int tdm__bury(tdm_t *t, uint64_t id);
 

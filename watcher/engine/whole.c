@@ -19,6 +19,7 @@
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/reconcile.h"
+#include "engine/zread.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,12 +144,14 @@ void tdm__whole_committed(tdm_t *t, int ok) {
 
 /* ---- one file ----------------------------------------------------------- */
 
-static void set_waiting(tdm_t *t, tdm_file_t *f, int on) {
+void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
   if (f->waiting != (unsigned)!!on) {
     f->waiting = !!on;
     t->n_waiting += on ? 1 : (size_t)-1;
   }
 }
+
+#define set_waiting tdm__set_waiting
 
 static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
   if (f->inflight != (unsigned)!!on) {
@@ -185,6 +188,7 @@ static void fail(tdm_t *t, tdm_file_t *f, const char *msg, int32_t status) {
   f->pending_mask = 0;
   t->stats.files_failed++;
   mark(t, f, TDM_FILE_FAILED);
+  f->after = t->failed_dir != NULL;
 }
 
 static void done(tdm_t *t, tdm_file_t *f) {
@@ -198,11 +202,19 @@ static void done(tdm_t *t, tdm_file_t *f) {
   f->rec.exit_status = 0;
   t->stats.files_done++;
   mark(t, f, TDM_FILE_DONE);
+  f->after = t->after_delete || t->done_dir != NULL;
   tdm__debug(&t->log, "%s: done", tdm__quote(f->path, q, sizeof(q)));
 }
 
-/* Stream the content of `fd` through XXH3-128 into canonical form. */
-static int hash_file(tdm_t *t, int fd, uint64_t size, uint8_t out[16]) {
+static int hash_piece(void *arg, const char *buf, size_t n) {
+  XXH3_128bits_update(arg, buf, n);
+  return 0;
+}
+
+/* Stream the content of `fd` through XXH3-128 into canonical form; the
+   uncompressed content of a compressed file. */
+static int hash_file(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
+                     uint64_t size, uint8_t out[16]) {
   XXH3_state_t *st = XXH3_createState();
   XXH128_canonical_t c;
   uint64_t off = 0;
@@ -211,6 +223,10 @@ static int hash_file(tdm_t *t, int fd, uint64_t size, uint8_t out[16]) {
   if (st == NULL)
     return -ENOMEM;
   XXH3_128bits_reset(st);
+  if (kind != TDM_COMP_NONE) {
+    rc = tdm__zstream(t, path, fd, kind, hash_piece, st);
+    size = 0; /* done */
+  }
   while (off < size) {
     ssize_t n = pread(fd, t->buf, t->buf_cap, (off_t)off);
     if (n < 0 && errno == EINTR)
@@ -228,9 +244,39 @@ static int hash_file(tdm_t *t, int fd, uint64_t size, uint8_t out[16]) {
   return rc;
 }
 
-/* The file's bytes to every processor's process(). */
-static int deliver_content(tdm_t *t, tdm_file_t *f, int fd) {
+typedef struct zdeliver {
+  tdm_t *t;
+  tdm_file_t *f;
+  uint64_t off;
+} zdeliver_t;
+
+static int deliver_piece(void *arg, const char *buf, size_t n) {
+  zdeliver_t *z = arg;
+  tdm_chunk_t c;
+  int rc;
+
+  memset(&c, 0, sizeof(c));
+  c.size = (uint32_t)sizeof(c);
+  c.file_id = z->f->rec.id;
+  c.path = z->f->path;
+  c.offset = z->off;
+  c.data = buf;
+  c.len = n;
+  if ((rc = tdm__deliver_checkpointing(z->t, z->f, &c)) != 0)
+    return rc;
+  z->off += n;
+  z->t->stats.bytes += n;
+  z->t->stats.chunks++;
+  return 0;
+}
+
+/* The file's bytes (uncompressed) to every processor's process(). */
+static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
   uint64_t off = 0;
+  if (kind != TDM_COMP_NONE) {
+    zdeliver_t z = {t, f, 0};
+    return tdm__zstream(t, f->path, fd, kind, deliver_piece, &z);
+  }
   while (off < f->rec.size) {
     tdm_chunk_t c;
     ssize_t n = pread(fd, t->buf, t->buf_cap, (off_t)off);
@@ -239,6 +285,7 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd) {
       continue;
     if (n <= 0)
       return n < 0 ? -errno : -ENODATA;
+    memset(&c, 0, sizeof(c));
     c.size = (uint32_t)sizeof(c);
     c.file_id = f->rec.id;
     c.path = f->path;
@@ -404,6 +451,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   char hex[33], q[PATH_MAX];
   uint64_t other = 0;
   tdm_hashset_entry_t *e;
+  tdm_comp_t kind = TDM_COMP_NONE;
   int fd, rc, upgrade;
 
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -427,7 +475,18 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     return 0;
   }
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  rc = hash_file(t, fd, (uint64_t)a.st_size, h);
+  if ((rc = tdm__zkind(t, fd, &kind)) == 0)
+    rc = hash_file(t, path, fd, kind, (uint64_t)a.st_size, h);
+  if (rc == -EBADMSG || rc == -EPIPE) { /* said and counted: until it changes */
+    f->rec.size = (uint64_t)a.st_size;
+    f->rec.mtime_ns = mtime_ns(&a);
+    tdm__file_set_error(f, rc == -EBADMSG ? "corrupt compressed data"
+                                          : "truncated compressed data");
+    f->dirty = 1;
+    t->need_checkpoint = 1;
+    close(fd);
+    return 0;
+  }
   /* Still being written? Then it was not complete after all. */
   if (rc != 0 || fstat(fd, &b) != 0 || b.st_size != a.st_size ||
       mtime_ns(&b) != mtime_ns(&a)) {
@@ -493,6 +552,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     f->rec.offset = f->pos = f->rec.size;
     t->stats.duplicates++;
     mark(t, f, TDM_FILE_DUPLICATE);
+    f->after = t->after_delete || t->done_dir != NULL;
     close(fd);
     return 0;
   }
@@ -502,7 +562,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     return rc;
   }
   set_inflight(t, f, 1); /* so that a failure takes its hash back */
-  rc = deliver_content(t, f, fd);
+  rc = deliver_content(t, f, fd, kind);
   close(fd);
   if (rc == TDM_ESTOPPED) {
     tdm__whole_forget(t, f); /* not recorded: handled again next time */
@@ -589,7 +649,7 @@ int tdm__whole_recheck(tdm_t *t) {
 
     if (f->waiting) {
       if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
-        rc = tdm__whole_look(t, f->path, &st, 0);
+        rc = tdm__look(t, f->path, &st, 0);
       else
         set_waiting(t, f, 0); /* gone: the next sweep forgets it */
       if (rc < 0)

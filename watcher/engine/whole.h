@@ -42,6 +42,9 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
 int tdm__whole_poll(tdm_t *t, int wait_ms);
 /* Look again at files that were settling. */
 int tdm__whole_recheck(tdm_t *t);
+/* A file is settling (whole), or a compressed one is still being written
+   (tail): tdm__whole_recheck looks at it again. */
+void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on);
 /* The milliseconds until the first settling file may be complete (0: none
    settling). */
 uint64_t tdm__whole_next_settle_ms(const tdm_t *t);

@@ -91,6 +91,12 @@ typedef enum tdm_records {
   TDM_RECORDS_BYTES = 1
 } tdm_records_t;
 
+/* Compressed files (SPEC: --decompress). */
+typedef enum tdm_decompress {
+  TDM_DECOMPRESS_AUTO = 0,  /* gzip / zstd by their magic bytes */
+  TDM_DECOMPRESS_NEVER = 1  /* every file is read as it is */
+} tdm_decompress_t;
+
 /*
  * Progress of tdm_run_once() (options.progress_cb). The totals are measured
  * by a stat-only scan before the pass: the files with something new and the
@@ -159,6 +165,12 @@ typedef struct tdm_options {
      TDM_PROC_RETRY for the same chunk, or file() for the same file, before
      the pass gives up, keeps the bookmark and returns TDM_EPROC. 0: never. */
   uint32_t retry_timeout_ms;       /* 60000 */
+  /* 0.2, Records (appended) */
+  tdm_decompress_t decompress;     /* TDM_DECOMPRESS_AUTO */
+  const char *multiline_start;     /* POSIX ERE; NULL: a record is a line */
+  uint32_t multiline_timeout_ms;   /* 1000 */
+  const char *on_done;             /* whole: NULL, "delete" or "move:DIR" */
+  const char *on_failed;           /* whole: NULL or "move:DIR" */
 } tdm_options_t;
 
 /* The 0.2 layout: the smallest `size` tdm_open() accepts. */
@@ -360,6 +372,14 @@ typedef struct tdm_stats {
   uint64_t lost_files;        /* files renamed away or deleted with new bytes
                                  no descriptor reached (each warned about;
                                  `status` shows the total) */
+  /* 0.2, Records (appended) */
+  uint64_t compressed_files;  /* compressed files read (tail) or hashed */
+  uint64_t compressed_errors; /* corrupt or truncated compressed data */
+  uint64_t compressed_resumed;/* compressed files that continued the
+                                 bookmark of a file tracked before */
+  uint64_t files_moved;       /* whole: moved by --on-done/--on-failed */
+  uint64_t files_deleted;     /* whole: deleted by --on-done delete */
+  uint64_t after_errors;      /* whole: a move/delete that failed */
 } tdm_stats_t;
 
 /* Zero every counter and set `size` to sizeof(tdm_stats_t). */

@@ -1,0 +1,214 @@
+/*
+ * after.c: whole mode's --on-done delete|move:DIR and --on-failed move:DIR.
+ *
+ * A file is acted on only after the checkpoint that recorded its outcome
+ * committed: a crash before that handles it again (the outcome was not
+ * durable), a crash after it finds the outcome in the store at the next
+ * start and acts then (tdm__prepare), never handling the file a second
+ * time. A file is acted on only while it is still the file that was handled
+ * (same inode, size and mtime): a new version dropped meanwhile is not
+ * moved away unhandled.
+ *
+ * Moves keep the name; a name already in DIR is never overwritten
+ * (renameat2 RENAME_NOREPLACE, or link(2), which never replaces): NAME.1,
+ * NAME.2, ... are tried instead. Across filesystems the file is copied to a
+ * hidden temporary in DIR, fsynced, linked to its final name, and only then
+ * unlinked from the tree.
+ */
+#include "engine/after.h"
+#include "base/clock.h"
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_SUFFIX 100000u
+
+static void sync_dir(const char *path) {
+  char d[PATH_MAX];
+  char *slash;
+  int fd;
+
+  snprintf(d, sizeof(d), "%s", path);
+  if ((slash = strrchr(d, '/')) == NULL)
+    return;
+  *slash = slash == d ? '/' : '\0';
+  if (slash == d)
+    d[1] = '\0';
+  if ((fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+}
+
+static void name_at(char *dst, size_t cap, const char *dir, const char *base,
+                    unsigned k) {
+  if (k == 0)
+    snprintf(dst, cap, "%s/%s", dir, base);
+  else
+    snprintf(dst, cap, "%s/%s.%u", dir, base, k);
+}
+
+/* Copy `src` into a new temporary in `dir`, fsynced; its path in tmp. */
+static int copy_in(const char *src, const char *dir, char *tmp, size_t cap) {
+  int in, out, rc = 0;
+  char buf[1 << 16];
+
+  snprintf(tmp, cap, "%s/.tidemark-move.XXXXXX", dir);
+  if ((in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+    return -errno;
+  if ((out = mkostemp(tmp, O_CLOEXEC)) < 0) {
+    rc = -errno;
+    close(in);
+    return rc;
+  }
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof(buf)), w = 0;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      rc = n < 0 ? -errno : 0;
+      break;
+    }
+    while (w < n) {
+      ssize_t k = write(out, buf + w, (size_t)(n - w));
+      if (k < 0 && errno == EINTR)
+        continue;
+      if (k < 0) {
+        rc = -errno;
+        break;
+      }
+      w += k;
+    }
+    if (rc != 0)
+      break;
+  }
+  if (rc == 0 && fsync(out) != 0)
+    rc = -errno;
+  close(in);
+  if (close(out) != 0 && rc == 0)
+    rc = -errno;
+  if (rc != 0)
+    unlink(tmp);
+  return rc;
+}
+
+/* Move `path` into `dir` under its own name (or NAME.k); dst gets where. */
+static int move_into(const char *path, const char *dir, char *dst, size_t cap) {
+  const char *base = strrchr(path, '/');
+  char tmp[PATH_MAX];
+  int rc = 0, copied = 0;
+
+  base = base ? base + 1 : path;
+  for (unsigned k = 0; k < MAX_SUFFIX; k++) {
+    name_at(dst, cap, dir, base, k);
+    if (!copied) {
+      if (renameat2(AT_FDCWD, path, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) {
+        sync_dir(dst);
+        sync_dir(path);
+        return 0;
+      }
+      if (errno == EEXIST)
+        continue;
+      if (errno != EXDEV && errno != EINVAL && errno != ENOSYS)
+        return -errno;
+      if (errno == EXDEV) {
+        if ((rc = copy_in(path, dir, tmp, sizeof(tmp))) != 0)
+          return rc;
+        copied = 1;
+      } else { /* no RENAME_NOREPLACE here: link never replaces */
+        if (link(path, dst) == 0) {
+          sync_dir(dst);
+          if (unlink(path) != 0)
+            return -errno;
+          sync_dir(path);
+          return 0;
+        }
+        if (errno == EEXIST)
+          continue;
+        if (errno != EXDEV)
+          return -errno;
+        if ((rc = copy_in(path, dir, tmp, sizeof(tmp))) != 0)
+          return rc;
+        copied = 1;
+      }
+    }
+    /* Copied across filesystems: give the copy its name, never replacing. */
+    if (link(tmp, dst) == 0) {
+      unlink(tmp);
+      sync_dir(dst);
+      if (unlink(path) != 0)
+        return -errno;
+      sync_dir(path);
+      return 0;
+    }
+    if (errno != EEXIST) {
+      rc = -errno;
+      unlink(tmp);
+      return rc;
+    }
+  }
+  if (copied)
+    unlink(tmp);
+  return -EEXIST;
+}
+
+static void act(tdm_t *t, tdm_file_t *f) {
+  char q[PATH_MAX], dst[PATH_MAX];
+  const char *dir, *opt;
+  struct stat st;
+  int rc;
+
+  f->after = 0;
+  if (lstat(f->path, &st) != 0 || !S_ISREG(st.st_mode) ||
+      (uint64_t)st.st_dev != f->rec.dev || (uint64_t)st.st_ino != f->rec.ino ||
+      (uint64_t)st.st_size != f->rec.size || mtime_ns(&st) != f->rec.mtime_ns)
+    return; /* moved already, gone, or a new version to handle */
+  if (f->rec.state == TDM_FILE_FAILED) {
+    dir = t->failed_dir;
+    opt = "--on-failed";
+  } else {
+    dir = t->done_dir;
+    opt = "--on-done";
+  }
+  tdm__quote(f->path, q, sizeof(q));
+  if (dir == NULL && f->rec.state != TDM_FILE_FAILED && t->after_delete) {
+    if (unlink(f->path) != 0) {
+      tdm__error(&t->log, "%s: %s delete: %s", q, opt, strerror(errno));
+      t->stats.after_errors++;
+      return;
+    }
+    sync_dir(f->path);
+    t->stats.files_deleted++;
+    tdm__debug(&t->log, "%s: deleted (%s)", q, opt);
+    return;
+  }
+  if (dir == NULL)
+    return;
+  if ((rc = move_into(f->path, dir, dst, sizeof(dst))) != 0) {
+    tdm__error(&t->log, "%s: %s: cannot move it into %s: %s", q, opt, dir,
+               strerror(-rc));
+    t->stats.after_errors++;
+    return;
+  }
+  t->stats.files_moved++;
+  tdm__debug(&t->log, "%s: moved to %s (%s)", q, dst, opt);
+}
+
+void tdm__after_durable(tdm_t *t) {
+  if (t->opts.mode != TDM_MODE_WHOLE ||
+      (t->done_dir == NULL && t->failed_dir == NULL && !t->after_delete))
+    return;
+  for (size_t i = 0; i < t->files.n; i++) {
+    tdm_file_t *f = t->files.all[i];
+    if (f->after && !f->dirty && !f->inflight &&
+        (f->rec.state == TDM_FILE_DONE || f->rec.state == TDM_FILE_DUPLICATE ||
+         f->rec.state == TDM_FILE_FAILED))
+      act(t, f);
+  }
+}

@@ -405,3 +405,35 @@ def test_whole_mode(state, src):
     assert [s[2] for s in seen] == [b"a,b\n"]  # the copy is a duplicate
     states = sorted(r["state"] for r in tidemark.status(state))
     assert states == ["done", "duplicate"]
+
+
+def test_record_options_as_keywords(state, src, tmp_path):
+    """The 0.2 long options reach the library: multiline records, reading
+    gzip by its magic bytes (or not), and a bad value named."""
+    import gzip
+    log = src / "app.log"
+    log.write_bytes(b"ERROR a\n  at x\n  at y\nINFO b\n")
+    old = time.time() - 10   # quiet for longer than the multiline timeout
+    os.utime(log, (old, old))
+    seen = collect(state, src, multiline_start=r"^[A-Z]+ ",
+                   multiline_timeout_ms=100)
+    assert b"".join(d for _, _, d in seen) == log.read_bytes()
+    # records: "ERROR a" with its two stack lines is one record, then "INFO b"
+    assert [d for _, _, d in seen][0].startswith(b"ERROR a\n  at x\n  at y\n")
+
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "rotated").write_bytes(gzip.compress(b"zipped line\n"))
+    os.utime(packed / "rotated", (old, old))  # complete: it holds still
+    assert [d for _, _, d in collect(str(tmp_path / "s2"), packed)] == \
+        [b"zipped line\n"]
+    raw = collect(str(tmp_path / "s3"), packed, decompress="never",
+                  records="bytes")
+    assert b"".join(d for _, _, d in raw)[:2] == b"\x1f\x8b"
+
+    with pytest.raises(tidemark.Error) as ei:
+        tidemark.open(str(tmp_path / "s4"), sources=[src], decompress="maybe")
+    assert ei.value.code == "EUSAGE" and "--decompress" in str(ei.value)
+    with pytest.raises(tidemark.Error) as ei:
+        collect(str(tmp_path / "s5"), src, multiline_start="(")
+    assert ei.value.code == "EUSAGE" and "multiline" in str(ei.value)

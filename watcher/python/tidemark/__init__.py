@@ -71,7 +71,7 @@ def _lib_handle():
 
 
 def version():
-    """The library's version, "0.1.0"."""
+    """The library's version, e.g. "0.2.0"."""
     return _lib_handle().tdm_version().decode()
 
 
@@ -145,6 +145,7 @@ def _put_msg(msg_ptr, text):
 # tdm_options_t. Lists accumulate like repeated options.
 _MODES = {"tail": _lib.MODE_TAIL, "whole": _lib.MODE_WHOLE}
 _RECORDS = {"lines": _lib.RECORDS_LINES, "bytes": _lib.RECORDS_BYTES}
+_DECOMPRESS = {"auto": 0, "never": 1}  # tdm_decompress_t
 _SIZES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
@@ -231,12 +232,16 @@ class Tidemark:
                 o.from_end = 1 if value else 0
             elif key == "max_record":
                 o.max_record = _uint(key, _size(key, value), 64)
-            elif key in ("settle_ms", "checkpoint_ms", "poll_ms"):
+            elif key in ("settle_ms", "checkpoint_ms", "poll_ms",
+                         "retry_timeout_ms", "multiline_timeout_ms"):
                 setattr(o, key, _uint(key, value))
-            elif key == "plugin_dir":
+            elif key == "decompress":
+                o.decompress = _choice(_DECOMPRESS, key, value)
+            elif key in ("plugin_dir", "metrics_file", "multiline_start",
+                         "on_done", "on_failed", "metrics"):
                 b = _fs(value)
                 keep.append(b)
-                o.plugin_dir = b
+                setattr(o, "metrics_listen" if key == "metrics" else key, b)
             elif key == "verbose":
                 level = _lib.LOG_WARN + (int(value) if value else 0)
                 o.log_level = min(level, _lib.LOG_DEBUG)
@@ -635,7 +640,10 @@ def open(state, sources=(), **options):
     written '_': mode ("tail"|"whole"), records ("lines"|"bytes"), include
     and exclude (lists of globs), no_recursive, from_end, max_record (int or
     "1M"), settle_ms, checkpoint_ms, poll_ms, plugin_dir, processor (specs),
-    verbose, quiet."""
+    verbose, quiet, retry_timeout_ms, decompress ("auto"|"never"),
+    multiline_start, multiline_timeout_ms, on_done ("delete"|"move:DIR"),
+    on_failed ("move:DIR"), metrics ("ADDR:PORT", served while run() runs),
+    metrics_file."""
     return Tidemark(state, sources, **options)
 
 

@@ -63,7 +63,15 @@ class Options_t(ctypes.Structure):
                 ("max_record", c_uint64), ("settle_ms", c_uint32),
                 ("checkpoint_ms", c_uint32), ("poll_ms", c_uint32),
                 ("plugin_dir", c_char_p), ("log_level", c_int),
-                ("log_cb", LOG_CB), ("log_arg", c_void_p)]
+                ("log_cb", LOG_CB), ("log_arg", c_void_p),
+                # appended in 0.2 (tidemark.h): operating, hardening, records
+                ("metrics_listen", c_char_p), ("metrics_file", c_char_p),
+                ("progress_cb", c_void_p), ("progress_arg", c_void_p),
+                ("progress_ms", c_uint32), ("notify", c_int),
+                ("retry_timeout_ms", c_uint32),
+                ("decompress", c_int), ("multiline_start", c_char_p),
+                ("multiline_timeout_ms", c_uint32),
+                ("on_done", c_char_p), ("on_failed", c_char_p)]
 
 
 # tdm_stats_t, in order (tidemark.h).
@@ -72,7 +80,9 @@ STATS = ("files_seen", "files_opened", "files_new", "bytes", "chunks",
          "file_errors", "proc_failures", "proc_retries", "checkpoints",
          "checkpoint_errors", "rescans", "overflows", "watches",
          "polled_dirs", "files_done", "duplicates", "files_failed",
-         "files_tracked", "lost_files")
+         "files_tracked", "lost_files", "compressed_files",
+         "compressed_errors", "compressed_resumed", "files_moved",
+         "files_deleted", "after_errors")
 
 
 class Stats_t(ctypes.Structure):

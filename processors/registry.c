@@ -49,6 +49,12 @@ struct tdm_registry_s {
   size_t n;
   size_t cap;
   int in_dir;  /* loading --plugin-dir: a bad plugin is skipped, a warning */
+  /* The default directories (load_default_dirs), resolved: their plugins
+     are loaded when a spec names one (tdm_registry_need) or for a listing
+     (tdm_registry_load_defaults), not at start: a process that uses none of
+     them does not map their libraries (libnats, TLS: megabytes of RSS). */
+  char *lazy[2];
+  size_t n_lazy;
 };
 
 static int is_name_char(char c) {
@@ -413,7 +419,10 @@ static int load_default_dirs(tdm_registry_t *r, const char *plugin_dir) {
       continue;
     }
     seen[n_seen++] = real;
-    rc = load_dir(r, real, 1);
+    if ((r->lazy[r->n_lazy] = strdup(real)) == NULL)
+      rc = dir_nomem(r, real);
+    else
+      r->n_lazy++;
   }
   for (size_t k = 0; k < n_seen; k++)
     free(seen[k]);
@@ -477,6 +486,8 @@ void tdm_registry_close(tdm_registry_t *r) {
       dlclose(r->v[i]->handle);
     free(r->v[i]);
   }
+  for (size_t i = 0; i < r->n_lazy; i++)
+    free(r->lazy[i]);
   free(r->v);
   free(r);
 }
@@ -490,6 +501,37 @@ const tdm_processor_t *tdm_registry_find(const tdm_registry_t *r,
     return NULL;
   e = find_entry(r, name);
   return e != NULL ? &e->desc : NULL;
+}
+
+const tdm_processor_t *tdm_registry_need(tdm_registry_t *r, const char *name) {
+  const tdm_processor_t *d = tdm_registry_find(r, name);
+  size_t len = name != NULL ? strlen(name) : 0;
+  char path[4096 + 256];
+
+  /* A processor name ([a-z0-9_-]+) only: never a path. */
+  for (size_t k = 0; k < len; k++)
+    if (!is_name_char(name[k]))
+      len = 0;
+  for (size_t i = 0; d == NULL && len > 0 && r != NULL && i < r->n_lazy; i++) {
+    if (snprintf(path, sizeof(path), "%s/%s.so", r->lazy[i], name) >=
+            (int)sizeof(path) ||
+        access(path, F_OK) != 0)
+      continue;
+    (void)load_one(r, path, 1); /* a refusal is logged, naming the file */
+    d = tdm_registry_find(r, name);
+  }
+  return d;
+}
+
+int tdm_registry_load_defaults(tdm_registry_t *r) {
+  int rc = 0;
+  for (size_t i = 0; i < r->n_lazy; i++) {
+    if (rc == 0)
+      rc = load_dir(r, r->lazy[i], 1);
+    free(r->lazy[i]);
+  }
+  r->n_lazy = 0;
+  return rc;
 }
 
 size_t tdm_registry_count(const tdm_registry_t *r) {

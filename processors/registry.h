@@ -47,6 +47,19 @@ int tdm_registry_load(tdm_registry_t *r, const char *so_path);
 const tdm_processor_t *tdm_registry_find(const tdm_registry_t *r,
                                          const char *name);
 
+/*
+ * tdm_registry_find, and when `name` is not registered, load NAME.so from
+ * the default plugin directories (LIBDIR/tidemark from the executable, the
+ * build tree's tidemark-plugins), which tdm_registry_open only notes: a
+ * process that names none of their plugins never maps them. NULL when there
+ * is none (a refused plugin is logged, naming its file).
+ */
+const tdm_processor_t *tdm_registry_need(tdm_registry_t *r, const char *name);
+
+/* Load every plugin of the default directories now (for a listing). 0, or
+   -ENOMEM; a refused plugin is skipped with a warning. */
+int tdm_registry_load_defaults(tdm_registry_t *r);
+
 /* For listings: the number of processors and the i-th (in registration
    order) with its origin. */
 size_t tdm_registry_count(const tdm_registry_t *r);

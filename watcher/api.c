@@ -344,7 +344,7 @@ int tdm_add_processor(tdm_t *t, const char *spec) {
     free(p->key);
     return TDM_EUSAGE;
   }
-  p->desc = tdm_registry_find(t->registry, p->spec.name);
+  p->desc = tdm_registry_need(t->registry, p->spec.name);
   if (p->desc == NULL) {
     tdm__error(&t->log, "--processor '%s': unknown processor '%s' (see "
                "'tidemark processors')", spec, p->spec.name);

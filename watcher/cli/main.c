@@ -310,6 +310,10 @@ static int cmd_processors(const tdm_config_t *c) {
             tdm_strerror(rc));
     return 1;
   }
+  if (tdm_registry_load_defaults(r) != 0) {
+    tdm_registry_close(r);
+    return 1;
+  }
   n = tdm_registry_count(r);
   for (size_t i = 0; i < n; i++) {
     const char *origin = "";

@@ -35,8 +35,9 @@
 #include "core/filter.h"
 #include "core/framing.h"
 #include "engine/chain.h"
+#include "engine/hashset.h"
+#include "engine/mode.h"
 #include "engine/outputs.h"
-#include "engine/whole.h"
 #include "registry.h"
 #include "store.h"
 #include "tidemark.h"
@@ -46,6 +47,8 @@ typedef struct tdm_live tdm_live_t;
 
 struct tdm_s {
   tdm_options_t opts;     /* strings below are owned copies */
+  const tdm_mode_ops_t *mode; /* opts.mode's operations (engine/mode.h);
+                                 set by tdm_open, never NULL after it */
   tdm__log_t log;
   tdm_store_t *store;
   tdm_registry_t *registry;

@@ -19,7 +19,7 @@
 #include "engine/engine.h"
 #include "engine/progress.h"
 #include "engine/reader.h"
-#include "engine/whole.h"
+#include "engine/mode.h"
 #include "engine/zread.h"
 
 #include <errno.h>
@@ -58,6 +58,13 @@ void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on) {
     f->orphan = !!on;
     f->grown_ms = tdm__now_ms();
     t->n_orphans += on ? 1 : (size_t)-1;
+  }
+}
+
+void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->waiting != (unsigned)!!on) {
+    f->waiting = !!on;
+    t->n_waiting += on ? 1 : (size_t)-1;
   }
 }
 
@@ -143,7 +150,9 @@ int tdm__forget(tdm_t *t, tdm_file_t *f) {
     return rc;
   tdm__set_ready(t, f, 0);
   tdm__set_orphan(t, f, 0);
-  tdm__whole_forget(t, f);
+  tdm__set_waiting(t, f, 0);
+  if (t->mode->forget != NULL)
+    t->mode->forget(t, f);
   release(t, f);
   tdm__filetable_remove(&t->files, f);
   return 0;
@@ -319,9 +328,6 @@ static int outcome(tdm_t *t, int rc) {
 int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints) {
   tdm_file_t *f;
-  struct stat st;
-  char q[PATH_MAX], *oldpath = NULL; /* f's name before this look */
-  int fd, rc;
 
   if (t->outputs.n > 0) { /* our own output is not input */
     f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
@@ -329,8 +335,18 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
     if (tdm__outputs_skip(t, path, lst, f == NULL))
       return f != NULL ? tdm__forget(t, f) : 0;
   }
-  if (t->opts.mode == TDM_MODE_WHOLE)
-    return tdm__whole_look(t, path, lst, hints);
+  return t->mode->look(t, path, lst, hints);
+}
+
+/* Tail mode's look (tdm_mode_ops_t.look): after tdm__look left out our own
+   outputs, read what is new in the file. */
+static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
+                     unsigned hints) {
+  tdm_file_t *f;
+  struct stat st;
+  char q[PATH_MAX], *oldpath = NULL; /* f's name before this look */
+  int fd, rc;
+
   if (t->stop)
     return TDM_ESTOPPED;
   t->stats.files_seen++;
@@ -704,3 +720,12 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
   t->stats.file_errors += s.stats.errors;
   return rc == -ENOENT ? 0 : rc;
 }
+
+/* Tail mode keeps nothing beyond the file table: only its look. */
+const tdm_mode_ops_t tdm__mode_tail = {
+  .look = tail_look,
+  .forget = NULL,
+  .batch = NULL,
+  .committed = NULL,
+  .free = NULL,
+};

@@ -144,13 +144,6 @@ void tdm__whole_committed(tdm_t *t, int ok) {
 
 /* ---- one file ----------------------------------------------------------- */
 
-void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
-  if (f->waiting != (unsigned)!!on) {
-    f->waiting = !!on;
-    t->n_waiting += on ? 1 : (size_t)-1;
-  }
-}
-
 #define set_waiting tdm__set_waiting
 
 static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
@@ -161,7 +154,6 @@ static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
 }
 
 void tdm__whole_forget(tdm_t *t, tdm_file_t *f) {
-  set_waiting(t, f, 0);
   if (f->inflight)
     hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
   set_inflight(t, f, 0);
@@ -676,3 +668,11 @@ uint64_t tdm__whole_next_settle_ms(const tdm_t *t) {
     return 0;
   return first <= 0 ? 1 : (uint64_t)(first / 1000000) + 1;
 }
+
+const tdm_mode_ops_t tdm__mode_whole = {
+  .look = tdm__whole_look,
+  .forget = tdm__whole_forget,
+  .batch = tdm__whole_batch,
+  .committed = tdm__whole_committed,
+  .free = tdm__whole_free,
+};

@@ -29,7 +29,7 @@
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/reconcile.h"
-#include "engine/whole.h"
+#include "engine/mode.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -774,10 +774,92 @@ static int find_stream(nats_out_t *n, const tdm_open_args_t *a) {
   return TDM_PROC_OK;
 }
 
-static int nats_open(void **state, const tdm_open_args_t *a) {
-  nats_out_t *n;
+/* The connection's options: url, timeouts, reconnects, callbacks, creds.
+   Returns TDM_PROC_OK, or TDM_PROC_FAIL with a->msg naming the parameter. */
+static int set_options(nats_out_t *n, const tdm_open_args_t *a) {
+  natsStatus s;
+
+  s = natsOptions_Create(&n->opts);
+  if (s == NATS_OK)
+    s = natsOptions_SetURL(n->opts, n->url);
+  if (s == NATS_OK)
+    s = natsOptions_SetTimeout(n->opts, n->timeout_ms);
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxReconnect(n->opts, -1);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(n->opts, 250);
+  if (s == NATS_OK) /* room for what max-pending lets through an outage */
+    s = natsOptions_SetReconnectBufSize(n->opts, (int)MAX_PENDING_BYTES + (8 << 20));
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(n->opts, on_reconnected, n);
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(n->opts, on_closed, n);
+  if (s == NATS_OK && n->creds != NULL)
+    s = natsOptions_SetUserCredentialsFromFiles(n->opts, n->creds, NULL);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: parameter \"url\" or \"creds\": "
+             "%s: %s", n->url, nats_GetLastError(NULL));
+    return TDM_PROC_FAIL;
+  }
+  return TDM_PROC_OK;
+}
+
+/* Connect to the server and open its JetStream context. Returns
+   TDM_PROC_OK, or TDM_PROC_UNAVAILABLE with a->msg naming the url. */
+static int connect_js(nats_out_t *n, const tdm_open_args_t *a) {
   jsOptions jo;
   natsStatus s;
+
+  s = natsConnection_Connect(&n->nc, n->opts);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: cannot connect to %s: %s", n->url,
+             natsStatus_GetText(s));
+    return TDM_PROC_UNAVAILABLE;
+  }
+  n->connected = 1;
+  n->progress_ms = now_ms();
+  n->max_payload = (int)natsConnection_GetMaxPayload(n->nc) - 1024;
+  if (n->max_payload < 1024)
+    n->max_payload = 1024;
+
+  jsOptions_Init(&jo);
+  jo.Wait = n->timeout_ms;
+  jo.PublishAsync.AckHandler = on_ack;
+  jo.PublishAsync.AckHandlerClosure = n;
+  /* Our own cap (max-pending) bounds what is in flight; cnats' must never
+     stall the host thread first (NOTES.md). */
+  jo.PublishAsync.MaxPending = 1 << 30;
+  s = natsConnection_JetStream(&n->js, n->nc, &jo);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: %s: JetStream: %s", n->url,
+             natsStatus_GetText(s));
+    return TDM_PROC_UNAVAILABLE;
+  }
+  return TDM_PROC_OK;
+}
+
+/* Say where records go, and warn when the stream's duplicate window is too
+   short to catch what is re-sent after a crash. */
+static void say_window(nats_out_t *n) {
+  uint64_t need_ms = 2 * n->checkpoint_ms + RESTART_MS;
+  int64_t win_ms = n->dup_window_ns / 1000000;
+
+  say(n, TDM_PROC_LOG_INFO,
+      "nats: %s, subject %s, stream %s, duplicate window %" PRId64
+      " s, instance %s", n->url, n->subject, n->stream, win_ms / 1000,
+      n->instance);
+  if (win_ms < (int64_t)need_ms)
+    say(n, TDM_PROC_LOG_WARN,
+        "nats: stream %s on %s keeps ids for %" PRId64 " ms, less than "
+        "twice the checkpoint interval plus a restart (%" PRIu64
+        " ms): a record re-sent after a crash may be stored twice; raise "
+        "the stream's duplicate window", n->stream, n->url, win_ms, need_ms);
+}
+
+static int nats_open(void **state, const tdm_open_args_t *a) {
+  nats_out_t *n;
   int rc;
 
   if (!TDM_OPEN_ARGS_HAS(a, log_arg) || a->instance == NULL ||
@@ -801,75 +883,12 @@ static int nats_open(void **state, const tdm_open_args_t *a) {
   if ((rc = parse_params(n, a)) != TDM_PROC_OK)
     goto err;
 
-  rc = TDM_PROC_UNAVAILABLE;
   nats_used = 1;
-  s = natsOptions_Create(&n->opts);
-  if (s == NATS_OK)
-    s = natsOptions_SetURL(n->opts, n->url);
-  if (s == NATS_OK)
-    s = natsOptions_SetTimeout(n->opts, n->timeout_ms);
-  if (s == NATS_OK)
-    s = natsOptions_SetMaxReconnect(n->opts, -1);
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectWait(n->opts, 250);
-  if (s == NATS_OK) /* room for what max-pending lets through an outage */
-    s = natsOptions_SetReconnectBufSize(n->opts, (int)MAX_PENDING_BYTES + (8 << 20));
-  if (s == NATS_OK)
-    s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n);
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectedCB(n->opts, on_reconnected, n);
-  if (s == NATS_OK)
-    s = natsOptions_SetClosedCB(n->opts, on_closed, n);
-  if (s == NATS_OK && n->creds != NULL)
-    s = natsOptions_SetUserCredentialsFromFiles(n->opts, n->creds, NULL);
-  if (s != NATS_OK) {
-    snprintf(a->msg, TDM_MSG_MAX, "nats: parameter \"url\" or \"creds\": "
-             "%s: %s", n->url, nats_GetLastError(NULL));
-    rc = TDM_PROC_FAIL;
+  if ((rc = set_options(n, a)) != TDM_PROC_OK ||
+      (rc = connect_js(n, a)) != TDM_PROC_OK ||
+      (rc = find_stream(n, a)) != TDM_PROC_OK)
     goto err;
-  }
-  s = natsConnection_Connect(&n->nc, n->opts);
-  if (s != NATS_OK) {
-    snprintf(a->msg, TDM_MSG_MAX, "nats: cannot connect to %s: %s", n->url,
-             natsStatus_GetText(s));
-    goto err;
-  }
-  n->connected = 1;
-  n->progress_ms = now_ms();
-  n->max_payload = (int)natsConnection_GetMaxPayload(n->nc) - 1024;
-  if (n->max_payload < 1024)
-    n->max_payload = 1024;
-
-  jsOptions_Init(&jo);
-  jo.Wait = n->timeout_ms;
-  jo.PublishAsync.AckHandler = on_ack;
-  jo.PublishAsync.AckHandlerClosure = n;
-  /* Our own cap (max-pending) bounds what is in flight; cnats' must never
-     stall the host thread first (NOTES.md). */
-  jo.PublishAsync.MaxPending = 1 << 30;
-  s = natsConnection_JetStream(&n->js, n->nc, &jo);
-  if (s != NATS_OK) {
-    snprintf(a->msg, TDM_MSG_MAX, "nats: %s: JetStream: %s", n->url,
-             natsStatus_GetText(s));
-    goto err;
-  }
-  if ((rc = find_stream(n, a)) != TDM_PROC_OK)
-    goto err;
-
-  {
-    uint64_t need_ms = 2 * n->checkpoint_ms + RESTART_MS;
-    int64_t win_ms = n->dup_window_ns / 1000000;
-    say(n, TDM_PROC_LOG_INFO,
-        "nats: %s, subject %s, stream %s, duplicate window %" PRId64
-        " s, instance %s", n->url, n->subject, n->stream, win_ms / 1000,
-        n->instance);
-    if (win_ms < (int64_t)need_ms)
-      say(n, TDM_PROC_LOG_WARN,
-          "nats: stream %s on %s keeps ids for %" PRId64 " ms, less than "
-          "twice the checkpoint interval plus a restart (%" PRIu64
-          " ms): a record re-sent after a crash may be stored twice; raise "
-          "the stream's duplicate window", n->stream, n->url, win_ms, need_ms);
-  }
+  say_window(n);
   *state = n;
   return TDM_PROC_OK;
 

@@ -839,14 +839,16 @@ static void take_list(strlist *from, char ***v, size_t *n) {
  * Lay the command line `cli` over the file's `file` over the defaults, into
  * `c`. Takes what it uses from the layers. 0 or -ENOMEM.
  */
-static int merge(tdm_config_t *c, layer *cli, layer *file) {
+/* The single values: the command line's where it set them, else the
+   file's, else the defaults (c->options initialised). Strings are taken from
+   the layer. Returns 0 or -ENOMEM. */
+static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
   tdm_options_t *o = &c->options;
   layer *top;
   const char *env;
 
 #define PICK(id) (IS_SET(cli, id) ? cli : IS_SET(file, id) ? file : NULL)
 
-  tdm_options_init(o);
   if ((top = PICK(OPT_STATE)) != NULL) {
     c->state_dir = top->state_dir;
     top->state_dir = NULL;
@@ -907,14 +909,17 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
   }
   c->json = cli->json;
 #undef PICK
+  return 0;
+}
 
-  /* Lists: the command line's, if it gave any, replaces the file's. */
-  {
-    layer *from = cli->processors.n > 0 ? cli : file;
-    size_t n_origins;
-    take_list(&from->processors, &c->processors, &c->n_processors);
-    take_list(&from->processor_origins, &c->processor_origins, &n_origins);
-  }
+/* The lists: the command line's, if it gave any, replaces the file's; run
+   and once without processors get stdout. Returns 0 or -ENOMEM. */
+static int merge_lists(tdm_config_t *c, layer *cli, layer *file) {
+  layer *from = cli->processors.n > 0 ? cli : file;
+  size_t n_origins;
+
+  take_list(&from->processors, &c->processors, &c->n_processors);
+  take_list(&from->processor_origins, &c->processor_origins, &n_origins);
   take_list(cli->include.n > 0 ? &cli->include : &file->include, &c->include,
             &c->n_include);
   take_list(cli->exclude.n > 0 ? &cli->exclude : &file->exclude, &c->exclude,
@@ -922,7 +927,6 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
   if (c->n_processors == 0 &&
       (c->command == TDM_CMD_RUN || c->command == TDM_CMD_ONCE)) {
     strlist def = {NULL, 0}, org = {NULL, 0};
-    size_t n_origins;
     if (strlist_push(&def, "stdout") != 0 || strlist_push(&org, "") != 0) {
       strlist_free(&def);
       return -ENOMEM;
@@ -931,7 +935,17 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
     take_list(&def, &c->processors, &c->n_processors);
     take_list(&org, &c->processor_origins, &n_origins);
   }
+  return 0;
+}
 
+static int merge(tdm_config_t *c, layer *cli, layer *file) {
+  tdm_options_t *o = &c->options;
+  int rc;
+
+  tdm_options_init(o);
+  if ((rc = merge_values(c, cli, file)) != 0 ||
+      (rc = merge_lists(c, cli, file)) != 0)
+    return rc;
   o->state_dir = c->state_dir;
   o->plugin_dir = c->plugin_dir;
   o->multiline_start = c->multiline_start;

@@ -389,30 +389,28 @@ static int zread(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind,
   return rc;
 }
 
-int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
-               const struct stat *st, tdm_comp_t kind, unsigned hints) {
-  char head[TDM_FP_CAP], q[PATH_MAX];
-  size_t hlen = 0;
-  uint64_t fp, short_len;
-  tdm_dec_t *d = NULL;
-  tdm_file_t *o;
-  int rc;
-
-  if (!complete(t, fd, st, hints)) {
-    /* Still being written: a placeholder (no fingerprint yet) that the
-       settle recheck looks at again. */
-    if (f == NULL) {
-      if ((f = track(t, path, st, 0, 0)) == NULL)
-        return -ENOMEM;
-      f->rec.mtime_ns = -1;
-    }
-    tdm__set_waiting(t, f, 1);
-    return 0;
+/* The compressed file at `path` (`f`, if known) is still being written: a
+   placeholder (no fingerprint yet) that the settle recheck looks at again.
+   Returns 0 or -ENOMEM. */
+static int zwait(tdm_t *t, tdm_file_t *f, const char *path,
+                 const struct stat *st) {
+  if (f == NULL) {
+    if ((f = track(t, path, st, 0, 0)) == NULL)
+      return -ENOMEM;
+    f->rec.mtime_ns = -1;
   }
-  if (f != NULL)
-    tdm__set_waiting(t, f, 0);
+  tdm__set_waiting(t, f, 1);
+  return 0;
+}
 
-  rc = zhead(fd, kind, head, sizeof(head), &hlen, &d);
+/* The uncompressed head of the file at `fd` into `head` (*hlen bytes; a
+   damaged stream gives what precedes the damage). Returns 0 or the error
+   (said). */
+static int zhead_of(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
+                    char *head, size_t cap, size_t *hlen) {
+  tdm_dec_t *d = NULL;
+  int rc = zhead(fd, kind, head, cap, hlen, &d);
+
   if (rc != 0 && rc != -EBADMSG && rc != -EPIPE) {
     if (d != NULL)
       zerror(t, path, kind, d, rc);
@@ -420,6 +418,23 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     return rc;
   }
   tdm__dec_close(d);
+  return 0;
+}
+
+int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+               const struct stat *st, tdm_comp_t kind, unsigned hints) {
+  char head[TDM_FP_CAP], q[PATH_MAX];
+  size_t hlen = 0;
+  uint64_t fp, short_len;
+  tdm_file_t *o;
+  int rc;
+
+  if (!complete(t, fd, st, hints))
+    return zwait(t, f, path, st);
+  if (f != NULL)
+    tdm__set_waiting(t, f, 0);
+  if ((rc = zhead_of(t, path, fd, kind, head, sizeof(head), &hlen)) != 0)
+    return rc;
   fp = XXH3_64bits(head, hlen);
 
   /* Known and fingerprinted: the same content, from its bookmark. */

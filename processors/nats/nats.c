@@ -404,12 +404,83 @@ static int make_room(nats_out_t *n) {
   return ok;
 }
 
-static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
-  nats_out_t *n = state;
-  char hpath[4096];
+/* Multiline records (--multiline-start): one message per record, a stack
+   trace whole, without its last newline. A record's extent can depend on
+   when it was read (completed by the timeout, or by the next start line),
+   so its id carries its length: a replay that cuts it the same way is
+   dropped by the stream, one that cuts it otherwise is published (at least
+   once, never lost). The bytes after the last end of a piece chunk are a
+   piece of an over-long record. Returns NATS_OK or what send_one said. */
+static natsStatus send_records(nats_out_t *n, const tdm_chunk_t *c,
+                               const char *hpath) {
+  const char *base = c->data, *p = base, *end = base + c->len;
+  size_t max = (size_t)n->max_payload;
+  natsStatus s = NATS_OK;
+
+  for (size_t k = 0; k <= c->n_records && s == NATS_OK; k++) {
+    const char *stop = k < c->n_records ? base + c->record_ends[k] : end;
+    const char *q = p;
+    if (stop > end || stop < p)
+      break; /* a record end outside the chunk: ignore the rest */
+    if (k == c->n_records && p == end)
+      break; /* the chunk ends with its last record */
+    if (k < c->n_records && stop > p && stop[-1] == '\n')
+      stop--;
+    do { /* pieces of at most the max payload (an empty line: empty) */
+      size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
+      s = send_one(n, c, hpath, q, len,
+                   c->offset + (uint64_t)(q - base), 0);
+      q += len;
+    } while (q < stop && s == NATS_OK);
+    p = k < c->n_records ? base + c->record_ends[k] : end;
+  }
+  return s;
+}
+
+/* chunk-records: the chunk as messages of at most the max payload. */
+static natsStatus send_chunk(nats_out_t *n, const tdm_chunk_t *c,
+                             const char *hpath) {
   const char *p = c->data, *end = p + c->len;
   size_t max = (size_t)n->max_payload;
   natsStatus s = NATS_OK;
+
+  while (p < end && s == NATS_OK) {
+    size_t len = (size_t)(end - p) > max ? max : (size_t)(end - p);
+    s = send_one(n, c, hpath, p, len, c->offset + (uint64_t)(p - (const char *)c->data), 0);
+    p += len;
+  }
+  return s;
+}
+
+/* One message per line (pieces of at most the max payload). */
+static natsStatus send_lines(nats_out_t *n, const tdm_chunk_t *c,
+                             const char *hpath) {
+  const char *p = c->data, *end = p + c->len;
+  size_t max = (size_t)n->max_payload;
+  natsStatus s = NATS_OK;
+
+  while (p < end && s == NATS_OK) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl != NULL ? nl : end;
+    /* a line without its newline: complete only if the chunk ends a
+       piece of a long record (then it is cut the same way every time) */
+    int whole = nl != NULL || (c->flags & TDM_CHUNK_PIECE);
+    const char *q = p;
+    do { /* pieces of at most the max payload */
+      size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
+      s = send_one(n, c, hpath, q, len,
+                   c->offset + (uint64_t)(q - (const char *)c->data), whole);
+      q += len;
+    } while (q < stop && s == NATS_OK);
+    p = nl != NULL ? nl + 1 : end;
+  }
+  return s;
+}
+
+static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
+  nats_out_t *n = state;
+  char hpath[4096];
+  natsStatus s;
 
   say_events(n);
   resend(n);
@@ -432,55 +503,12 @@ static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
 
   /* From here the chunk is taken whole: what cannot be published now waits
      in the re-send list (bounded: one chunk over the cap at most). */
-  if (!n->chunk_records && TDM_CHUNK_HAS(c, n_records) && c->record_ends != NULL) {
-    /* Multiline records (--multiline-start): one message per record, a
-       stack trace whole, without its last newline. A record's extent can
-       depend on when it was read (completed by the timeout, or by the next
-       start line), so its id carries its length: a replay that cuts it
-       the same way is dropped by the stream, one that cuts it otherwise
-       is published (at least once, never lost). The bytes after the last
-       end of a piece chunk are a piece of an over-long record. */
-    const char *base = c->data;
-    for (size_t k = 0; k <= c->n_records && s == NATS_OK; k++) {
-      const char *stop = k < c->n_records ? base + c->record_ends[k] : end;
-      const char *q = p;
-      if (stop > end || stop < p)
-        break; /* a record end outside the chunk: ignore the rest */
-      if (k == c->n_records && p == end)
-        break; /* the chunk ends with its last record */
-      if (k < c->n_records && stop > p && stop[-1] == '\n')
-        stop--;
-      do { /* pieces of at most the max payload (an empty line: empty) */
-        size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
-        s = send_one(n, c, hpath, q, len,
-                     c->offset + (uint64_t)(q - base), 0);
-        q += len;
-      } while (q < stop && s == NATS_OK);
-      p = k < c->n_records ? base + c->record_ends[k] : end;
-    }
-  } else if (n->chunk_records) {
-    while (p < end && s == NATS_OK) {
-      size_t len = (size_t)(end - p) > max ? max : (size_t)(end - p);
-      s = send_one(n, c, hpath, p, len, c->offset + (uint64_t)(p - (const char *)c->data), 0);
-      p += len;
-    }
-  } else {
-    while (p < end && s == NATS_OK) {
-      const char *nl = memchr(p, '\n', (size_t)(end - p));
-      const char *stop = nl != NULL ? nl : end;
-      /* a line without its newline: complete only if the chunk ends a
-         piece of a long record (then it is cut the same way every time) */
-      int whole = nl != NULL || (c->flags & TDM_CHUNK_PIECE);
-      const char *q = p;
-      do { /* pieces of at most the max payload */
-        size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
-        s = send_one(n, c, hpath, q, len,
-                     c->offset + (uint64_t)(q - (const char *)c->data), whole);
-        q += len;
-      } while (q < stop && s == NATS_OK);
-      p = nl != NULL ? nl + 1 : end;
-    }
-  }
+  if (!n->chunk_records && TDM_CHUNK_HAS(c, n_records) && c->record_ends != NULL)
+    s = send_records(n, c, hpath);
+  else if (n->chunk_records)
+    s = send_chunk(n, c, hpath);
+  else
+    s = send_lines(n, c, hpath);
   if (s != NATS_OK) {
     /* Only a message that could not even be built: out of memory. The
        messages of this chunk already out are re-sent with the same ids. */

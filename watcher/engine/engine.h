@@ -7,8 +7,9 @@
  *                        lstat()s files
  *   engine/reconcile.c   looks each file up by (dev, ino) in the file table
  *                        (core/filetable.c); an unchanged size+mtime+ctime
- *                        is not opened at all; whole mode goes to
- *                        engine/whole.c
+ *                        is not opened at all; the rest goes through
+ *                        t->mode (engine/mode.h): tail mode's look, or
+ *                        whole mode's in engine/whole.c
  *   core/identity.c      opens the changed ones and decides, through the
  *                        descriptor, whether they are the same file
  *                        (fingerprint of the head, marker of the bytes before

@@ -825,6 +825,65 @@ static int pw_read(pagewalk_t *w, uint64_t pg) {
   return CHECK_OK;
 }
 
+static int pw_tree(pagewalk_t *w, uint64_t pg, int depth);
+
+/* The overflow pages at `ov` holding a value of `dsize` bytes: each visited
+   once, their header sound. Returns CHECK_OK or the verdict. */
+static int pw_overflow(pagewalk_t *w, uint64_t ov, uint64_t dsize) {
+  uint64_t pages;
+  int rc;
+
+  if ((rc = pw_visit(w, ov)) != CHECK_OK || (rc = pw_read(w, ov)) != CHECK_OK)
+    return rc;
+  pages = get_le(w->buf + 12, 4);
+  if (!(get_le(w->buf + 10, 2) & P_OVERFLOW) || pages == 0 ||
+      pages > w->last_pg - ov + 1 || dsize > pages * w->psize - PAGEHDR)
+    return pw_bad(ov, "a damaged overflow page");
+  for (uint64_t k = 1; k < pages && rc == CHECK_OK; k++)
+    rc = pw_visit(w, ov + k);
+  return rc;
+}
+
+/* Node `i` of page `pg` (a copy in `page`, its header's `flags` and
+   `upper`, at `depth`): within the page, and what it points to walked (a
+   child page, overflow pages, a named database's tree). Returns CHECK_OK or
+   the verdict. */
+static int pw_node(pagewalk_t *w, uint64_t pg, const uint8_t *page,
+                   unsigned flags, unsigned upper, unsigned i, int depth) {
+  size_t off = (size_t)get_le(page + PAGEHDR + 2 * i, 2);
+  const uint8_t *node = page + off;
+  uint64_t lo, hi, nflags, ksize, dsize, root;
+
+  if (off < upper || off + NODEHDR > w->psize)
+    return pw_bad(pg, "a node outside the page");
+  lo = get_le(node, 2);
+  hi = get_le(node + 2, 2);
+  nflags = get_le(node + 4, 2);
+  ksize = get_le(node + 6, 2);
+  if (off + NODEHDR + ksize > w->psize)
+    return pw_bad(pg, "a key beyond the page");
+  if (flags & P_BRANCH)
+    return pw_tree(w, lo | hi << 16 | nflags << 32, depth + 1);
+  dsize = lo | hi << 16;
+  if (nflags & F_BIGDATA) {
+    if (off + NODEHDR + ksize + 8 > w->psize)
+      return pw_bad(pg, "a node beyond the page");
+    return pw_overflow(w, get_le(node + NODEHDR + ksize, 8), dsize);
+  }
+  if (off + NODEHDR + ksize + dsize > w->psize)
+    return pw_bad(pg, "a value beyond the page");
+  if (nflags & F_SUBDATA) {
+    if (dsize != DBREC)
+      return pw_bad(pg, "a database record of the wrong size");
+    root = get_le(node + NODEHDR + ksize + 40, 8);
+    if (root != UINT64_MAX)
+      return pw_tree(w, root, 0);
+  }
+  /* F_DUPDATA, sorted duplicates: not used by the store; LMDB's own
+     checks */
+  return CHECK_OK;
+}
+
 static int pw_tree(pagewalk_t *w, uint64_t pg, int depth) {
   uint8_t *page;
   unsigned flags, lower, upper, n;
@@ -854,64 +913,8 @@ static int pw_tree(pagewalk_t *w, uint64_t pg, int depth) {
     return CHECK_LMDB_ERROR;
   memcpy(page, w->buf, w->psize);
   rc = CHECK_OK;
-  for (unsigned i = 0; i < n && rc == CHECK_OK; i++) {
-    size_t off = (size_t)get_le(page + PAGEHDR + 2 * i, 2);
-    const uint8_t *node = page + off;
-    uint64_t lo, hi, nflags, ksize, dsize;
-
-    if (off < upper || off + NODEHDR > w->psize) {
-      rc = pw_bad(pg, "a node outside the page");
-      break;
-    }
-    lo = get_le(node, 2);
-    hi = get_le(node + 2, 2);
-    nflags = get_le(node + 4, 2);
-    ksize = get_le(node + 6, 2);
-    if (off + NODEHDR + ksize > w->psize) {
-      rc = pw_bad(pg, "a key beyond the page");
-      break;
-    }
-    if (flags & P_BRANCH) {
-      rc = pw_tree(w, lo | hi << 16 | nflags << 32, depth + 1);
-      continue;
-    }
-    dsize = lo | hi << 16;
-    if (nflags & F_BIGDATA) {
-      uint64_t ov, pages;
-      if (off + NODEHDR + ksize + 8 > w->psize) {
-        rc = pw_bad(pg, "a node beyond the page");
-        break;
-      }
-      ov = get_le(node + NODEHDR + ksize, 8);
-      if ((rc = pw_visit(w, ov)) != CHECK_OK || (rc = pw_read(w, ov)) != CHECK_OK)
-        break;
-      pages = get_le(w->buf + 12, 4);
-      if (!(get_le(w->buf + 10, 2) & P_OVERFLOW) || pages == 0 ||
-          pages > w->last_pg - ov + 1 || dsize > pages * w->psize - PAGEHDR) {
-        rc = pw_bad(ov, "a damaged overflow page");
-        break;
-      }
-      for (uint64_t k = 1; k < pages && rc == CHECK_OK; k++)
-        rc = pw_visit(w, ov + k);
-      continue;
-    }
-    if (off + NODEHDR + ksize + dsize > w->psize) {
-      rc = pw_bad(pg, "a value beyond the page");
-      break;
-    }
-    if (nflags & F_SUBDATA) {
-      uint64_t root;
-      if (dsize != DBREC) {
-        rc = pw_bad(pg, "a database record of the wrong size");
-        break;
-      }
-      root = get_le(node + NODEHDR + ksize + 40, 8);
-      if (root != UINT64_MAX)
-        rc = pw_tree(w, root, 0);
-    } else if (nflags & F_DUPDATA) {
-      /* sorted duplicates: not used by the store; LMDB's own checks */
-    }
-  }
+  for (unsigned i = 0; i < n && rc == CHECK_OK; i++)
+    rc = pw_node(w, pg, page, flags, upper, i, depth);
   free(page);
   return rc;
 }

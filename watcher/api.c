@@ -12,6 +12,7 @@
 #include "engine/reader.h"
 #include "engine/reconcile.h"
 #include "engine/records.h"
+#include "engine/whole.h"
 #include "live/live.h"
 
 #include <errno.h>
@@ -162,6 +163,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   if ((rc = check_options(o, &t->log)) != 0)
     goto err;
   t->opts = *o;
+  t->mode = o->mode == TDM_MODE_WHOLE ? &tdm__mode_whole : &tdm__mode_tail;
   t->opts.include = NULL;
   t->opts.exclude = NULL;
   t->opts.n_include = t->opts.n_exclude = 0;
@@ -225,7 +227,8 @@ void tdm_close(tdm_t *t) {
   free(t->roots);
   free(t->root_gone);
   tdm__filetable_free(&t->files);
-  tdm__whole_free(t);
+  if (t->mode != NULL && t->mode->free != NULL)
+    t->mode->free(t);
   tdm__outputs_free(&t->outputs);
   tdm__filter_free(&t->filter);
   tdm_registry_close(t->registry);

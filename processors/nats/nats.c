@@ -404,12 +404,83 @@ static int make_room(nats_out_t *n) {
   return ok;
 }
 
-static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
-  nats_out_t *n = state;
-  char hpath[4096];
+/* Multiline records (--multiline-start): one message per record, a stack
+   trace whole, without its last newline. A record's extent can depend on
+   when it was read (completed by the timeout, or by the next start line),
+   so its id carries its length: a replay that cuts it the same way is
+   dropped by the stream, one that cuts it otherwise is published (at least
+   once, never lost). The bytes after the last end of a piece chunk are a
+   piece of an over-long record. Returns NATS_OK or what send_one said. */
+static natsStatus send_records(nats_out_t *n, const tdm_chunk_t *c,
+                               const char *hpath) {
+  const char *base = c->data, *p = base, *end = base + c->len;
+  size_t max = (size_t)n->max_payload;
+  natsStatus s = NATS_OK;
+
+  for (size_t k = 0; k <= c->n_records && s == NATS_OK; k++) {
+    const char *stop = k < c->n_records ? base + c->record_ends[k] : end;
+    const char *q = p;
+    if (stop > end || stop < p)
+      break; /* a record end outside the chunk: ignore the rest */
+    if (k == c->n_records && p == end)
+      break; /* the chunk ends with its last record */
+    if (k < c->n_records && stop > p && stop[-1] == '\n')
+      stop--;
+    do { /* pieces of at most the max payload (an empty line: empty) */
+      size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
+      s = send_one(n, c, hpath, q, len,
+                   c->offset + (uint64_t)(q - base), 0);
+      q += len;
+    } while (q < stop && s == NATS_OK);
+    p = k < c->n_records ? base + c->record_ends[k] : end;
+  }
+  return s;
+}
+
+/* chunk-records: the chunk as messages of at most the max payload. */
+static natsStatus send_chunk(nats_out_t *n, const tdm_chunk_t *c,
+                             const char *hpath) {
   const char *p = c->data, *end = p + c->len;
   size_t max = (size_t)n->max_payload;
   natsStatus s = NATS_OK;
+
+  while (p < end && s == NATS_OK) {
+    size_t len = (size_t)(end - p) > max ? max : (size_t)(end - p);
+    s = send_one(n, c, hpath, p, len, c->offset + (uint64_t)(p - (const char *)c->data), 0);
+    p += len;
+  }
+  return s;
+}
+
+/* One message per line (pieces of at most the max payload). */
+static natsStatus send_lines(nats_out_t *n, const tdm_chunk_t *c,
+                             const char *hpath) {
+  const char *p = c->data, *end = p + c->len;
+  size_t max = (size_t)n->max_payload;
+  natsStatus s = NATS_OK;
+
+  while (p < end && s == NATS_OK) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl != NULL ? nl : end;
+    /* a line without its newline: complete only if the chunk ends a
+       piece of a long record (then it is cut the same way every time) */
+    int whole = nl != NULL || (c->flags & TDM_CHUNK_PIECE);
+    const char *q = p;
+    do { /* pieces of at most the max payload */
+      size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
+      s = send_one(n, c, hpath, q, len,
+                   c->offset + (uint64_t)(q - (const char *)c->data), whole);
+      q += len;
+    } while (q < stop && s == NATS_OK);
+    p = nl != NULL ? nl + 1 : end;
+  }
+  return s;
+}
+
+static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
+  nats_out_t *n = state;
+  char hpath[4096];
+  natsStatus s;
 
   say_events(n);
   resend(n);
@@ -432,55 +503,12 @@ static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
 
   /* From here the chunk is taken whole: what cannot be published now waits
      in the re-send list (bounded: one chunk over the cap at most). */
-  if (!n->chunk_records && TDM_CHUNK_HAS(c, n_records) && c->record_ends != NULL) {
-    /* Multiline records (--multiline-start): one message per record, a
-       stack trace whole, without its last newline. A record's extent can
-       depend on when it was read (completed by the timeout, or by the next
-       start line), so its id carries its length: a replay that cuts it
-       the same way is dropped by the stream, one that cuts it otherwise
-       is published (at least once, never lost). The bytes after the last
-       end of a piece chunk are a piece of an over-long record. */
-    const char *base = c->data;
-    for (size_t k = 0; k <= c->n_records && s == NATS_OK; k++) {
-      const char *stop = k < c->n_records ? base + c->record_ends[k] : end;
-      const char *q = p;
-      if (stop > end || stop < p)
-        break; /* a record end outside the chunk: ignore the rest */
-      if (k == c->n_records && p == end)
-        break; /* the chunk ends with its last record */
-      if (k < c->n_records && stop > p && stop[-1] == '\n')
-        stop--;
-      do { /* pieces of at most the max payload (an empty line: empty) */
-        size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
-        s = send_one(n, c, hpath, q, len,
-                     c->offset + (uint64_t)(q - base), 0);
-        q += len;
-      } while (q < stop && s == NATS_OK);
-      p = k < c->n_records ? base + c->record_ends[k] : end;
-    }
-  } else if (n->chunk_records) {
-    while (p < end && s == NATS_OK) {
-      size_t len = (size_t)(end - p) > max ? max : (size_t)(end - p);
-      s = send_one(n, c, hpath, p, len, c->offset + (uint64_t)(p - (const char *)c->data), 0);
-      p += len;
-    }
-  } else {
-    while (p < end && s == NATS_OK) {
-      const char *nl = memchr(p, '\n', (size_t)(end - p));
-      const char *stop = nl != NULL ? nl : end;
-      /* a line without its newline: complete only if the chunk ends a
-         piece of a long record (then it is cut the same way every time) */
-      int whole = nl != NULL || (c->flags & TDM_CHUNK_PIECE);
-      const char *q = p;
-      do { /* pieces of at most the max payload */
-        size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
-        s = send_one(n, c, hpath, q, len,
-                     c->offset + (uint64_t)(q - (const char *)c->data), whole);
-        q += len;
-      } while (q < stop && s == NATS_OK);
-      p = nl != NULL ? nl + 1 : end;
-    }
-  }
+  if (!n->chunk_records && TDM_CHUNK_HAS(c, n_records) && c->record_ends != NULL)
+    s = send_records(n, c, hpath);
+  else if (n->chunk_records)
+    s = send_chunk(n, c, hpath);
+  else
+    s = send_lines(n, c, hpath);
   if (s != NATS_OK) {
     /* Only a message that could not even be built: out of memory. The
        messages of this chunk already out are re-sent with the same ids. */
@@ -774,10 +802,92 @@ static int find_stream(nats_out_t *n, const tdm_open_args_t *a) {
   return TDM_PROC_OK;
 }
 
-static int nats_open(void **state, const tdm_open_args_t *a) {
-  nats_out_t *n;
+/* The connection's options: url, timeouts, reconnects, callbacks, creds.
+   Returns TDM_PROC_OK, or TDM_PROC_FAIL with a->msg naming the parameter. */
+static int set_options(nats_out_t *n, const tdm_open_args_t *a) {
+  natsStatus s;
+
+  s = natsOptions_Create(&n->opts);
+  if (s == NATS_OK)
+    s = natsOptions_SetURL(n->opts, n->url);
+  if (s == NATS_OK)
+    s = natsOptions_SetTimeout(n->opts, n->timeout_ms);
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxReconnect(n->opts, -1);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(n->opts, 250);
+  if (s == NATS_OK) /* room for what max-pending lets through an outage */
+    s = natsOptions_SetReconnectBufSize(n->opts, (int)MAX_PENDING_BYTES + (8 << 20));
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(n->opts, on_reconnected, n);
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(n->opts, on_closed, n);
+  if (s == NATS_OK && n->creds != NULL)
+    s = natsOptions_SetUserCredentialsFromFiles(n->opts, n->creds, NULL);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: parameter \"url\" or \"creds\": "
+             "%s: %s", n->url, nats_GetLastError(NULL));
+    return TDM_PROC_FAIL;
+  }
+  return TDM_PROC_OK;
+}
+
+/* Connect to the server and open its JetStream context. Returns
+   TDM_PROC_OK, or TDM_PROC_UNAVAILABLE with a->msg naming the url. */
+static int connect_js(nats_out_t *n, const tdm_open_args_t *a) {
   jsOptions jo;
   natsStatus s;
+
+  s = natsConnection_Connect(&n->nc, n->opts);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: cannot connect to %s: %s", n->url,
+             natsStatus_GetText(s));
+    return TDM_PROC_UNAVAILABLE;
+  }
+  n->connected = 1;
+  n->progress_ms = now_ms();
+  n->max_payload = (int)natsConnection_GetMaxPayload(n->nc) - 1024;
+  if (n->max_payload < 1024)
+    n->max_payload = 1024;
+
+  jsOptions_Init(&jo);
+  jo.Wait = n->timeout_ms;
+  jo.PublishAsync.AckHandler = on_ack;
+  jo.PublishAsync.AckHandlerClosure = n;
+  /* Our own cap (max-pending) bounds what is in flight; cnats' must never
+     stall the host thread first (NOTES.md). */
+  jo.PublishAsync.MaxPending = 1 << 30;
+  s = natsConnection_JetStream(&n->js, n->nc, &jo);
+  if (s != NATS_OK) {
+    snprintf(a->msg, TDM_MSG_MAX, "nats: %s: JetStream: %s", n->url,
+             natsStatus_GetText(s));
+    return TDM_PROC_UNAVAILABLE;
+  }
+  return TDM_PROC_OK;
+}
+
+/* Say where records go, and warn when the stream's duplicate window is too
+   short to catch what is re-sent after a crash. */
+static void say_window(nats_out_t *n) {
+  uint64_t need_ms = 2 * n->checkpoint_ms + RESTART_MS;
+  int64_t win_ms = n->dup_window_ns / 1000000;
+
+  say(n, TDM_PROC_LOG_INFO,
+      "nats: %s, subject %s, stream %s, duplicate window %" PRId64
+      " s, instance %s", n->url, n->subject, n->stream, win_ms / 1000,
+      n->instance);
+  if (win_ms < (int64_t)need_ms)
+    say(n, TDM_PROC_LOG_WARN,
+        "nats: stream %s on %s keeps ids for %" PRId64 " ms, less than "
+        "twice the checkpoint interval plus a restart (%" PRIu64
+        " ms): a record re-sent after a crash may be stored twice; raise "
+        "the stream's duplicate window", n->stream, n->url, win_ms, need_ms);
+}
+
+static int nats_open(void **state, const tdm_open_args_t *a) {
+  nats_out_t *n;
   int rc;
 
   if (!TDM_OPEN_ARGS_HAS(a, log_arg) || a->instance == NULL ||
@@ -801,75 +911,12 @@ static int nats_open(void **state, const tdm_open_args_t *a) {
   if ((rc = parse_params(n, a)) != TDM_PROC_OK)
     goto err;
 
-  rc = TDM_PROC_UNAVAILABLE;
   nats_used = 1;
-  s = natsOptions_Create(&n->opts);
-  if (s == NATS_OK)
-    s = natsOptions_SetURL(n->opts, n->url);
-  if (s == NATS_OK)
-    s = natsOptions_SetTimeout(n->opts, n->timeout_ms);
-  if (s == NATS_OK)
-    s = natsOptions_SetMaxReconnect(n->opts, -1);
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectWait(n->opts, 250);
-  if (s == NATS_OK) /* room for what max-pending lets through an outage */
-    s = natsOptions_SetReconnectBufSize(n->opts, (int)MAX_PENDING_BYTES + (8 << 20));
-  if (s == NATS_OK)
-    s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, n);
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectedCB(n->opts, on_reconnected, n);
-  if (s == NATS_OK)
-    s = natsOptions_SetClosedCB(n->opts, on_closed, n);
-  if (s == NATS_OK && n->creds != NULL)
-    s = natsOptions_SetUserCredentialsFromFiles(n->opts, n->creds, NULL);
-  if (s != NATS_OK) {
-    snprintf(a->msg, TDM_MSG_MAX, "nats: parameter \"url\" or \"creds\": "
-             "%s: %s", n->url, nats_GetLastError(NULL));
-    rc = TDM_PROC_FAIL;
+  if ((rc = set_options(n, a)) != TDM_PROC_OK ||
+      (rc = connect_js(n, a)) != TDM_PROC_OK ||
+      (rc = find_stream(n, a)) != TDM_PROC_OK)
     goto err;
-  }
-  s = natsConnection_Connect(&n->nc, n->opts);
-  if (s != NATS_OK) {
-    snprintf(a->msg, TDM_MSG_MAX, "nats: cannot connect to %s: %s", n->url,
-             natsStatus_GetText(s));
-    goto err;
-  }
-  n->connected = 1;
-  n->progress_ms = now_ms();
-  n->max_payload = (int)natsConnection_GetMaxPayload(n->nc) - 1024;
-  if (n->max_payload < 1024)
-    n->max_payload = 1024;
-
-  jsOptions_Init(&jo);
-  jo.Wait = n->timeout_ms;
-  jo.PublishAsync.AckHandler = on_ack;
-  jo.PublishAsync.AckHandlerClosure = n;
-  /* Our own cap (max-pending) bounds what is in flight; cnats' must never
-     stall the host thread first (NOTES.md). */
-  jo.PublishAsync.MaxPending = 1 << 30;
-  s = natsConnection_JetStream(&n->js, n->nc, &jo);
-  if (s != NATS_OK) {
-    snprintf(a->msg, TDM_MSG_MAX, "nats: %s: JetStream: %s", n->url,
-             natsStatus_GetText(s));
-    goto err;
-  }
-  if ((rc = find_stream(n, a)) != TDM_PROC_OK)
-    goto err;
-
-  {
-    uint64_t need_ms = 2 * n->checkpoint_ms + RESTART_MS;
-    int64_t win_ms = n->dup_window_ns / 1000000;
-    say(n, TDM_PROC_LOG_INFO,
-        "nats: %s, subject %s, stream %s, duplicate window %" PRId64
-        " s, instance %s", n->url, n->subject, n->stream, win_ms / 1000,
-        n->instance);
-    if (win_ms < (int64_t)need_ms)
-      say(n, TDM_PROC_LOG_WARN,
-          "nats: stream %s on %s keeps ids for %" PRId64 " ms, less than "
-          "twice the checkpoint interval plus a restart (%" PRIu64
-          " ms): a record re-sent after a crash may be stored twice; raise "
-          "the stream's duplicate window", n->stream, n->url, win_ms, need_ms);
-  }
+  say_window(n);
   *state = n;
   return TDM_PROC_OK;
 

@@ -688,14 +688,11 @@ static void spelled(const char *tok, int short_name, char *buf, size_t cap) {
  * error, so that --help or --version anywhere wins; otherwise the first error
  * is returned.
  */
-static int parse_argv(tdm_config_t *c, layer *l, strlist *operands, int argc,
-                      char **argv, char *err, size_t cap) {
-  struct option longopts[OPT_COUNT_ + 1];
-  char shortopts[2 * OPT_COUNT_ + 2];
+/* getopt_long's tables from opts[]: a long option for each (INI-only ones
+   under a name getopt never matches) and the short letters. */
+static void getopt_tables(struct option longopts[OPT_COUNT_ + 1],
+                          char shortopts[2 * OPT_COUNT_ + 2]) {
   size_t k = 0;
-  int rc = 0;
-  tdm_command_t cmd = c->command;
-  tdm_command_t action = TDM_CMD_NONE; /* help or version, if met */
 
   shortopts[k++] = ':';
   for (int id = 0; id < OPT_COUNT_; id++) {
@@ -719,42 +716,86 @@ static int parse_argv(tdm_config_t *c, layer *l, strlist *operands, int argc,
   }
   memset(&longopts[OPT_COUNT_], 0, sizeof(longopts[0]));
   shortopts[k] = '\0';
+}
 
+/* getopt_long answered `val` ('?' or ':') at token `tok`: say what is
+   wrong. Returns TDM_EUSAGE. */
+static int getopt_error(int val, const char *tok, char *err, size_t cap) {
+  int known = opt_of_val(optopt);
+  char name[128];
+  char qb[256];
+
+  if (val == ':') {
+    spelled(tok, optopt, name, sizeof(name));
+    return fail(TDM_EUSAGE, err, cap, "option '%s' requires an argument",
+                name);
+  }
+  if (known >= 0 && opts[known].has_arg == no_argument && tok != NULL &&
+      strncmp(tok, "--", 2) == 0) {
+    spelled(tok, optopt, name, sizeof(name));
+    return fail(TDM_EUSAGE, err, cap, "option '%s' does not take a value",
+                name);
+  }
+  if (optopt != 0)
+    return fail(TDM_EUSAGE, err, cap, "unknown option '-%c'", optopt);
+  spelled(tok, 0, name, sizeof(name));
+  return fail(TDM_EUSAGE, err, cap, "unknown or ambiguous option '%s'",
+              q(name, qb, sizeof(qb)));
+}
+
+/* Option `id` (spelled long when longindex >= 0), its value in optarg, met
+   on the command line of command `cmd`: into layer `l` (or c->config_file).
+   Returns 0 or the error (message in err). */
+static int argv_option(tdm_config_t *c, layer *l, tdm_command_t cmd, int id,
+                       int longindex, char *err, size_t cap) {
+  char name[128];
+  char who[160];
+  int r;
+
+  if (longindex >= 0)
+    snprintf(name, sizeof(name), "--%s", opts[id].name);
+  else
+    snprintf(name, sizeof(name), "-%c", opts[id].short_name);
+  if (cmd == TDM_CMD_NONE)
+    return 0; /* an error in parse_argv, unless --help/--version follows */
+  if (!(opts[id].commands & CMD_BIT(cmd)))
+    return fail(TDM_EUSAGE, err, cap, "option '%s' does not apply to '%s'",
+                name, command_names[cmd]);
+  if (id == OPT_CONFIG) {
+    if (optarg[0] == '\0')
+      return fail(TDM_EUSAGE, err, cap, "option '%s': the value is empty",
+                  name);
+    if ((r = set_string(&c->config_file, optarg)) != 0)
+      return fail(r, err, cap, "out of memory");
+    return 0;
+  }
+  snprintf(who, sizeof(who), "option '%s'", name);
+  return layer_set(l, id, opts[id].has_arg == no_argument ? NULL : optarg, who,
+                   0, err, cap);
+}
+
+static int parse_argv(tdm_config_t *c, layer *l, strlist *operands, int argc,
+                      char **argv, char *err, size_t cap) {
+  struct option longopts[OPT_COUNT_ + 1];
+  char shortopts[2 * OPT_COUNT_ + 2];
+  int rc = 0;
+  tdm_command_t cmd = c->command;
+  tdm_command_t action = TDM_CMD_NONE; /* help or version, if met */
+
+  getopt_tables(longopts, shortopts);
   optind = 0; /* GNU: reinitialise fully */
   opterr = 0;
   for (;;) {
     int longindex = -1;
     int val = getopt_long(argc, argv, shortopts, longopts, &longindex);
-    const char *tok;
-    char name[128];
-    char who[160];
-    char qb[256];
-    int id, r;
+    int id;
 
     if (val == -1)
       break;
-    /* The token getopt just looked at (for messages). */
-    tok = optind - 1 < argc ? argv[optind - 1] : NULL;
     if (val == '?' || val == ':') {
-      int known = opt_of_val(optopt);
-      if (rc != 0)
-        continue;
-      if (val == ':') {
-        spelled(tok, optopt, name, sizeof(name));
-        rc = fail(TDM_EUSAGE, err, cap, "option '%s' requires an argument",
-                  name);
-      } else if (known >= 0 && opts[known].has_arg == no_argument &&
-                 tok != NULL && strncmp(tok, "--", 2) == 0) {
-        spelled(tok, optopt, name, sizeof(name));
-        rc = fail(TDM_EUSAGE, err, cap, "option '%s' does not take a value",
-                  name);
-      } else if (optopt != 0) {
-        rc = fail(TDM_EUSAGE, err, cap, "unknown option '-%c'", optopt);
-      } else {
-        spelled(tok, 0, name, sizeof(name));
-        rc = fail(TDM_EUSAGE, err, cap, "unknown or ambiguous option '%s'",
-                  q(name, qb, sizeof(qb)));
-      }
+      if (rc == 0) /* the token getopt just looked at, for the message */
+        rc = getopt_error(val, optind - 1 < argc ? argv[optind - 1] : NULL,
+                          err, cap);
       continue;
     }
     id = opt_of_val(val);
@@ -765,30 +806,7 @@ static int parse_argv(tdm_config_t *c, layer *l, strlist *operands, int argc,
     }
     if (rc != 0 || action != TDM_CMD_NONE)
       continue;
-    if (longindex >= 0)
-      snprintf(name, sizeof(name), "--%s", opts[id].name);
-    else
-      snprintf(name, sizeof(name), "-%c", opts[id].short_name);
-    if (cmd == TDM_CMD_NONE)
-      continue; /* an error below, unless --help/--version follows */
-    if (!(opts[id].commands & CMD_BIT(cmd))) {
-      rc = fail(TDM_EUSAGE, err, cap, "option '%s' does not apply to '%s'",
-                name, command_names[cmd]);
-      continue;
-    }
-    if (id == OPT_CONFIG) {
-      if (optarg[0] == '\0')
-        rc = fail(TDM_EUSAGE, err, cap, "option '%s': the value is empty",
-                  name);
-      else if ((r = set_string(&c->config_file, optarg)) != 0)
-        rc = fail(r, err, cap, "out of memory");
-      continue;
-    }
-    snprintf(who, sizeof(who), "option '%s'", name);
-    r = layer_set(l, id, opts[id].has_arg == no_argument ? NULL : optarg, who,
-                  0, err, cap);
-    if (r != 0)
-      rc = r;
+    rc = argv_option(c, l, cmd, id, longindex, err, cap);
   }
 
   if (action != TDM_CMD_NONE) {
@@ -821,14 +839,16 @@ static void take_list(strlist *from, char ***v, size_t *n) {
  * Lay the command line `cli` over the file's `file` over the defaults, into
  * `c`. Takes what it uses from the layers. 0 or -ENOMEM.
  */
-static int merge(tdm_config_t *c, layer *cli, layer *file) {
+/* The single values: the command line's where it set them, else the
+   file's, else the defaults (c->options initialised). Strings are taken from
+   the layer. Returns 0 or -ENOMEM. */
+static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
   tdm_options_t *o = &c->options;
   layer *top;
   const char *env;
 
 #define PICK(id) (IS_SET(cli, id) ? cli : IS_SET(file, id) ? file : NULL)
 
-  tdm_options_init(o);
   if ((top = PICK(OPT_STATE)) != NULL) {
     c->state_dir = top->state_dir;
     top->state_dir = NULL;
@@ -889,14 +909,17 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
   }
   c->json = cli->json;
 #undef PICK
+  return 0;
+}
 
-  /* Lists: the command line's, if it gave any, replaces the file's. */
-  {
-    layer *from = cli->processors.n > 0 ? cli : file;
-    size_t n_origins;
-    take_list(&from->processors, &c->processors, &c->n_processors);
-    take_list(&from->processor_origins, &c->processor_origins, &n_origins);
-  }
+/* The lists: the command line's, if it gave any, replaces the file's; run
+   and once without processors get stdout. Returns 0 or -ENOMEM. */
+static int merge_lists(tdm_config_t *c, layer *cli, layer *file) {
+  layer *from = cli->processors.n > 0 ? cli : file;
+  size_t n_origins;
+
+  take_list(&from->processors, &c->processors, &c->n_processors);
+  take_list(&from->processor_origins, &c->processor_origins, &n_origins);
   take_list(cli->include.n > 0 ? &cli->include : &file->include, &c->include,
             &c->n_include);
   take_list(cli->exclude.n > 0 ? &cli->exclude : &file->exclude, &c->exclude,
@@ -904,7 +927,6 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
   if (c->n_processors == 0 &&
       (c->command == TDM_CMD_RUN || c->command == TDM_CMD_ONCE)) {
     strlist def = {NULL, 0}, org = {NULL, 0};
-    size_t n_origins;
     if (strlist_push(&def, "stdout") != 0 || strlist_push(&org, "") != 0) {
       strlist_free(&def);
       return -ENOMEM;
@@ -913,7 +935,17 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
     take_list(&def, &c->processors, &c->n_processors);
     take_list(&org, &c->processor_origins, &n_origins);
   }
+  return 0;
+}
 
+static int merge(tdm_config_t *c, layer *cli, layer *file) {
+  tdm_options_t *o = &c->options;
+  int rc;
+
+  tdm_options_init(o);
+  if ((rc = merge_values(c, cli, file)) != 0 ||
+      (rc = merge_lists(c, cli, file)) != 0)
+    return rc;
   o->state_dir = c->state_dir;
   o->plugin_dir = c->plugin_dir;
   o->multiline_start = c->multiline_start;

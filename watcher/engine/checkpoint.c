@@ -41,7 +41,8 @@ static void rollback(tdm_t *t) {
       tdm__error(&t->log, "processor '%s' could not be reopened after a failed "
                  "checkpoint", p->key);
   }
-  tdm__whole_committed(t, 0);
+  if (t->mode->committed != NULL)
+    t->mode->committed(t, 0);
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
     if (f->pos != f->durable_offset)
@@ -119,7 +120,8 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
     f->durable_marker_len = f->rec.marker_len;
     f->dirty = 0;
   }
-  tdm__whole_committed(t, 1);
+  if (t->mode->committed != NULL)
+    t->mode->committed(t, 1);
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
@@ -176,7 +178,7 @@ static int checkpoint(tdm_t *t) {
   b.n_blobs = n_blobs;
   b.next_id = t->next_id;
   b.add_lost_files = t->lost_unsaved;
-  b.n_hashes = tdm__whole_batch(t, &hashes);
+  b.n_hashes = t->mode->batch != NULL ? t->mode->batch(t, &hashes) : 0;
   b.hashes = hashes;
   if ((rc = tdm_store_commit(t->store, &b)) != 0)
     rollback(t);

@@ -7,8 +7,9 @@
  *                        lstat()s files
  *   engine/reconcile.c   looks each file up by (dev, ino) in the file table
  *                        (core/filetable.c); an unchanged size+mtime+ctime
- *                        is not opened at all; whole mode goes to
- *                        engine/whole.c
+ *                        is not opened at all; the rest goes through
+ *                        t->mode (engine/mode.h): tail mode's look, or
+ *                        whole mode's in engine/whole.c
  *   core/identity.c      opens the changed ones and decides, through the
  *                        descriptor, whether they are the same file
  *                        (fingerprint of the head, marker of the bytes before
@@ -35,8 +36,9 @@
 #include "core/filter.h"
 #include "core/framing.h"
 #include "engine/chain.h"
+#include "engine/hashset.h"
+#include "engine/mode.h"
 #include "engine/outputs.h"
-#include "engine/whole.h"
 #include "registry.h"
 #include "store.h"
 #include "tidemark.h"
@@ -46,6 +48,8 @@ typedef struct tdm_live tdm_live_t;
 
 struct tdm_s {
   tdm_options_t opts;     /* strings below are owned copies */
+  const tdm_mode_ops_t *mode; /* opts.mode's operations (engine/mode.h);
+                                 set by tdm_open, never NULL after it */
   tdm__log_t log;
   tdm_store_t *store;
   tdm_registry_t *registry;

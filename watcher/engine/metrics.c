@@ -155,14 +155,12 @@ static uint64_t open_fds(void) {
   return n > 0 ? n - 1 : 0; /* not the one opendir holds */
 }
 
-int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
-                        uint64_t *pending) {
-  const tdm_stats_t *st = &t->stats;
-  text_t x = {NULL, 0, 0, 0};
-  uint64_t now = tdm__now_ms(), bytes_pending = 0, oldest = 0;
+/* Bytes seen but not handed over: what a look found beyond the position.
+   A file's pending time starts at the first snapshot that sees it. Returns
+   the bytes; *oldest gets the earliest pending time (0: none). */
+static uint64_t pending_bytes(tdm_t *t, uint64_t now, uint64_t *oldest_out) {
+  uint64_t bytes_pending = 0, oldest = 0;
 
-  /* Bytes seen but not handed over: what a look found beyond the position.
-     A file's pending time starts at the first snapshot that sees it. */
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
     if (f->rec.size > f->pos && f->rec.state != TDM_FILE_FAILED &&
@@ -176,6 +174,17 @@ int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
       f->pending_ms = 0;
     }
   }
+  *oldest_out = oldest;
+  return bytes_pending;
+}
+
+int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
+                        uint64_t *pending) {
+  const tdm_stats_t *st = &t->stats;
+  text_t x = {NULL, 0, 0, 0};
+  uint64_t now = tdm__now_ms(), bytes_pending, oldest;
+
+  bytes_pending = pending_bytes(t, now, &oldest);
   if (tracked != NULL)
     *tracked = t->files.n;
   if (pending != NULL)

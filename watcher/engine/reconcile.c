@@ -19,7 +19,7 @@
 #include "engine/engine.h"
 #include "engine/progress.h"
 #include "engine/reader.h"
-#include "engine/whole.h"
+#include "engine/mode.h"
 #include "engine/zread.h"
 
 #include <errno.h>
@@ -58,6 +58,13 @@ void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on) {
     f->orphan = !!on;
     f->grown_ms = tdm__now_ms();
     t->n_orphans += on ? 1 : (size_t)-1;
+  }
+}
+
+void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->waiting != (unsigned)!!on) {
+    f->waiting = !!on;
+    t->n_waiting += on ? 1 : (size_t)-1;
   }
 }
 
@@ -143,7 +150,9 @@ int tdm__forget(tdm_t *t, tdm_file_t *f) {
     return rc;
   tdm__set_ready(t, f, 0);
   tdm__set_orphan(t, f, 0);
-  tdm__whole_forget(t, f);
+  tdm__set_waiting(t, f, 0);
+  if (t->mode->forget != NULL)
+    t->mode->forget(t, f);
   release(t, f);
   tdm__filetable_remove(&t->files, f);
   return 0;
@@ -319,9 +328,6 @@ static int outcome(tdm_t *t, int rc) {
 int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints) {
   tdm_file_t *f;
-  struct stat st;
-  char q[PATH_MAX], *oldpath = NULL; /* f's name before this look */
-  int fd, rc;
 
   if (t->outputs.n > 0) { /* our own output is not input */
     f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
@@ -329,108 +335,166 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
     if (tdm__outputs_skip(t, path, lst, f == NULL))
       return f != NULL ? tdm__forget(t, f) : 0;
   }
-  if (t->opts.mode == TDM_MODE_WHOLE)
-    return tdm__whole_look(t, path, lst, hints);
+  return t->mode->look(t, path, lst, hints);
+}
+
+/* `f` (found by the lstat's identity) is met at `path` again: take that
+   name, keeping the old one in *oldpath (malloc'ed; left NULL when the
+   same). Returns 1 when it is unchanged since the last look (not to be
+   opened at all; *oldpath freed), 0 to read on, or -ENOMEM. */
+static int met_again(tdm_t *t, tdm_file_t *f, const char *path,
+                     const struct stat *lst, char **oldpath) {
+  f->seen = 1;
+  tdm__set_orphan(t, f, 0);
+  if (strcmp(f->path, path) != 0 && (*oldpath = strdup(f->path)) == NULL)
+    return -ENOMEM;
+  if (tdm__file_seen_at(t, f, path) != 0) {
+    free(*oldpath);
+    *oldpath = NULL;
+    return -ENOMEM;
+  }
+  /* Unchanged since the last look: not opened at all. */
+  if ((uint64_t)lst->st_size == f->rec.size &&
+      mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
+      f->rec.state != TDM_FILE_FAILED &&
+      !f->ready) {
+    free(*oldpath);
+    *oldpath = NULL;
+    return 1;
+  }
+  return 0;
+}
+
+/* A descriptor for the file at `path` (`f`, if known, of lstat `lst`): the
+   one held for `f`, taken back from it, or a new one. The caller owns it.
+   Returns it, or -1 when the file cannot be opened (gone: nothing to do,
+   `f` marked stale if bytes were lost; else said and counted). */
+static int take_fd(tdm_t *t, tdm_file_t *f, const char *path,
+                   const struct stat *lst) {
+  char q[PATH_MAX];
+  int fd;
+
+  if (f != NULL && f->fd >= 0) {
+    fd = f->fd; /* held open, and it is the file at `path` (same inode) */
+    f->fd = -1;
+    t->n_open--;
+    return fd;
+  }
+  /* O_NONBLOCK: the path may have become a FIFO since the lstat. */
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && t->n_open > 0) {
+    tdm__trim_fds(t); /* ours are the ones to give back */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    /* Changed, and gone before we could open it: what was written is out
+       of reach unless it turns up again (see tdm__lost). */
+    if (errno == ENOENT && f != NULL && t->live != NULL &&
+        (uint64_t)lst->st_size != f->rec.size)
+      f->stale = 1;
+    if (errno != ENOENT && errno != ELOOP) { /* vanished / became a link */
+      tdm__warn(&t->log, "%s: cannot open: %s",
+                tdm__quote(path, q, sizeof(q)), strerror(errno));
+      t->stats.file_errors++;
+    }
+    return -1;
+  }
+  t->stats.files_opened++;
+  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  return fd;
+}
+
+/* If the file at `fd` (fstat `st`; `f` as found by the lstat) is
+   compressed, read it whole through engine/zread.c and return 1, what the
+   caller returns in *rc; else return 0. Never closes `fd`. */
+static int compressed(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+                      const struct stat *st, unsigned hints, int *rc) {
+  tdm_comp_t kind;
+  tdm_file_t *g = f;
+
+  /* Identity comes from the descriptor: the path may have been swapped. */
+  if (g != NULL && (g->rec.dev != (uint64_t)st->st_dev ||
+                    g->rec.ino != (uint64_t)st->st_ino))
+    g = tdm__filetable_get(&t->files, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+  if (tdm__zkind(t, fd, &kind) != 0 || kind == TDM_COMP_NONE)
+    return 0;
+  if (g != NULL) {
+    g->seen = 1;
+    release(t, g); /* read whole, never held */
+    if (strcmp(g->path, path) != 0 &&
+        tdm__file_set_path(&t->files, g, path) != 0) {
+      *rc = -ENOMEM;
+      return 1;
+    }
+  }
+  *rc = outcome(t, tdm__zlook(t, g, path, fd, st, kind, hints));
+  return 1;
+}
+
+/* The descriptor's identity (`st`) is not the lstat's `*fp`: the file it
+   is, if known, becomes *fp, renamed to `path` (its old name replacing
+   *oldpath). Returns 0, or -ENOMEM (*oldpath freed). */
+static int reidentify(tdm_t *t, tdm_file_t **fp, const char *path,
+                      const struct stat *st, char **oldpath) {
+  tdm_file_t *f;
+
+  f = *fp = tdm__filetable_get(&t->files, (uint64_t)st->st_dev,
+                               (uint64_t)st->st_ino);
+  if (f == NULL)
+    return 0;
+  f->seen = 1;
+  tdm__set_orphan(t, f, 0);
+  release(t, f); /* a descriptor of its own is the same file */
+  free(*oldpath);
+  *oldpath = NULL;
+  if (strcmp(f->path, path) != 0 &&
+      ((*oldpath = strdup(f->path)) == NULL ||
+       tdm__file_set_path(&t->files, f, path) != 0)) {
+    free(*oldpath);
+    *oldpath = NULL;
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+/* Tail mode's look (tdm_mode_ops_t.look): after tdm__look left out our own
+   outputs, read what is new in the file. */
+static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
+                     unsigned hints) {
+  tdm_file_t *f;
+  struct stat st;
+  char *oldpath = NULL; /* f's name before this look */
+  int fd, rc;
+
   if (t->stop)
     return TDM_ESTOPPED;
   t->stats.files_seen++;
   f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
                          (uint64_t)lst->st_ino);
-  if (f != NULL) {
-    f->seen = 1;
-    tdm__set_orphan(t, f, 0);
-    if (strcmp(f->path, path) != 0 && (oldpath = strdup(f->path)) == NULL)
-      return -ENOMEM;
-    if (tdm__file_seen_at(t, f, path) != 0) {
-      free(oldpath);
-      return -ENOMEM;
-    }
-    /* Unchanged since the last look: not opened at all. */
-    if ((uint64_t)lst->st_size == f->rec.size &&
-        mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
-        f->rec.state != TDM_FILE_FAILED &&
-        !f->ready) {
-      free(oldpath);
-      return 0;
-    }
-  }
+  if (f != NULL && (rc = met_again(t, f, path, lst, &oldpath)) != 0)
+    return rc < 0 ? rc : 0;
 
   /* From here on this function owns the descriptor; a held one is taken
      back from the file and handed back (or closed) at the end. */
-  if (f != NULL && f->fd >= 0) {
-    fd = f->fd; /* held open, and it is the file at `path` (same inode) */
-    f->fd = -1;
-    t->n_open--;
-  } else {
-    /* O_NONBLOCK: the path may have become a FIFO since the lstat. */
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && t->n_open > 0) {
-      tdm__trim_fds(t); /* ours are the ones to give back */
-      fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    }
-    if (fd < 0) {
-      /* Changed, and gone before we could open it: what was written is out
-         of reach unless it turns up again (see tdm__lost). */
-      if (errno == ENOENT && f != NULL && t->live != NULL &&
-          (uint64_t)lst->st_size != f->rec.size)
-        f->stale = 1;
-      if (errno != ENOENT && errno != ELOOP) { /* vanished / became a link */
-        tdm__warn(&t->log, "%s: cannot open: %s",
-                  tdm__quote(path, q, sizeof(q)), strerror(errno));
-        t->stats.file_errors++;
-      }
-      free(oldpath);
-      return 0;
-    }
-    t->stats.files_opened++;
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  if ((fd = take_fd(t, f, path, lst)) < 0) {
+    free(oldpath);
+    return 0;
   }
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
     free(oldpath);
     return 0;
   }
-  /* Identity comes from the descriptor: the path may have been swapped. */
-  {
-    tdm_comp_t kind;
-    tdm_file_t *g = f;
-    if (g != NULL && (g->rec.dev != (uint64_t)st.st_dev ||
-                      g->rec.ino != (uint64_t)st.st_ino))
-      g = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
-    if ((rc = tdm__zkind(t, fd, &kind)) == 0 && kind != TDM_COMP_NONE) {
-      if (g != NULL) {
-        g->seen = 1;
-        release(t, g); /* read whole, never held */
-        if (strcmp(g->path, path) != 0 &&
-            tdm__file_set_path(&t->files, g, path) != 0) {
-          close(fd);
-          free(oldpath);
-          return -ENOMEM;
-        }
-      }
-      rc = tdm__zlook(t, g, path, fd, &st, kind, hints);
-      close(fd);
-      free(oldpath);
-      return outcome(t, rc);
-    }
+  if (compressed(t, f, path, fd, &st, hints, &rc)) {
+    close(fd);
+    free(oldpath);
+    return rc;
   }
-  if (f == NULL || f->rec.dev != (uint64_t)st.st_dev ||
-      f->rec.ino != (uint64_t)st.st_ino) {
-    f = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
-    if (f != NULL) {
-      f->seen = 1;
-      tdm__set_orphan(t, f, 0);
-      release(t, f); /* a descriptor of its own is the same file */
-      free(oldpath);
-      oldpath = NULL;
-      if (strcmp(f->path, path) != 0 &&
-          ((oldpath = strdup(f->path)) == NULL ||
-           tdm__file_set_path(&t->files, f, path) != 0)) {
-        free(oldpath);
-        close(fd);
-        return -ENOMEM;
-      }
-    }
+  if ((f == NULL || f->rec.dev != (uint64_t)st.st_dev ||
+       f->rec.ino != (uint64_t)st.st_ino) &&
+      reidentify(t, &f, path, &st, &oldpath) != 0) {
+    close(fd);
+    return -ENOMEM;
   }
   rc = 0;
   f = f != NULL ? verify(t, f, path, fd, &st, oldpath, &rc)
@@ -704,3 +768,12 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
   t->stats.file_errors += s.stats.errors;
   return rc == -ENOENT ? 0 : rc;
 }
+
+/* Tail mode keeps nothing beyond the file table: only its look. */
+const tdm_mode_ops_t tdm__mode_tail = {
+  .look = tail_look,
+  .forget = NULL,
+  .batch = NULL,
+  .committed = NULL,
+  .free = NULL,
+};

@@ -51,6 +51,10 @@ int tdm__bury(tdm_t *t, uint64_t id);
 
 void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on);
 void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on);
+/* A file is settling (whole), or a compressed one is still being written or
+   a multiline record is still open (tail): tdm__whole_recheck looks at it
+   again. */
+void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on);
 
 /* Close idle descriptors while more than t->max_open are held. */
 void tdm__trim_fds(tdm_t *t);

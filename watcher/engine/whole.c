@@ -144,13 +144,6 @@ void tdm__whole_committed(tdm_t *t, int ok) {
 
 /* ---- one file ----------------------------------------------------------- */
 
-void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
-  if (f->waiting != (unsigned)!!on) {
-    f->waiting = !!on;
-    t->n_waiting += on ? 1 : (size_t)-1;
-  }
-}
-
 #define set_waiting tdm__set_waiting
 
 static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
@@ -444,52 +437,62 @@ static int no_writers(int fd) {
 
 /* `f` looks complete: hash it and handle it. With `closed`, only if its
    writers are gone. */
-static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
-  static const char hexd[] = "0123456789abcdef";
-  struct stat a, b;
-  uint8_t h[16];
-  char hex[33], q[PATH_MAX];
-  uint64_t other = 0;
-  tdm_hashset_entry_t *e;
-  tdm_comp_t kind = TDM_COMP_NONE;
-  int fd, rc, upgrade;
+/* Open `f` at `path` for complete(): still the same inode, and, when only a
+   writer's close said it is done (`closed`), nobody else writing to it.
+   Returns the descriptor (its fstat in *a), or -1 when there is nothing to
+   do now (a failure said and counted, or the file set waiting). */
+static int open_whole(tdm_t *t, tdm_file_t *f, const char *path, int closed,
+                      struct stat *a) {
+  char q[PATH_MAX];
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
-  fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno != ENOENT && errno != ELOOP) {
       tdm__warn(&t->log, "%s: cannot open: %s", tdm__quote(path, q, sizeof(q)),
                 strerror(errno));
       t->stats.file_errors++;
     }
-    return 0;
+    return -1;
   }
   t->stats.files_opened++;
-  if (fstat(fd, &a) != 0 || (uint64_t)a.st_dev != f->rec.dev ||
-      (uint64_t)a.st_ino != f->rec.ino) {
+  if (fstat(fd, a) != 0 || (uint64_t)a->st_dev != f->rec.dev ||
+      (uint64_t)a->st_ino != f->rec.ino) {
     close(fd); /* swapped under us: the next look sees the new one */
-    return 0;
+    return -1;
   }
   if (closed && !no_writers(fd)) {
     set_waiting(t, f, 1); /* another writer still has it: let it settle */
     close(fd);
-    return 0;
+    return -1;
   }
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  if ((rc = tdm__zkind(t, fd, &kind)) == 0)
-    rc = hash_file(t, path, fd, kind, (uint64_t)a.st_size, h);
+  return fd;
+}
+
+/* Hash the content at `fd` (of fstat `a`) into `h` (its compression in
+   *kind). Returns 1 when the file held still while hashed; 0 when it did not
+   or could not be read (said and counted, `f` left to be looked at again or
+   marked corrupt until it changes). Never closes `fd`. */
+static int hash_still(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+                      const struct stat *a, uint8_t h[16], tdm_comp_t *kind) {
+  struct stat b;
+  char q[PATH_MAX];
+  int rc;
+
+  if ((rc = tdm__zkind(t, fd, kind)) == 0)
+    rc = hash_file(t, path, fd, *kind, (uint64_t)a->st_size, h);
   if (rc == -EBADMSG || rc == -EPIPE) { /* said and counted: until it changes */
-    f->rec.size = (uint64_t)a.st_size;
-    f->rec.mtime_ns = mtime_ns(&a);
+    f->rec.size = (uint64_t)a->st_size;
+    f->rec.mtime_ns = mtime_ns(a);
     tdm__file_set_error(f, rc == -EBADMSG ? "corrupt compressed data"
                                           : "truncated compressed data");
     f->dirty = 1;
     t->need_checkpoint = 1;
-    close(fd);
     return 0;
   }
   /* Still being written? Then it was not complete after all. */
-  if (rc != 0 || fstat(fd, &b) != 0 || b.st_size != a.st_size ||
-      mtime_ns(&b) != mtime_ns(&a)) {
+  if (rc != 0 || fstat(fd, &b) != 0 || b.st_size != a->st_size ||
+      mtime_ns(&b) != mtime_ns(a)) {
     if (rc != 0 && rc != -ENODATA) {
       tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
                 strerror(-rc));
@@ -497,25 +500,20 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     }
     f->rec.mtime_ns = -1; /* look again */
     set_waiting(t, f, 1);
-    close(fd);
     return 0;
   }
-  /* A record of format 1 knows no ctime: checked once by its hash, quietly. */
-  upgrade = f->rec.ctime_ns == 0 && f->rec.size == (uint64_t)a.st_size &&
-            f->rec.mtime_ns == mtime_ns(&a);
-  f->rec.size = (uint64_t)a.st_size;
-  f->rec.mtime_ns = mtime_ns(&a);
-  f->rec.ctime_ns = ctime_ns(&a);
-  for (int i = 0; i < 16; i++) {
-    hex[2 * i] = hexd[h[i] >> 4];
-    hex[2 * i + 1] = hexd[h[i] & 15];
-  }
-  hex[32] = '\0';
+  return 1;
+}
+
+/* `f` (a handled file) hashed to `h` again: touched, or the same bytes
+   written again, not a new version. Returns 1 when so (recorded, said unless
+   `upgrade`), else 0 (`f` becomes pending: a new version). */
+static int same_version(tdm_t *t, tdm_file_t *f, const char *path,
+                        const uint8_t h[16], int upgrade) {
+  char q[PATH_MAX];
 
   if ((f->rec.state == TDM_FILE_DONE || f->rec.state == TDM_FILE_DUPLICATE) &&
       memcmp(f->rec.content_hash, h, 16) == 0) {
-    /* Touched, or the same bytes written again: not a new version. */
-    close(fd);
     if (!upgrade) {
       tdm__warn(&t->log, "%s: same content as when it was handled: skipped "
                 "(a duplicate)", tdm__quote(path, q, sizeof(q)));
@@ -524,7 +522,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     }
     f->dirty = 1;
     t->need_checkpoint = 1;
-    return 0;
+    return 1;
   }
   if (f->rec.state != TDM_FILE_PENDING) {
     tdm__info(&t->log, "%s: changed since it was handled: a new version",
@@ -533,30 +531,41 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     f->dirty = 1;
     t->need_checkpoint = 1;
   }
-  e = hs_find(&t->hashes, h);
-  if (e != NULL)
-    other = e->id;
-  else if ((rc = tdm_store_find_hash(t->store, h, &other)) != 0 && rc != -ENOENT) {
-    close(fd);
-    return rc;
+  return 0;
+}
+
+/* `f` at `path` has the content of file `other`: record it as a duplicate. */
+static void duplicate(tdm_t *t, tdm_file_t *f, const char *path,
+                      uint64_t other) {
+  tdm_file_t *o = NULL;
+  char q[PATH_MAX];
+
+  for (size_t i = 0; i < t->files.n && o == NULL; i++)
+    if (t->files.all[i]->rec.id == other)
+      o = t->files.all[i];
+  tdm__warn(&t->log, "%s: duplicate of %s: skipped",
+            tdm__quote(path, q, sizeof(q)), o ? o->path : "a file handled before");
+  f->rec.dup_of = other;
+  f->rec.offset = f->pos = f->rec.size;
+  t->stats.duplicates++;
+  mark(t, f, TDM_FILE_DUPLICATE);
+  f->after = t->after_delete || t->done_dir != NULL;
+}
+
+/* Hand the content of `f` (at `fd`, compression `kind`, hash `h`) to the
+   processors, its hash in flight meanwhile. Closes `fd`. Returns 0 (a
+   file's own failure said and counted) or what ends the pass. */
+static int deliver_new(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+                       tdm_comp_t kind, const uint8_t h[16]) {
+  static const char hexd[] = "0123456789abcdef";
+  char hex[33], q[PATH_MAX];
+  int rc;
+
+  for (int i = 0; i < 16; i++) {
+    hex[2 * i] = hexd[h[i] >> 4];
+    hex[2 * i + 1] = hexd[h[i] & 15];
   }
-  memcpy(f->rec.content_hash, h, 16);
-  if (other != 0 && other != f->rec.id) {
-    tdm_file_t *o = NULL;
-    for (size_t i = 0; i < t->files.n && o == NULL; i++)
-      if (t->files.all[i]->rec.id == other)
-        o = t->files.all[i];
-    tdm__warn(&t->log, "%s: duplicate of %s: skipped",
-              tdm__quote(path, q, sizeof(q)), o ? o->path : "a file handled before");
-    f->rec.dup_of = other;
-    f->rec.offset = f->pos = f->rec.size;
-    t->stats.duplicates++;
-    mark(t, f, TDM_FILE_DUPLICATE);
-    f->after = t->after_delete || t->done_dir != NULL;
-    close(fd);
-    return 0;
-  }
-  f->rec.dup_of = 0;
+  hex[32] = '\0';
   if ((rc = hs_put(&t->hashes, h, f->rec.id)) != 0) {
     close(fd);
     return rc;
@@ -585,6 +594,47 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   }
   set_inflight(t, f, 0);
   return hand_over(t, f, hex);
+}
+
+static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
+  struct stat a;
+  uint8_t h[16];
+  uint64_t other = 0;
+  tdm_hashset_entry_t *e;
+  tdm_comp_t kind = TDM_COMP_NONE;
+  int fd, rc, upgrade;
+
+  if ((fd = open_whole(t, f, path, closed, &a)) < 0)
+    return 0;
+  if (!hash_still(t, f, path, fd, &a, h, &kind)) {
+    close(fd);
+    return 0;
+  }
+  /* A record of format 1 knows no ctime: checked once by its hash, quietly. */
+  upgrade = f->rec.ctime_ns == 0 && f->rec.size == (uint64_t)a.st_size &&
+            f->rec.mtime_ns == mtime_ns(&a);
+  f->rec.size = (uint64_t)a.st_size;
+  f->rec.mtime_ns = mtime_ns(&a);
+  f->rec.ctime_ns = ctime_ns(&a);
+  if (same_version(t, f, path, h, upgrade)) {
+    close(fd);
+    return 0;
+  }
+  e = hs_find(&t->hashes, h);
+  if (e != NULL)
+    other = e->id;
+  else if ((rc = tdm_store_find_hash(t->store, h, &other)) != 0 && rc != -ENOENT) {
+    close(fd);
+    return rc;
+  }
+  memcpy(f->rec.content_hash, h, 16);
+  if (other != 0 && other != f->rec.id) {
+    duplicate(t, f, path, other);
+    close(fd);
+    return 0;
+  }
+  f->rec.dup_of = 0;
+  return deliver_new(t, f, path, fd, kind, h);
 }
 
 int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
@@ -676,3 +726,11 @@ uint64_t tdm__whole_next_settle_ms(const tdm_t *t) {
     return 0;
   return first <= 0 ? 1 : (uint64_t)(first / 1000000) + 1;
 }
+
+const tdm_mode_ops_t tdm__mode_whole = {
+  .look = tdm__whole_look,
+  .forget = tdm__whole_forget,
+  .batch = tdm__whole_batch,
+  .committed = tdm__whole_committed,
+  .free = tdm__whole_free,
+};

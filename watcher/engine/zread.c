@@ -29,7 +29,7 @@
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/reconcile.h"
-#include "engine/whole.h"
+#include "engine/mode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -235,30 +235,101 @@ static void advance_marker(tdm_file_t *f, char *tail, size_t *tail_len,
  * tdm__read. The last record is delivered even without its newline: a
  * complete compressed file does not grow.
  */
+/* Skip the stream `d` to `f`'s bookmark, reading the bytes before it into
+   `tail` (*tail_len of them). Returns 0 when they match f's marker, 1 when
+   they do not (or the stream is shorter), or a decoding error (said). */
+static int zverify(tdm_t *t, tdm_file_t *f, tdm_dec_t *d, tdm_comp_t kind,
+                   char *tail, size_t *tail_len) {
+  int rc = tdm__dec_skip(d, f->pos - f->marker_len);
+
+  while (rc == 0 && *tail_len < f->marker_len) {
+    ssize_t n = tdm__dec_read(d, tail + *tail_len, f->marker_len - *tail_len);
+    if (n <= 0)
+      rc = n < 0 ? (int)n : -ENODATA;
+    else
+      *tail_len += (size_t)n;
+  }
+  if (rc == -ENODATA ||
+      (rc == 0 && f->marker_len > 0 && XXH3_64bits(tail, *tail_len) != f->marker))
+    return 1;
+  if (rc != 0)
+    zerror(t, f->path, kind, d, rc);
+  return rc;
+}
+
+/* Hand the first `cut` bytes of t->buf (a piece of a record if `piece`) to
+   the processors and move `f`'s bookmark and marker past them. Returns 0 or
+   what tdm__deliver_checkpointing returns. */
+static int zdeliver(tdm_t *t, tdm_file_t *f, size_t cut, int piece,
+                    char *tail, size_t *tail_len) {
+  tdm_chunk_t c;
+  int rc;
+
+  memset(&c, 0, sizeof(c));
+  if (t->ml_on) {
+    c.record_ends = t->ends.v;
+    c.n_records = t->ends.n;
+  }
+  c.size = (uint32_t)sizeof(c);
+  c.file_id = f->rec.id;
+  c.path = f->path;
+  c.offset = f->pos;
+  c.data = t->buf;
+  c.len = cut;
+  c.flags = (piece ? TDM_CHUNK_PIECE : 0) | (f->restart ? TDM_CHUNK_RESTART : 0);
+  if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
+    return rc;
+  if (piece && !f->in_piece) {
+    f->rec.pieces++;
+    t->stats.pieces++;
+  }
+  f->in_piece = (unsigned)piece;
+  f->restart = 0;
+  f->pos += cut;
+  f->dirty = 1;
+  f->rec.updated_ns = tdm__wall_ns();
+  advance_marker(f, tail, tail_len, t->buf, cut);
+  t->stats.bytes += cut;
+  t->stats.chunks++;
+  t->bytes_since_checkpoint += cut;
+  t->need_checkpoint = 1;
+  return 0;
+}
+
+/* `f` (of stat `st`) was read to its end, or to the damage `err` (0:
+   none): not again until it changes. */
+static void zdone(tdm_t *t, tdm_file_t *f, tdm_dec_t *d, tdm_comp_t kind,
+                  const struct stat *st, int err) {
+  char q[PATH_MAX];
+
+  f->rec.size = (uint64_t)st->st_size;
+  f->rec.mtime_ns = mtime_ns(st);
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  if (err != 0) {
+    zerror(t, f->path, kind, d, err);
+    tdm__file_set_error(f, err == -EBADMSG ? "corrupt compressed data"
+                                           : "truncated compressed data");
+  } else {
+    t->stats.compressed_files++;
+    if (f->error != NULL)
+      tdm__file_set_error(f, NULL);
+    tdm__debug(&t->log, "%s: %s, read to its end (%llu bytes uncompressed)",
+               tdm__quote(f->path, q, sizeof(q)), tdm__comp_name(kind),
+               (unsigned long long)f->pos);
+  }
+}
+
 static int zread(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind,
                  const struct stat *st) {
-  char tail[TDM_MARKER_LEN], q[PATH_MAX];
+  char tail[TDM_MARKER_LEN];
   size_t tail_len = 0, have = 0;
   int eof = 0, err = 0, rc;
   tdm_dec_t *d;
 
   if ((rc = tdm__dec_open(fd, kind, &d)) != 0)
     return rc;
-  rc = tdm__dec_skip(d, f->pos - f->marker_len);
-  while (rc == 0 && tail_len < f->marker_len) {
-    ssize_t n = tdm__dec_read(d, tail + tail_len, f->marker_len - tail_len);
-    if (n <= 0)
-      rc = n < 0 ? (int)n : -ENODATA;
-    else
-      tail_len += (size_t)n;
-  }
-  if (rc == -ENODATA ||
-      (rc == 0 && f->marker_len > 0 && XXH3_64bits(tail, tail_len) != f->marker)) {
-    tdm__dec_close(d);
-    return 1;
-  }
-  if (rc != 0) {
-    zerror(t, f->path, kind, d, rc);
+  if ((rc = zverify(t, f, d, kind, tail, &tail_len)) != 0) {
     tdm__dec_close(d);
     return rc;
   }
@@ -266,7 +337,6 @@ static int zread(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind,
   for (;;) {
     size_t cut;
     int piece;
-    tdm_chunk_t c;
 
     if (t->stop) {
       rc = TDM_ESTOPPED;
@@ -283,7 +353,6 @@ static int zread(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind,
     }
     if (have == 0)
       break;
-    memset(&c, 0, sizeof(c));
     if (t->ml_on) {
       cut = tdm__frame_records(t->buf, have, t->buf_cap, t->opts.max_record,
                                &t->ml_re, eof && err == 0, &t->ends, &piece);
@@ -307,85 +376,41 @@ static int zread(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind,
         t->ends.n = 1;
       }
     }
-    if (t->ml_on) {
-      c.record_ends = t->ends.v;
-      c.n_records = t->ends.n;
-    }
-    c.size = (uint32_t)sizeof(c);
-    c.file_id = f->rec.id;
-    c.path = f->path;
-    c.offset = f->pos;
-    c.data = t->buf;
-    c.len = cut;
-    c.flags = (piece ? TDM_CHUNK_PIECE : 0) | (f->restart ? TDM_CHUNK_RESTART : 0);
-    if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
+    if ((rc = zdeliver(t, f, cut, piece, tail, &tail_len)) != 0)
       break;
-    if (piece && !f->in_piece) {
-      f->rec.pieces++;
-      t->stats.pieces++;
-    }
-    f->in_piece = (unsigned)piece;
-    f->restart = 0;
-    f->pos += cut;
-    f->dirty = 1;
-    f->rec.updated_ns = tdm__wall_ns();
-    advance_marker(f, tail, &tail_len, t->buf, cut);
-    t->stats.bytes += cut;
-    t->stats.chunks++;
-    t->bytes_since_checkpoint += cut;
-    t->need_checkpoint = 1;
     memmove(t->buf, t->buf + cut, have - cut);
     have -= cut;
     if ((rc = tdm__checkpoint_maybe(t)) != 0)
       break;
   }
-  if (rc == 0) {
-    /* Read to its end (or to the damage): not again until it changes. */
-    f->rec.size = (uint64_t)st->st_size;
-    f->rec.mtime_ns = mtime_ns(st);
-    f->dirty = 1;
-    t->need_checkpoint = 1;
-    if (err != 0) {
-      zerror(t, f->path, kind, d, err);
-      tdm__file_set_error(f, err == -EBADMSG ? "corrupt compressed data"
-                                             : "truncated compressed data");
-    } else {
-      t->stats.compressed_files++;
-      if (f->error != NULL)
-        tdm__file_set_error(f, NULL);
-      tdm__debug(&t->log, "%s: %s, read to its end (%llu bytes uncompressed)",
-                 tdm__quote(f->path, q, sizeof(q)), tdm__comp_name(kind),
-                 (unsigned long long)f->pos);
-    }
-  }
+  if (rc == 0)
+    zdone(t, f, d, kind, st, err);
   tdm__dec_close(d);
   return rc;
 }
 
-int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
-               const struct stat *st, tdm_comp_t kind, unsigned hints) {
-  char head[TDM_FP_CAP], q[PATH_MAX];
-  size_t hlen = 0;
-  uint64_t fp, short_len;
-  tdm_dec_t *d = NULL;
-  tdm_file_t *o;
-  int rc;
-
-  if (!complete(t, fd, st, hints)) {
-    /* Still being written: a placeholder (no fingerprint yet) that the
-       settle recheck looks at again. */
-    if (f == NULL) {
-      if ((f = track(t, path, st, 0, 0)) == NULL)
-        return -ENOMEM;
-      f->rec.mtime_ns = -1;
-    }
-    tdm__set_waiting(t, f, 1);
-    return 0;
+/* The compressed file at `path` (`f`, if known) is still being written: a
+   placeholder (no fingerprint yet) that the settle recheck looks at again.
+   Returns 0 or -ENOMEM. */
+static int zwait(tdm_t *t, tdm_file_t *f, const char *path,
+                 const struct stat *st) {
+  if (f == NULL) {
+    if ((f = track(t, path, st, 0, 0)) == NULL)
+      return -ENOMEM;
+    f->rec.mtime_ns = -1;
   }
-  if (f != NULL)
-    tdm__set_waiting(t, f, 0);
+  tdm__set_waiting(t, f, 1);
+  return 0;
+}
 
-  rc = zhead(fd, kind, head, sizeof(head), &hlen, &d);
+/* The uncompressed head of the file at `fd` into `head` (*hlen bytes; a
+   damaged stream gives what precedes the damage). Returns 0 or the error
+   (said). */
+static int zhead_of(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
+                    char *head, size_t cap, size_t *hlen) {
+  tdm_dec_t *d = NULL;
+  int rc = zhead(fd, kind, head, cap, hlen, &d);
+
   if (rc != 0 && rc != -EBADMSG && rc != -EPIPE) {
     if (d != NULL)
       zerror(t, path, kind, d, rc);
@@ -393,6 +418,23 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     return rc;
   }
   tdm__dec_close(d);
+  return 0;
+}
+
+int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+               const struct stat *st, tdm_comp_t kind, unsigned hints) {
+  char head[TDM_FP_CAP], q[PATH_MAX];
+  size_t hlen = 0;
+  uint64_t fp, short_len;
+  tdm_file_t *o;
+  int rc;
+
+  if (!complete(t, fd, st, hints))
+    return zwait(t, f, path, st);
+  if (f != NULL)
+    tdm__set_waiting(t, f, 0);
+  if ((rc = zhead_of(t, path, fd, kind, head, sizeof(head), &hlen)) != 0)
+    return rc;
   fp = XXH3_64bits(head, hlen);
 
   /* Known and fingerprinted: the same content, from its bookmark. */

@@ -26,6 +26,7 @@
 #include "engine/engine.h"
 #include "engine/metrics.h"
 #include "engine/reconcile.h"
+#include "engine/whole.h"
 #include "live/notify.h"
 #include "live/watch.h"
 

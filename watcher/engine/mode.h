@@ -1,0 +1,54 @@
+/*
+ * mode.h: what differs between tail mode and whole mode, as a table of
+ * operations the mode-neutral modules (engine/reconcile.c,
+ * engine/checkpoint.c) dispatch through instead of calling a mode by name.
+ *
+ * One table per mode: tdm__mode_tail (engine/reconcile.c) and
+ * tdm__mode_whole (engine/whole.c). tdm_open (api.c) points t->mode at the
+ * one opts.mode names, before anything else can run. Every operation runs on
+ * the thread that runs the pass (tdm_run_once's caller, or the worker after
+ * tdm_start), like the rest of the engine. A NULL operation means "nothing to
+ * do" for that mode; callers check before calling.
+ */
+#ifndef TDM_MODE_H
+#define TDM_MODE_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "core/filetable.h"
+#include "store.h"
+#include "tidemark.h"
+
+#define TDM_HINT_COMPLETE 0x1u /* renamed into the tree: complete if it
+                                  holds still while hashed */
+#define TDM_HINT_CLOSED 0x2u   /* closed by a writer: complete if nobody has
+                                  it open for writing any more */
+
+typedef struct tdm_mode_ops {
+  /* Look at the regular file at `path` (its lstat `lst`, TDM_HINT_* bits in
+     `hints`) after tdm__look has left out our own outputs. `path` and `lst`
+     are borrowed for the call. Returns what tdm__look returns (reconcile.h):
+     0 to go on, or TDM_ESTOPPED, -ENOMEM, a failed checkpoint's code (or a
+     code tdm__whole_poll returns) to end the pass. Never NULL. */
+  int (*look)(tdm_t *t, const char *path, const struct stat *lst,
+              unsigned hints);
+  /* `f` leaves the file table (tdm__forget): drop what the mode remembers of
+     it. `f` is still valid during the call and freed after it. */
+  void (*forget)(tdm_t *t, tdm_file_t *f);
+  /* Checkpoint: the extra records the mode writes in the store transaction.
+     Sets *out to a malloc'ed array the caller frees (NULL when none or out
+     of memory, then 0 is returned) and returns its length. */
+  size_t (*batch)(tdm_t *t, tdm_store_hash_t **out);
+  /* Checkpoint: the transaction was committed (ok = 1) or rolled back
+     (ok = 0); what batch handed out is the store's now, or will be asked
+     for again. */
+  void (*committed)(tdm_t *t, int ok);
+  /* tdm_close: free what the mode holds in struct tdm_s. */
+  void (*free)(tdm_t *t);
+} tdm_mode_ops_t;
+
+extern const tdm_mode_ops_t tdm__mode_tail;  /* engine/reconcile.c */
+extern const tdm_mode_ops_t tdm__mode_whole; /* engine/whole.c */
+
+#endif /* TDM_MODE_H */

@@ -109,6 +109,17 @@ static int advance(tdm_t *t, tdm_file_t *f, int fd, size_t cut, int piece) {
   return rc;
 }
 
+void tdm__chunk_fill(const tdm_t *t, const tdm_file_t *f, size_t cut,
+                     int piece, tdm_chunk_t *c) {
+  c->size = (uint32_t)sizeof(*c);
+  c->file_id = f->rec.id;
+  c->path = f->path;
+  c->offset = f->pos;
+  c->data = t->buf;
+  c->len = cut;
+  c->flags = (piece ? TDM_CHUNK_PIECE : 0) | (f->restart ? TDM_CHUNK_RESTART : 0);
+}
+
 int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
   /* A file first met empty (a compressor had just created it) is held as a
      plain one: its bytes are never read as text. tdm__zlook reads it once
@@ -141,13 +152,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
     if (cut == 0)
       return 0;
 
-    c.size = (uint32_t)sizeof(c);
-    c.file_id = f->rec.id;
-    c.path = f->path;
-    c.offset = f->pos;
-    c.data = t->buf;
-    c.len = cut;
-    c.flags = (piece ? TDM_CHUNK_PIECE : 0) | (f->restart ? TDM_CHUNK_RESTART : 0);
+    tdm__chunk_fill(t, f, cut, piece, &c);
     if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0 ||
         (rc = advance(t, f, fd, cut, piece)) != 0 ||
         (rc = tdm__checkpoint_maybe(t)) != 0)

@@ -22,4 +22,10 @@
  */
 int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end);
 
+/* The chunk of the `cut` bytes at t->buf, read from `f` at f->pos (a piece
+   of an over-long record when `piece`). Fields about records are left as
+   they are. */
+void tdm__chunk_fill(const tdm_t *t, const tdm_file_t *f, size_t cut,
+                     int piece, tdm_chunk_t *c);
+
 #endif /* TDM_READER_H */

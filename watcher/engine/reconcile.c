@@ -160,6 +160,19 @@ int tdm__forget(tdm_t *t, tdm_file_t *f) {
 
 /* ---- one file ----------------------------------------------------------- */
 
+tdm_file_t *tdm__track(tdm_t *t, tdm_file_rec_t *rec) {
+  tdm_file_t *f;
+
+  rec->id = t->next_id++;
+  rec->first_seen_ns = tdm__wall_ns();
+  if ((f = tdm__filetable_add(&t->files, rec)) == NULL)
+    return NULL;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  t->stats.files_new++;
+  return f;
+}
+
 /* Start tracking the file open at `fd`. */
 static tdm_file_t *track(tdm_t *t, const char *path, int fd,
                          const struct stat *st, int *rc) {
@@ -168,12 +181,10 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
   char q[PATH_MAX];
 
   memset(&rec, 0, sizeof(rec));
-  rec.id = t->next_id++;
   rec.dev = (uint64_t)st->st_dev;
   rec.ino = (uint64_t)st->st_ino;
   rec.path = path;
   rec.state = TDM_FILE_ACTIVE;
-  rec.first_seen_ns = tdm__wall_ns();
   *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash, &rec.fp_len);
   if (*rc == 0 && t->from_end && st->st_size > 0) {
     rec.offset = (uint64_t)st->st_size;
@@ -185,14 +196,11 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
     t->stats.file_errors++;
     return NULL;
   }
-  if ((f = tdm__filetable_add(&t->files, &rec)) == NULL) {
+  if ((f = tdm__track(t, &rec)) == NULL) {
     *rc = -ENOMEM;
     return NULL;
   }
   f->seen = 1;
-  f->dirty = 1;
-  t->need_checkpoint = 1;
-  t->stats.files_new++;
   tdm__debug(&t->log, "%s: new file (id %llu)", tdm__quote(path, q, sizeof(q)),
              (unsigned long long)rec.id);
   return f;

@@ -71,4 +71,9 @@ int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path));
 int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
                        int (*on_dir)(void *arg, const char *path));
 
+/* Track a new file: `rec` (dev, ino, path, state and what the caller
+   knows of it) gets the next id and its first-seen time, goes into the
+   table, and is written at the next checkpoint. NULL on out of memory. */
+tdm_file_t *tdm__track(tdm_t *t, tdm_file_rec_t *rec);
+
 #endif /* TDM_RECONCILE_H */

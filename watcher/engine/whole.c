@@ -650,19 +650,14 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   if (f == NULL) {
     tdm_file_rec_t rec;
     memset(&rec, 0, sizeof(rec));
-    rec.id = t->next_id++;
     rec.dev = (uint64_t)lst->st_dev;
     rec.ino = (uint64_t)lst->st_ino;
     rec.path = path;
     rec.state = TDM_FILE_PENDING;
     rec.size = (uint64_t)lst->st_size;
     rec.mtime_ns = -1; /* never looked at completely */
-    rec.first_seen_ns = tdm__wall_ns();
-    if ((f = tdm__filetable_add(&t->files, &rec)) == NULL)
+    if ((f = tdm__track(t, &rec)) == NULL)
       return -ENOMEM;
-    f->dirty = 1;
-    t->need_checkpoint = 1;
-    t->stats.files_new++;
   } else {
     f->seen = 1;
     if (tdm__file_seen_at(t, f, path) != 0)

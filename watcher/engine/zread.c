@@ -30,6 +30,7 @@
 #include "engine/engine.h"
 #include "engine/reconcile.h"
 #include "engine/mode.h"
+#include "engine/reader.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -194,20 +195,14 @@ static tdm_file_t *track(tdm_t *t, const char *path, const struct stat *st,
   tdm_file_t *f;
 
   memset(&rec, 0, sizeof(rec));
-  rec.id = t->next_id++;
   rec.dev = (uint64_t)st->st_dev;
   rec.ino = (uint64_t)st->st_ino;
   rec.path = path;
   rec.state = TDM_FILE_ACTIVE;
-  rec.first_seen_ns = tdm__wall_ns();
   rec.fp_hash = fp_hash;
   rec.fp_len = fp_len;
-  if ((f = tdm__filetable_add(&t->files, &rec)) == NULL)
-    return NULL;
-  f->seen = 1;
-  f->dirty = 1;
-  t->need_checkpoint = 1;
-  t->stats.files_new++;
+  if ((f = tdm__track(t, &rec)) != NULL)
+    f->seen = 1;
   return f;
 }
 
@@ -270,13 +265,7 @@ static int zdeliver(tdm_t *t, tdm_file_t *f, size_t cut, int piece,
     c.record_ends = t->ends.v;
     c.n_records = t->ends.n;
   }
-  c.size = (uint32_t)sizeof(c);
-  c.file_id = f->rec.id;
-  c.path = f->path;
-  c.offset = f->pos;
-  c.data = t->buf;
-  c.len = cut;
-  c.flags = (piece ? TDM_CHUNK_PIECE : 0) | (f->restart ? TDM_CHUNK_RESTART : 0);
+  tdm__chunk_fill(t, f, cut, piece, &c);
   if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
     return rc;
   if (piece && !f->in_piece) {

@@ -19,8 +19,9 @@
  * longer than the server's max payload goes out in pieces, each with the id
  * of its first byte. With --multiline-start the host says where records end
  * (tdm_chunk_t.record_ends): one message per record (a stack trace is one
- * message), its id INSTANCE:FILE_ID:OFFSET:LEN. records=chunk: one message per chunk (cut to the max
- * payload); since chunk boundaries depend on how much was there to read, a
+ * message), its id INSTANCE:FILE_ID:OFFSET:LEN (a record the timeout ended
+ * may be longer on replay). records=chunk: one message per chunk (cut to the
+ * max payload); since chunk boundaries depend on how much was there to read, a
  * replay may cut differently, so a chunk's id is INSTANCE:FILE_ID:OFFSET:LEN:
  * a replay never loses data to the duplicate window, but may publish a
  * differently cut chunk again (at least once). The same id form is used for a

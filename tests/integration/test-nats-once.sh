@@ -45,8 +45,12 @@ tdm status -s "$S"
 assert_contains "$STDOUT" "instance $inst"
 assert_contains "$STDOUT" "duplicate window 120 s"
 
-say "a second once publishes nothing"
+say "a second once publishes nothing; the start line shows the stream's duplicate window at the default verbosity"
 tdm once -s "$S" -p "$SPEC" "$D"
+assert_contains "$STDERR" "tidemark: once: 1 dir, processors: nats"
+assert_contains "$STDERR" "stream LOGS, duplicate window 120 s"
+grep -A1 "tidemark: once: 1 dir" "$STDERR" | grep -q "duplicate window" ||
+  fail "the duplicate window does not follow the start line"
 assert_eq "$(js_count LOGS)" 35000 "messages after a second once"
 
 say "appended lines: only they are published"

@@ -246,7 +246,36 @@ static int work_status(const char *what, int rc) {
  * `once` and `run`: open, add sources and processors, run one pass (once) or
  * watch until a signal (run), close. Returns the exit status.
  */
+/*
+ * The command's log sink: the library's own (stderr, or journald's <N>
+ * prefixes) at the verbosity asked for. At the default verbosity the info
+ * lines processors say while they open (the nats stream and its duplicate
+ * window) belong to the start line: they are held and printed after it.
+ */
+typedef struct cli_log {
+  tdm_log_level_t level; /* what -v/-q asked for */
+  int opening;           /* processors are being opened: hold info lines */
+  char held[8][512];
+  size_t n_held;
+} cli_log_t;
+
+static void cli_log(void *arg, tdm_log_level_t level, const char *msg) {
+  cli_log_t *cl = arg;
+  if (level <= cl->level)
+    tdm__log_stderr(level, msg);
+  else if (cl->opening && level == TDM_LOG_INFO &&
+           cl->n_held < sizeof(cl->held) / sizeof(cl->held[0]))
+    snprintf(cl->held[cl->n_held++], sizeof(cl->held[0]), "%s", msg);
+}
+
+static void cli_log_flush(cli_log_t *cl) {
+  for (size_t i = 0; i < cl->n_held; i++)
+    tdm__log_stderr(TDM_LOG_INFO, cl->held[i]);
+  cl->n_held = 0;
+}
+
 static int cmd_work(const tdm_config_t *c, int live) {
+  static cli_log_t log_state; /* outlives t: tdm_close logs through it */
   const char *what = live ? "run" : "once";
   char err[1024];
   char names[512];
@@ -269,6 +298,12 @@ static int cmd_work(const tdm_config_t *c, int live) {
 
   opts = c->options;
   opts.notify = live; /* Type=notify: does nothing without NOTIFY_SOCKET */
+  if (opts.log_cb == NULL && opts.log_level == TDM_LOG_WARN) {
+    log_state.level = opts.log_level;
+    opts.log_level = TDM_LOG_INFO;
+    opts.log_cb = cli_log;
+    opts.log_arg = &log_state;
+  }
   /* once: a progress line when stderr is a terminal, or when forced. */
   if (!live && (c->progress == 1 || (c->progress < 0 && !quiet &&
                                      isatty(STDERR_FILENO)))) {
@@ -278,7 +313,10 @@ static int cmd_work(const tdm_config_t *c, int live) {
   rc = tdm_open(&opts, &t);
   if (rc != 0) /* tdm_open has logged why, naming the directory or option */
     return rc == TDM_EUSAGE ? 2 : 1;
-  if ((rc = work_add(t, c)) != 0) {
+  log_state.opening = 1;
+  rc = work_add(t, c);
+  log_state.opening = 0;
+  if (rc != 0) {
     tdm_close(t);
     return setup_exit(rc);
   }
@@ -287,6 +325,7 @@ static int cmd_work(const tdm_config_t *c, int live) {
   if (!quiet)
     fprintf(stderr, "tidemark: %s: %zu dir%s, processors: %s\n", what,
             c->n_dirs, c->n_dirs == 1 ? "" : "s", names);
+  cli_log_flush(&log_state);
 
   t0 = now_s();
   rc = work_run(t, live);

@@ -8,7 +8,9 @@
  * How exactly-once works. Every message carries Nats-Msg-Id =
  * INSTANCE:FILE_ID:OFFSET (INSTANCE: the state directory's random id, so two
  * hosts never collide; OFFSET: the record's first byte), and the stream
- * drops a message whose id it has seen within its duplicate window. commit()
+ * drops a message whose id it has seen within its duplicate window (after a
+ * truncation the file's offsets begin again at 0: FILE_ID is then written
+ * FILE_ID.GEN, GEN counting its truncations). commit()
  * answers OK only when JetStream acknowledged every message published so far,
  * so a bookmark never passes an unacknowledged record; after a crash the
  * records after the bookmark are published again with the same ids and
@@ -340,16 +342,22 @@ static void header_path(const char *path, char *out, size_t cap) {
 static natsStatus send_one(nats_out_t *n, const tdm_chunk_t *c,
                            const char *hpath, const char *data, size_t len,
                            uint64_t offset, int whole) {
-  char id[ID_MAX], off[24];
+  uint32_t gen = TDM_CHUNK_HAS(c, generation) ? c->generation : 0;
+  char id[ID_MAX], off[24], fid[40];
   natsMsg *m = NULL;
   natsStatus s;
 
-  if (whole)
-    snprintf(id, sizeof(id), "%s:%" PRIu64 ":%" PRIu64, n->instance,
-             c->file_id, offset);
+  /* FILE_ID, or FILE_ID.GEN once the file's offsets began again at 0 (a
+     truncation): a record after it must not share an id with one before. */
+  if (gen == 0)
+    snprintf(fid, sizeof(fid), "%" PRIu64, c->file_id);
   else
-    snprintf(id, sizeof(id), "%s:%" PRIu64 ":%" PRIu64 ":%zu", n->instance,
-             c->file_id, offset, len);
+    snprintf(fid, sizeof(fid), "%" PRIu64 ".%" PRIu32, c->file_id, gen);
+  if (whole)
+    snprintf(id, sizeof(id), "%s:%s:%" PRIu64, n->instance, fid, offset);
+  else
+    snprintf(id, sizeof(id), "%s:%s:%" PRIu64 ":%zu", n->instance, fid,
+             offset, len);
   snprintf(off, sizeof(off), "%" PRIu64, offset);
   s = natsMsg_Create(&m, n->subject, NULL, data, (int)len);
   if (s == NATS_OK)

@@ -106,6 +106,12 @@ typedef struct tdm_chunk {
      them when TDM_CHUNK_HAS(c, n_records) and record_ends != NULL. */
   const uint32_t *record_ends;
   size_t n_records;
+  /* Appended. How many times this file's offsets began again at 0 under the
+     same file_id (tail mode: truncations, logrotate's copytruncate; it
+     survives restarts). A processor that names a record by (file_id,
+     offset), as nats does for deduplication, must add it once it is not 0,
+     or a record after a truncation looks like one before it. */
+  uint32_t generation;
 } tdm_chunk_t;
 
 /* Does chunk `c` carry field `f`? */

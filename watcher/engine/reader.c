@@ -118,6 +118,7 @@ void tdm__chunk_fill(const tdm_t *t, const tdm_file_t *f, size_t cut,
   c->data = t->buf;
   c->len = cut;
   c->flags = (piece ? TDM_CHUNK_PIECE : 0) | (f->restart ? TDM_CHUNK_RESTART : 0);
+  c->generation = f->rec.truncations;
 }
 
 int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {

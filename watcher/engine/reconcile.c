@@ -173,6 +173,23 @@ tdm_file_t *tdm__track(tdm_t *t, tdm_file_rec_t *rec) {
   return f;
 }
 
+/* Fingerprint f's head as it is now (through fd, of stat st). 0, or -errno
+   after a warning naming the file (counted). */
+static int refingerprint(tdm_t *t, tdm_file_t *f, int fd,
+                         const struct stat *st, const char *path) {
+  char q[PATH_MAX];
+  int rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &f->rec.fp_hash,
+                            &f->rec.fp_len);
+  if (rc != 0) {
+    tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+              strerror(-rc));
+    t->stats.file_errors++;
+    return rc;
+  }
+  f->dirty = 1;
+  return 0;
+}
+
 /* Start tracking the file open at `fd`. */
 static tdm_file_t *track(tdm_t *t, const char *path, int fd,
                          const struct stat *st, int *rc) {
@@ -254,15 +271,8 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     f->restart = 1;
     /* The head is what is there now (maybe nothing): a file truncated to 0
        that grows again is still this file, not a rewritten one. */
-    *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &f->rec.fp_hash,
-                           &f->rec.fp_len);
-    if (*rc != 0) {
-      tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
-                strerror(-*rc));
-      t->stats.file_errors++;
+    if ((*rc = refingerprint(t, f, fd, st, path)) != 0)
       return NULL;
-    }
-    f->dirty = 1;
     t->need_checkpoint = 1;
     break;
   case TDM_REWRITTEN:
@@ -275,17 +285,9 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     return track(t, path, fd, st, rc);
   }
   /* The fingerprint grows with the file up to its cap. */
-  if (f->rec.fp_len < TDM_FP_CAP && (uint64_t)st->st_size > f->rec.fp_len) {
-    *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &f->rec.fp_hash,
-                           &f->rec.fp_len);
-    if (*rc != 0) {
-      tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
-                strerror(-*rc));
-      t->stats.file_errors++;
-      return NULL;
-    }
-    f->dirty = 1;
-  }
+  if (f->rec.fp_len < TDM_FP_CAP && (uint64_t)st->st_size > f->rec.fp_len &&
+      (*rc = refingerprint(t, f, fd, st, path)) != 0)
+    return NULL;
   return f;
 }
 

@@ -53,10 +53,19 @@ typedef enum tdm_proc_result {
                          file to the processor and reports `msg` */
   TDM_PROC_PENDING = 3, /* file() only: accepted, the outcome will come from
                           poll() */
-  TDM_PROC_UNAVAILABLE = 4 /* open() only: the parameters are right but what
+  TDM_PROC_UNAVAILABLE = 4, /* open() only: the parameters are right but what
                               they name cannot be used now (a server down, a
                               missing stream): a runtime error, not a usage
                               error (the command exits 1, not 2) */
+  TDM_PROC_REJECT = 5 /* process() only: a record in the chunk will never be
+                         accepted, however often it is offered (bigger than
+                         the server's max payload, a constraint violation,
+                         not JSON). Like FAIL, nothing of the chunk may have
+                         been kept. The host rolls the processor back, narrows
+                         the chunk down to the record and sets that record
+                         aside (--dead-letter) without the retries FAIL gets;
+                         the rest of the file goes on. A host older than 0.3
+                         takes it as FAIL. */
 } tdm_proc_result_t;
 
 /* How the host reads files (SPEC: --mode). */

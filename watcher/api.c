@@ -39,6 +39,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->progress_ms = 250;
   o->decompress = TDM_DECOMPRESS_AUTO;
   o->multiline_timeout_ms = 1000;
+  o->max_tries = 5;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -108,6 +109,14 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
     tdm__error(log, "--decompress: unknown value %d", (int)o->decompress);
     return TDM_EUSAGE;
   }
+  if (o->max_tries == 0) {
+    tdm__error(log, "--max-tries: must be at least 1");
+    return TDM_EUSAGE;
+  }
+  if (o->dead_letter != NULL && o->dead_letter[0] == '\0') {
+    tdm__error(log, "--dead-letter: the path is empty");
+    return TDM_EUSAGE;
+  }
   return 0;
 }
 
@@ -148,6 +157,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t = calloc(1, sizeof(*t));
   if (t == NULL)
     return -ENOMEM;
+  t->dl.fd = -1;
   t->log.level = o->log_level;
   t->log.cb = o->log_cb;
   t->log.arg = o->log_arg;
@@ -173,6 +183,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t->opts.metrics_file = o->metrics_file ? strdup(o->metrics_file) : NULL;
   t->opts.multiline_start = NULL;
   t->opts.on_done = t->opts.on_failed = NULL;
+  t->opts.dead_letter = NULL; /* t->dl has it */
   rc = -ENOMEM;
   if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir) ||
       (o->metrics_listen && !t->opts.metrics_listen) ||
@@ -187,6 +198,8 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
     goto err;
   /* A state directory inside a source is not data. */
   t->filter.skip_dir = t->state_real = realpath(o->state_dir, NULL);
+  if (o->dead_letter != NULL && (rc = tdm__deadletter_open(t, o->dead_letter)) != 0)
+    goto err;
   if ((rc = tdm_registry_open(o->plugin_dir, &t->log, &t->registry)) != 0)
     goto err;
   if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
@@ -222,6 +235,8 @@ void tdm_close(tdm_t *t) {
     free(t->procs[i].key);
   }
   free(t->procs);
+  tdm__deadletter_close(&t->dl);
+  free(t->suspects);
   for (size_t i = 0; i < t->n_roots; i++)
     free(t->roots[i]);
   free(t->roots);
@@ -471,6 +486,18 @@ static int finish_whole(tdm_t *t, int rc) {
   return rc;
 }
 
+/* Did a processor's failure leave a file failed? (Tail mode: a file whose
+   refused record was set aside, or that went through on a later try, is
+   not failed any more; whole mode counts failures as they happen.) */
+static int left_failed(const tdm_t *t) {
+  if (t->opts.mode != TDM_MODE_TAIL)
+    return t->stats.proc_failures > 0;
+  for (size_t i = 0; i < t->files.n; i++)
+    if (t->files.all[i]->rec.state == TDM_FILE_FAILED)
+      return 1;
+  return 0;
+}
+
 int tdm_run_once(tdm_t *t) {
   int rc;
 
@@ -489,7 +516,18 @@ int tdm_run_once(tdm_t *t) {
     return rc;
   if ((rc = tdm__progress_begin(t)) != 0)
     return rc;
+  tdm__suspects_release(t);
+  t->rolled_back = 0;
   rc = tdm__reconcile_all(t, NULL);
+  /* A processor's failure rolled every file back to its bookmark, those
+     already read in this pass too: they are read again (each pass settles
+     at least the record refused, so this ends). */
+  for (int again = 0; again < 16 && t->rolled_back && !t->stop &&
+                      (rc == 0 || rc == TDM_EPARTIAL);
+       again++) {
+    t->rolled_back = 0;
+    rc = tdm__reconcile_all(t, NULL);
+  }
   if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_whole(t, rc);
   tdm__progress_end(t);
@@ -501,7 +539,7 @@ int tdm_run_once(tdm_t *t) {
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
       rc = crc != 0 ? crc : rc;
   }
-  if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
+  if (rc == 0 && (t->stats.file_errors > 0 || left_failed(t)))
     rc = TDM_EPARTIAL;
   if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))
     rc = TDM_EPROC;

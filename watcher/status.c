@@ -12,6 +12,7 @@
  *   {"state_dir":"/abs","schema":1,"instance":"16 hex"|null,
  *    "processors":[{"spec":"nats:...","note":"text"|null}, ...],
  *    "last_checkpoint":"...Z"|null, "lost_files":N,
+ *    "dead_letters":N (records set aside by --dead-letter, ever),
  *    "files":[{"id":1,"path":"/abs/p","present":true,"dev":2049,
  *              "inode":1234,"size":100,"bookmark":100,"pending":0,
  *              "state":"active","truncations":0,"pieces":0,
@@ -27,6 +28,8 @@
  * that form: a PATH that matches nothing tracked is tried again unescaped.
  */
 #include "status.h"
+
+#include "engine/deadletter.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -284,6 +287,21 @@ static int hash_is_zero(const uint8_t h[16]) {
 
 /* A processor's restore blob that is printable text is a note for status
    (the nats processor's stream and duplicate window); others are not. */
+/* Records set aside in dead-letter files, as the store recorded them. */
+static int sum_dead(void *arg, const char *key, size_t key_len,
+                    const void *blob, size_t len) {
+  uint64_t n;
+  if (tdm__deadletter_blob_count(key, key_len, blob, len, &n))
+    *(uint64_t *)arg += n;
+  return 0;
+}
+
+static uint64_t dead_letters(tdm_store_t *s) {
+  uint64_t n = 0;
+  tdm_store_load_blobs(s, sum_dead, &n);
+  return n;
+}
+
 typedef struct note_ctx {
   FILE *out;
   int json;
@@ -296,6 +314,10 @@ static int print_note(void *arg, const char *key, size_t key_len,
   char k[1024], note[TDM_RESTORE_MAX + 1], q[2048];
   const unsigned char *b = blob;
   int text = len > 0 && len <= TDM_RESTORE_MAX;
+  uint64_t dead;
+
+  if (tdm__deadletter_blob_count(key, key_len, blob, len, &dead))
+    return 0; /* a dead-letter file's, not a processor's */
 
   for (size_t i = 0; text && i < len; i++)
     text = b[i] >= 0x20 && b[i] < 0x7f;
@@ -331,6 +353,7 @@ static void print_json(FILE *out, const char *state_abs, int64_t ckpt_ns,
   fputs("],\"last_checkpoint\":", out);
   json_time(out, ckpt_ns);
   fprintf(out, ",\"lost_files\":%" PRIu64, lost);
+  fprintf(out, ",\"dead_letters\":%" PRIu64, dead_letters(s));
   fputs(",\"files\":[", out);
   for (size_t i = 0; i < r->n; i++) {
     const row *w = &r->v[i];
@@ -400,6 +423,7 @@ static void print_text(FILE *out, int64_t ckpt_ns, uint64_t lost,
   size_t gone = 0;
   char qb[8192];
   char when[64];
+  uint64_t dead;
 
   for (size_t i = 0; i < r->n; i++) {
     const row *w = &r->v[i];
@@ -447,6 +471,9 @@ static void print_text(FILE *out, int64_t ckpt_ns, uint64_t lost,
     fprintf(out, "%" PRIu64 " file%s renamed away or deleted before new bytes "
             "could be read (no descriptor was held; each named in the log "
             "when it happened)\n", lost, lost == 1 ? "" : "s");
+  if ((dead = dead_letters(s)) > 0)
+    fprintf(out, "%" PRIu64 " record%s set aside in the dead-letter file "
+            "(--dead-letter)\n", dead, dead == 1 ? "" : "s");
   if (tdm_store_instance(s)[0] != '\0')
     fprintf(out, "instance %s\n", tdm_store_instance(s));
   tdm_store_load_blobs(s, print_note, &nc);

@@ -220,6 +220,9 @@ static void work_summary(tdm_t *t, int live, int rc, double t0) {
     fprintf(stderr, "; %" PRIu64 " unreadable", st.file_errors);
   if (st.proc_failures > 0)
     fprintf(stderr, "; %" PRIu64 " processor failures", st.proc_failures);
+  if (st.dead_letters > 0)
+    fprintf(stderr, "; %" PRIu64 " record%s set aside (--dead-letter)",
+            st.dead_letters, st.dead_letters == 1 ? "" : "s");
   if (st.checkpoint_errors > 0)
     fprintf(stderr, "; %" PRIu64 " failed checkpoints", st.checkpoint_errors);
   fputc('\n', stderr);

@@ -118,8 +118,12 @@ int tdm__outputs_skip(tdm_t *t, const char *path, const struct stat *st,
     return 0;
   if (!o->said) {
     o->said = 1;
-    tdm__warn(&t->log, "%s: output of processor '%s': not read as input",
-              tdm__quote(path, q, sizeof(q)), o->proc);
+    if (o->proc[0] == '-') /* --dead-letter */
+      tdm__warn(&t->log, "%s: the %s file: not read as input",
+                tdm__quote(path, q, sizeof(q)), o->proc + 2);
+    else
+      tdm__warn(&t->log, "%s: output of processor '%s': not read as input",
+                tdm__quote(path, q, sizeof(q)), o->proc);
   }
   return 1;
 }

@@ -57,8 +57,6 @@ void tdm__rollback(tdm_t *t, int failed_checkpoint) {
   tdm__deadletter_rollback(t);
   if (failed_checkpoint)
     t->stats.checkpoint_errors++;
-  else
-    t->rolled_back = 1;
 }
 
 /* A processor answered RETRY to commit: not now, nothing lost. */

@@ -27,9 +27,9 @@ int tdm__checkpoint(tdm_t *t);
  * processor with a commit() is closed and reopened with its last durable
  * restore blob (those without carry on: they have no restore point), every
  * file goes back to its durable bookmark, the dead-letter file to its
- * checkpointed length. `failed_checkpoint`: counted as a checkpoint error;
- * else (a processor failed a chunk) t->rolled_back is set, so that the files
- * already read are read again.
+ * checkpointed length. Files moved back are read again at their next look.
+ * `failed_checkpoint`: counted as a checkpoint error (else: a processor
+ * failed a chunk).
  */
 void tdm__rollback(tdm_t *t, int failed_checkpoint);
 

@@ -49,6 +49,7 @@
 typedef struct tdm_suspect {
   uint64_t file_id;
   uint64_t start, end;    /* the refused chunk; once narrowed, the record */
+  uint32_t generation;    /* the file's truncations then (tdm_chunk_t's) */
   uint32_t tries;         /* refusals of the record offered alone */
   int settled;            /* refused for good: REJECT, or max_tries */
   int rejected;           /* the last refusal was a REJECT */
@@ -130,9 +131,10 @@ struct tdm_s {
   tdm_deadletter_t dl;    /* --dead-letter; dl.fd < 0: none */
   tdm_suspect_t *suspects;/* places a processor refused, being narrowed */
   size_t n_suspects, cap_suspects;
-  int rolled_back;        /* a processor's failure rolled everything back
-                             since this was cleared: files already read
-                             must be read again (a new pass) */
+  int rolled_back;        /* a processor refused a record in tail mode and
+                             everything was rolled back since this was
+                             cleared: files already read must be read again
+                             (tdm_run_once: a new pass; run: a rescan) */
 };
 
 /* Check that a pass can run and allocate the read buffer. */

@@ -135,9 +135,15 @@ static int refused(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
   char q[PATH_MAX];
   int single = first_record(t, c) == c->len;
 
+  /* Every file went back to its bookmark: those read since the last
+     checkpoint are read again (tdm_run_once: another pass; run: a rescan),
+     this one at once. */
+  t->rolled_back = 1;
   if (s == NULL && (s = suspect_add(t, f)) == NULL)
     return -ENOMEM;
-  if (s->start != c->offset || s->end != c->offset + c->len) {
+  if (s->start != c->offset || s->end != c->offset + c->len ||
+      s->generation != f->rec.truncations) {
+    s->generation = f->rec.truncations;
     s->start = c->offset;
     s->end = c->offset + c->len;
     s->tries = 0;
@@ -321,8 +327,9 @@ static int narrow(tdm_t *t, tdm_file_t *f, int fd, tdm_chunk_t *c, int *piece) {
 
   if (s == NULL)
     return 0;
-  if (f->pos > s->start || s->start >= s->end) {
-    suspect_drop(t, s); /* passed (or the file began again) */
+  if (f->pos > s->start || s->start >= s->end ||
+      s->generation != f->rec.truncations) {
+    suspect_drop(t, s); /* passed, or the file was truncated since */
     return 0;
   }
   if (f->pos < s->start) {
@@ -333,11 +340,9 @@ static int narrow(tdm_t *t, tdm_file_t *f, int fd, tdm_chunk_t *c, int *piece) {
   n = first_record(t, c);
   if (n < c->len)
     shorten(c, n, piece);
-  if (s->settled && s->hold_until_ms == 0 && t->dl.fd < 0)
-    s->settled = 0; /* no --dead-letter, held long enough: again */
   if (s->settled && t->dl.fd >= 0)
     return (rc = set_aside(t, f, fd, s, c->len, *piece)) != 0 ? rc : 1;
-  if (s->settled) {
+  if (s->settled) { /* no --dead-letter: held long enough, tries again */
     if (tdm__now_ms() < s->hold_until_ms)
       return stop_at(t, f, s);
     s->settled = 0;

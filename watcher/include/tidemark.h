@@ -243,7 +243,12 @@ TDM_EXTERN int tdm_add_processor(tdm_t *t, const char *spec);
 /*
  * A processor that is a plain C callback, called for each chunk; `chunk` and
  * what it points to are valid only during the call. Return TDM_PROC_OK,
- * TDM_PROC_RETRY or TDM_PROC_FAIL. It runs on the thread doing the work:
+ * TDM_PROC_RETRY, TDM_PROC_FAIL or TDM_PROC_REJECT (see
+ * tdm_options_t.dead_letter). A callback has no restore point: when it or
+ * another processor fails a chunk, it is not reopened, and the bytes since
+ * the last checkpoint come to it again (at least once); a processor that
+ * must not see them twice is a descriptor with commit()
+ * (tdm_add_processor_desc). It runs on the thread doing the work:
  * the caller's in tdm_run_once(), one of libuv's pool threads after
  * tdm_start()/tdm_run() (never two calls at once). `name` (copied)
  * identifies it in logs and stats; `arg` is the caller's and must live until
@@ -284,8 +289,9 @@ TDM_EXTERN int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
  * Process every file under the sources up to its current end, checkpoint,
  * and return; runs on the calling thread. Returns 0 when everything was
  * handed over, TDM_EPARTIAL when some file or source could not be (each one
- * logged and counted), TDM_EPROC when a processor failed (the bookmark stays
- * before the chunk it failed), TDM_ESTOPPED when tdm_stop() interrupted it (a
+ * logged and counted; a file a processor's refusal stopped before a record,
+ * without options.dead_letter, is one), TDM_EPROC when a processor failed
+ * (the bookmark stays before the chunk it failed), TDM_ESTOPPED when tdm_stop() interrupted it (a
  * final checkpoint was made), TDM_ESTORE when a checkpoint failed (nothing
  * was recorded past the last good one), TDM_EUSAGE (no source or no
  * processor), -EBUSY when the tdm_t is started, -ENOMEM.

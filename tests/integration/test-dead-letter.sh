@@ -109,6 +109,22 @@ expect_out "$OUT" BAD "$D/r.log" "$D/s.log"
 assert_eq "$(sort "$T/offers3" | uniq -c | awk '$1 > 2' | wc -l)" 0 "offers of a rejected record"
 assert_contains "$DL" '"data":"x \udcff\udcfe BAD 3\n"'
 
+say "a record is a multiline record (--multiline-start), or the chunk (--records bytes)"
+rm -rf "$D"; mkdir -p "$D"
+printf 'R 1 a\n  x\nR 2 BAD\n  trace1\n  trace2\nR 3 c\n  y\nR 4 d\n' > "$D/m.log"
+tdm once -s "$T/s7" --plugin-dir "$P" --multiline-start '^R [0-9]+ ' \
+  --multiline-timeout-ms 0 --dead-letter "$T/dead7.jsonl" --max-tries 2 \
+  -p "refuse:path=$T/out7,pattern=BAD" "$D"
+check_dead "$T/dead7.jsonl" 1
+assert_eq "$(jq -c '[.offset, .length]' "$T/dead7.jsonl")" "[10,26]" "the multiline record"
+printf 'R 1 a\n  x\nR 3 c\n  y\nR 4 d\n' > "$T/want7"
+assert_file_eq "$T/want7" "$T/out7"
+printf 'a\nBAD\nc\n' > "$D/m.log"
+tdm once -s "$T/s8" --plugin-dir "$P" --records bytes --dead-letter "$T/dead8.jsonl" \
+  -p "refuse:path=$T/out8,pattern=BAD" "$D"
+check_dead "$T/dead8.jsonl" 1
+assert_eq "$(lines_in "$T/out8")" 0 "bytes mode: the chunk set aside, a not written"
+
 say "without --dead-letter: REJECT stops that one file (named), the others go on"
 rm -rf "$D"; mkdir -p "$D"
 printf 'a\nb\nBAD\nc\n' > "$D/bad.log"

@@ -70,8 +70,9 @@ typedef enum tdm_proc_result {
                          been kept. The host rolls the processor back, narrows
                          the chunk down to the record and sets that record
                          aside (--dead-letter) without the retries FAIL gets;
-                         the rest of the file goes on. A host older than 0.3
-                         takes it as FAIL. */
+                         the rest of the file goes on (without --dead-letter
+                         the file stops before it, marked failed). A host
+                         older than 0.3 takes it as FAIL. */
 } tdm_proc_result_t;
 
 /* How the host reads files (SPEC: --mode). */

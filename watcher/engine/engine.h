@@ -48,7 +48,9 @@
    narrows down from the chunk [start, end) to the record refused. */
 typedef struct tdm_suspect {
   uint64_t file_id;
-  uint64_t start, end;    /* the refused chunk; once narrowed, the record */
+  uint64_t start, end;    /* the refused chunk; `start` moves on through
+                             its records as each goes through or is set
+                             aside */
   uint32_t generation;    /* the file's truncations then (tdm_chunk_t's) */
   uint32_t tries;         /* refusals of the record offered alone */
   int settled;            /* refused for good: REJECT, or max_tries */

@@ -141,11 +141,15 @@ static int refused(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
   t->rolled_back = 1;
   if (s == NULL && (s = suspect_add(t, f)) == NULL)
     return -ENOMEM;
-  if (s->start != c->offset || s->end != c->offset + c->len ||
-      s->generation != f->rec.truncations) {
+  if (s->generation != f->rec.truncations || c->offset < s->start ||
+      c->offset >= s->end) { /* a chunk of its own */
     s->generation = f->rec.truncations;
     s->start = c->offset;
     s->end = c->offset + c->len;
+    s->tries = 0;
+    s->backoff = 0;
+  } else if (c->offset != s->start) { /* a later record of the chunk */
+    s->start = c->offset;
     s->tries = 0;
     s->backoff = 0;
   }
@@ -305,9 +309,16 @@ static int set_aside(tdm_t *t, tdm_file_t *f, int fd, tdm_suspect_t *s,
             tdm__quote(t->dl.path, dq, sizeof(dq)), s->key ? s->key : "?",
             s->rejected ? "rejects it" : "kept failing it",
             s->msg[0] ? ": " : "", s->msg);
-  suspect_drop(t, s);
   if ((rc = advance(t, f, fd, n, piece)) != 0)
     return rc;
+  if (f->pos < s->end) { /* the rest of the refused chunk, one at a time */
+    s->start = f->pos;
+    s->tries = 0;
+    s->backoff = 0;
+    s->settled = 0;
+  } else {
+    suspect_drop(t, s);
+  }
   /* Durable now, with the bookmark past it: no later rollback takes it
      back (and sets it aside once more). */
   return tdm__checkpoint(t);

@@ -152,8 +152,16 @@ static int offer(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
 
     if (d->taken & (1ull << i))
       continue;
-    rc = p->desc != NULL ? p->desc->process(p->state, c, msg)
-                         : p->cb(p->cb_arg, c);
+    if (!p->open && tdm__proc_open(t, p) != 0) {
+      /* Not reopened after a rollback (a server down, say): like a
+         RETRY, it is tried again after the backoff. */
+      snprintf(msg, sizeof(msg), "could not be reopened from its last "
+               "checkpoint");
+      rc = TDM_PROC_RETRY;
+    } else {
+      rc = p->desc != NULL ? p->desc->process(p->state, c, msg)
+                           : p->cb(p->cb_arg, c);
+    }
     msg[sizeof(msg) - 1] = '\0';
     if (rc == TDM_PROC_OK) {
       d->taken |= 1ull << i;

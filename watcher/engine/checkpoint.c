@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
@@ -79,8 +80,13 @@ static int commit_processors(tdm_t *t, uint8_t (*blobs)[TDM_RESTORE_MAX],
 
     if (p->desc == NULL)
       continue;
-    if (p->desc->commit != NULL)
+    if (!p->open && tdm__proc_open(t, p) != 0) {
+      /* Not reopened after a rollback: nothing of it to commit yet. */
+      snprintf(msg, sizeof(msg), "could not be reopened");
+      crc = TDM_PROC_RETRY;
+    } else if (p->desc->commit != NULL) {
       crc = p->desc->commit(p->state, blobs[i], &len, msg);
+    }
     msg[sizeof(msg) - 1] = '\0';
     if (crc == TDM_PROC_RETRY) {
       if (!t->checkpoint_deferred++)

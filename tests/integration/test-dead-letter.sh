@@ -101,10 +101,14 @@ rm -rf "$D"; mkdir -p "$D"
 printf 'a\nb\nBAD 1\nc\nBAD 2\nd\n' > "$D/r.log"
 printf 'x \xff\xfe BAD 3\ny\n' > "$D/s.log"
 S=$T/s3; OUT=$T/out3; DL=$T/dead3.jsonl
+# The `file` processor first in the chain takes each chunk before `refuse`
+# rejects it: it is rolled back too, so its copy holds no record twice and
+# none that was set aside.
 tdm once -s "$S" --plugin-dir "$P" --dead-letter "$DL" --max-tries 50 \
-  -p "refuse:path=$OUT,pattern=BAD,mode=reject,log=$T/offers3" "$D"
+  -p "file:path=$T/copy3" -p "refuse:path=$OUT,pattern=BAD,mode=reject,log=$T/offers3" "$D"
 check_dead "$DL" 3
 expect_out "$OUT" BAD "$D/r.log" "$D/s.log"
+expect_out "$T/copy3" BAD "$D/r.log" "$D/s.log"
 # Each rejected record is offered in its chunk, then alone: at most twice.
 assert_eq "$(sort "$T/offers3" | uniq -c | awk '$1 > 2' | wc -l)" 0 "offers of a rejected record"
 assert_contains "$DL" '"data":"x \udcff\udcfe BAD 3\n"'

@@ -18,6 +18,7 @@
 #include "core/identity.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/files.h"
 #include "engine/reconcile.h"
 #include "engine/zread.h"
 
@@ -650,13 +651,10 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   if (f == NULL) {
     tdm_file_rec_t rec;
     memset(&rec, 0, sizeof(rec));
-    rec.dev = (uint64_t)lst->st_dev;
-    rec.ino = (uint64_t)lst->st_ino;
-    rec.path = path;
     rec.state = TDM_FILE_PENDING;
     rec.size = (uint64_t)lst->st_size;
     rec.mtime_ns = -1; /* never looked at completely */
-    if ((f = tdm__track(t, &rec)) == NULL)
+    if ((f = tdm__track(t, path, lst, &rec)) == NULL)
       return -ENOMEM;
   } else {
     f->seen = 1;

@@ -28,7 +28,7 @@
 #include "engine/chain.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
-#include "engine/reconcile.h"
+#include "engine/files.h"
 #include "engine/mode.h"
 #include "engine/reader.h"
 
@@ -195,13 +195,10 @@ static tdm_file_t *track(tdm_t *t, const char *path, const struct stat *st,
   tdm_file_t *f;
 
   memset(&rec, 0, sizeof(rec));
-  rec.dev = (uint64_t)st->st_dev;
-  rec.ino = (uint64_t)st->st_ino;
-  rec.path = path;
   rec.state = TDM_FILE_ACTIVE;
   rec.fp_hash = fp_hash;
   rec.fp_len = fp_len;
-  if ((f = tdm__track(t, &rec)) != NULL)
+  if ((f = tdm__track(t, path, st, &rec)) != NULL)
     f->seen = 1;
   return f;
 }

@@ -25,6 +25,7 @@
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/metrics.h"
+#include "engine/files.h"
 #include "engine/reconcile.h"
 #include "engine/whole.h"
 #include "live/notify.h"

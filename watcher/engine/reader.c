@@ -9,11 +9,11 @@
 #include "engine/reader.h"
 
 #include "base/clock.h"
+#include "core/decompress.h"
 #include "core/framing.h"
 #include "core/identity.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
-#include "engine/zread.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -127,7 +127,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
      it is complete. */
   if (f->pos == 0 && end > 0) {
     tdm_comp_t kind;
-    if (tdm__zkind(t, fd, &kind) == 0 && kind != TDM_COMP_NONE)
+    if (tdm__zkind(t->opts.decompress, fd, &kind) == 0 && kind != TDM_COMP_NONE)
       return 0;
   }
 

@@ -282,7 +282,7 @@ static int compressed(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   if (g != NULL && (g->rec.dev != (uint64_t)st->st_dev ||
                     g->rec.ino != (uint64_t)st->st_ino))
     g = tdm__filetable_get(&t->files, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-  if (tdm__zkind(t, fd, &kind) != 0 || kind == TDM_COMP_NONE)
+  if (tdm__zkind(t->opts.decompress, fd, &kind) != 0 || kind == TDM_COMP_NONE)
     return 0;
   if (g != NULL) {
     g->seen = 1;

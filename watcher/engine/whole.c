@@ -480,7 +480,7 @@ static int hash_still(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   char q[PATH_MAX];
   int rc;
 
-  if ((rc = tdm__zkind(t, fd, kind)) == 0)
+  if ((rc = tdm__zkind(t->opts.decompress, fd, kind)) == 0)
     rc = hash_file(t, path, fd, *kind, (uint64_t)a->st_size, h);
   if (rc == -EBADMSG || rc == -EPIPE) { /* said and counted: until it changes */
     f->rec.size = (uint64_t)a->st_size;

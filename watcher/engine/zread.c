@@ -43,13 +43,6 @@
 
 #define MAX_CANDIDATES 8
 
-int tdm__zkind(tdm_t *t, int fd, tdm_comp_t *kind) {
-  *kind = TDM_COMP_NONE;
-  if (t->opts.decompress != TDM_DECOMPRESS_AUTO)
-    return 0;
-  return tdm__comp_detect(fd, kind);
-}
-
 /* Say what stopped decoding `path`, naming the offset. */
 static void zerror(tdm_t *t, const char *path, tdm_comp_t kind,
                    const tdm_dec_t *d, int rc) {

@@ -258,20 +258,8 @@ static int zdeliver(tdm_t *t, tdm_file_t *f, size_t cut, int piece,
   tdm__chunk_fill(t, f, cut, piece, &c);
   if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
     return rc;
-  if (piece && !f->in_piece) {
-    f->rec.pieces++;
-    t->stats.pieces++;
-  }
-  f->in_piece = (unsigned)piece;
-  f->restart = 0;
-  f->pos += cut;
-  f->dirty = 1;
-  f->rec.updated_ns = tdm__wall_ns();
+  tdm__advance(t, f, cut, piece);
   advance_marker(f, tail, tail_len, t->buf, cut);
-  t->stats.bytes += cut;
-  t->stats.chunks++;
-  t->bytes_since_checkpoint += cut;
-  t->need_checkpoint = 1;
   return 0;
 }
 

@@ -112,7 +112,4 @@ struct tdm_s {
                              complete (set for each read) */
 };
 
-/* Check that a pass can run and allocate the read buffer. */
-int tdm__prepare(tdm_t *t);
-
 #endif /* TDM_ENGINE_H */

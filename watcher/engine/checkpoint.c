@@ -19,7 +19,6 @@
 #include "engine/checkpoint.h"
 
 #include "base/clock.h"
-#include "engine/after.h"
 #include "engine/engine.h"
 #include "engine/metrics.h"
 
@@ -120,8 +119,6 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
     f->durable_marker_len = f->rec.marker_len;
     f->dirty = 0;
   }
-  if (t->mode->committed != NULL)
-    t->mode->committed(t, 1);
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
@@ -132,7 +129,8 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
     tdm__info(&t->log, "checkpoints go on (%d waited)",
               t->checkpoint_deferred - 1);
   t->checkpoint_deferred = 0;
-  tdm__after_durable(t); /* --on-done/--on-failed: the outcomes are durable */
+  if (t->mode->committed != NULL)
+    t->mode->committed(t, 1);
 }
 
 static int checkpoint(tdm_t *t) {

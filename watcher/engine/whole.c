@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "core/identity.h"
+#include "engine/after.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/files.h"
@@ -131,8 +132,10 @@ void tdm__whole_committed(tdm_t *t, int ok) {
   /* Committed: the store answers for them now. Rolled back: the files are
      looked at again (their processors' outputs were rolled back too). */
   tdm__hmap_walk(&t->hashes.map, drop_done, &t->hashes);
-  if (ok)
+  if (ok) {
+    tdm__after_durable(t); /* --on-done/--on-failed: the outcomes are durable */
     return;
+  }
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
     if (f->dirty && (f->rec.state == TDM_FILE_DONE ||

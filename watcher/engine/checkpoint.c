@@ -20,7 +20,6 @@
 
 #include "base/clock.h"
 #include "engine/engine.h"
-#include "engine/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -192,7 +191,7 @@ out:
   return rc;
 }
 
-/* The checkpoint, timed for the metrics; then --metrics-file. */
+/* The checkpoint, timed for the metrics; then t->checkpointed. */
 int tdm__checkpoint(tdm_t *t) {
   struct timespec a, b;
   int rc;
@@ -204,14 +203,8 @@ int tdm__checkpoint(tdm_t *t) {
                                          1000000000 +
                                      (b.tv_nsec - a.tv_nsec));
   t->checkpoint_ns_count++;
-  if (t->opts.metrics_file != NULL) {
-    char *text;
-    size_t len;
-    if (tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
-      tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
-      free(text);
-    }
-  }
+  if (t->checkpointed != NULL)
+    t->checkpointed(t);
   return rc;
 }
 

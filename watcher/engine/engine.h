@@ -92,6 +92,10 @@ struct tdm_s {
   int count_records;      /* count records per processor (metrics wanted) */
   uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
   uint64_t checkpoint_ns_count;
+  void (*checkpointed)(tdm_t *t); /* after every checkpoint, committed or
+                                     not; NULL: nothing. Set by whoever runs
+                                     the passes (tdm__pass_prepare: writes
+                                     --metrics-file) */
   struct tdm_progress_state *progress; /* tdm_run_once with a progress_cb */
   tdm_outputs_t outputs;  /* our processors' output files: never input */
   uint64_t lost_unsaved;   /* lost files not counted in the store yet */

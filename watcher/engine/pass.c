@@ -9,6 +9,7 @@
 #include "engine/chain.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/metrics.h"
 #include "engine/outputs.h"
 #include "engine/progress.h"
 #include "engine/reconcile.h"
@@ -17,6 +18,17 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+
+/* After every checkpoint: --metrics-file (a failure is said there). */
+static void write_metrics_file(tdm_t *t) {
+  char *text;
+  size_t len;
+
+  if (tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
+    tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
+    free(text);
+  }
+}
 
 int tdm__pass_prepare(tdm_t *t) {
   if (t->n_procs == 0) {
@@ -33,6 +45,8 @@ int tdm__pass_prepare(tdm_t *t) {
     t->buf = NULL;
     return -ENOMEM;
   }
+  if (t->opts.metrics_file != NULL)
+    t->checkpointed = write_metrics_file;
   t->last_checkpoint_ms = tdm__now_ms();
   tdm__after_durable(t); /* outcomes a kill -9 left unacted on */
   return 0;

@@ -148,8 +148,6 @@ void tdm__whole_committed(tdm_t *t, int ok) {
 
 /* ---- one file ----------------------------------------------------------- */
 
-#define set_waiting tdm__set_waiting
-
 static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
   if (f->inflight != (unsigned)!!on) {
     f->inflight = !!on;
@@ -158,7 +156,7 @@ static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
 }
 
 void tdm__whole_forget(tdm_t *t, tdm_file_t *f) {
-  set_waiting(t, f, 0);
+  tdm__set_waiting(t, f, 0);
   if (f->inflight)
     hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
   set_inflight(t, f, 0);
@@ -465,7 +463,7 @@ static int open_whole(tdm_t *t, tdm_file_t *f, const char *path, int closed,
     return -1;
   }
   if (closed && !no_writers(fd)) {
-    set_waiting(t, f, 1); /* another writer still has it: let it settle */
+    tdm__set_waiting(t, f, 1); /* another writer still has it: let it settle */
     close(fd);
     return -1;
   }
@@ -503,7 +501,7 @@ static int hash_still(tdm_t *t, tdm_file_t *f, const char *path, int fd,
       t->stats.file_errors++;
     }
     f->rec.mtime_ns = -1; /* look again */
-    set_waiting(t, f, 1);
+    tdm__set_waiting(t, f, 1);
     return 0;
   }
   return 1;
@@ -675,10 +673,10 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   f->seen = 1;
   if (!(hints & (TDM_HINT_COMPLETE | TDM_HINT_CLOSED)) &&
       !settled(t, mtime_ns(lst))) {
-    set_waiting(t, f, 1);
+    tdm__set_waiting(t, f, 1);
     return 0;
   }
-  set_waiting(t, f, 0);
+  tdm__set_waiting(t, f, 0);
   rc = complete(t, f, path,
                 !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
   if (rc == 0 && t->n_inflight > 0)
@@ -697,7 +695,7 @@ int tdm__whole_recheck(tdm_t *t) {
       if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
         rc = tdm__look(t, f->path, &st, 0);
       else
-        set_waiting(t, f, 0); /* gone: the next sweep forgets it */
+        tdm__set_waiting(t, f, 0); /* gone: the next sweep forgets it */
       if (rc < 0)
         return rc;
     }

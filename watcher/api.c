@@ -6,9 +6,9 @@
 
 #include "engine/checkpoint.h"
 #include "engine/metrics.h"
+#include "engine/options.h"
 #include "engine/pass.h"
 #include "engine/reader.h"
-#include "engine/records.h"
 #include "live/live.h"
 
 #include <errno.h>
@@ -174,7 +174,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
       (o->metrics_file && !t->opts.metrics_file))
     goto err;
   t->count_records = o->metrics_listen != NULL || o->metrics_file != NULL;
-  if ((rc = tdm__records_open(t, o)) != 0)
+  if ((rc = tdm__options_open(t, o)) != 0)
     goto err;
   if ((rc = open_filter(t, o)) != 0)
     goto err;
@@ -235,7 +235,7 @@ void tdm_close(tdm_t *t) {
   free((char *)t->opts.plugin_dir);
   free((char *)t->opts.metrics_listen);
   free((char *)t->opts.metrics_file);
-  tdm__records_free(t);
+  tdm__options_free(t);
   free(t);
 }
 
@@ -285,7 +285,7 @@ int tdm_add_source(tdm_t *t, const char *dir) {
       free(real);
       return 0;
     }
-  if (tdm__records_check_source(t, real) != 0) {
+  if (tdm__options_check_source(t, real) != 0) {
     free(real);
     return TDM_EUSAGE;
   }

@@ -104,7 +104,7 @@ struct tdm_s {
   int gave_up;            /* once: a processor kept retrying past
                              --retry-timeout-ms; the pass stopped (t->stop)
                              and tdm_run_once returns TDM_EPROC */
-  /* Records (engine/records.c): multiline, after done. */
+  /* Records (engine/options.c): multiline, after done. */
   regex_t ml_re;          /* --multiline-start, when ml_on */
   int ml_on;
   int after_delete;       /* --on-done delete */

@@ -39,8 +39,8 @@
 #include "engine/hashset.h"
 #include "engine/mode.h"
 #include "engine/outputs.h"
-#include "registry.h"
-#include "store.h"
+#include "processors/registry.h"
+#include "state/store.h"
 #include "tidemark.h"
 
 /* Defined in live/live.h: the engine only holds the pointer. */

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 
 #include "core/filetable.h"
-#include "store.h"
+#include "state/store.h"
 #include "tidemark.h"
 
 #define TDM_HINT_COMPLETE 0x1u /* renamed into the tree: complete if it

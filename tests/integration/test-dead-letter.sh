@@ -148,6 +148,21 @@ jfile error "$D/bad.log" | grep -q "rejected the record at offset 4" ||
 assert_eq "$(jfile bookmark "$D/bad.log")" 4 "bad.log stops before BAD"
 assert_eq "$(jq .dead_letters "$T/status.json")" 0 "no dead letters"
 
+say "run without --dead-letter: the file waits before the record, the others go on, no busy loop"
+OUT=$T/out4r
+run_bg "$T/run4.out" -s "$T/s4r" --plugin-dir "$P" -p "refuse:path=$OUT,pattern=BAD,log=$T/offers4r" "$D"
+wait_lines "$OUT" 52 30 "$RUN_PID"
+seq -f "later %g" 1 5 >> "$D/good.log"
+echo "after" >> "$D/bad.log"
+wait_lines "$OUT" 57 30 "$RUN_PID"
+sleep 2
+ticks=$(awk '{ print $14 + $15 }' "/proc/$RUN_PID/stat")
+[ "$ticks" -lt 150 ] || fail "run used $ticks clock ticks of CPU while a record waits"
+stop_bg "$RUN_PID"
+assert_eq "$(lines_in "$OUT")" 57 "lines delivered by run"
+! grep -qx -e c -e after "$OUT" || fail "bad.log went on past BAD"
+grep -q "stops before it" "$T/run.err" || fail "run did not say the file stops"
+
 say "an unwritable dead-letter file: a clear error at start, exit 2"
 assert_exit 2 "$TIDEMARK" once -s "$T/s5" --dead-letter "$T/no/such/dir/dl.jsonl" "$D"
 assert_contains "$STDERR" "--dead-letter $T/no/such/dir/dl.jsonl"

@@ -58,6 +58,7 @@ typedef struct tdm_suspect {
   uint64_t hold_until_ms; /* settled, no --dead-letter: not offered again
                              before this (0: now) */
   unsigned backoff;       /* ms between tries of the record alone */
+  unsigned hold_ms;       /* run, no --dead-letter: the last hold (doubles) */
   const char *key;        /* the processor that refused (its tdm_proc_t's) */
   char msg[TDM_MSG_MAX];  /* and why */
 } tdm_suspect_t;

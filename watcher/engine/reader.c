@@ -148,6 +148,7 @@ static int refused(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
     s->end = c->offset + c->len;
     s->tries = 0;
     s->backoff = 0;
+    s->hold_ms = 0;
   } else if (c->offset != s->start) { /* a later record of the chunk */
     s->start = c->offset;
     s->tries = 0;
@@ -182,9 +183,9 @@ static int refused(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
              (unsigned long long)s->start, c->len, s->msg[0] ? ": " : "",
              s->msg);
   if (t->live != NULL) {
-    s->backoff = s->backoff < HOLD_MIN_MS ? HOLD_MIN_MS
-                 : s->backoff * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : s->backoff * 2;
-    s->hold_until_ms = tdm__now_ms() + s->backoff;
+    s->hold_ms = s->hold_ms < HOLD_MIN_MS ? HOLD_MIN_MS
+                 : s->hold_ms * 2 > HOLD_MAX_MS ? HOLD_MAX_MS : s->hold_ms * 2;
+    s->hold_until_ms = tdm__now_ms() + s->hold_ms;
   } else {
     s->hold_until_ms = UINT64_MAX; /* tdm_run_once: until the next call */
   }
@@ -364,6 +365,7 @@ static int narrow(tdm_t *t, tdm_file_t *f, int fd, tdm_chunk_t *c, int *piece) {
       return stop_at(t, f, s);
     s->settled = 0;
     s->tries = 0;
+    s->backoff = 0;
   }
   /* A record refused alone before: what came before it is made durable
      first, so that its next refusal rolls back nothing else. */

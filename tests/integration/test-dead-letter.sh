@@ -179,6 +179,15 @@ check_dead "$T/dead6.jsonl" 1
 # In its chunk once, then alone once (--max-tries 1).
 assert_eq "$(grep -c '^0 4$' "$T/offers6")" 2 "offers of BAD with max-tries 1"
 
+say "a dead-letter file with a long path: counted in status all the same"
+LONG=$T/$(printf 'd%.0s' $(seq 1 200))/$(printf 'e%.0s' $(seq 1 200)); mkdir -p "$LONG"
+tdm once -s "$T/s9" --plugin-dir "$P" --dead-letter "$LONG/dl.jsonl" \
+  -p "refuse:path=$T/out9,pattern=BAD" "$D"
+check_dead "$LONG/dl.jsonl" 1
+status_json "$T/s9"
+assert_eq "$(jq .dead_letters "$T/status.json")" 1 "status dead_letters (long path)"
+assert_eq "$(jq '.processors | length' "$T/status.json")" 1 "processors in status"
+
 say "--help names the options"
 tdm --help
 assert_contains "$STDOUT" "--dead-letter FILE"

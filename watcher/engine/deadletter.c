@@ -25,6 +25,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxh_x86dispatch.h>
+
+#define KEY_MAX 400 /* below LMDB's 511-byte keys */
 
 static void put_u64le(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++)
@@ -111,8 +114,14 @@ int tdm__deadletter_open(tdm_t *t, const char *path) {
     tdm__deadletter_close(dl);
     return -ENOMEM;
   }
-  strcpy(dl->key, TDM_DEADLETTER_KEY);
-  strcat(dl->key, dl->path);
+  /* The store's keys are at most 511 bytes (and the store would hash a
+     longer one, hiding the prefix `status` looks for): a long path is
+     named by its hash. */
+  if (strlen(TDM_DEADLETTER_KEY) + strlen(dl->path) > KEY_MAX)
+    sprintf(dl->key, "%s#%016llx", TDM_DEADLETTER_KEY,
+            (unsigned long long)XXH3_64bits(dl->path, strlen(dl->path)));
+  else
+    sprintf(dl->key, "%s%s", TDM_DEADLETTER_KEY, dl->path);
   if ((rc = tdm_store_get_blob(t->store, dl->key, blob, sizeof(blob),
                                &blob_len)) != 0) {
     tdm__deadletter_close(dl);

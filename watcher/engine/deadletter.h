@@ -4,7 +4,8 @@
  *
  * FILE is rolled back like the `file` processor's output: its length is
  * written with every checkpoint (a blob under "@dead-letter:" + its absolute
- * path, in the same store transaction as the bookmarks), and on open and on
+ * path, or "@dead-letter:#" + the path's XXH3-64 in hex when that is long,
+ * in the same store transaction as the bookmarks), and on open and on
  * every rollback FILE is cut back to that length, so a dead letter is in FILE
  * exactly when the bookmark past its record is in the store.
  */

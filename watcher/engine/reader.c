@@ -14,8 +14,9 @@
  * offered one at a time. The one refused alone is offered again (with a
  * growing pause, and a checkpoint just before it, so that a refusal only
  * rolls back that record) until it was refused --max-tries times (REJECT:
- * once). Then it is settled: with --dead-letter it is written there, the
- * bookmark moves past it and a checkpoint makes both durable at once; without,
+ * once). Then it is settled: with --dead-letter it is written there and the
+ * bookmark moves past it, both made durable by one checkpoint before any
+ * rollback could take them back (see set_aside); without,
  * the file stops before it, marked failed, and is offered again only on a
  * later pass (run: after a pause that doubles up to a minute).
  */

@@ -174,6 +174,8 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
       (o->metrics_file && !t->opts.metrics_file))
     goto err;
   t->count_records = o->metrics_listen != NULL || o->metrics_file != NULL;
+  if (o->metrics_file != NULL) /* every checkpoint, tdm_close's too */
+    t->checkpointed = tdm__metrics_checkpointed;
   if ((rc = tdm__options_open(t, o)) != 0)
     goto err;
   if ((rc = open_filter(t, o)) != 0)

@@ -302,3 +302,14 @@ int tdm__metrics_write_file(tdm_t *t, const char *path, const char *text,
   }
   return rc;
 }
+
+void tdm__metrics_checkpointed(tdm_t *t) {
+  char *text;
+  size_t len;
+
+  if (t->opts.metrics_file != NULL &&
+      tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
+    tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
+    free(text);
+  }
+}

@@ -43,4 +43,11 @@ int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
 int tdm__metrics_write_file(tdm_t *t, const char *path, const char *text,
                             size_t len);
 
+/*
+ * The t->checkpointed hook when --metrics-file is given (tdm_open sets it,
+ * so a checkpoint at tdm_close writes the file too): render the metrics and
+ * write them (tdm__metrics_write_file; a failure is logged there).
+ */
+void tdm__metrics_checkpointed(tdm_t *t);
+
 #endif /* TDM_METRICS_H */

@@ -4,6 +4,7 @@
  */
 #include "engine/engine.h"
 
+#include "base/listen.h"
 #include "engine/checkpoint.h"
 #include "engine/metrics.h"
 #include "engine/options.h"

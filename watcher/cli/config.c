@@ -21,7 +21,7 @@
 
 #include "base/log.h"
 #include "core/filter.h"
-#include "engine/metrics.h"
+#include "base/listen.h"
 
 /* Every option, the index of `opts` below. */
 enum {

@@ -20,13 +20,6 @@
 #include "tidemark.h"
 
 /*
- * Parse "ADDR:PORT" (IPv4 "127.0.0.1:9464", IPv6 "[::1]:9464"; PORT 1 to
- * 65535). Returns 0 and, when `addr` is not NULL, the address (without
- * brackets) in addr[cap] and the port in *port; -EINVAL when it is not that.
- */
-int tdm__parse_listen(const char *s, char *addr, size_t cap, int *port);
-
-/*
  * The metrics text of `t` now, in a malloc'd buffer (*out, *len; the caller
  * frees). Only on the thread that owns the engine (the worker, or the caller
  * of tdm_run_once). Also returns in *tracked and *pending (either may be NULL) the files

@@ -59,8 +59,9 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
   }
   if (o->metrics_listen != NULL &&
       tdm__parse_listen(o->metrics_listen, NULL, 0, NULL) != 0) {
-    tdm__error(log, "--metrics: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464)",
-               o->metrics_listen);
+    char q[256];
+    tdm__error(log, "--metrics: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464 "
+               "or [::1]:9464)", tdm__quote(o->metrics_listen, q, sizeof(q)));
     return TDM_EUSAGE;
   }
   if (o->metrics_file != NULL && o->metrics_file[0] == '\0') {
@@ -440,3 +441,59 @@ int tdm_run_once(tdm_t *t) {
   return tdm__pass_once(t);
 }
 
+/* ---- processors, without a tdm_t ---------------------------------------- */
+
+int tdm_processors_list(const tdm_options_t *caller,
+                        tdm_processor_info_t **list, size_t *count) {
+  tdm_options_t o;
+  tdm__log_t log;
+  tdm_registry_t *r = NULL;
+  tdm_processor_info_t *v;
+  size_t n, bytes;
+  char *p;
+  int rc;
+
+  *list = NULL;
+  *count = 0;
+  tdm_options_init(&o);
+  if (caller != NULL && caller->size >= TDM_OPTIONS_SIZE_V1)
+    memcpy(&o, caller, caller->size < sizeof(o) ? caller->size : sizeof(o));
+  log.level = o.log_level;
+  log.cb = o.log_cb;
+  log.arg = o.log_arg;
+  if ((rc = tdm_registry_open(o.plugin_dir, &log, &r)) != 0)
+    return rc; /* the registry has said which directory and why */
+  if ((rc = tdm_registry_load_defaults(r)) != 0)
+    goto out;
+  /* One allocation: the array, then each entry's escaped strings. */
+  n = tdm_registry_count(r);
+  bytes = n * sizeof(*v);
+  for (size_t i = 0; i < n; i++) {
+    const char *origin = NULL;
+    const tdm_processor_t *d = tdm_registry_get(r, i, &origin);
+    bytes += tdm__quote_size(d->name) + tdm__quote_size(origin ? origin : "") +
+             tdm__quote_size(d->summary ? d->summary : "");
+  }
+  rc = -ENOMEM;
+  if ((v = malloc(bytes > 0 ? bytes : 1)) == NULL)
+    goto out;
+  p = (char *)(v + n);
+  for (size_t i = 0; i < n; i++) {
+    const char *origin = NULL;
+    const tdm_processor_t *d = tdm_registry_get(r, i, &origin);
+    const char *from[3] = {d->name, origin ? origin : "",
+                           d->summary ? d->summary : ""};
+    const char **to[3] = {&v[i].name, &v[i].origin, &v[i].summary};
+    for (int k = 0; k < 3; k++) {
+      size_t need = tdm__quote_size(from[k]);
+      *to[k] = tdm__quote(from[k], p, need);
+      p += need;
+    }
+  }
+  *list = v;
+  *count = n;
+  rc = 0;
+out:
+  tdm_registry_close(r);
+  return rc;
+}

@@ -109,3 +109,49 @@ TEST(version_from_project) {
   ASSERT_STR_EQ(tdm_version(), TDM_VERSION_STRING);
   ASSERT_EQ(TDM_PROCESSOR_ABI_VERSION, 2);
 }
+
+static char said[4096];
+
+static void keep(void *arg, tdm_log_level_t level, const char *msg) {
+  (void)arg;
+  (void)level;
+  snprintf(said, sizeof(said), "%s", msg);
+}
+
+/* tdm_open is where globs, --metrics and --on-done/--on-failed are checked
+   (the command passes them on unchecked): refused with TDM_EUSAGE and one
+   message naming the option and the value. */
+TEST(bad_values_refused_naming_the_option) {
+  static const struct {
+    int field; /* 0 include, 1 exclude, 2 metrics, 3 on_done, 4 on_failed */
+    const char *value, *option;
+  } bad[] = {
+    {0, "[", "--include"},         {1, "a[bc", "--exclude"},
+    {0, "x\\", "--include"},       {2, "nowhere", "--metrics"},
+    {2, "1.2.3.4:0", "--metrics"}, {3, "bin", "--on-done"},
+    {3, "move:", "--on-done"},     {4, "delete", "--on-failed"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    const char *one[1] = {bad[i].value};
+    tdm_options_t o;
+    tdm_t *t = NULL;
+
+    tdm_options_init(&o);
+    o.state_dir = tdm_test_path("state");
+    o.log_cb = keep;
+    o.mode = TDM_MODE_WHOLE;
+    switch (bad[i].field) {
+    case 0: o.include = one; o.n_include = 1; break;
+    case 1: o.exclude = one; o.n_exclude = 1; break;
+    case 2: o.metrics_listen = bad[i].value; break;
+    case 3: o.on_done = bad[i].value; break;
+    default: o.on_failed = bad[i].value; break;
+    }
+    said[0] = '\0';
+    ASSERT_EQ(tdm_open(&o, &t), TDM_EUSAGE);
+    ASSERT_NULL(t);
+    if (strstr(said, bad[i].option) == NULL)
+      TDM_FAIL_("%s '%s': the message \"%s\" does not name the option",
+                bad[i].option, bad[i].value, said);
+  }
+}

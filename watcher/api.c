@@ -310,28 +310,30 @@ int tdm_add_source(tdm_t *t, const char *dir) {
   return 0;
 }
 
-/* A new slot in t->procs for `key` (copied), or NULL (logged). */
-static tdm_proc_t *new_proc(tdm_t *t, const char *key) {
+/* A new slot in t->procs for `key` (copied) in *out: 0, TDM_EUSAGE (too
+   many, or `key` given twice; logged) or -ENOMEM. */
+static int new_proc(tdm_t *t, const char *key, tdm_proc_t **out) {
   tdm_proc_t *v, *p;
 
   if (t->n_procs == MAX_PROCS) {
     tdm__error(&t->log, "processor '%s': at most %d processors", key, MAX_PROCS);
-    return NULL;
+    return TDM_EUSAGE;
   }
   for (size_t i = 0; i < t->n_procs; i++)
     if (strcmp(t->procs[i].key, key) == 0) {
       tdm__error(&t->log, "processor '%s' is given twice", key);
-      return NULL;
+      return TDM_EUSAGE;
     }
   v = realloc(t->procs, (t->n_procs + 1) * sizeof(*v));
   if (v == NULL)
-    return NULL;
+    return -ENOMEM;
   t->procs = v;
   p = &t->procs[t->n_procs];
   memset(p, 0, sizeof(*p));
   if ((p->key = strdup(key)) == NULL)
-    return NULL;
-  return p;
+    return -ENOMEM;
+  *out = p;
+  return 0;
 }
 
 int tdm_add_processor(tdm_t *t, const char *spec) {
@@ -339,8 +341,8 @@ int tdm_add_processor(tdm_t *t, const char *spec) {
   tdm_proc_t *p;
   int rc;
 
-  if ((p = new_proc(t, spec)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, spec, &p)) != 0)
+    return rc;
   if (tdm_proc_spec_parse(spec, &p->spec, err, sizeof(err)) != 0) {
     tdm__error(&t->log, "--processor '%s': %s", spec, err);
     free(p->key);
@@ -375,13 +377,14 @@ err:
 
 int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg) {
   tdm_proc_t *p;
+  int rc;
 
   if (cb == NULL || name == NULL) {
     tdm__error(&t->log, "callback processor: name and function are required");
     return TDM_EUSAGE;
   }
-  if ((p = new_proc(t, name)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, name, &p)) != 0)
+    return rc;
   p->cb = cb;
   p->cb_arg = arg;
   p->open = 1;
@@ -412,8 +415,8 @@ int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
     tdm__error(&t->log, "processor '%s': descriptor has no process()", key);
     return TDM_EABI;
   }
-  if ((p = new_proc(t, key)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, key, &p)) != 0)
+    return rc;
   p->desc = desc;
   p->ctx = ctx;
   rc = tdm_store_get_blob(t->store, key, p->blob, sizeof(p->blob),

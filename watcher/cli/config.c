@@ -1,6 +1,6 @@
 /*
  * config.c: the command line and the INI file of the `tidemark` command
- * (see config.h for the rules, SPEC.md for the contract).
+ * (config.h says the rules: precedence, the INI syntax, what is an error).
  *
  * Both sources are parsed into a `layer` (what was given, and a bit per option
  * saying it was given); the command line's layer is then laid over the file's,

@@ -10,8 +10,8 @@
  *     ... tdm_open(&c.options, &t) ...
  *     tdm__config_free(&c);
  *
- * Precedence, lowest first: built-in defaults (tdm_options_init, SPEC's
- * table), $TIDEMARK_STATE (state only), the INI file, the command line. A
+ * Precedence, lowest first: built-in defaults (tdm_options_init, the
+ * man page's table), $TIDEMARK_STATE (state only), the INI file, the command line. A
  * scalar given on the command line overrides the file's; a list (-p, -i, -x)
  * given on the command line at least once replaces the file's list.
  *

@@ -2,7 +2,7 @@
  * main.c: the `tidemark` command, a thin layer over the library (tidemark.h).
  *
  * Parsing and validation live in config.c, status/reset in status.c; this
- * file maps commands to library calls and results to exit statuses (SPEC):
+ * file maps commands to library calls and results to exit statuses:
  *   0  done, or stopped by SIGINT/SIGTERM after the final checkpoint
  *   1  a runtime failure (the library or the store has printed why)
  *   2  bad usage or configuration (the message names the option/file/line)

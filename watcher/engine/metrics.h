@@ -1,5 +1,6 @@
 /*
- * metrics.h: the Prometheus metrics of a tdm_t (SPEC "Operating it").
+ * metrics.h: the Prometheus metrics of a tdm_t, for --metrics (served over
+ * HTTP) and --metrics-file (node_exporter's textfile collector).
  *
  * The counters belong to the engine, which the worker thread updates without
  * locks. So the worker (or tdm_run_once's caller) takes a snapshot itself,

@@ -41,7 +41,9 @@ extern "C" {
 #define TDM_EXTERN
 #endif
 
-/* Error codes beside -errno. XX(name, message). */
+/* Error codes beside -errno, each XX(name, value, message): TDM_<name> =
+   <value> (negative, below -4000, clear of every errno), and the static
+   text tdm_strerror gives for it (tdm_err_name gives "<name>"). */
 #define TDM_ERRNO_MAP(XX)                                                   \
   XX(EUSAGE, -4001, "bad usage or configuration")                          \
   XX(ESTATE, -4002, "state store is corrupt or of an unknown schema")      \
@@ -114,13 +116,13 @@ TDM_EXTERN void tdm_log_line(tdm_log_level_t level, const char *line);
  */
 TDM_EXTERN const char *tdm_quote(const char *s, char *buf, size_t cap);
 
-/* Records (SPEC: --records). */
+/* What a chunk holds (--records): whole lines, or bytes as they come. */
 typedef enum tdm_records {
   TDM_RECORDS_LINES = 0,
   TDM_RECORDS_BYTES = 1
 } tdm_records_t;
 
-/* Compressed files (SPEC: --decompress). */
+/* Compressed files (--decompress): read decompressed, or as they are. */
 typedef enum tdm_decompress {
   TDM_DECOMPRESS_AUTO = 0,  /* gzip / zstd by their magic bytes */
   TDM_DECOMPRESS_NEVER = 1  /* every file is read as it is */
@@ -218,11 +220,14 @@ typedef struct tdm_s tdm_t;
  * Open the state directory (created if missing), take its writer lock and
  * load the registry of processors (built-ins and `plugin_dir`).
  * On success *out owns all of it until tdm_close(); on error *out is
- * untouched and nothing stays open. Errors: TDM_EUSAGE (a bad option, or
- * o->size smaller than TDM_OPTIONS_SIZE_V1), TDM_ELOCKED (another writer),
- * TDM_ESTATE (corrupt or newer store), TDM_ESTORE (LMDB failed), TDM_EABI (a
- * plugin in plugin_dir), -ENOMEM, -errno of the state directory (-EACCES,
- * -ENOTDIR, ...).
+ * untouched and nothing stays open. Errors: TDM_EUSAGE (a bad option,
+ * logged naming it: a glob, --metrics, --on-done/--on-failed and its
+ * directory, --multiline-start; or o->size smaller than
+ * TDM_OPTIONS_SIZE_V1), TDM_ELOCKED (another writer), TDM_ESTATE (corrupt or
+ * newer store), TDM_ESTORE (LMDB failed), -ENOMEM, -errno of the state
+ * directory (-EACCES, -ENOTDIR, ...) or of a plugin_dir that cannot be read.
+ * A plugin in plugin_dir that is refused (not a tidemark processor, another
+ * ABI) is no error: it is skipped with a warning naming it.
  */
 TDM_EXTERN int tdm_open(const tdm_options_t *o, tdm_t **out);
 
@@ -230,7 +235,9 @@ TDM_EXTERN int tdm_open(const tdm_options_t *o, tdm_t **out);
  * Watch/scan `dir` (must exist and be a directory; a symlink to one is
  * followed; copied). May be called several times, before running; adding a
  * directory twice is a no-op. Errors: -ENOENT, -EACCES, ... (the directory
- * cannot be resolved), -ENOTDIR, -ENOMEM.
+ * cannot be resolved), -ENOTDIR, TDM_EUSAGE (the --on-done or --on-failed
+ * directory lies inside it: files moved there would be found again),
+ * -ENOMEM. Each is logged, naming the directory.
  */
 TDM_EXTERN int tdm_add_source(tdm_t *t, const char *dir);
 

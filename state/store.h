@@ -4,6 +4,8 @@
  * Layout of a state directory DIR:
  *   DIR/data.mdb, DIR/lock.mdb   the LMDB environment
  *   DIR/writer.lock              our own writer lock (flock), holds the pid
+ *   DIR/checked                  when the corruption check may be skipped
+ *                                (see check.h)
  *
  * Named databases (opened once, at open time):
  *   "meta"   "schema" -> u32 LE TDM_STORE_SCHEMA; "next_id" -> u64 LE;
@@ -12,7 +14,7 @@
  *            unreachable, see tdm_store_batch_t.add_lost_files; absent: 0)
  *            "instance" -> 8 random bytes, made by the first writer that
  *            finds none (stores older than 0.2 get one, same schema)
- *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see store.c)
+ *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see record.h)
  *   "procs"  processor spec string -> restore blob (<= TDM_RESTORE_MAX)
  *   "hashes" 16-byte canonical XXH3-128 -> u64 BE file id (whole mode)
  *
@@ -194,16 +196,6 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b);
 /* Forget every file record and content hash (`reset` with no paths). Blobs
    are kept: they describe processors' outputs, not the inputs. */
 int tdm_store_clear_files(tdm_store_t *s);
-
-/*
- * Internal, for the fuzz target (tests/fuzz/fuzz-record.c): the file record
- * codec of the "files" database (format in store.c).
- * decode: parse `len` bytes into `r` (all but id; its strings point into
- * `data`). 0, or -1 when they are not a well-formed record.
- * encode: the encoded size of `r`; writes it into `buf` when `cap` holds it.
- */
-int tdm__store_record_decode(const void *data, size_t len, tdm_file_rec_t *r);
-size_t tdm__store_record_encode(const tdm_file_rec_t *r, void *buf, size_t cap);
 
 /* For tests: the map size a new store starts with (default 1 GiB; the file
    is sparse), e.g. 64 KiB to exercise growth. Affects later opens only. */

@@ -1,6 +1,6 @@
 /*
  * fuzz-record.c: libFuzzer target for the file record decoder of the state
- * store (state/store.c, tdm__store_record_decode): the one parser of bytes
+ * store (state/record.c, tdm__record_decode): the one parser of bytes
  * read back from disk (a corrupt or foreign data.mdb, a future version).
  *
  * Input: the bytes of one value of the "files" database. Checks:
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "state/record.h"
 
 /* Bytes of the fixed part of a version-1 record (version byte included):
    ctime_ns goes right after it in version 2. */
@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t need;
 
   memset(&r, 0, sizeof(r));
-  if (tdm__store_record_decode(data, size, &r) != 0)
+  if (tdm__record_decode(data, size, &r) != 0)
     return 0;
 
   CHECK(r.path != NULL && inside(r.path, data, size));
@@ -57,10 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(inside(r.error + strlen(r.error), data, size));
   }
 
-  need = tdm__store_record_encode(&r, NULL, 0);
+  need = tdm__record_encode(&r, NULL, 0);
   buf = malloc(need);
   CHECK(buf != NULL);
-  CHECK(tdm__store_record_encode(&r, buf, need) == need);
+  CHECK(tdm__record_encode(&r, buf, need) == need);
   if (data[0] == 2) {
     CHECK(need == size);
     CHECK(memcmp(buf, data, size) == 0);
@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   memset(&r2, 0, sizeof(r2));
-  CHECK(tdm__store_record_decode(buf, need, &r2) == 0);
+  CHECK(tdm__record_decode(buf, need, &r2) == 0);
   CHECK(strcmp(r2.path, r.path) == 0);
   CHECK((r2.error == NULL) == (r.error == NULL));
   CHECK(r.error == NULL || strcmp(r2.error, r.error) == 0);

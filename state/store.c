@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/statvfs.h>
@@ -577,6 +578,25 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
 
 uint64_t tdm_store_lost_files(const tdm_store_t *s) { return s->lost_files; }
 /*
+ * Let go of the pages of the map between `lo` and `hi` (addresses of values
+ * a walk has read: LMDB does not say where its map starts, but a value read
+ * in a read transaction lies in it, and the map is one mapping). The map is
+ * a read-only shared mapping of data.mdb (LMDB writes with pwrite), so the
+ * pages stay in the page cache and come back on the next access. Without
+ * this a walk of the whole store keeps every page of it in this process's
+ * RSS.
+ */
+#define WALK_DROP_EVERY 4096
+static void drop_map_pages(uintptr_t lo, uintptr_t hi) {
+  long page = sysconf(_SC_PAGESIZE);
+
+  if (page <= 0 || lo == 0 || hi <= lo)
+    return;
+  lo &= ~((uintptr_t)page - 1);
+  (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/*
  * Call `fn` for every entry of database `which`, in key order, inside one
  * read transaction. A non-zero return from `fn` stops the walk and is
  * returned; an LMDB error is logged with `what` ("reading ...").
@@ -585,6 +605,7 @@ static int walk(tdm_store_t *s, int which, const char *what,
                 int (*fn)(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
                           void *arg),
                 void *arg) {
+  uintptr_t lo = 0, hi = 0; /* the values read since the last drop */
   MDB_cursor *cur;
   MDB_txn *txn;
   MDB_val k, v;
@@ -596,7 +617,11 @@ static int walk(tdm_store_t *s, int which, const char *what,
     mdb_txn_abort(txn);
     return fail(s, rc, what);
   }
-  for (;;) {
+  for (size_t n = 1;; n++) {
+    if (n % WALK_DROP_EVERY == 0) {
+      drop_map_pages(lo, hi);
+      lo = hi = 0;
+    }
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     if (rc == MDB_NOTFOUND) {
       rc = 0;
@@ -608,6 +633,10 @@ static int walk(tdm_store_t *s, int which, const char *what,
     }
     if ((rc = fn(s, &k, &v, arg)) != 0)
       break;
+    if (lo == 0 || (uintptr_t)v.mv_data < lo)
+      lo = (uintptr_t)v.mv_data;
+    if ((uintptr_t)v.mv_data + v.mv_size > hi)
+      hi = (uintptr_t)v.mv_data + v.mv_size;
   }
   mdb_cursor_close(cur);
   mdb_txn_abort(txn);
@@ -653,6 +682,29 @@ static int file_entry(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
   }
   r.id = tdm__get_be64(k->mv_data);
   return w->cb(w->arg, &r);
+}
+
+int tdm_store_get_file(tdm_store_t *s, uint64_t id,
+                       int (*cb)(void *arg, const tdm_file_rec_t *rec),
+                       void *arg) {
+  uint8_t key[8];
+  MDB_val k = {8, key}, v;
+  MDB_txn *txn;
+  file_walk_t w = {cb, arg};
+  int rc;
+
+  tdm__put_be64(key, id);
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "reading a file record");
+  rc = mdb_get(txn, s->dbi[DB_FILES], &k, &v);
+  if (rc == 0)
+    rc = file_entry(s, &k, &v, &w);
+  else if (rc == MDB_NOTFOUND)
+    rc = -ENOENT;
+  else
+    rc = fail(s, rc, "reading a file record");
+  mdb_txn_abort(txn);
+  return rc;
 }
 
 int tdm_store_load_files(tdm_store_t *s,

@@ -106,12 +106,23 @@ const char *tdm_store_dir(const tdm_store_t *s);
 /*
  * Call `cb` for every file record, in id order, inside one read transaction.
  * The record and its strings are valid only during the call. A non-zero
- * return from `cb` stops the walk and is returned. TDM_ESTATE on a record
+ * return from `cb` stops the walk and is returned. The map's pages the walk
+ * has passed are let go as it goes (the page cache keeps them), so a walk
+ * over millions of records does not hold them all resident. TDM_ESTATE on a record
  * that does not decode (logged with its id).
  */
 int tdm_store_load_files(tdm_store_t *s,
                          int (*cb)(void *arg, const tdm_file_rec_t *rec),
                          void *arg);
+
+/*
+ * Call `cb` with the record of file `id`, valid only during the call; its
+ * result is returned. -ENOENT when there is none, TDM_ESTATE when it does not
+ * decode (logged).
+ */
+int tdm_store_get_file(tdm_store_t *s, uint64_t id,
+                       int (*cb)(void *arg, const tdm_file_rec_t *rec),
+                       void *arg);
 
 /*
  * Call `cb` for every processor restore blob (key: the processor's spec, not

@@ -21,7 +21,11 @@ static int flush_out(FILE *out) {
 }
 
 int tdm__status_run(const tdm_config_t *c, FILE *out) {
-  if (tdm__status_print(c->state_dir, c->json, c->options.log_level, out) != 0)
+  int rc = c->summary ? tdm__status_summary(c->state_dir, c->json,
+                                            c->options.log_level, out)
+                      : tdm__status_print(c->state_dir, c->json,
+                                          c->options.log_level, out);
+  if (rc != 0)
     return 1;
   return flush_out(out);
 }

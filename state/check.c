@@ -67,10 +67,16 @@ static int entry_bad(int which, const MDB_val *k, const MDB_val *v,
                      size_t maxkey, size_t last_pgno) {
   const uint8_t *p = v->mv_data;
   tdm_file_rec_t r;
+  uint64_t dir;
 
   switch (which) {
   case TDM__DB_FILES:
-    return k->mv_size != 8 || tdm__record_decode(p, v->mv_size, &r) != 0;
+    return k->mv_size != 8 || tdm__record_decode(p, v->mv_size, &r, &dir) != 0;
+  case TDM__DB_DIRS: /* a path, NUL-terminated, no other NUL */
+    return k->mv_size != 8 || v->mv_size == 0 || p[v->mv_size - 1] != 0 ||
+           memchr(p, 0, v->mv_size - 1) != NULL;
+  case TDM__DB_DIRKEYS:
+    return k->mv_size != 16 || v->mv_size != 8;
   case TDM__DB_PROCS:
     return k->mv_size == 0 || k->mv_size > maxkey ||
            v->mv_size > TDM_RESTORE_MAX;
@@ -80,6 +86,7 @@ static int entry_bad(int which, const MDB_val *k, const MDB_val *v,
     if (k->mv_size == 6 && memcmp(k->mv_data, "schema", 6) == 0)
       return v->mv_size != 4;
     if ((k->mv_size == 7 && memcmp(k->mv_data, "next_id", 7) == 0) ||
+        (k->mv_size == 8 && memcmp(k->mv_data, "next_dir", 8) == 0) ||
         (k->mv_size == 13 && memcmp(k->mv_data, "checkpoint_ns", 13) == 0))
       return v->mv_size != 8;
     return 0;
@@ -355,7 +362,8 @@ static int check_walk(const char *dir) {
   if (mdb_dbi_open(txn, tdm__db_names[TDM__DB_META], 0, &dbi) == 0) {
     MDB_val k = {6, (void *)"schema"}, v;
     if (mdb_get(txn, dbi, &k, &v) == 0 &&
-        (v.mv_size != 4 || tdm__get_le(v.mv_data, 4) != TDM_STORE_SCHEMA)) {
+        (v.mv_size != 4 || tdm__get_le(v.mv_data, 4) < 1 ||
+         tdm__get_le(v.mv_data, 4) > TDM_STORE_SCHEMA)) {
       rc = CHECK_OK;
       goto out;
     }

@@ -4,8 +4,8 @@
  */
 #include "env.h"
 
-const char *const tdm__db_names[TDM__N_DBS] = {"meta", "files", "procs",
-                                               "hashes"};
+const char *const tdm__db_names[TDM__N_DBS] = {"meta",   "files", "procs",
+                                               "hashes", "dirs",  "dirkeys"};
 
 int tdm__env_begin_read(MDB_env *env, const tdm__log_t *log, const char *qdir,
                         MDB_txn **txn) {

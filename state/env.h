@@ -9,9 +9,11 @@
 
 #include "base/log.h"
 
-/* The named databases, in the order store.h lists them. */
+/* The named databases, in the order store.h lists them. The last two are
+   new in schema 2 (a store of schema 1 has no directory table). */
 enum { TDM__DB_META, TDM__DB_FILES, TDM__DB_PROCS, TDM__DB_HASHES,
-       TDM__N_DBS };
+       TDM__DB_DIRS, TDM__DB_DIRKEYS, TDM__N_DBS };
+#define TDM__SCHEMA1_DBS TDM__DB_DIRS
 extern const char *const tdm__db_names[TDM__N_DBS];
 
 /*

@@ -34,7 +34,15 @@
 
 enum { DB_META = TDM__DB_META, DB_FILES = TDM__DB_FILES,
        DB_PROCS = TDM__DB_PROCS, DB_HASHES = TDM__DB_HASHES,
+       DB_DIRS = TDM__DB_DIRS, DB_DIRKEYS = TDM__DB_DIRKEYS,
        N_DBS = TDM__N_DBS };
+
+/* The directory a commit filed its last record under: the next record is
+   most often in the same one. */
+typedef struct dir_cache {
+  char *path; /* malloc'd; NULL: none */
+  uint64_t id;
+} dir_cache_t;
 #define INSTANCE_BYTES 8 /* meta "instance": random, made once per store */
 
 struct tdm_store_s {
@@ -49,6 +57,9 @@ struct tdm_store_s {
   int opened;  /* tdm_store_open() succeeded */
   int failed;  /* a write failed: the next open checks the store */
   uint64_t next_id;
+  uint64_t next_dir; /* the next unused directory id */
+  int has_dirs;      /* schema 2: the directory tables are open */
+  dir_cache_t last_dir; /* writer: the last directory committed */
   int64_t checkpoint_ns;
   uint64_t lost_files;
   char instance[2 * INSTANCE_BYTES + 1]; /* hex; "" if none (old, reader) */
@@ -159,8 +170,8 @@ static int read_txn(tdm_store_t *s, MDB_txn **txn) {
  * Returns an untranslated LMDB result.
  */
 static int write_txn(tdm_store_t *s,
-                     int (*fn)(tdm_store_t *s, MDB_txn *txn, const void *arg),
-                     const void *arg) {
+                     int (*fn)(tdm_store_t *s, MDB_txn *txn, void *arg),
+                     void *arg) {
   for (;;) {
     MDB_envinfo info;
     MDB_txn *txn;
@@ -263,41 +274,58 @@ static int instance_load(tdm_store_t *s, MDB_txn *txn) {
 }
 
 /* Open "meta" (creating it and the schema record in a `fresh` store) and
-   check the schema. Returns 0, TDM_ESTATE (logged) or an LMDB code. */
-static int open_schema(tdm_store_t *s, MDB_txn *txn, int fresh) {
-  uint64_t schema = 0;
+   check the schema: 1 or 2, a writer brings 1 to 2 (the tables it lacks are
+   created by open_tables). *schema = the store's schema, as it is now.
+   Returns 0, TDM_ESTATE (logged) or an LMDB code. */
+static int open_schema(tdm_store_t *s, MDB_txn *txn, int fresh,
+                       uint64_t *schema) {
   int rc = mdb_dbi_open(txn, tdm__db_names[DB_META], fresh ? MDB_CREATE : 0,
                         &s->dbi[DB_META]);
+  *schema = 0;
   if (rc == 0 && fresh)
     rc = meta_put(s, txn, "schema", TDM_STORE_SCHEMA, 4);
   if (rc == 0)
-    rc = meta_get(s, txn, "schema", 4, &schema);
+    rc = meta_get(s, txn, "schema", 4, schema);
   if (rc == MDB_NOTFOUND) {
     tdm__error(s->log, "%s: not a tidemark state store (no schema record)",
                s->qdir);
     return TDM_ESTATE;
   }
-  if (rc == 0 && schema != TDM_STORE_SCHEMA) {
+  if (rc == 0 && (*schema < 1 || *schema > TDM_STORE_SCHEMA)) {
     tdm__error(s->log,
                "%s: state store has schema %" PRIu64
-               ", this tidemark supports schema %u",
-               s->qdir, schema, TDM_STORE_SCHEMA);
+               ", this tidemark supports schema 1 to %u",
+               s->qdir, *schema, TDM_STORE_SCHEMA);
     return TDM_ESTATE;
+  }
+  if (rc == 0 && *schema < TDM_STORE_SCHEMA && !s->rdonly) {
+    tdm__info(s->log, "%s: state store brought from schema %" PRIu64
+              " to %u (records are written compact from now on)", s->qdir,
+              *schema, TDM_STORE_SCHEMA);
+    rc = meta_put(s, txn, "schema", TDM_STORE_SCHEMA, 4);
+    *schema = TDM_STORE_SCHEMA;
   }
   return rc;
 }
 
-/* Open the databases after "meta" (`create`: MDB_CREATE or 0). Returns 0,
-   TDM_ESTATE (logged: one is missing) or an LMDB code. */
-static int open_tables(tdm_store_t *s, MDB_txn *txn, unsigned create) {
-  int rc = 0;
-  for (int i = DB_META + 1; rc == 0 && i < N_DBS; i++)
-    if ((rc = mdb_dbi_open(txn, tdm__db_names[i], create, &s->dbi[i])) ==
+/* Open the databases after "meta" (`create`: MDB_CREATE or 0) that a store
+   of `schema` has. Returns 0, TDM_ESTATE (logged: one is missing) or an
+   LMDB code. */
+static int open_tables(tdm_store_t *s, MDB_txn *txn, unsigned create,
+                       uint64_t schema) {
+  int rc = 0, n = schema >= 2 ? N_DBS : TDM__SCHEMA1_DBS;
+  for (int i = DB_META + 1; rc == 0 && i < n; i++) {
+    unsigned flags = create;
+    if (i >= TDM__SCHEMA1_DBS && !s->rdonly)
+      flags = MDB_CREATE; /* new in schema 2: made when it is reached */
+    if ((rc = mdb_dbi_open(txn, tdm__db_names[i], flags, &s->dbi[i])) ==
         MDB_NOTFOUND) {
       tdm__error(s->log, "%s: state store is damaged: database '%s' is missing",
                  s->qdir, tdm__db_names[i]);
       rc = TDM_ESTATE;
     }
+  }
+  s->has_dirs = rc == 0 && n == N_DBS;
   return rc;
 }
 
@@ -314,6 +342,10 @@ static int load_meta(tdm_store_t *s, MDB_txn *txn, uint64_t *next_id,
     rc = 0;
   if (rc == 0 && (rc = meta_get(s, txn, "lost_files", 8, lost)) == MDB_NOTFOUND)
     rc = 0;
+  s->next_dir = 1;
+  if (rc == 0 &&
+      (rc = meta_get(s, txn, "next_dir", 8, &s->next_dir)) == MDB_NOTFOUND)
+    rc = 0;
   if (rc == 0)
     rc = instance_load(s, txn);
   return rc;
@@ -328,7 +360,7 @@ static int load_meta(tdm_store_t *s, MDB_txn *txn, uint64_t *next_id,
  * Returns a translated code, logged.
  */
 static int open_dbs(tdm_store_t *s, int *fresh) {
-  uint64_t next_id = 1, ns = 0, lost = 0;
+  uint64_t next_id = 1, ns = 0, lost = 0, schema;
   MDB_dbi main_dbi;
   MDB_stat st;
   MDB_txn *txn;
@@ -349,9 +381,9 @@ static int open_dbs(tdm_store_t *s, int *fresh) {
     rc = -ENOENT;
     goto out;
   }
-  rc = open_schema(s, txn, *fresh);
+  rc = open_schema(s, txn, *fresh, &schema);
   if (rc == 0)
-    rc = open_tables(s, txn, *fresh ? MDB_CREATE : 0);
+    rc = open_tables(s, txn, *fresh ? MDB_CREATE : 0, schema);
   if (rc == 0)
     rc = load_meta(s, txn, &next_id, &ns, &lost);
   if (rc == TDM_ESTATE)
@@ -561,6 +593,7 @@ void tdm_store_close(tdm_store_t *s) {
   registry_remove(s);
   if (s->lock_fd >= 0)
     close(s->lock_fd);
+  free(s->last_dir.path);
   free(s->qdir);
   free(s->dir);
   free(s);
@@ -602,8 +635,8 @@ static void drop_map_pages(uintptr_t lo, uintptr_t hi) {
  * returned; an LMDB error is logged with `what` ("reading ...").
  */
 static int walk(tdm_store_t *s, int which, const char *what,
-                int (*fn)(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
-                          void *arg),
+                int (*fn)(tdm_store_t *s, MDB_txn *txn, const MDB_val *k,
+                          const MDB_val *v, void *arg),
                 void *arg) {
   uintptr_t lo = 0, hi = 0; /* the values read since the last drop */
   MDB_cursor *cur;
@@ -631,7 +664,7 @@ static int walk(tdm_store_t *s, int which, const char *what,
       rc = fail(s, rc, what);
       break;
     }
-    if ((rc = fn(s, &k, &v, arg)) != 0)
+    if ((rc = fn(s, txn, &k, &v, arg)) != 0)
       break;
     if (lo == 0 || (uintptr_t)v.mv_data < lo)
       lo = (uintptr_t)v.mv_data;
@@ -649,10 +682,11 @@ typedef struct blob_walk {
   void *arg;
 } blob_walk_t;
 
-static int blob_entry(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
-                      void *arg) {
+static int blob_entry(tdm_store_t *s, MDB_txn *txn, const MDB_val *k,
+                      const MDB_val *v, void *arg) {
   const blob_walk_t *w = arg;
   (void)s;
+  (void)txn;
   return w->cb(w->arg, k->mv_data, k->mv_size, v->mv_data, v->mv_size);
 }
 
@@ -667,21 +701,57 @@ int tdm_store_load_blobs(tdm_store_t *s,
 typedef struct file_walk {
   int (*cb)(void *arg, const tdm_file_rec_t *rec);
   void *arg;
+  char *path;  /* the whole path of a record filed under a directory */
+  size_t cap;
+  uint64_t dir; /* the directory last looked up, and its path (in the map) */
+  const char *dir_path;
+  size_t dir_len;
 } file_walk_t;
 
-static int file_entry(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
-                      void *arg) {
-  const file_walk_t *w = arg;
+/* Record `v` of file `k` decoded, its path whole, into w->cb. */
+static int file_entry(tdm_store_t *s, MDB_txn *txn, const MDB_val *k,
+                      const MDB_val *v, void *arg) {
+  file_walk_t *w = arg;
   tdm_file_rec_t r;
+  uint64_t dir = 0;
+  const char *why = "does not decode";
 
-  if (k->mv_size != 8 || tdm__record_decode(v->mv_data, v->mv_size, &r) != 0) {
-    tdm__error(s->log,
-               "%s: file record %" PRIu64 " does not decode (corrupt store)",
-               s->qdir, k->mv_size == 8 ? tdm__get_be64(k->mv_data) : 0);
-    return TDM_ESTATE;
-  }
+  if (k->mv_size != 8 ||
+      tdm__record_decode(v->mv_data, v->mv_size, &r, &dir) != 0)
+    goto bad;
   r.id = tdm__get_be64(k->mv_data);
+  if (dir != 0) {
+    size_t nlen = strlen(r.path);
+    if (dir != w->dir) {
+      uint8_t key[8];
+      MDB_val dk = {8, key}, dv;
+      tdm__put_be64(key, dir);
+      why = "names a directory the store does not hold";
+      if (!s->has_dirs || mdb_get(txn, s->dbi[DB_DIRS], &dk, &dv) != 0 ||
+          dv.mv_size == 0 || ((const char *)dv.mv_data)[dv.mv_size - 1] != '\0')
+        goto bad;
+      w->dir = dir;
+      w->dir_path = dv.mv_data;
+      w->dir_len = dv.mv_size - 1;
+    }
+    if (w->dir_len + 1 + nlen + 1 > w->cap) {
+      size_t cap = (w->dir_len + nlen + 2) * 2;
+      char *p = realloc(w->path, cap);
+      if (p == NULL)
+        return -ENOMEM;
+      w->path = p;
+      w->cap = cap;
+    }
+    memcpy(w->path, w->dir_path, w->dir_len);
+    w->path[w->dir_len] = '/';
+    memcpy(w->path + w->dir_len + 1, r.path, nlen + 1);
+    r.path = w->path;
+  }
   return w->cb(w->arg, &r);
+bad:
+  tdm__error(s->log, "%s: file record %" PRIu64 " %s (corrupt store)",
+             s->qdir, k->mv_size == 8 ? tdm__get_be64(k->mv_data) : 0, why);
+  return TDM_ESTATE;
 }
 
 int tdm_store_get_file(tdm_store_t *s, uint64_t id,
@@ -690,7 +760,7 @@ int tdm_store_get_file(tdm_store_t *s, uint64_t id,
   uint8_t key[8];
   MDB_val k = {8, key}, v;
   MDB_txn *txn;
-  file_walk_t w = {cb, arg};
+  file_walk_t w = {cb, arg, NULL, 0, 0, NULL, 0};
   int rc;
 
   tdm__put_be64(key, id);
@@ -698,20 +768,23 @@ int tdm_store_get_file(tdm_store_t *s, uint64_t id,
     return fail(s, rc, "reading a file record");
   rc = mdb_get(txn, s->dbi[DB_FILES], &k, &v);
   if (rc == 0)
-    rc = file_entry(s, &k, &v, &w);
+    rc = file_entry(s, txn, &k, &v, &w);
   else if (rc == MDB_NOTFOUND)
     rc = -ENOENT;
   else
     rc = fail(s, rc, "reading a file record");
   mdb_txn_abort(txn);
+  free(w.path);
   return rc;
 }
 
 int tdm_store_load_files(tdm_store_t *s,
                          int (*cb)(void *arg, const tdm_file_rec_t *rec),
                          void *arg) {
-  file_walk_t w = {cb, arg};
-  return walk(s, DB_FILES, "reading file records", file_entry, &w);
+  file_walk_t w = {cb, arg, NULL, 0, 0, NULL, 0};
+  int rc = walk(s, DB_FILES, "reading file records", file_entry, &w);
+  free(w.path);
+  return rc;
 }
 
 /*
@@ -812,16 +885,92 @@ int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
 typedef struct commit_arg {
   const tdm_store_batch_t *b;
   int64_t now;
+  uint64_t next_dir; /* as the transaction leaves it */
+  dir_cache_t dir;   /* the transaction's last directory */
 } commit_arg_t;
 
+/*
+ * File `path` under its directory (everything before its last '/'): *dir is
+ * the directory's id and *name the rest; a new directory gets an id and its
+ * entries in "dirs" and "dirkeys". *dir = 0 and *name = path when the path
+ * is stored whole: a store of schema 1 (read only, not written here), a path
+ * with no '/' or ending in one, or a directory whose key is taken by another
+ * path (two paths with one XXH3-128). Returns an LMDB code.
+ */
+static int file_under_dir(tdm_store_t *s, MDB_txn *txn, commit_arg_t *a,
+                          const char *path, uint64_t *dir, const char **name) {
+  const char *slash = path != NULL ? strrchr(path, '/') : NULL;
+  uint8_t hk[16], idb[8];
+  MDB_val k = {16, hk}, v;
+  XXH128_hash_t x;
+  size_t dlen;
+  uint64_t id;
+  char *copy;
+  int rc;
+
+  *dir = 0;
+  *name = path;
+  if (!s->has_dirs || slash == NULL || slash[1] == '\0')
+    return 0;
+  dlen = (size_t)(slash - path);
+  if (a->dir.path != NULL && strlen(a->dir.path) == dlen &&
+      memcmp(a->dir.path, path, dlen) == 0) {
+    *dir = a->dir.id;
+    *name = slash + 1;
+    return 0;
+  }
+  x = XXH3_128bits(path, dlen);
+  tdm__put_be64(hk, x.high64);
+  tdm__put_be64(hk + 8, x.low64);
+  rc = mdb_get(txn, s->dbi[DB_DIRKEYS], &k, &v);
+  if (rc == 0) {
+    MDB_val dk = {8, idb}, dv;
+    if (v.mv_size != 8)
+      return 0; /* damaged: the whole path is stored */
+    id = tdm__get_be64(v.mv_data);
+    tdm__put_be64(idb, id);
+    if (mdb_get(txn, s->dbi[DB_DIRS], &dk, &dv) != 0 ||
+        dv.mv_size != dlen + 1 || memcmp(dv.mv_data, path, dlen) != 0)
+      return 0; /* another path has this key */
+  } else if (rc == MDB_NOTFOUND) {
+    MDB_val dk = {8, idb}, dv = {dlen + 1, NULL}, iv = {8, idb};
+    id = a->next_dir++;
+    tdm__put_be64(idb, id);
+    if ((rc = mdb_put(txn, s->dbi[DB_DIRS], &dk, &dv, MDB_RESERVE)) != 0)
+      return rc;
+    memcpy(dv.mv_data, path, dlen);
+    ((char *)dv.mv_data)[dlen] = '\0';
+    if ((rc = mdb_put(txn, s->dbi[DB_DIRKEYS], &k, &iv, 0)) != 0)
+      return rc;
+  } else {
+    return rc;
+  }
+  if ((copy = malloc(dlen + 1)) != NULL) {
+    memcpy(copy, path, dlen);
+    copy[dlen] = '\0';
+    free(a->dir.path);
+    a->dir.path = copy;
+    a->dir.id = id;
+  }
+  *dir = id;
+  *name = slash + 1;
+  return 0;
+}
+
 /* The body of one checkpoint transaction (see write_txn). */
-static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
-  const commit_arg_t *a = arg;
+static int apply_batch(tdm_store_t *s, MDB_txn *txn, void *arg) {
+  commit_arg_t *a = arg;
   const tdm_store_batch_t *b = a->b;
   uint8_t id[8];
   MDB_val k = {8, id}, v;
   size_t i;
   int rc;
+
+  /* From the committed state: a replay (a grown map) starts again. */
+  a->next_dir = s->next_dir;
+  free(a->dir.path);
+  a->dir.path = s->last_dir.path != NULL ? strdup(s->last_dir.path) : NULL;
+  a->dir.id = s->last_dir.id;
 
   for (i = 0; i < b->n_del_files; i++) {
     tdm__put_be64(id, b->del_files[i]);
@@ -831,12 +980,16 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
   }
   for (i = 0; i < b->n_put_files; i++) {
     const tdm_file_rec_t *r = b->put_files[i];
+    const char *name;
+    uint64_t dir;
+    if ((rc = file_under_dir(s, txn, a, r->path, &dir, &name)) != 0)
+      return rc;
     tdm__put_be64(id, r->id);
-    v.mv_size = tdm__record_size(r);
+    v.mv_size = tdm__record_size(r, dir, name);
     /* MDB_RESERVE: encode straight into the page, no buffer. */
     if ((rc = mdb_put(txn, s->dbi[DB_FILES], &k, &v, MDB_RESERVE)) != 0)
       return rc;
-    tdm__record_write(r, v.mv_data);
+    tdm__record_write(r, dir, name, v.mv_data);
   }
   for (i = 0; i < b->n_blobs; i++) {
     char kb[SPEC_KEY_CAP];
@@ -862,6 +1015,9 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
   if (b->next_id > s->next_id &&
       (rc = meta_put(s, txn, "next_id", b->next_id, 8)) != 0)
     return rc;
+  if (a->next_dir > s->next_dir &&
+      (rc = meta_put(s, txn, "next_dir", a->next_dir, 8)) != 0)
+    return rc;
   if (b->add_lost_files > 0 &&
       (rc = meta_put(s, txn, "lost_files", s->lost_files + b->add_lost_files,
                      8)) != 0)
@@ -870,7 +1026,7 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
 }
 
 int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
-  commit_arg_t a = {b, 0};
+  commit_arg_t a = {b, 0, 0, {NULL, 0}};
   struct timespec ts;
   size_t i;
   int rc;
@@ -901,9 +1057,13 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
   clock_gettime(CLOCK_REALTIME, &ts);
   a.now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
   if ((rc = write_txn(s, apply_batch, &a)) != 0) {
+    free(a.dir.path);
     s->failed = 1;
     return fail(s, rc, "checkpoint");
   }
+  free(s->last_dir.path);
+  s->last_dir = a.dir;
+  s->next_dir = a.next_dir;
   if (b->next_id > s->next_id)
     s->next_id = b->next_id;
   s->checkpoint_ns = a.now;
@@ -911,13 +1071,17 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
   return 0;
 }
 
-static int drop_files(tdm_store_t *s, MDB_txn *txn, const void *arg) {
+static int drop_files(tdm_store_t *s, MDB_txn *txn, void *arg) {
   int rc;
 
   (void)arg;
   rc = mdb_drop(txn, s->dbi[DB_FILES], 0); /* 0: empty it, keep the handle */
   if (rc == 0)
     rc = mdb_drop(txn, s->dbi[DB_HASHES], 0);
+  if (rc == 0 && s->has_dirs)
+    rc = mdb_drop(txn, s->dbi[DB_DIRS], 0);
+  if (rc == 0 && s->has_dirs)
+    rc = mdb_drop(txn, s->dbi[DB_DIRKEYS], 0);
   return rc;
 }
 
@@ -925,5 +1089,7 @@ int tdm_store_clear_files(tdm_store_t *s) {
   int rc = write_txn(s, drop_files, NULL);
   if (rc != 0)
     s->failed = 1;
+  free(s->last_dir.path); /* its entry is gone */
+  s->last_dir.path = NULL;
   return rc != 0 ? fail(s, rc, "forgetting the file records") : 0;
 }

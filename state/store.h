@@ -17,6 +17,12 @@
  *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see record.h)
  *   "procs"  processor spec string -> restore blob (<= TDM_RESTORE_MAX)
  *   "hashes" 16-byte canonical XXH3-128 -> u64 BE file id (whole mode)
+ *   "dirs"   u64 BE directory id -> its path, NUL-terminated (schema 2): a
+ *            record's path is its directory's id and the name in it
+ *   "dirkeys" XXH3-128 of a directory's path -> u64 BE directory id
+ *            (schema 2; meta "next_dir" -> u64 LE, the next unused id)
+ * A store of schema 1 (tidemark 0.2) is brought to schema 2 by the first
+ * writer that opens it; a reader reads either.
  *
  * The engine keeps every file record in memory; the store is the durable
  * copy, written by one all-or-nothing tdm_store_commit() per checkpoint.
@@ -31,7 +37,7 @@
 
 #include "base/log.h"
 
-#define TDM_STORE_SCHEMA 1u
+#define TDM_STORE_SCHEMA 2u
 
 /* tdm_file_rec_t.state */
 typedef enum tdm_file_state {

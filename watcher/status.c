@@ -9,7 +9,7 @@
  * the file is reported gone with the size it had at the last look.
  *
  * JSON (`status --json`) is one object on one line:
- *   {"state_dir":"/abs","schema":1,"instance":"16 hex"|null,
+ *   {"state_dir":"/abs","schema":2,"instance":"16 hex"|null,
  *    "processors":[{"spec":"nats:...","note":"text"|null}, ...],
  *    "last_checkpoint":"...Z"|null, "lost_files":N,
  *    "files":[{"id":1,"path":"/abs/p","present":true,"dev":2049,

@@ -655,7 +655,7 @@ TEST(newer_schema_is_estate) {
   tdm_store_close(open_ok(dir, 0));
   raw_put(dir, "meta", "schema", 6, v99, 4);
   ASSERT_EQ(open_err(dir, 0), TDM_ESTATE);
-  ASSERT_LOGGED("schema 99, this tidemark supports schema 1");
+  ASSERT_LOGGED("schema 99, this tidemark supports schema 1 to 2");
   ASSERT_LOGGED(dir);
   ASSERT_EQ(open_err(dir, TDM_STORE_RDONLY), TDM_ESTATE);
 }
@@ -936,4 +936,135 @@ TEST(damaged_free_list_page_is_estate) {
   ASSERT_LOGGED("free list page ");
   ASSERT_LOGGED("its bounds are out of the page");
   ASSERT_EQ(open_err(dir, TDM_STORE_RDONLY), TDM_ESTATE);
+}
+
+/* Paths are filed under their directory (schema 2) and come back whole,
+   whatever their shape: the root, no slash, a trailing slash, the same
+   directory from several commits, a path not in UTF-8. */
+TEST(paths_come_back_whole) {
+  const char *dir = tdm_test_path("state");
+  static const char *const paths[] = {
+    "/var/log/app/a.log", "/var/log/app/b.log", "/f", "noslash",
+    "/var/log/app/", "/var/log/other/a.log", "/var/log/\xff\xfe/x", ""};
+  enum { N = sizeof(paths) / sizeof(paths[0]) };
+  tdm_file_rec_t recs[N];
+  loaded_t l = {0};
+  tdm_store_t *s = open_ok(dir, 0);
+
+  for (size_t i = 0; i < N; i++) {
+    recs[i] = make_rec(i + 1, paths[i], i % 2 ? "an error" : NULL);
+    commit_recs(s, &recs[i], 1);
+  }
+  commit_recs(s, recs, 2); /* again, the same directory */
+  tdm_store_close(s);
+  s = open_ok(dir, TDM_STORE_RDONLY);
+  ASSERT_EQ(tdm_store_load_files(s, collect, &l), 0);
+  ASSERT_EQ(l.n, N);
+  for (size_t i = 0; i < N; i++)
+    assert_rec_eq(&l.recs[i], &recs[i]);
+  loaded_free(&l);
+  tdm_store_close(s);
+}
+
+/* The store's size: 20,000 records of logs in 20 directories cost at most
+   120 bytes each in data.mdb (tidemark 0.2: about 210), page fill, keys
+   and the directory table included. */
+TEST(records_are_compact) {
+  const char *dir = tdm_test_path("state");
+  enum { N = 20000, BATCH = 1000 };
+  static tdm_file_rec_t recs[BATCH];
+  static char paths[BATCH][96];
+  const tdm_file_rec_t *ptrs[BATCH];
+  char data[4096];
+  struct stat st;
+  tdm_store_t *s = open_ok(dir, 0);
+  int64_t now = 1764700000000000000ll;
+
+  for (int b = 0; b < N / BATCH; b++) {
+    tdm_store_batch_t batch = {0};
+    for (int i = 0; i < BATCH; i++) {
+      uint64_t id = (uint64_t)(b * BATCH + i + 1);
+      tdm_file_rec_t *r = &recs[i];
+      snprintf(paths[i], sizeof(paths[i]),
+               "/srv/containers/app-%02d/logs/service-%05d.log", b, i);
+      memset(r, 0, sizeof(*r));
+      r->id = id;
+      r->dev = 2049;
+      r->ino = 7000000 + id;
+      r->size = r->offset = 1000 + id % 5000;
+      r->mtime_ns = r->ctime_ns = now - 3600000000000ll + (int64_t)id * 1000;
+      r->first_seen_ns = now + (int64_t)id * 1000;
+      r->updated_ns = r->first_seen_ns + 2000000;
+      r->fp_hash = 0x9e3779b97f4a7c15ull * id;
+      r->fp_len = 1024;
+      r->marker = 0xc2b2ae3d27d4eb4full * id;
+      r->marker_len = 64;
+      r->path = paths[i];
+      ptrs[i] = r;
+    }
+    batch.put_files = ptrs;
+    batch.n_put_files = BATCH;
+    batch.next_id = (uint64_t)(b + 1) * BATCH + 1;
+    ASSERT_EQ(tdm_store_commit(s, &batch), 0);
+  }
+  tdm_store_close(s);
+  snprintf(data, sizeof(data), "%s/data.mdb", dir);
+  ASSERT_EQ(stat(data, &st), 0);
+  printf("# data.mdb: %lld bytes, %.1f a record\n", (long long)st.st_size,
+         (double)st.st_size / N);
+  ASSERT_LE((uint64_t)st.st_size, (uint64_t)N * 120);
+}
+
+/* A store of schema 1 (tidemark 0.2: records of version 2, no directory
+   table) is read as it is by a reader, and brought to schema 2 by a writer;
+   its old records still read, new ones are written compact. */
+TEST(schema1_store_is_read_and_upgraded) {
+  const char *dir = tdm_test_path("state");
+  uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 3}, v2[512], one[4] = {1, 0, 0, 0};
+  tdm_file_rec_t old = make_rec(3, "/old/logs/a.log", NULL), fresh;
+  loaded_t l = {0};
+  uint8_t *p = v2;
+  tdm_store_t *s;
+
+  /* Version 2, byte by byte (record.h's header comment). */
+#define LE(v, n) \
+  do { for (int i_ = 0; i_ < (n); i_++) *p++ = (uint8_t)((uint64_t)(v) >> (8 * i_)); } while (0)
+  *p++ = 2;
+  LE(old.dev, 8); LE(old.ino, 8); LE(old.size, 8); LE(old.mtime_ns, 8);
+  LE(old.offset, 8); LE(old.fp_hash, 8);
+  LE(old.fp_len, 4); LE(old.marker_len, 4); LE(old.marker, 8);
+  LE(old.state, 4); LE(old.truncations, 4); LE(old.pieces, 8);
+  LE(old.first_seen_ns, 8); LE(old.updated_ns, 8);
+  memcpy(p, old.content_hash, 16), p += 16;
+  LE(old.dup_of, 8); LE(old.attempts, 4); LE((uint32_t)old.exit_status, 4);
+  LE(old.ctime_ns, 8);
+  LE(15, 4); memcpy(p, "/old/logs/a.log", 16), p += 16;
+  LE(0, 4); *p++ = 0;
+#undef LE
+  ASSERT_EQ(mkdir(dir, 0700), 0);
+  raw_put(dir, "meta", "schema", 6, one, 4);
+  raw_put(dir, "files", key, 8, v2, (size_t)(p - v2));
+  raw_put(dir, "procs", "x", 1, "y", 1);
+  raw_put(dir, "hashes", "0123456789abcdef", 16, "\0\0\0\0\0\0\0\3", 8);
+
+  s = open_ok(dir, TDM_STORE_RDONLY);
+  ASSERT_EQ(tdm_store_load_files(s, collect, &l), 0);
+  ASSERT_EQ(l.n, 1);
+  assert_rec_eq(&l.recs[0], &old);
+  loaded_free(&l);
+  tdm_store_close(s);
+
+  logbuf[0] = '\0';
+  s = open_ok(dir, 0);
+  ASSERT_LOGGED("brought from schema 1 to 2");
+  fresh = make_rec(4, "/old/logs/b.log", "e");
+  commit_recs(s, &fresh, 1);
+  tdm_store_close(s);
+  s = open_ok(dir, TDM_STORE_RDONLY);
+  ASSERT_EQ(tdm_store_load_files(s, collect, &l), 0);
+  ASSERT_EQ(l.n, 2);
+  assert_rec_eq(&l.recs[0], &old);
+  assert_rec_eq(&l.recs[1], &fresh);
+  loaded_free(&l);
+  tdm_store_close(s);
 }

@@ -21,7 +21,7 @@
  * The cost is one sequential read of the map, in a process that shares the
  * page cache with ours; DIR/checked spares it after a clean close.
  */
-#include "check.h"
+#include "state/check.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,8 +37,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "env.h"
-#include "record.h"
+#include "state/env.h"
+#include "state/record.h"
 
 #define CHECK_OK 0
 #define CHECK_LMDB_ERROR 3   /* LMDB's open failed: the store's open says why */

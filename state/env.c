@@ -2,7 +2,7 @@
  * env.c: the named databases of the store and beginning a read transaction
  * (see env.h).
  */
-#include "env.h"
+#include "state/env.h"
 
 const char *const tdm__db_names[TDM__N_DBS] = {"meta",   "files", "procs",
                                                "hashes", "dirs",  "dirkeys"};

@@ -1,7 +1,7 @@
 /*
  * record.c: the file record codec of the state store (format in record.h).
  */
-#include "record.h"
+#include "state/record.h"
 
 #include <string.h>
 

@@ -44,7 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "state/store.h"
 
 /* Byte order: n little-endian bytes (n <= 8), and 8 big-endian ones. */
 void tdm__put_le(uint8_t *p, uint64_t v, int n);

@@ -9,7 +9,7 @@
  * store before it is used, env.c holds what they share; this file opens the
  * environment, takes the writer lock, reads and commits.
  */
-#include "store.h"
+#include "state/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,9 +28,9 @@
 #include <unistd.h>
 #include <xxh_x86dispatch.h>
 
-#include "check.h"
-#include "env.h"
-#include "record.h"
+#include "state/check.h"
+#include "state/env.h"
+#include "state/record.h"
 
 enum { DB_META = TDM__DB_META, DB_FILES = TDM__DB_FILES,
        DB_PROCS = TDM__DB_PROCS, DB_HASHES = TDM__DB_HASHES,

@@ -689,6 +689,24 @@ int tdm_status_json(const char *state_dir, char **json) {
   return 0;
 }
 
+int tdm_status_write(const char *state_dir, int fd) {
+  int dupfd = dup(fd), rc;
+  FILE *out;
+
+  if (dupfd < 0)
+    return -errno;
+  if ((out = fdopen(dupfd, "w")) == NULL) {
+    rc = -errno;
+    close(dupfd);
+    return rc;
+  }
+  rc = tdm__status_print(state_dir, 1, TDM_LOG_INFO, out);
+  if (fflush(out) != 0 && rc == 0 && errno != EPIPE)
+    rc = -errno;
+  fclose(out);
+  return rc;
+}
+
 void tdm_free(void *p) {
   free(p);
 }

@@ -93,7 +93,8 @@ ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
 
 S=$WORK/state
-has() { "$TIDEMARK" --help 2>&1 | grep -q -e "$1"; }
+HELP=$("$TIDEMARK" --help 2>&1 || true)
+has() { case $HELP in *"$1"*) return 0 ;; esac; return 1; }
 
 # 1. first pass, warm, against reading every file
 find "$TREE" -type f -name '*.log' -print0 | xargs -0 cat > /dev/null

@@ -415,6 +415,17 @@ TDM_EXTERN void tdm_close(tdm_t *t);
 TDM_EXTERN int tdm_status_json(const char *state_dir, char **json);
 
 /*
+ * The same JSON written to the open descriptor `fd` (not closed), each file
+ * as the store's walk reaches it: memory stays flat however many files are
+ * tracked, where tdm_status_json holds all of it (about 350 bytes a file).
+ * For a pipe read by another thread (the Python binding's iterator). A
+ * reader that stops reading ends the walk: the write fails with EPIPE (the
+ * caller ignores SIGPIPE) and the call returns 0. Errors as tdm_status_json,
+ * and -errno of a failed write.
+ */
+TDM_EXTERN int tdm_status_write(const char *state_dir, int fd);
+
+/*
  * `tidemark reset`: forget every file (n_paths == 0) or every file at or
  * under one of `paths` (absolute or relative to the current directory), in
  * one transaction, so that it is read again from the start. Takes the

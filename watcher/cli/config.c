@@ -44,6 +44,7 @@ enum {
   OPT_VERBOSE,
   OPT_QUIET,
   OPT_JSON,
+  OPT_SUMMARY,
   OPT_CONFIG,
   OPT_DIR,
   OPT_METRICS,
@@ -98,6 +99,7 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_VERBOSE] = {"verbose", 'v', no_argument, FOR_ALL, 1},
   [OPT_QUIET] = {"quiet", 'q', no_argument, FOR_ALL, 1},
   [OPT_JSON] = {"json", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
+  [OPT_SUMMARY] = {"summary", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
   [OPT_CONFIG] = {"config", 'c', required_argument, FOR_ALL, 0},
   [OPT_HELP] = {"help", 'h', no_argument, FOR_ALL, 0},
   [OPT_VERSION] = {"version", 'V', no_argument, FOR_ALL, 0},
@@ -136,6 +138,7 @@ typedef struct layer {
   int from_end;
   int verbosity;
   int json;
+  int summary;
   int progress;      /* --progress 1, --no-progress 0 */
   char *metrics;
   char *metrics_file;
@@ -485,6 +488,9 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
     return 0;
   case OPT_JSON:
     l->json = 1;
+    break;
+  case OPT_SUMMARY:
+    l->summary = 1;
     break;
   case OPT_DIR:
     rc = strlist_push(&l->dirs, value);
@@ -911,6 +917,7 @@ static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
     top->metrics_file = NULL;
   }
   c->json = cli->json;
+  c->summary = cli->summary;
 #undef PICK
   return 0;
 }
@@ -1152,8 +1159,9 @@ const char *tdm__config_usage(void) {
 "                                     SIGINT/SIGTERM\n"
 "  tidemark once   [OPTIONS] DIR...   process everything new since the last\n"
 "                                     run, then exit\n"
-"  tidemark status [--state DIR] [--json]   what is tracked, how far, what is\n"
-"                                           pending\n"
+"  tidemark status [--state DIR] [--json] [--summary]\n"
+"                                     what is tracked, how far, what is\n"
+"                                     pending\n"
 "  tidemark reset  [--state DIR] [PATH...]  forget bookmarks (all, or for\n"
 "                                           PATHs and what lies under them)\n"
 "  tidemark processors [--plugin-dir DIR]   list built-in and plugin\n"
@@ -1221,6 +1229,9 @@ const char *tdm__config_usage(void) {
 "      --on-failed move:DIR\n"
 "                         whole mode: move a failed file into DIR\n"
 "      --json             status: print one JSON object\n"
+"      --summary          status: only the counts by state, the bytes\n"
+"                         pending and the oldest pending file, from the\n"
+"                         records alone (quick over millions of files)\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"
 "  -h, --help             print this help and exit\n"

@@ -466,7 +466,11 @@ TDM_EXTERN int tdm_reset(const char *state_dir, const char *const *paths, size_t
 /* What tdm_status_write writes. */
 typedef enum tdm_status_format {
   TDM_STATUS_TABLE = 0, /* `tidemark status`: a table for people */
-  TDM_STATUS_JSON = 1   /* `tidemark status --json`: as tdm_status_json */
+  TDM_STATUS_JSON = 1,  /* `tidemark status --json`: as tdm_status_json */
+  TDM_STATUS_SUMMARY = 2, /* `tidemark status --summary`: counts by state,
+                             bytes pending, the oldest pending file, from
+                             the records alone (no file is looked at) */
+  TDM_STATUS_SUMMARY_JSON = 3 /* `status --summary --json`: one object */
 } tdm_status_format_t;
 
 /*
@@ -479,6 +483,17 @@ typedef enum tdm_status_format {
  */
 TDM_EXTERN int tdm_status_write(const tdm_options_t *o,
                                 tdm_status_format_t format, FILE *out);
+
+/*
+ * tdm_status_write to the open descriptor `fd` (not closed; written
+ * through a stream of its own, flushed before the return): for a pipe read
+ * by another thread, as the Python binding's iterator does. A reader that
+ * stops reading ends the walk: the write fails with EPIPE (the caller
+ * ignores SIGPIPE) and the call returns 0. Errors as tdm_status_write, and
+ * -errno of a failed dup/write.
+ */
+TDM_EXTERN int tdm_status_write_fd(const tdm_options_t *o,
+                                   tdm_status_format_t format, int fd);
 
 /*
  * tdm_reset with a log sink: of `o` only state_dir, log_level, log_cb and

@@ -12,6 +12,7 @@
  *   {"state_dir":"/abs","schema":2,"instance":"16 hex"|null,
  *    "processors":[{"spec":"nats:...","note":"text"|null}, ...],
  *    "last_checkpoint":"...Z"|null, "lost_files":N,
+ *    "dead_letters":N (records set aside by --dead-letter, ever),
  *    "files":[{"id":1,"path":"/abs/p","present":true,"dev":2049,
  *              "inode":1234,"size":100,"bookmark":100,"pending":0,
  *              "state":"active","truncations":0,"pieces":0,
@@ -40,6 +41,7 @@
 
 #include "state/store.h"
 #include "base/log.h"
+#include "engine/deadletter.h"
 
 static const char *const state_names[] = {
   [TDM_FILE_ACTIVE] = "active",       [TDM_FILE_DONE] = "done",
@@ -294,6 +296,21 @@ static int hash_is_zero(const uint8_t h[16]) {
 
 /* A processor's restore blob that is printable text is a note for status
    (the nats processor's stream and duplicate window); others are not. */
+/* Records set aside in dead-letter files, as the store recorded them. */
+static int sum_dead(void *arg, const char *key, size_t key_len,
+                    const void *blob, size_t len) {
+  uint64_t n;
+  if (tdm__deadletter_blob_count(key, key_len, blob, len, &n))
+    *(uint64_t *)arg += n;
+  return 0;
+}
+
+static uint64_t dead_letters(tdm_store_t *s) {
+  uint64_t n = 0;
+  tdm_store_load_blobs(s, sum_dead, &n);
+  return n;
+}
+
 typedef struct note_ctx {
   FILE *out;
   int json;
@@ -306,7 +323,10 @@ static int print_note(void *arg, const char *key, size_t key_len,
   char k[1024], note[TDM_RESTORE_MAX + 1], q[2048];
   const unsigned char *b = blob;
   int text = len > 0 && len <= TDM_RESTORE_MAX;
+  uint64_t dead;
 
+  if (tdm__deadletter_blob_count(key, key_len, blob, len, &dead))
+    return 0; /* a dead-letter file's, not a processor's */
   for (size_t i = 0; text && i < len; i++)
     text = b[i] >= 0x20 && b[i] < 0x7f;
   if (key_len >= sizeof(k))
@@ -494,13 +514,14 @@ static void json_head(FILE *out, const char *state_abs, tdm_store_t *s) {
   fputs("],\"last_checkpoint\":", out);
   json_time(out, tdm_store_checkpoint_ns(s));
   fprintf(out, ",\"lost_files\":%" PRIu64, tdm_store_lost_files(s));
+  fprintf(out, ",\"dead_letters\":%" PRIu64, dead_letters(s));
 }
 
 static void text_tail(const sweep_t *sw) {
   FILE *out = sw->out;
   note_ctx nc = {out, 0, 0};
   int64_t ckpt_ns = tdm_store_checkpoint_ns(sw->s);
-  uint64_t lost = tdm_store_lost_files(sw->s);
+  uint64_t lost = tdm_store_lost_files(sw->s), dead;
   char when[64];
 
   fprintf(out, "%zu file%s", sw->n, sw->n == 1 ? "" : "s");
@@ -514,6 +535,9 @@ static void text_tail(const sweep_t *sw) {
     fprintf(out, "%" PRIu64 " file%s renamed away or deleted before new bytes "
             "could be read (no descriptor was held; each named in the log "
             "when it happened)\n", lost, lost == 1 ? "" : "s");
+  if ((dead = dead_letters(sw->s)) > 0)
+    fprintf(out, "%" PRIu64 " record%s set aside in the dead-letter file "
+            "(--dead-letter)\n", dead, dead == 1 ? "" : "s");
   if (tdm_store_instance(sw->s)[0] != '\0')
     fprintf(out, "instance %s\n", tdm_store_instance(sw->s));
   tdm_store_load_blobs(sw->s, print_note, &nc);
@@ -631,7 +655,8 @@ int tdm__status_summary(const char *dir, int json, const tdm__log_t *log,
     }
     fputs(",\"last_checkpoint\":", out);
     json_time(out, tdm_store_checkpoint_ns(s));
-    fprintf(out, ",\"lost_files\":%" PRIu64 "}\n", tdm_store_lost_files(s));
+    fprintf(out, ",\"lost_files\":%" PRIu64 ",\"dead_letters\":%" PRIu64 "}\n",
+            tdm_store_lost_files(s), dead_letters(s));
     goto out;
   }
   fprintf(out, "%" PRIu64 " file%s", t.n, t.n == 1 ? "" : "s");

@@ -103,6 +103,7 @@ typedef struct tdm_config {
   char *multiline_start;
   char *on_done;
   char *on_failed;
+  char *dead_letter;
 } tdm_config_t;
 
 /*

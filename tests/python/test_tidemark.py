@@ -159,6 +159,24 @@ def test_status_equals_the_command(state, src, tmp_path):
     assert ei.value.code == "ENOENT"
 
 
+def test_status_iterates(state, src, tmp_path):
+    # The iterator form yields what the list form holds, one entry at a
+    # time, across more than one read of the pipe (64 KiB).
+    for i in range(600):
+        (src / ("file-%04d-\u00e9.log" % i)).write_bytes(b"x\n" * (i % 3))
+    collect(state, src)
+    it = tidemark.status(state, iterate=True)
+    assert not isinstance(it, list)
+    assert list(it) == tidemark.status(state)
+    # Stopped early: the library's walk ends, nothing is left hanging.
+    it = tidemark.status(state, iterate=True)
+    assert next(it)["path"].startswith(os.fspath(src))
+    it.close()
+    with pytest.raises(tidemark.Error) as ei:
+        list(tidemark.status(tmp_path / "nothing", iterate=True))
+    assert ei.value.code == "ENOENT"
+
+
 def test_reset_all_and_paths(state, src):
     (src / "a.log").write_bytes(b"a\n")
     (src / "b.log").write_bytes(b"b\n")

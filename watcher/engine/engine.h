@@ -113,9 +113,9 @@ struct tdm_s {
   uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
   uint64_t checkpoint_ns_count;
   void (*checkpointed)(tdm_t *t); /* after every checkpoint, committed or
-                                     not; NULL: nothing. Set by whoever runs
-                                     the passes (tdm__pass_prepare: writes
-                                     --metrics-file) */
+                                     not; NULL: nothing. tdm_open points it
+                                     at tdm__metrics_checkpointed for
+                                     --metrics-file */
   struct tdm_progress_state *progress; /* tdm_run_once with a progress_cb */
   tdm_outputs_t outputs;  /* our processors' output files: never input */
   uint64_t lost_unsaved;   /* lost files not counted in the store yet */

@@ -566,8 +566,8 @@ class Tidemark:
         if hasattr(processor, "process"):
             self._add_object(processor, name or type(processor).__name__)
         elif callable(processor):
-            self._add_function(processor, name or getattr(
-                processor, "__name__", "python"))
+            self._add_function(processor, name or str(getattr(
+                processor, "__name__", "python")))
         else:
             raise TypeError("add_processor: %r is neither a spec, a function "
                             "nor an object with process()" % (processor,))
@@ -586,10 +586,10 @@ class Tidemark:
         if self._mode != "whole":
             raise _usage("add_file_processor: %r: whole-file processors need "
                          "mode='whole' (in tail mode a file is never complete)"
-                         % (name or getattr(fn, "__name__", fn),))
+                         % (name or getattr(fn, "__name__", repr(fn)),))
         if not callable(fn):
             raise TypeError("add_file_processor: %r is not callable" % (fn,))
-        label = name or getattr(fn, "__name__", "python")
+        label = name or str(getattr(fn, "__name__", "python"))
         tries = 1 + _uint("retries", retries)
 
         def on_file(info: FileInfo) -> None:
@@ -611,7 +611,7 @@ class Tidemark:
         self._procs.append(fn)
 
     def _file_method(self, label: str, end: Optional[Callable[[FileInfo], Any]],
-                     begin: Optional[Callable[[int, Optional[int]], None]]
+                     begin: Optional[Callable[[int, Optional[bytes]], None]]
                      ) -> Callable[[Any, Any, Any], int]:
         """A descriptor's file(): FileInfo from C, begin (if the chunks did
         not call it, e.g. an empty file), then `end`."""
@@ -655,17 +655,18 @@ class Tidemark:
             data = memoryview(string_at(c.data, c.len))
             chunk = chunk_(c.file_id, c.path, c.offset, c.flags, data,
                            c.generation if c.size >= has_gen else 0)
+            code: int
             try:
                 r = fn(chunk)
             except BaseException as e:
-                r = fail(label, e, msg)
+                code = fail(label, e, msg)
             else:
                 if r is None:
-                    r = 0
+                    code = 0
                 elif r is retry:
-                    r = 1
+                    code = 1
                 else:
-                    r = fail(label, TypeError(
+                    code = fail(label, TypeError(
                         "processor returned %r (None or tidemark.RETRY)"
                         % (r,)), msg)
             if refcount(chunk) > 2:     # kept: give it its path for later
@@ -675,7 +676,7 @@ class Tidemark:
                 data.release()
             except BufferError:
                 pass    # an export of the copy lives on: it owns the copy
-            return r
+            return code
         return deliver
 
     def _failure(self, label: str, e: BaseException, msg: Any) -> int:
@@ -696,8 +697,8 @@ class Tidemark:
                 self._first_exc = e
             if isinstance(e, Reject):
                 self._rejects += 1
-                return _lib.PROC_REJECT
-            return _lib.PROC_FAIL
+                return int(_lib.PROC_REJECT)
+            return int(_lib.PROC_FAIL)
         except BaseException:
             return _lib.PROC_FAIL
 
@@ -709,7 +710,7 @@ class Tidemark:
         process = obj.process
         begin_file = getattr(obj, "begin_file", None)
         end_file = getattr(obj, "end_file", None)
-        begun = [None]      # file_id whose begin_file() was called
+        begun: List[Optional[int]] = [None]  # whose begin_file() was called
 
         def begin(file_id: int, path: Optional[bytes]) -> None:
             if begun[0] != file_id:
@@ -1066,7 +1067,7 @@ def status(state: StrPath) -> List[Dict[str, Any]]:
                      if rc != -_errno.ENOENT else "no tidemark state in %s"
                      % os.fsdecode(os.fspath(state)))
     try:
-        text = ctypes.string_at(out.value)
+        text = ctypes.string_at(out.value or 0)
     finally:
         lib.tdm_free(out)
     files: List[Dict[str, Any]] = _json.loads(

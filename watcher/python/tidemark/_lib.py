@@ -158,7 +158,7 @@ def _candidates() -> Tuple[List[str], bool]:
         names.insert(0, BUNDLED)
         return names, False
     try:  # written by `cmake --install`: the library of the same prefix
-        from . import _install
+        from . import _install  # type: ignore[attr-defined]
         names.insert(0, os.path.normpath(os.path.join(
             HERE, _install.LIBDIR_REL, "libtidemark.so.0")))
     except ImportError:

@@ -418,6 +418,12 @@ class Tidemark:
         o = _lib.padded(_lib.Options_t)
         lib.tdm_options_init(ctypes.byref(o))
         lib_size = o.size
+        st = _lib.padded(_lib.Stats_t)
+        lib.tdm_stats_init(ctypes.byref(st))
+        # A 0.3 library (it counts dead letters) rolls a processor back to
+        # its last restore point after a failure; with an older one the
+        # package does it (see _add_object).
+        self._host_rolls_back = "dead_letters" in _lib.stats_names(st.size)
         level = logger.getEffectiveLevel()
         o.log_level = (_lib.LOG_DEBUG if level <= logging.DEBUG else
                        _lib.LOG_INFO if level <= logging.INFO else
@@ -630,7 +636,11 @@ class Tidemark:
                     end(info)
                 return _lib.PROC_OK
             except BaseException as e:
-                return fail(label, e, msg)
+                try:
+                    where = os.fsdecode(ip.contents.path or b"?")
+                except BaseException:
+                    where = "?"
+                return fail(label, e, msg, where)
         return c_file
 
     def _deliver(self, fn: Callable[[Chunk], Any], label: str
@@ -679,7 +689,8 @@ class Tidemark:
             return code
         return deliver
 
-    def _failure(self, label: str, e: BaseException, msg: Any) -> int:
+    def _failure(self, label: str, e: BaseException, msg: Any,
+                 where: Optional[str] = None) -> int:
         """A processor raised: a failure with the exception's text (a
         rejection for tidemark.Reject), or, for KeyboardInterrupt /
         SystemExit, a stop (re-raised after the run)."""
@@ -692,7 +703,8 @@ class Tidemark:
                 return _lib.PROC_RETRY
             text = _exc_text(e)
             _put_msg(msg, text)
-            self._failures.append("processor '%s': %s" % (label, text))
+            self._failures.append("processor '%s': %s%s" % (
+                label, where + ": " if where else "", text))
             if len(self._failures) == 1:
                 self._first_exc = e
             if isinstance(e, Reject):
@@ -739,6 +751,25 @@ class Tidemark:
         failure = self._failure
         failures = self._failures
         wants_instance = hasattr(obj, "tidemark_instance")
+        last_blob: List[Optional[bytes]] = [None]   # its restore point
+
+        if not self._host_rolls_back and hasattr(obj, "open"):
+            # An older library does not roll a failed processor back: do it
+            # here, so that what it did with the failed chunk is undone.
+            inner = deliver
+
+            def deliver(cp: Any, msg: Any) -> int:
+                code = inner(cp, msg)
+                if code == _lib.PROC_FAIL or code == _lib.PROC_REJECT:
+                    try:
+                        if hasattr(obj, "close"):
+                            obj.close()
+                        obj.open(last_blob[0])
+                    except BaseException as e:
+                        logger.error("processor '%s': rolling back to its "
+                                     "last restore point: %s", label,
+                                     _exc_text(e))
+                return code
 
         def c_open(state: Any, args: Any) -> int:
             try:
@@ -750,6 +781,7 @@ class Tidemark:
                     if wants_instance:
                         obj.tidemark_instance = self.instance
                 begun[0] = None
+                last_blob[0] = restore
                 if hasattr(obj, "open"):
                     obj.open(restore)
                 return _lib.PROC_OK
@@ -776,6 +808,7 @@ class Tidemark:
                                          len(blob), _lib.RESTORE_MAX))
                 ctypes.memmove(buf, blob, len(blob))
                 lenp[0] = len(blob)
+                last_blob[0] = blob or None
                 return _lib.PROC_OK
             except BaseException as e:
                 try:

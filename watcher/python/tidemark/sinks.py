@@ -1,0 +1,247 @@
+"""tidemark.sinks: sinks that load records into a table, exactly once.
+
+    import tidemark
+    from tidemark.sinks import SQLiteSink, PostgresSink
+
+    with tidemark.open("state", sources=["/var/log/app"]) as t:
+        t.add_processor(SQLiteSink("rows.db", "lines"), name="sqlite")
+        t.run()
+
+Each record (a line: use records="lines", the default) becomes one row of
+`table`, created if missing with the layout of the C `postgres` processor:
+
+    line text, path text, "offset" bigint, record_id text UNIQUE,
+    ingested_at timestamp (SQLite: ISO 8601 text, UTC)
+
+`record_id` is INSTANCE:FILE_ID:GENERATION:OFFSET (the state directory's
+random instance id, the file's id in it, its truncation count and the
+record's offset): it names a record for good, so a record delivered again
+after a crash is dropped by the unique constraint (INSERT ... ON CONFLICT DO
+NOTHING), and rows go in inside one database transaction that commit()
+commits. A failed chunk is rolled back with the transaction (the sink is
+reopened), so nothing of it stays. Together: exactly once across kill -9.
+
+With `parse`, a record's columns are what parse(line) returns: a dict
+{column: value} (None: skip the record), stored beside path, "offset",
+record_id and ingested_at; a new SQLite table gets untyped columns named
+after the first record's keys, a PostgreSQL table must have them (or gets
+them as text when the sink creates it). An exception in parse refuses the
+record: with dead_letter set it is set aside, else its file waits. A line
+that is not UTF-8 is a tidemark.Reject.
+"""
+import os
+import re
+import sqlite3
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
+
+from . import Chunk, Reject
+
+__all__ = ["SQLiteSink", "PostgresSink", "Parse"]
+
+Parse = Callable[[str], Optional[Mapping[str, Any]]]
+"""parse(line) -> {column: value}, or None to skip the record."""
+
+_BASE = ("path", "offset", "record_id", "ingested_at")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def _check_name(what: str, name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError("%s %r: a plain SQL name ([A-Za-z_][A-Za-z0-9_]*, "
+                         "optionally schema.name)" % (what, name))
+    return name
+
+
+def _quote(name: str) -> str:
+    return ".".join('"%s"' % part for part in name.split("."))
+
+
+class _RecordSink:
+    """What both sinks share: cutting chunks into records and naming them."""
+
+    tidemark_instance: Optional[str] = None   # set by tidemark before open()
+
+    def __init__(self, table: str, parse: Optional[Parse]) -> None:
+        self.table = _check_name("table", table)
+        self.parse = parse
+        self.columns: Optional[Tuple[str, ...]] = None   # parse's, once known
+
+    def records(self, chunk: Chunk) -> Iterator[Tuple[int, str]]:
+        """(offset, line) of each whole line in the chunk, without its
+        newline."""
+        data = bytes(chunk.data)
+        pos = 0
+        end = len(data)
+        while pos < end:
+            nl = data.find(b"\n", pos)
+            stop = end if nl < 0 else nl
+            raw = data[pos:stop]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise Reject("%s at offset %d: not UTF-8 (%s)" % (
+                    chunk.path, chunk.offset + pos, e.reason)) from None
+            yield chunk.offset + pos, text
+            pos = stop + 1
+
+    def rows(self, chunk: Chunk) -> List[Tuple[Any, ...]]:
+        """The rows of a chunk: the record's columns, then path, offset,
+        record_id."""
+        prefix = "%s:%d:%d:" % (self.tidemark_instance or "-", chunk.file_id,
+                                chunk.generation)
+        path = chunk.path
+        out: List[Tuple[Any, ...]] = []
+        parse = self.parse
+        for off, line in self.records(chunk):
+            if parse is None:
+                out.append((line, path, off, prefix + str(off)))
+                continue
+            cols = parse(line)
+            if cols is None:
+                continue
+            if self.columns is None:
+                self.columns = tuple(_check_name("column", c) for c in cols)
+                self.new_columns(self.columns)
+            elif tuple(cols) != self.columns:
+                raise ValueError("parse() returned the columns %s, earlier "
+                                 "%s" % (sorted(cols), sorted(self.columns)))
+            out.append(tuple(cols.values()) + (path, off, prefix + str(off)))
+        return out
+
+    def new_columns(self, columns: Tuple[str, ...]) -> None:
+        """parse() named its columns for the first time."""
+
+    def insert_sql(self, placeholder: str, conflict: str) -> str:
+        cols = ("line",) if self.columns is None else self.columns
+        names = ", ".join(_quote(c) for c in cols + _BASE[:3])
+        marks = ", ".join([placeholder] * (len(cols) + 3))
+        return "INSERT INTO %s (%s) VALUES (%s) %s" % (
+            _quote(self.table), names, marks, conflict)
+
+
+class SQLiteSink(_RecordSink):
+    """Records into table `table` of the SQLite database at `path`,
+    exactly once (see the module's help). Rows of a chunk go into an open
+    transaction; commit() commits it."""
+
+    def __init__(self, path: "os.PathLike[str] | str", table: str = "lines",
+                 parse: Optional[Parse] = None) -> None:
+        super().__init__(table, parse)
+        self.path = os.fspath(path)
+        self.db: Any = None
+
+    def open(self, restore: Optional[bytes]) -> None:
+        if self.db is not None:
+            self.close()
+        # isolation_level=None: transactions are ours (BEGIN ... COMMIT).
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        if self.parse is None:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS %s (line TEXT, path TEXT, "
+                "\"offset\" INTEGER, record_id TEXT UNIQUE, ingested_at TEXT "
+                "DEFAULT (strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now')))"
+                % _quote(self.table))
+        self.sql: Optional[str] = None
+        self.columns = None
+        self.in_txn = False
+
+    def new_columns(self, columns: Tuple[str, ...]) -> None:
+        cols = ", ".join("%s" % _quote(c) for c in columns)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS %s (%s, path TEXT, \"offset\" "
+            "INTEGER, record_id TEXT UNIQUE, ingested_at TEXT DEFAULT "
+            "(strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now')))"
+            % (_quote(self.table), cols))
+        self.sql = None
+
+    def process(self, chunk: Chunk) -> None:
+        rows = self.rows(chunk)
+        if not rows:
+            return None
+        if self.sql is None:
+            self.sql = self.insert_sql("?", "ON CONFLICT (record_id) DO "
+                                       "NOTHING")
+        if not self.in_txn:
+            self.db.execute("BEGIN")
+            self.in_txn = True
+        try:
+            self.db.executemany(self.sql, rows)
+        except sqlite3.IntegrityError as e:   # never acceptable
+            raise Reject("%s: %s" % (self.table, e)) from e
+        return None
+
+    def commit(self) -> bytes:
+        if self.in_txn:
+            self.db.execute("COMMIT")
+            self.in_txn = False
+        return b""
+
+    def close(self) -> None:
+        if self.db is not None:
+            db, self.db = self.db, None
+            db.close()      # an open transaction is rolled back
+
+
+class PostgresSink(_RecordSink):
+    """Records into table `table` of the PostgreSQL database `conninfo`
+    (a libpq connection string or URI), exactly once (see the module's
+    help), with Debian's python3-psycopg (psycopg 3). Rows of a chunk go
+    into an open transaction (INSERT ... ON CONFLICT (record_id) DO
+    NOTHING); commit() commits it. A server away makes process() or
+    commit() raise: the chunk fails and is delivered again once it is back,
+    the transaction's rows with it (dropped if they made it)."""
+
+    def __init__(self, conninfo: str, table: str = "lines",
+                 parse: Optional[Parse] = None) -> None:
+        super().__init__(table, parse)
+        self.conninfo = conninfo
+        self.conn: Any = None
+
+    def open(self, restore: Optional[bytes]) -> None:
+        import psycopg
+        if self.conn is not None:
+            self.close()
+        self.conn = psycopg.connect(self.conninfo, autocommit=False)
+        if self.parse is None:
+            self._create("line text")
+        self.sql: Optional[str] = None
+        self.columns = None
+
+    def _create(self, columns: str) -> None:
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS %s (%s, path text, \"offset\" bigint, "
+            "record_id text UNIQUE, ingested_at timestamptz DEFAULT now())"
+            % (_quote(self.table), columns))
+        self.conn.commit()
+
+    def new_columns(self, columns: Tuple[str, ...]) -> None:
+        self._create(", ".join("%s text" % _quote(c) for c in columns))
+        self.sql = None
+
+    def process(self, chunk: Chunk) -> None:
+        rows = self.rows(chunk)
+        if not rows:
+            return None
+        if self.sql is None:
+            self.sql = self.insert_sql("%s", "ON CONFLICT (record_id) DO "
+                                       "NOTHING")
+        import psycopg
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(self.sql, rows)
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as e:
+            raise Reject("%s: %s" % (self.table, e)) from e  # never acceptable
+        return None
+
+    def commit(self) -> bytes:
+        self.conn.commit()
+        return b""
+
+    def close(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            try:
+                conn.close()    # an open transaction is rolled back
+            except Exception:
+                pass

@@ -62,6 +62,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -610,8 +611,8 @@ class Tidemark:
                                    label, info.path, attempt + 1, tries,
                                    _exc_text(e))
 
-        def nothing(c: Any, msg: Any) -> int:
-            return _lib.PROC_OK
+        def nothing(state: Any, c: Any, msg: Any) -> int:
+            return 0
         self._add_desc(label, nothing, None, None, None,
                        self._file_method(label, on_file, None))
         self._procs.append(fn)
@@ -644,49 +645,61 @@ class Tidemark:
         return c_file
 
     def _deliver(self, fn: Callable[[Chunk], Any], label: str
-                 ) -> Callable[[Any, Any], int]:
-        """The per-chunk trampoline: fn(chunk) -> result code. Every
-        exception is caught: this is called from C.
+                 ) -> Callable[[Any, Any, Any], int]:
+        """The per-chunk trampoline C calls: process(state, chunk, msg) ->
+        result code of fn(chunk). Every exception is caught: this is called
+        from C.
 
-        chunk.data is a memoryview of a bytes copy of the host's buffer
-        (one string_at: a slice or export kept past the call keeps that
-        copy alive, never the host's memory), released after the call.
+        The tdm_chunk_t is read with one string_at and a struct unpack (as
+        much of it as the host's `size` says it has, learned at the first
+        chunk). chunk.data is a memoryview of a bytes copy of the host's
+        buffer (one string_at: a slice or export kept past the call keeps
+        that copy alive, never the host's memory), released after the call.
         chunk.path is read from C only when asked for, or after the call
         when the chunk object was kept."""
         string_at = ctypes.string_at
         fail = self._failure
         refcount = sys.getrefcount
-        has_gen = _lib.CHUNK_HAS_GENERATION
         chunk_ = Chunk
         retry = RETRY
+        full = struct.Struct("=IIQQQQQQQI")     # up to generation
+        short = struct.Struct("=IIQQQQQ")       # the 0.2 layout's start
+        layout: List[Any] = []                  # [unpack, bytes to read]
 
-        def deliver(cp: Any, msg: Any) -> int:
-            c = cp.contents
-            data = memoryview(string_at(c.data, c.len))
-            chunk = chunk_(c.file_id, c.path, c.offset, c.flags, data,
-                           c.generation if c.size >= has_gen else 0)
-            code: int
+        def deliver(state: Any, cp: int, msg: Any) -> int:
             try:
-                r = fn(chunk)
-            except BaseException as e:
-                code = fail(label, e, msg)
-            else:
-                if r is None:
-                    code = 0
-                elif r is retry:
-                    code = 1
+                if not layout:
+                    size = ctypes.c_uint32.from_address(cp).value
+                    st = full if size >= full.size else short
+                    layout[:] = [st.unpack, st.size]
+                f = layout[0](string_at(cp, layout[1]))
+                data = memoryview(string_at(f[5], f[6]))
+                chunk = chunk_(f[2], f[3], f[4], f[1], data,
+                               f[9] if len(f) > 7 else 0)
+                code: int
+                try:
+                    r = fn(chunk)
+                except BaseException as e:
+                    code = fail(label, e, msg)
                 else:
-                    code = fail(label, TypeError(
-                        "processor returned %r (None or tidemark.RETRY)"
-                        % (r,)), msg)
-            if refcount(chunk) > 2:     # kept: give it its path for later
-                chunk.path
-            chunk._ptr = None
-            try:
-                data.release()
-            except BufferError:
-                pass    # an export of the copy lives on: it owns the copy
-            return code
+                    if r is None:
+                        code = 0
+                    elif r is retry:
+                        code = 1
+                    else:
+                        code = fail(label, TypeError(
+                            "processor returned %r (None or tidemark.RETRY)"
+                            % (r,)), msg)
+                if refcount(chunk) > 2:     # kept: give it its path for later
+                    chunk.path
+                chunk._ptr = None
+                try:
+                    data.release()
+                except BufferError:
+                    pass    # an export of the copy lives on: it owns the copy
+                return code
+            except BaseException:
+                return int(_lib.PROC_FAIL)
         return deliver
 
     def _failure(self, label: str, e: BaseException, msg: Any,
@@ -758,8 +771,8 @@ class Tidemark:
             # here, so that what it did with the failed chunk is undone.
             inner = deliver
 
-            def deliver(cp: Any, msg: Any) -> int:
-                code = inner(cp, msg)
+            def deliver(state: Any, cp: Any, msg: Any) -> int:
+                code = inner(state, cp, msg)
                 if code == _lib.PROC_FAIL or code == _lib.PROC_REJECT:
                     try:
                         if hasattr(obj, "close"):
@@ -836,24 +849,18 @@ class Tidemark:
         self._add_desc(label, deliver, c_open, c_commit, c_close, c_file)
         self._procs.append(obj)
 
-    def _add_desc(self, label: str, deliver: Callable[[Any, Any], int],
+    def _add_desc(self, label: str, deliver: Callable[[Any, Any, Any], int],
                   c_open: Any, c_commit: Any, c_close: Any,
                   c_file: Any) -> None:
         """Hand the library a processor descriptor of ours
         (tdm_add_processor_desc); it and its callbacks live until close."""
-        def c_process(state: Any, cp: Any, msg: Any) -> int:
-            try:
-                return deliver(cp, msg)
-            except BaseException:
-                return _lib.PROC_FAIL
-
         d = _lib.Processor_t()
         d.abi_version = _lib.ABI_VERSION
         d.size = ctypes.sizeof(_lib.Processor_t)
         name_b = label.encode()
         d.name = name_b
         d.summary = b"a Python processor"
-        d.process = _lib.PROCESS_FN(c_process)
+        d.process = _lib.PROCESS_FN(deliver)
         if c_open is not None:
             d.open = _lib.OPEN_FN(c_open)
             d.commit = _lib.COMMIT_FN(c_commit)

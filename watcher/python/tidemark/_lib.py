@@ -66,7 +66,9 @@ class FileInfo_t(ctypes.Structure):
 
 
 OPEN_FN = CFUNCTYPE(c_int, POINTER(c_void_p), POINTER(OpenArgs_t))
-PROCESS_FN = CFUNCTYPE(c_int, c_void_p, POINTER(Chunk_t), c_void_p)
+# The chunk comes as an address: the trampoline reads it with one
+# string_at + struct unpack, cheaper than a POINTER(Chunk_t) argument.
+PROCESS_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p)
 COMMIT_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, POINTER(c_size_t), c_void_p)
 CLOSE_FN = CFUNCTYPE(None, c_void_p)
 FILE_FN = CFUNCTYPE(c_int, c_void_p, POINTER(FileInfo_t), c_void_p)

@@ -77,7 +77,9 @@ def test_failure_mid_chunk_rolls_back_then_fixed_sink_is_exactly_once(
         with pytest.raises(tidemark.Error, match="cannot load 'BAD'"):
             t.run_once()
     assert sink.opens >= 2          # open(restore) again after the failure
-    assert lines(db) == []          # a and b were not committed
+    # What went in with the failed chunk was rolled back; a 0.3 library then
+    # narrows down to BAD and delivers (and commits) the records before it.
+    assert lines(db) in ([], ["a", "b"])
     with tidemark.open(state, sources=[src]) as t:     # fixed
         t.add_processor(CountingSink(db, strict=False), name="sqlite")
         t.run_once()
@@ -91,6 +93,7 @@ def test_rollback_in_run_then_retry(state, src, tmp_path):
     db = str(tmp_path / "rows.db")
     sink = CountingSink(db, strict=True)
     orig_open, orig_process = sink.open, sink.process
+    took_c = []
 
     def open_(restore):
         orig_open(restore)
@@ -98,7 +101,9 @@ def test_rollback_in_run_then_retry(state, src, tmp_path):
 
     def process(chunk):
         orig_process(chunk)
-        t.stop()
+        if b"c\n" in bytes(chunk.data):
+            took_c.append(True)
+            t.stop()
 
     sink.open, sink.process = open_, process
     with tidemark.open(state, sources=[src], checkpoint_ms=10) as t:
@@ -107,9 +112,10 @@ def test_rollback_in_run_then_retry(state, src, tmp_path):
         timer.start()
         t.run(slice_ms=20)
         timer.cancel()
-    if sink.opens < 3:
+    if not took_c and not has_dead_letters():
         pytest.skip("this libtidemark does not offer a failed chunk again "
                     "in run() (0.3 does)")
+    assert sink.opens >= 3
     assert lines(db) == ["a", "b", "BAD", "c"]
 
 

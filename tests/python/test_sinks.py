@@ -155,14 +155,17 @@ def postgres():
     shutil.chown(base, "postgres")
     shutil.chown(sock, "postgres")
     as_pg = ["runuser", "-u", "postgres", "--"]
+    env = {k: v for k, v in os.environ.items()     # no sanitizer runtime
+           if not k.startswith(("LD_PRELOAD", "ASAN_", "UBSAN_"))}
     subprocess.run(as_pg + [PG_BIN + "/initdb", "-D", data, "-A", "trust",
                             "-U", "postgres"], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=env)
     port = free_port()
     subprocess.run(as_pg + [PG_BIN + "/pg_ctl", "-D", data, "-l",
                             os.path.join(base, "log"), "-w", "-o",
                             "-k %s -p %d -c listen_addresses=''" % (sock, port),
-                            "start"], check=True, stdout=subprocess.DEVNULL)
+                            "start"], check=True, stdout=subprocess.DEVNULL,
+                   env=env)
     with open(os.path.join(data, "postmaster.pid")) as f:
         pid = int(f.readline())
     try:

@@ -940,8 +940,9 @@ class Tidemark:
             if isinstance(e, SystemExit):
                 return SystemExit(e.code)
             return KeyboardInterrupt()
-        set_aside = self._dead_letter and rc == 0
-        if raise_failures and self._failures and not set_aside:
+        # With a dead-letter file, refused records were set aside and the
+        # pass went on: only what the library itself returns is an error.
+        if raise_failures and self._failures and not self._dead_letter:
             text = self._failures[0]
             if len(self._failures) > 1:
                 text += " (and %d more failures)" % (len(self._failures) - 1)

@@ -229,3 +229,29 @@ def test_replay_after_a_crash_between_the_commits(kind, state, src, tmp_path,
     child = spawn("-c", LOADER, kind, state, src, target, "replay")
     assert child.wait(120) == 0
     assert rows() == ["one", "three", "two"]    # delivered again, not doubled
+
+
+def test_multiline_records_are_one_row_each(state, src, tmp_path):
+    log = src / "app.log"
+    log.write_bytes(b"ERROR a\n  at x\n  at y\nINFO b\nWARN c\n  at z\n")
+    old = time.time() - 10          # quiet past the multiline timeout
+    os.utime(log, (old, old))
+    db = str(tmp_path / "rows.db")
+    ends = []
+    with tidemark.open(state, sources=[src], multiline_start=r"^[A-Z]+ ",
+                       multiline_timeout_ms=100) as t:
+        sink = SQLiteSink(db, "lines")
+        process = sink.process
+
+        def spy(chunk):
+            ends.append(chunk.record_ends)
+            return process(chunk)
+        sink.process = spy
+        t.add_processor(sink, name="sqlite")
+        t.run_once()
+    assert all(e is not None for e in ends)
+    con = sqlite3.connect(db)
+    assert con.execute('SELECT line, "offset" FROM lines ORDER BY 2'
+                       ).fetchall() == [("ERROR a\n  at x\n  at y", 0),
+                                        ("INFO b", 22), ("WARN c\n  at z", 29)]
+    con.close()

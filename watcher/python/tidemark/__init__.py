@@ -68,7 +68,7 @@ import threading
 import time
 import traceback
 from typing import (Any, Callable, Dict, Iterable, List, Optional, Protocol,
-                    Sequence, Union, runtime_checkable)
+                    Sequence, Tuple, Union, runtime_checkable)
 
 from . import _lib
 
@@ -169,17 +169,22 @@ class Chunk:
     gives the bytes back). `offset` is the file offset of data[0];
     `generation` counts how often this file's offsets began again at 0
     (truncations), so (file_id, generation, offset) names a record for
-    good. `flags`: Chunk.PIECE, Chunk.RESTART."""
+    good. `flags`: Chunk.PIECE, Chunk.RESTART. `record_ends`: with
+    multiline_start, where each record in `data` ends (end offsets within
+    data, ascending; the last is len(data) unless PIECE is set); None when
+    records are lines (or bytes)."""
 
-    __slots__ = ("file_id", "offset", "flags", "data", "generation", "_ptr",
-                 "_path")
+    __slots__ = ("file_id", "offset", "flags", "data", "generation",
+                 "record_ends", "_ptr", "_path")
 
     PIECE = 0x1     # a piece of a record longer than max_record
     RESTART = 0x2   # first chunk after the file was truncated or rewritten
 
     def __init__(self, file_id: int, path_ptr: Optional[int], offset: int,
-                 flags: int, data: memoryview, generation: int = 0) -> None:
+                 flags: int, data: memoryview, generation: int = 0,
+                 record_ends: Optional[Tuple[int, ...]] = None) -> None:
         self.file_id = file_id
+        self.record_ends = record_ends
         self._ptr = path_ptr    # C string, readable during the call only
         self._path: Optional[str] = None
         self.offset = offset
@@ -236,6 +241,7 @@ class ChunkLike(Protocol):
     flags: int
     generation: int
     data: memoryview
+    record_ends: Optional[Tuple[int, ...]]
 
     @property
     def path(self) -> str: ...
@@ -658,6 +664,7 @@ class Tidemark:
         chunk.path is read from C only when asked for, or after the call
         when the chunk object was kept."""
         string_at = ctypes.string_at
+        c_uint32 = ctypes.c_uint32
         fail = self._failure
         refcount = sys.getrefcount
         chunk_ = Chunk
@@ -674,8 +681,12 @@ class Tidemark:
                     layout[:] = [st.unpack, st.size]
                 f = layout[0](string_at(cp, layout[1]))
                 data = memoryview(string_at(f[5], f[6]))
-                chunk = chunk_(f[2], f[3], f[4], f[1], data,
-                               f[9] if len(f) > 7 else 0)
+                if len(f) > 7:
+                    ends = (tuple((c_uint32 * f[8]).from_address(f[7]))
+                            if f[7] else None)
+                    chunk = chunk_(f[2], f[3], f[4], f[1], data, f[9], ends)
+                else:
+                    chunk = chunk_(f[2], f[3], f[4], f[1], data)
                 code: int
                 try:
                     r = fn(chunk)

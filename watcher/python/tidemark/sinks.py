@@ -7,8 +7,10 @@
         t.add_processor(SQLiteSink("rows.db", "lines"), name="sqlite")
         t.run()
 
-Each record (a line: use records="lines", the default) becomes one row of
-`table`, created if missing with the layout of the C `postgres` processor:
+Each record (a line, or with multiline_start a whole multiline record)
+becomes one row of `table`, created if missing with the layout of the C
+`postgres` processor (a record longer than max_record comes in pieces,
+each a row of its own):
 
     line text, path text, "offset" bigint, record_id text UNIQUE,
     ingested_at timestamp (SQLite: ISO 8601 text, UTC)
@@ -67,22 +69,38 @@ class _RecordSink:
         self.columns: Optional[Tuple[str, ...]] = None   # parse's, once known
 
     def records(self, chunk: Chunk) -> Iterator[Tuple[int, str]]:
-        """(offset, line) of each whole line in the chunk, without its
-        newline."""
+        """(offset, text) of each record in the chunk: a line, or with
+        multiline_start a whole record (its lines joined by newlines),
+        without its last newline."""
         data = bytes(chunk.data)
+        given = getattr(chunk, "record_ends", None)
+        if given is None:
+            ends = []
+            pos = 0
+            while True:
+                nl = data.find(b"\n", pos)
+                if nl < 0:
+                    break
+                ends.append(nl + 1)
+                pos = nl + 1
+        else:
+            ends = list(given)
+        if not ends or ends[-1] < len(data):
+            # a piece of a record over max_record (or bytes mode's rest):
+            # a row of its own, at its own offset
+            ends.append(len(data))
         pos = 0
-        end = len(data)
-        while pos < end:
-            nl = data.find(b"\n", pos)
-            stop = end if nl < 0 else nl
-            raw = data[pos:stop]
+        for end in ends:
+            raw = data[pos:end]
+            if raw.endswith(b"\n"):
+                raw = raw[:-1]
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise Reject("%s at offset %d: not UTF-8 (%s)" % (
                     chunk.path, chunk.offset + pos, e.reason)) from None
             yield chunk.offset + pos, text
-            pos = stop + 1
+            pos = end
 
     def rows(self, chunk: Chunk) -> List[Tuple[Any, ...]]:
         """The rows of a chunk: the record's columns, then path, offset,

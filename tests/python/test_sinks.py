@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -139,48 +140,83 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def postgres():
+class Server:
     """A PostgreSQL server of our own: initdb as the postgres user in a
-    directory it can reach, its socket in there, a free port; stopped by
-    pid at the end."""
+    directory it can reach, its socket in there, a free port."""
+
+    def __init__(self):
+        self.base = tempfile.mkdtemp(prefix="tdm-pg-")
+        os.chmod(self.base, 0o755)
+        self.data = os.path.join(self.base, "data")
+        self.sock = os.path.join(self.base, "sock")
+        os.mkdir(self.sock)
+        shutil.chown(self.base, "postgres")
+        shutil.chown(self.sock, "postgres")
+        self.env = {k: v for k, v in os.environ.items()  # no sanitizer runtime
+                    if not k.startswith(("LD_PRELOAD", "ASAN_", "UBSAN_"))}
+        self.port = free_port()
+        self.pid = None
+        self.pg(["initdb", "-D", self.data, "-A", "trust", "-U", "postgres"])
+        self.url = "postgresql:///postgres?host=%s&port=%d&user=postgres" % (
+            self.sock, self.port)
+
+    def pg(self, argv):
+        subprocess.run(["runuser", "-u", "postgres", "--", PG_BIN + "/" +
+                        argv[0]] + argv[1:], check=True, env=self.env,
+                       stdout=subprocess.DEVNULL)
+
+    def start(self):
+        # After a kill -9 its backends notice and leave on their own; until
+        # they have, a new server refuses to start: try again.
+        for attempt in range(40):
+            try:
+                self.pg(["pg_ctl", "-D", self.data, "-l",
+                         os.path.join(self.base, "log"), "-w", "-o",
+                         "-k %s -p %d -c listen_addresses=''" % (
+                             self.sock, self.port), "start"])
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 39:
+                    raise
+                time.sleep(0.25)
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+
+    def kill(self, sig=signal.SIGKILL):
+        """Stop the server by its pid (SIGKILL: a crash, recovered on the
+        next start; SIGTERM: a clean stop) and wait until it is gone."""
+        os.kill(self.pid, sig)
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        self.pid = None
+
+
+@pytest.fixture(scope="module")
+def server():
     if not os.path.exists(os.path.join(PG_BIN, "initdb")):
         pytest.skip("PostgreSQL 15 is not installed (%s)" % PG_BIN)
     if os.geteuid() != 0:
         pytest.skip("starting PostgreSQL as the postgres user needs root")
-    base = tempfile.mkdtemp(prefix="tdm-pg-")
-    os.chmod(base, 0o755)
-    data, sock = os.path.join(base, "data"), os.path.join(base, "sock")
-    os.mkdir(sock)
-    shutil.chown(base, "postgres")
-    shutil.chown(sock, "postgres")
-    as_pg = ["runuser", "-u", "postgres", "--"]
-    env = {k: v for k, v in os.environ.items()     # no sanitizer runtime
-           if not k.startswith(("LD_PRELOAD", "ASAN_", "UBSAN_"))}
-    subprocess.run(as_pg + [PG_BIN + "/initdb", "-D", data, "-A", "trust",
-                            "-U", "postgres"], check=True,
-                   stdout=subprocess.DEVNULL, env=env)
-    port = free_port()
-    subprocess.run(as_pg + [PG_BIN + "/pg_ctl", "-D", data, "-l",
-                            os.path.join(base, "log"), "-w", "-o",
-                            "-k %s -p %d -c listen_addresses=''" % (sock, port),
-                            "start"], check=True, stdout=subprocess.DEVNULL,
-                   env=env)
-    with open(os.path.join(data, "postmaster.pid")) as f:
-        pid = int(f.readline())
+    srv = Server()
+    srv.start()
     try:
-        yield "postgresql:///postgres?host=%s&port=%d&user=postgres" % (
-            sock, port)
+        yield srv
     finally:
-        os.kill(pid, signal.SIGTERM)     # smart shutdown
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        shutil.rmtree(base, ignore_errors=True)
+        if srv.pid is not None:
+            srv.kill(signal.SIGTERM)
+        shutil.rmtree(srv.base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(server):
+    if server.pid is None:
+        server.start()
+    return server.url
 
 
 def pg_rows(conninfo, table="lines"):
@@ -255,3 +291,34 @@ def test_multiline_records_are_one_row_each(state, src, tmp_path):
                        ).fetchall() == [("ERROR a\n  at x\n  at y", 0),
                                         ("INFO b", 22), ("WARN c\n  at z", 29)]
     con.close()
+
+
+def test_postgres_sink_through_a_server_crash_and_an_outage(state, src,
+                                                           server, caplog):
+    """The server is killed -9 in the middle of a pass (the transaction
+    goes with it) and stays away for a while: the sink keeps what it took,
+    answers RETRY while away, sends it all again once the server is back."""
+    if server.pid is None:
+        server.start()
+    for k in range(12):
+        (src / ("f%02d.log" % k)).write_bytes(b"".join(
+            b"%02d %03d\n" % (k, i) for i in range(100)))
+    seen = []
+
+    def crash_at_the_fifth(chunk):
+        seen.append(chunk.path)
+        if len(seen) == 5:
+            server.kill(signal.SIGKILL)
+            threading.Timer(2.0, server.start).start()
+
+    with tidemark.open(state, sources=[src], retry_timeout_ms=120000) as t:
+        t.add_processor(crash_at_the_fifth, name="crash")
+        t.add_processor(PostgresSink(server.url, "outage"), name="pg")
+        s = t.run_once()
+    assert s["proc_retries"] > 0
+    lines = sorted(r[0] for r in pg_rows(server.url, "outage"))
+    assert lines == sorted("%02d %03d" % (k, i) for k in range(12)
+                           for i in range(100))
+    msgs = [r.getMessage() for r in caplog.records if r.name == "tidemark"]
+    assert sum("is away" in m for m in msgs) == 1
+    assert any("is back" in m for m in msgs)

@@ -36,7 +36,7 @@ import re
 import sqlite3
 from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
 
-from . import Chunk, Reject
+from . import RETRY, Chunk, Reject, _Retry, logger
 
 __all__ = ["SQLiteSink", "PostgresSink", "Parse"]
 
@@ -206,25 +206,67 @@ class PostgresSink(_RecordSink):
     (a libpq connection string or URI), exactly once (see the module's
     help), with Debian's python3-psycopg (psycopg 3). Rows of a chunk go
     into an open transaction (INSERT ... ON CONFLICT (record_id) DO
-    NOTHING); commit() commits it. A server away makes process() or
-    commit() raise: the chunk fails and is delivered again once it is back,
-    the transaction's rows with it (dropped if they made it)."""
+    NOTHING); commit() commits it.
+
+    The server away or restarting: the rows taken since the last commit are
+    kept here, so process() answers tidemark.RETRY (reading pauses, one
+    warning per outage naming the server) until it is back, then sends them
+    again in a new transaction; nothing is lost, nothing doubled, and no
+    record is taken for a bad one. A row the server refuses (a constraint,
+    a value its column cannot hold) is a tidemark.Reject."""
 
     def __init__(self, conninfo: str, table: str = "lines",
                  parse: Optional[Parse] = None) -> None:
         super().__init__(table, parse)
         self.conninfo = conninfo
         self.conn: Any = None
+        self.pending: List[Tuple[Any, ...]] = []   # since the last commit
+        self.away = False
 
     def open(self, restore: Optional[bytes]) -> None:
-        import psycopg
         if self.conn is not None:
             self.close()
-        self.conn = psycopg.connect(self.conninfo, autocommit=False)
-        if self.parse is None:
-            self._create("line text")
+        self.pending = []
         self.sql: Optional[str] = None
         self.columns = None
+        self._connect(False)
+
+    def _where(self) -> str:
+        try:
+            import psycopg
+            info = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+            return "%s:%s" % (info.get("host", "localhost"),
+                              info.get("port", "5432"))
+        except Exception:
+            return "the server"
+
+    def _connect(self, replay: bool) -> bool:
+        """Connect (and send the pending rows again). False: the server is
+        away (warned about once per outage)."""
+        import psycopg
+        try:
+            if self.conn is None:
+                self.conn = psycopg.connect(self.conninfo, autocommit=False)
+                if self.parse is None:
+                    self._create("line text")
+                elif self.columns is not None:
+                    self.new_columns(self.columns)
+                if replay and self.pending:
+                    self._insert(self.pending)
+            if self.away:
+                self.away = False
+                logger.warning("postgres sink %s: %s is back", self.table,
+                               self._where())
+            return True
+        except psycopg.OperationalError as e:
+            self.close()
+            if not self.away:
+                self.away = True
+                logger.warning("postgres sink %s: %s is away (%s): reading "
+                               "pauses until it is back", self.table,
+                               self._where(), str(e).strip().splitlines()[0]
+                               if str(e).strip() else type(e).__name__)
+            return False
 
     def _create(self, columns: str) -> None:
         self.conn.execute(
@@ -234,26 +276,51 @@ class PostgresSink(_RecordSink):
         self.conn.commit()
 
     def new_columns(self, columns: Tuple[str, ...]) -> None:
-        self._create(", ".join("%s text" % _quote(c) for c in columns))
+        if self.conn is not None:
+            self._create(", ".join("%s text" % _quote(c) for c in columns))
         self.sql = None
 
-    def process(self, chunk: Chunk) -> None:
-        rows = self.rows(chunk)
-        if not rows:
-            return None
+    def _insert(self, rows: List[Tuple[Any, ...]]) -> None:
         if self.sql is None:
             self.sql = self.insert_sql("%s", "ON CONFLICT (record_id) DO "
                                        "NOTHING")
+        with self.conn.cursor() as cur:
+            cur.executemany(self.sql, rows)
+
+    def process(self, chunk: Chunk) -> Optional[_Retry]:
         import psycopg
+        if self.conn is None and not self._connect(True):
+            return RETRY
+        rows = self.rows(chunk)
+        if not rows:
+            return None
         try:
-            with self.conn.cursor() as cur:
-                cur.executemany(self.sql, rows)
+            self._insert(rows)
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as e:
             raise Reject("%s: %s" % (self.table, e)) from e  # never acceptable
+        except psycopg.OperationalError:
+            self.close()        # the transaction is gone: pending has it
+            if not self._connect(True):
+                return RETRY
+            self._insert(rows)
+        self.pending.extend(rows)
         return None
 
     def commit(self) -> bytes:
-        self.conn.commit()
+        import psycopg
+        if self.conn is None and not self._connect(True):
+            raise ConnectionError("postgres sink %s: %s is away" % (
+                self.table, self._where()))
+        try:
+            self.conn.commit()
+        except psycopg.OperationalError:
+            # Unknown whether it committed: send everything again (the
+            # record ids drop what made it) and commit that.
+            self.close()
+            if not self._connect(True):
+                raise
+            self.conn.commit()
+        self.pending = []
         return b""
 
     def close(self) -> None:

@@ -166,7 +166,28 @@ def test_unwritable_dead_letter_file_is_a_clear_error(state, src, tmp_path):
     with pytest.raises(tidemark.Error) as ei:
         tidemark.open(state, sources=[src],
                       dead_letter=tmp_path / "no" / "such" / "dir" / "f")
-    assert "dead" in ei.value.message.lower()
+    assert ei.value.code == "EUSAGE"
+    assert "dead" in ei.value.message.lower() and "dir" in ei.value.message
+
+
+@needs_dead_letters
+def test_refusing_every_record_sets_each_aside_once(state, src, tmp_path):
+    data = b"".join(b"record %d\n" % i for i in range(30))
+    (src / "a.log").write_bytes(data)
+    dead = tmp_path / "dead.jsonl"
+
+    def never(chunk):
+        raise RuntimeError("nothing is acceptable")
+
+    with tidemark.open(state, sources=[src], dead_letter=dead,
+                       max_tries=2) as t:
+        t.add_processor(never, name="never")
+        s = t.run_once()                # the run goes on: no error
+    letters = [json.loads(l) for l in dead.read_text().splitlines()]
+    assert [d["data"] for d in letters] == \
+        [l + "\n" for l in data.decode().splitlines()]
+    assert s["dead_letters"] == 30
+    assert tidemark.status(state)[0]["bookmark"] == len(data)
 
 
 def test_dead_letter_without_support_is_named(state, src):

@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "state/store.h"
 #include "base/log.h"
 
 static const char *const state_names[] = {
@@ -452,16 +452,15 @@ static void print_text(FILE *out, int64_t ckpt_ns, uint64_t lost,
   tdm_store_load_blobs(s, print_note, &nc);
 }
 
-int tdm__status_print(const char *dir, int json, tdm_log_level_t level,
+int tdm__status_print(const char *dir, int json, const tdm__log_t *log,
                       FILE *out) {
-  tdm__log_t log = {level, NULL, NULL};
   tdm_store_t *s = NULL;
   rows r = {NULL, 0, 0};
   char *abs = NULL;
   int64_t ckpt_ns;
   int rc;
 
-  if ((rc = open_and_load(dir, TDM_STORE_RDONLY, &log, &s, &r)) != 0)
+  if ((rc = open_and_load(dir, TDM_STORE_RDONLY, log, &s, &r)) != 0)
     goto out;
   ckpt_ns = tdm_store_checkpoint_ns(s);
   look_now(&r);
@@ -491,7 +490,7 @@ int tdm_status_json(const char *state_dir, char **json) {
   *json = NULL;
   if ((out = open_memstream(&buf, &len)) == NULL)
     return -ENOMEM;
-  rc = tdm__status_print(state_dir, 1, TDM_LOG_INFO, out);
+  rc = tdm__status_print(state_dir, 1, NULL, out);
   if (fclose(out) != 0 && rc == 0)
     rc = -ENOMEM;
   if (rc != 0) {
@@ -500,6 +499,43 @@ int tdm_status_json(const char *state_dir, char **json) {
   }
   *json = buf;
   return 0;
+}
+
+/* The log sink of options `o` in *log: 0, or TDM_EUSAGE for options that
+   were never initialised (a size below the oldest layout's) or no state
+   directory (said through what sink there is). */
+static int sink_of(const tdm_options_t *o, tdm__log_t *log) {
+  log->level = TDM_LOG_INFO;
+  log->cb = NULL;
+  log->arg = NULL;
+  if (o == NULL || o->size < TDM_OPTIONS_SIZE_V1) {
+    tdm__error(log, "options of %u bytes, fewer than the %zu of the oldest "
+               "layout (initialise them with tdm_options_init)",
+               o != NULL ? (unsigned)o->size : 0u,
+               (size_t)TDM_OPTIONS_SIZE_V1);
+    return TDM_EUSAGE;
+  }
+  log->level = o->log_level;
+  log->cb = o->log_cb;
+  log->arg = o->log_arg;
+  if (o->state_dir == NULL || o->state_dir[0] == '\0') {
+    tdm__error(log, "no state directory given (--state)");
+    return TDM_EUSAGE;
+  }
+  return 0;
+}
+
+int tdm_status_write(const tdm_options_t *o, tdm_status_format_t format,
+                     FILE *out) {
+  tdm__log_t log;
+  int rc = sink_of(o, &log);
+  if (rc != 0)
+    return rc;
+  if (format != TDM_STATUS_TABLE && format != TDM_STATUS_JSON) {
+    tdm__error(&log, "status: unknown format %d", (int)format);
+    return TDM_EUSAGE;
+  }
+  return tdm__status_print(o->state_dir, format == TDM_STATUS_JSON, &log, out);
 }
 
 void tdm_free(void *p) {
@@ -639,9 +675,8 @@ static int forget_marked(tdm_store_t *s, const rows *r, size_t *forgotten) {
 }
 
 int tdm__status_reset_paths(const char *dir, const char *const *paths,
-                            size_t n_paths, tdm_log_level_t level,
-                            size_t *forgotten, int *untracked) {
-  tdm__log_t log = {level, NULL, NULL};
+                            size_t n_paths, const tdm__log_t *log,
+                            size_t *forgotten, size_t *untracked) {
   tdm_store_t *s = NULL;
   rows r = {NULL, 0, 0};
   char qb[8192];
@@ -649,12 +684,12 @@ int tdm__status_reset_paths(const char *dir, const char *const *paths,
 
   *forgotten = 0;
   *untracked = 0;
-  if ((rc = open_and_load(dir, 0, &log, &s, &r)) != 0)
+  if ((rc = open_and_load(dir, 0, log, &s, &r)) != 0)
     goto out;
   if (n_paths == 0) {
     rc = tdm_store_clear_files(s);
     if (rc != 0) {
-      tdm__error(&log, "reset of %s failed: %s",
+      tdm__error(log, "reset of %s failed: %s",
               tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
       goto out;
     }
@@ -670,19 +705,19 @@ int tdm__status_reset_paths(const char *dir, const char *const *paths,
       }
       if (m < 0) {
         rc = -errno;
-        tdm__error(&log, "reset: %s: %s",
+        tdm__error(log, "reset: %s: %s",
                 tdm__quote(paths[i], qb, sizeof(qb)), strerror(errno));
         goto out;
       }
       if (m == 0) {
-        tdm__warn(&log, "reset: %s is not tracked",
+        tdm__warn(log, "reset: %s is not tracked",
                 tdm__quote(paths[i], qb, sizeof(qb)));
-        *untracked = 1;
+        (*untracked)++;
       }
     }
     rc = forget_marked(s, &r, forgotten);
     if (rc != 0) {
-      tdm__error(&log, "reset of %s failed: %s",
+      tdm__error(log, "reset of %s failed: %s",
               tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
       goto out;
     }
@@ -696,11 +731,24 @@ out:
 
 int tdm_reset(const char *state_dir, const char *const *paths, size_t n_paths,
               size_t *forgotten) {
-  size_t n;
-  int untracked;
-  int rc = tdm__status_reset_paths(state_dir, paths, n_paths, TDM_LOG_INFO,
-                                   &n, &untracked);
+  size_t n, untracked;
+  int rc = tdm__status_reset_paths(state_dir, paths, n_paths, NULL, &n,
+                                   &untracked);
   if (forgotten != NULL)
     *forgotten = rc == 0 ? n : 0;
+  return rc;
+}
+
+int tdm_reset_paths(const tdm_options_t *o, const char *const *paths,
+                    size_t n_paths, size_t *forgotten, size_t *untracked) {
+  tdm__log_t log;
+  size_t n = 0, u = 0;
+  int rc = sink_of(o, &log);
+  if (rc == 0)
+    rc = tdm__status_reset_paths(o->state_dir, paths, n_paths, &log, &n, &u);
+  if (forgotten != NULL)
+    *forgotten = rc == 0 ? n : 0;
+  if (untracked != NULL)
+    *untracked = rc == 0 ? u : 0;
   return rc;
 }

@@ -68,7 +68,8 @@ typedef enum tdm_proc_result {
                          takes it as FAIL. */
 } tdm_proc_result_t;
 
-/* How the host reads files (SPEC: --mode). */
+/* How the host reads files (--mode): tail follows appends, whole hands
+   over each complete file once. */
 typedef enum tdm_mode {
   TDM_MODE_TAIL = 0,  /* appended bytes of growing files */
   TDM_MODE_WHOLE = 1  /* each complete file once */

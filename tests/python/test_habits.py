@@ -51,6 +51,12 @@ with tidemark.open("st", sources=["src"], verbose=2) as t:
         t.run_once()
     except tidemark.Error:
         pass
+tidemark.status("st")
+tidemark.reset("st", ["no-such-file"])     # warned about: to the logger
+try:
+    tidemark.status("no-such-state")
+except tidemark.Error as e:
+    assert e.code == "ENOENT", e
 """
 
 

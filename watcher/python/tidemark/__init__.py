@@ -1107,21 +1107,75 @@ def open(state: StrPath, sources: Union[StrPath, Iterable[StrPath]] = (),
     return Tidemark(state, sources, **options)
 
 
+class _Sink:
+    """A log sink for the calls without a Tidemark (status, reset): the
+    library's lines go to the logger; the last error is kept for the
+    exception."""
+
+    def __init__(self, state: StrPath) -> None:
+        lib = _lib_handle()
+        self.errors: List[str] = []
+        self.o = _lib.padded(_lib.Options_t)
+        lib.tdm_options_init(ctypes.byref(self.o))
+        self.state = _fs(state)
+        self.o.state_dir = self.state
+        level = logger.getEffectiveLevel()
+        self.o.log_level = (_lib.LOG_DEBUG if level <= logging.DEBUG else
+                            _lib.LOG_INFO if level <= logging.INFO else
+                            _lib.LOG_WARN if level <= logging.WARNING else
+                            _lib.LOG_ERROR)
+        self.cb = _lib.LOG_CB(self.log)
+        self.o.log_cb = self.cb
+
+    def log(self, arg: Any, level: int, msg: bytes) -> None:
+        try:
+            text = msg.decode("utf-8", "replace")
+            if level == _lib.LOG_ERROR:
+                self.errors.append(text)
+            logger.log(_LEVELS.get(level, logging.ERROR), "%s", text)
+        except BaseException:
+            pass
+
+    def error(self, rc: int, fallback: str) -> Error:
+        return _error(rc, self.errors[-1] if self.errors else fallback)
+
+
+def _state_text(lib: Any, rc: int, state: StrPath) -> str:
+    name = os.fsdecode(os.fspath(state))
+    if rc == -_errno.ENOENT:
+        return "no tidemark state in %s" % name
+    return "%s: %s" % (name, lib.tdm_strerror(rc).decode())
+
+
 def status(state: StrPath) -> List[Dict[str, Any]]:
     """The files `tidemark status --json` lists for `state`, as a list of
-    dicts (read-only: works while a writer runs)."""
+    dicts (read-only: works while a writer runs). Messages go to the
+    "tidemark" logger."""
     lib = _lib_handle()
-    out = ctypes.c_void_p()
-    rc = lib.tdm_status_json(_fs(state), ctypes.byref(out))
-    if rc != 0:
-        raise _error(rc, "%s: %s" % (os.fsdecode(os.fspath(state)),
-                                     lib.tdm_strerror(rc).decode())
-                     if rc != -_errno.ENOENT else "no tidemark state in %s"
-                     % os.fsdecode(os.fspath(state)))
-    try:
-        text = ctypes.string_at(out.value or 0)
-    finally:
-        lib.tdm_free(out)
+    if hasattr(lib, "tdm_status_write"):
+        sink = _Sink(state)
+        buf, size = ctypes.c_void_p(), ctypes.c_size_t()
+        f = _lib.libc.open_memstream(ctypes.byref(buf), ctypes.byref(size))
+        if not f:
+            raise MemoryError("open_memstream")
+        try:
+            rc = lib.tdm_status_write(ctypes.byref(sink.o), 1, f)
+        finally:
+            _lib.libc.fclose(f)
+            text = ctypes.string_at(buf.value or 0, size.value) \
+                if buf.value else b""
+            _lib.libc.free(buf)
+        if rc != 0:
+            raise sink.error(rc, _state_text(lib, rc, state))
+    else:
+        out = ctypes.c_void_p()
+        rc = lib.tdm_status_json(_fs(state), ctypes.byref(out))
+        if rc != 0:
+            raise _error(rc, _state_text(lib, rc, state))
+        try:
+            text = ctypes.string_at(out.value or 0)
+        finally:
+            lib.tdm_free(out)
     files: List[Dict[str, Any]] = _json.loads(
         text.decode("utf-8", "surrogateescape"))["files"]
     return files
@@ -1130,8 +1184,10 @@ def status(state: StrPath) -> List[Dict[str, Any]]:
 def reset(state: StrPath, paths: Optional[Union[StrPath, Sequence[StrPath]]]
           = None) -> int:
     """Forget every file (paths=None) or the files at or under `paths`, so
-    they are read again from the start. Returns how many were forgotten.
-    The directory must not be open for writing (here or elsewhere)."""
+    they are read again from the start. Returns how many were forgotten (a
+    path that matches nothing is warned about through the "tidemark"
+    logger). The directory must not be open for writing (here or
+    elsewhere)."""
     lib = _lib_handle()
     if _real(state) in _OPEN_DIRS:
         raise Error("ELOCKED", "state directory %s is open in this process: "
@@ -1141,8 +1197,14 @@ def reset(state: StrPath, paths: Optional[Union[StrPath, Sequence[StrPath]]]
     items = [_fs(p) for p in (paths or [])]
     arr = (ctypes.c_char_p * max(len(items), 1))(*items)
     n = ctypes.c_size_t()
+    if hasattr(lib, "tdm_reset_paths"):
+        sink = _Sink(state)
+        rc = lib.tdm_reset_paths(ctypes.byref(sink.o), arr, len(items),
+                                 ctypes.byref(n), None)
+        if rc != 0:
+            raise sink.error(rc, "reset of " + _state_text(lib, rc, state))
+        return n.value
     rc = lib.tdm_reset(_fs(state), arr, len(items), ctypes.byref(n))
     if rc != 0:
-        raise _error(rc, "reset of %s: %s" % (os.fsdecode(os.fspath(state)),
-                                             lib.tdm_strerror(rc).decode()))
+        raise _error(rc, "reset of " + _state_text(lib, rc, state))
     return n.value

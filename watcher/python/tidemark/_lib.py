@@ -217,6 +217,23 @@ def _declare(lib: Any) -> None:
     fn("tdm_reset", c_int, c_char_p, POINTER(c_char_p), c_size_t,
        POINTER(c_size_t))
     fn("tdm_free", None, c_void_p)
+    # Later additions: declared when the library has them.
+    for name, restype, argtypes in (
+            ("tdm_status_write", c_int, (c_void_p, c_int, c_void_p)),
+            ("tdm_reset_paths", c_int, (c_void_p, POINTER(c_char_p), c_size_t,
+                                        POINTER(c_size_t), POINTER(c_size_t)))):
+        if hasattr(lib, name):
+            fn(name, restype, *argtypes)
+
+
+# The C library's stdio, for tdm_status_write's FILE * (open_memstream).
+libc = ctypes.CDLL(None)
+libc.open_memstream.restype = c_void_p
+libc.open_memstream.argtypes = [POINTER(c_void_p), POINTER(c_size_t)]
+libc.fclose.restype = c_int
+libc.fclose.argtypes = [c_void_p]
+libc.free.restype = None
+libc.free.argtypes = [c_void_p]
 
 
 # A read-only memoryview straight over C memory: one call, no copy.

@@ -62,6 +62,13 @@ class BuildWithLibrary(build_py):
                      "README.md lists)")
         build = os.environ.get("TIDEMARK_CMAKE_BUILD_DIR") or os.path.join(
             HERE, "build", "libtidemark")
+        cache = os.path.join(build, "CMakeCache.txt")
+        if os.path.exists(cache):   # a build of another copy of the tree
+            with open(cache) as f:
+                m = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$",
+                              f.read(), re.M)
+            if m and os.path.realpath(m.group(1)) != os.path.realpath(ROOT):
+                shutil.rmtree(build)
         args = ["-DCMAKE_BUILD_TYPE=Release", "-DTDM_TESTS=OFF"]
         args += shlex.split(os.environ.get("TIDEMARK_CMAKE_ARGS", ""))
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "2")

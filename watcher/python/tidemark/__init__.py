@@ -67,8 +67,9 @@ import sys
 import threading
 import time
 import traceback
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Protocol,
-                    Sequence, Tuple, Union, runtime_checkable)
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Literal,
+                    Optional, Protocol, Sequence, Tuple, Union, overload,
+                    runtime_checkable)
 
 from . import _lib
 
@@ -1147,11 +1148,29 @@ def _state_text(lib: Any, rc: int, state: StrPath) -> str:
     return "%s: %s" % (name, lib.tdm_strerror(rc).decode())
 
 
-def status(state: StrPath) -> List[Dict[str, Any]]:
+_STATUS_JSON = 1  # tdm_status_format_t TDM_STATUS_JSON
+
+
+@overload
+def status(state: StrPath, iterate: Literal[False] = False
+           ) -> List[Dict[str, Any]]: ...
+
+
+@overload
+def status(state: StrPath, iterate: Literal[True]
+           ) -> Iterator[Dict[str, Any]]: ...
+
+
+def status(state: StrPath, iterate: bool = False
+           ) -> Union[List[Dict[str, Any]], Iterator[Dict[str, Any]]]:
     """The files `tidemark status --json` lists for `state`, as a list of
-    dicts (read-only: works while a writer runs). Messages go to the
-    "tidemark" logger."""
+    dicts (read-only: works while a writer runs). With iterate=True, an
+    iterator that yields them one by one as the store is read: memory stays
+    flat over millions of files (the list form holds the whole JSON).
+    Messages go to the "tidemark" logger."""
     lib = _lib_handle()
+    if iterate:
+        return _status_iter(lib, state)
     if hasattr(lib, "tdm_status_write"):
         sink = _Sink(state)
         buf, size = ctypes.c_void_p(), ctypes.c_size_t()
@@ -1159,7 +1178,7 @@ def status(state: StrPath) -> List[Dict[str, Any]]:
         if not f:
             raise MemoryError("open_memstream")
         try:
-            rc = lib.tdm_status_write(ctypes.byref(sink.o), 1, f)
+            rc = lib.tdm_status_write(ctypes.byref(sink.o), _STATUS_JSON, f)
         finally:
             _lib.libc.fclose(f)
             text = ctypes.string_at(buf.value or 0, size.value) \
@@ -1179,6 +1198,69 @@ def status(state: StrPath) -> List[Dict[str, Any]]:
     files: List[Dict[str, Any]] = _json.loads(
         text.decode("utf-8", "surrogateescape"))["files"]
     return files
+
+
+def _status_iter(lib: Any, state: StrPath) -> Iterator[Dict[str, Any]]:
+    """status(iterate=True): the library writes the JSON into a pipe from a
+    thread (ctypes lets go of the GIL meanwhile); the entries of "files" are
+    decoded here as they come. Closing the iterator early closes the pipe,
+    which ends the library's walk."""
+    import codecs
+    if not hasattr(lib, "tdm_status_write_fd"):
+        yield from status(state)
+        return
+    rfd: Optional[int]
+    rfd, wfd = os.pipe()
+    result: Dict[str, int] = {}
+    sink = _Sink(state)
+
+    def write() -> None:
+        try:
+            result["rc"] = lib.tdm_status_write_fd(ctypes.byref(sink.o),
+                                                   _STATUS_JSON, wfd)
+        finally:
+            os.close(wfd)
+
+    th = threading.Thread(target=write, name="tidemark-status", daemon=True)
+    th.start()
+    dec = _json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    buf, pos, in_files, done = "", 0, False, False
+    try:
+        with os.fdopen(rfd, "rb", buffering=0) as r:
+            rfd = None
+            while not done:
+                chunk = r.read(1 << 16)
+                buf = buf[pos:] + utf8.decode(chunk, final=not chunk)
+                pos = 0
+                if not in_files:
+                    at = buf.find('"files":[')
+                    if at < 0:
+                        if not chunk:
+                            break
+                        continue
+                    pos, in_files = at + len('"files":['), True
+                while True:  # each complete entry in the buffer
+                    while pos < len(buf) and buf[pos] in ", \n":
+                        pos += 1
+                    if pos < len(buf) and buf[pos] == "]":
+                        done = True
+                        break
+                    try:
+                        entry, end = dec.raw_decode(buf, pos)
+                    except ValueError:
+                        break  # not all of it yet
+                    pos = end
+                    yield entry
+                if not chunk:
+                    break
+    finally:
+        if rfd is not None:
+            os.close(rfd)
+        th.join()
+    rc = result.get("rc", 0)
+    if rc != 0:
+        raise sink.error(rc, _state_text(lib, rc, state))
 
 
 def reset(state: StrPath, paths: Optional[Union[StrPath, Sequence[StrPath]]]

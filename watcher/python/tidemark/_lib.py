@@ -220,6 +220,7 @@ def _declare(lib: Any) -> None:
     # Later additions: declared when the library has them.
     for name, restype, argtypes in (
             ("tdm_status_write", c_int, (c_void_p, c_int, c_void_p)),
+            ("tdm_status_write_fd", c_int, (c_void_p, c_int, c_int)),
             ("tdm_reset_paths", c_int, (c_void_p, POINTER(c_char_p), c_size_t,
                                         POINTER(c_size_t), POINTER(c_size_t)))):
         if hasattr(lib, name):

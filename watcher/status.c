@@ -12,6 +12,7 @@
  *   {"state_dir":"/abs","schema":2,"instance":"16 hex"|null,
  *    "processors":[{"spec":"nats:...","note":"text"|null}, ...],
  *    "last_checkpoint":"...Z"|null, "lost_files":N,
+ *    "dead_letters":N (records set aside by --dead-letter, ever),
  *    "files":[{"id":1,"path":"/abs/p","present":true,"dev":2049,
  *              "inode":1234,"size":100,"bookmark":100,"pending":0,
  *              "state":"active","truncations":0,"pieces":0,
@@ -40,6 +41,7 @@
 
 #include "state/store.h"
 #include "base/log.h"
+#include "engine/deadletter.h"
 
 static const char *const state_names[] = {
   [TDM_FILE_ACTIVE] = "active",       [TDM_FILE_DONE] = "done",
@@ -294,6 +296,21 @@ static int hash_is_zero(const uint8_t h[16]) {
 
 /* A processor's restore blob that is printable text is a note for status
    (the nats processor's stream and duplicate window); others are not. */
+/* Records set aside in dead-letter files, as the store recorded them. */
+static int sum_dead(void *arg, const char *key, size_t key_len,
+                    const void *blob, size_t len) {
+  uint64_t n;
+  if (tdm__deadletter_blob_count(key, key_len, blob, len, &n))
+    *(uint64_t *)arg += n;
+  return 0;
+}
+
+static uint64_t dead_letters(tdm_store_t *s) {
+  uint64_t n = 0;
+  tdm_store_load_blobs(s, sum_dead, &n);
+  return n;
+}
+
 typedef struct note_ctx {
   FILE *out;
   int json;
@@ -306,7 +323,10 @@ static int print_note(void *arg, const char *key, size_t key_len,
   char k[1024], note[TDM_RESTORE_MAX + 1], q[2048];
   const unsigned char *b = blob;
   int text = len > 0 && len <= TDM_RESTORE_MAX;
+  uint64_t dead;
 
+  if (tdm__deadletter_blob_count(key, key_len, blob, len, &dead))
+    return 0; /* a dead-letter file's, not a processor's */
   for (size_t i = 0; text && i < len; i++)
     text = b[i] >= 0x20 && b[i] < 0x7f;
   if (key_len >= sizeof(k))
@@ -494,13 +514,14 @@ static void json_head(FILE *out, const char *state_abs, tdm_store_t *s) {
   fputs("],\"last_checkpoint\":", out);
   json_time(out, tdm_store_checkpoint_ns(s));
   fprintf(out, ",\"lost_files\":%" PRIu64, tdm_store_lost_files(s));
+  fprintf(out, ",\"dead_letters\":%" PRIu64, dead_letters(s));
 }
 
 static void text_tail(const sweep_t *sw) {
   FILE *out = sw->out;
   note_ctx nc = {out, 0, 0};
   int64_t ckpt_ns = tdm_store_checkpoint_ns(sw->s);
-  uint64_t lost = tdm_store_lost_files(sw->s);
+  uint64_t lost = tdm_store_lost_files(sw->s), dead;
   char when[64];
 
   fprintf(out, "%zu file%s", sw->n, sw->n == 1 ? "" : "s");
@@ -514,14 +535,16 @@ static void text_tail(const sweep_t *sw) {
     fprintf(out, "%" PRIu64 " file%s renamed away or deleted before new bytes "
             "could be read (no descriptor was held; each named in the log "
             "when it happened)\n", lost, lost == 1 ? "" : "s");
+  if ((dead = dead_letters(sw->s)) > 0)
+    fprintf(out, "%" PRIu64 " record%s set aside in the dead-letter file "
+            "(--dead-letter)\n", dead, dead == 1 ? "" : "s");
   if (tdm_store_instance(sw->s)[0] != '\0')
     fprintf(out, "instance %s\n", tdm_store_instance(sw->s));
   tdm_store_load_blobs(sw->s, print_note, &nc);
 }
 
-int tdm__status_print(const char *dir, int json, tdm_log_level_t level,
+int tdm__status_print(const char *dir, int json, const tdm__log_t *log,
                       FILE *out) {
-  tdm__log_t log = {level, NULL, NULL};
   sweep_t sw;
   char *abs = NULL;
   int rc;
@@ -529,7 +552,7 @@ int tdm__status_print(const char *dir, int json, tdm_log_level_t level,
   memset(&sw, 0, sizeof(sw));
   sw.out = out;
   sw.json = json;
-  if ((rc = open_store(dir, TDM_STORE_RDONLY, &log, &sw.s)) != 0)
+  if ((rc = open_store(dir, TDM_STORE_RDONLY, log, &sw.s)) != 0)
     goto out;
   if (json) {
     abs = realpath(dir, NULL);
@@ -538,9 +561,9 @@ int tdm__status_print(const char *dir, int json, tdm_log_level_t level,
     json_head(out, abs != NULL ? abs : dir, sw.s);
     fputs(",\"files\":[", out);
   }
-  rc = walk_files(dir, &log, sw.s, sweep_file, &sw);
+  rc = walk_files(dir, log, sw.s, sweep_file, &sw);
   if (rc == -ENOMEM)
-    tdm__error(&log, "status: out of memory");
+    tdm__error(log, "status: out of memory");
   if (rc != 0)
     goto out;
   if (json) {
@@ -591,9 +614,8 @@ static int tally_file(void *arg, const tdm_file_rec_t *rec) {
   return 0;
 }
 
-int tdm__status_summary(const char *dir, int json, tdm_log_level_t level,
+int tdm__status_summary(const char *dir, int json, const tdm__log_t *log,
                         FILE *out) {
-  tdm__log_t log = {level, NULL, NULL};
   tdm_store_t *s = NULL;
   tally_t t;
   char when[64], qb[8192];
@@ -601,10 +623,10 @@ int tdm__status_summary(const char *dir, int json, tdm_log_level_t level,
   int rc, first = 1;
 
   memset(&t, 0, sizeof(t));
-  if ((rc = open_store(dir, TDM_STORE_RDONLY, &log, &s)) != 0 ||
-      (rc = walk_files(dir, &log, s, tally_file, &t)) != 0) {
+  if ((rc = open_store(dir, TDM_STORE_RDONLY, log, &s)) != 0 ||
+      (rc = walk_files(dir, log, s, tally_file, &t)) != 0) {
     if (rc == -ENOMEM)
-      tdm__error(&log, "status: out of memory");
+      tdm__error(log, "status: out of memory");
     goto out;
   }
   if (json) {
@@ -633,7 +655,8 @@ int tdm__status_summary(const char *dir, int json, tdm_log_level_t level,
     }
     fputs(",\"last_checkpoint\":", out);
     json_time(out, tdm_store_checkpoint_ns(s));
-    fprintf(out, ",\"lost_files\":%" PRIu64 "}\n", tdm_store_lost_files(s));
+    fprintf(out, ",\"lost_files\":%" PRIu64 ",\"dead_letters\":%" PRIu64 "}\n",
+            tdm_store_lost_files(s), dead_letters(s));
     goto out;
   }
   fprintf(out, "%" PRIu64 " file%s", t.n, t.n == 1 ? "" : "s");
@@ -678,7 +701,7 @@ int tdm_status_json(const char *state_dir, char **json) {
   *json = NULL;
   if ((out = open_memstream(&buf, &len)) == NULL)
     return -ENOMEM;
-  rc = tdm__status_print(state_dir, 1, TDM_LOG_INFO, out);
+  rc = tdm__status_print(state_dir, 1, NULL, out);
   if (fclose(out) != 0 && rc == 0)
     rc = -ENOMEM;
   if (rc != 0) {
@@ -689,7 +712,52 @@ int tdm_status_json(const char *state_dir, char **json) {
   return 0;
 }
 
-int tdm_status_write(const char *state_dir, int fd) {
+/* The log sink of options `o` in *log: 0, or TDM_EUSAGE for options that
+   were never initialised (a size below the oldest layout's) or no state
+   directory (said through what sink there is). */
+static int sink_of(const tdm_options_t *o, tdm__log_t *log) {
+  log->level = TDM_LOG_INFO;
+  log->cb = NULL;
+  log->arg = NULL;
+  if (o == NULL || o->size < TDM_OPTIONS_SIZE_V1) {
+    tdm__error(log, "options of %u bytes, fewer than the %zu of the oldest "
+               "layout (initialise them with tdm_options_init)",
+               o != NULL ? (unsigned)o->size : 0u,
+               (size_t)TDM_OPTIONS_SIZE_V1);
+    return TDM_EUSAGE;
+  }
+  log->level = o->log_level;
+  log->cb = o->log_cb;
+  log->arg = o->log_arg;
+  if (o->state_dir == NULL || o->state_dir[0] == '\0') {
+    tdm__error(log, "no state directory given (--state)");
+    return TDM_EUSAGE;
+  }
+  return 0;
+}
+
+int tdm_status_write(const tdm_options_t *o, tdm_status_format_t format,
+                     FILE *out) {
+  tdm__log_t log;
+  int rc = sink_of(o, &log);
+  if (rc != 0)
+    return rc;
+  switch (format) {
+  case TDM_STATUS_TABLE:
+  case TDM_STATUS_JSON:
+    return tdm__status_print(o->state_dir, format == TDM_STATUS_JSON, &log,
+                             out);
+  case TDM_STATUS_SUMMARY:
+  case TDM_STATUS_SUMMARY_JSON:
+    return tdm__status_summary(o->state_dir,
+                               format == TDM_STATUS_SUMMARY_JSON, &log, out);
+  }
+  tdm__error(&log, "status: unknown format %d", (int)format);
+  return TDM_EUSAGE;
+}
+
+int tdm_status_write_fd(const tdm_options_t *o, tdm_status_format_t format,
+                        int fd) {
   int dupfd = dup(fd), rc;
   FILE *out;
 
@@ -700,7 +768,7 @@ int tdm_status_write(const char *state_dir, int fd) {
     close(dupfd);
     return rc;
   }
-  rc = tdm__status_print(state_dir, 1, TDM_LOG_INFO, out);
+  rc = tdm_status_write(o, format, out);
   if (fflush(out) != 0 && rc == 0 && errno != EPIPE)
     rc = -errno;
   fclose(out);
@@ -844,9 +912,8 @@ static int forget_marked(tdm_store_t *s, const rows *r, size_t *forgotten) {
 }
 
 int tdm__status_reset_paths(const char *dir, const char *const *paths,
-                            size_t n_paths, tdm_log_level_t level,
-                            size_t *forgotten, int *untracked) {
-  tdm__log_t log = {level, NULL, NULL};
+                            size_t n_paths, const tdm__log_t *log,
+                            size_t *forgotten, size_t *untracked) {
   tdm_store_t *s = NULL;
   rows r = {NULL, 0, 0};
   char qb[8192];
@@ -854,12 +921,12 @@ int tdm__status_reset_paths(const char *dir, const char *const *paths,
 
   *forgotten = 0;
   *untracked = 0;
-  if ((rc = open_and_load(dir, 0, &log, &s, &r)) != 0)
+  if ((rc = open_and_load(dir, 0, log, &s, &r)) != 0)
     goto out;
   if (n_paths == 0) {
     rc = tdm_store_clear_files(s);
     if (rc != 0) {
-      tdm__error(&log, "reset of %s failed: %s",
+      tdm__error(log, "reset of %s failed: %s",
               tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
       goto out;
     }
@@ -875,19 +942,19 @@ int tdm__status_reset_paths(const char *dir, const char *const *paths,
       }
       if (m < 0) {
         rc = -errno;
-        tdm__error(&log, "reset: %s: %s",
+        tdm__error(log, "reset: %s: %s",
                 tdm__quote(paths[i], qb, sizeof(qb)), strerror(errno));
         goto out;
       }
       if (m == 0) {
-        tdm__warn(&log, "reset: %s is not tracked",
+        tdm__warn(log, "reset: %s is not tracked",
                 tdm__quote(paths[i], qb, sizeof(qb)));
-        *untracked = 1;
+        (*untracked)++;
       }
     }
     rc = forget_marked(s, &r, forgotten);
     if (rc != 0) {
-      tdm__error(&log, "reset of %s failed: %s",
+      tdm__error(log, "reset of %s failed: %s",
               tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
       goto out;
     }
@@ -901,11 +968,24 @@ out:
 
 int tdm_reset(const char *state_dir, const char *const *paths, size_t n_paths,
               size_t *forgotten) {
-  size_t n;
-  int untracked;
-  int rc = tdm__status_reset_paths(state_dir, paths, n_paths, TDM_LOG_INFO,
-                                   &n, &untracked);
+  size_t n, untracked;
+  int rc = tdm__status_reset_paths(state_dir, paths, n_paths, NULL, &n,
+                                   &untracked);
   if (forgotten != NULL)
     *forgotten = rc == 0 ? n : 0;
+  return rc;
+}
+
+int tdm_reset_paths(const tdm_options_t *o, const char *const *paths,
+                    size_t n_paths, size_t *forgotten, size_t *untracked) {
+  tdm__log_t log;
+  size_t n = 0, u = 0;
+  int rc = sink_of(o, &log);
+  if (rc == 0)
+    rc = tdm__status_reset_paths(o->state_dir, paths, n_paths, &log, &n, &u);
+  if (forgotten != NULL)
+    *forgotten = rc == 0 ? n : 0;
+  if (untracked != NULL)
+    *untracked = rc == 0 ? u : 0;
   return rc;
 }

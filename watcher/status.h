@@ -1,9 +1,9 @@
 /*
  * status.h: the state store as `tidemark status` shows it and as `tidemark
  * reset` changes it, without the engine (status.c). The library's
- * tdm_status_json and tdm_reset are made of these; so is the command's
- * status and reset (cli/). Messages go through a log sink at `level`
- * (stderr), naming the directory or PATH.
+ * tdm_status_json, tdm_status_write, tdm_reset and tdm_reset_paths are made
+ * of these; the command uses those public ones. Messages go through the log
+ * sink given (NULL: stderr at TDM_LOG_INFO), naming the directory or PATH.
  */
 #ifndef TDM_STATUS_H
 #define TDM_STATUS_H
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/log.h"
 #include "tidemark.h"
 
 /*
@@ -21,7 +22,7 @@
  * store is opened read-only, so this works while a writer runs. 0, or a negative code after a message:
  * -ENOENT (no state there), -ENOTDIR, TDM_ESTATE (corrupt), TDM_ESTORE.
  */
-int tdm__status_print(const char *dir, int json, tdm_log_level_t level,
+int tdm__status_print(const char *dir, int json, const tdm__log_t *log,
                       FILE *out);
 
 /*
@@ -31,18 +32,19 @@ int tdm__status_print(const char *dir, int json, tdm_log_level_t level,
  * moved), the last checkpoint; with `json`, as one JSON object. 0, or a
  * negative code after a message, as tdm__status_print.
  */
-int tdm__status_summary(const char *dir, int json, tdm_log_level_t level,
+int tdm__status_summary(const char *dir, int json, const tdm__log_t *log,
                         FILE *out);
 
 /*
  * Open `dir` as the writer and forget every file (no PATHs), or every file
  * at or under each PATH, in one transaction. *forgotten: how many. 0 or a
  * negative code after a message (TDM_ELOCKED: another tidemark holds it);
- * *untracked is set when a PATH matched nothing (the others are still reset).
+ * *untracked counts the PATHs that matched nothing (the others are still
+ * reset).
  */
 int tdm__status_reset_paths(const char *dir, const char *const *paths,
-                            size_t n_paths, tdm_log_level_t level,
-                            size_t *forgotten, int *untracked);
+                            size_t n_paths, const tdm__log_t *log,
+                            size_t *forgotten, size_t *untracked);
 
 /* Is `path` `top` itself or inside it (lexically)? */
 int tdm__status_is_under(const char *path, const char *top);

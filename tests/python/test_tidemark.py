@@ -73,7 +73,7 @@ def test_exception_keeps_bookmark_and_raises(state, src):
     assert err.code == "EPROC"
     assert "ValueError: cannot take 7 bytes" in err.message
     assert "boom" in err.message
-    assert err.stats["proc_failures"] == 1
+    assert err.stats["proc_failures"] == 5  # offered alone max_tries (5) times
     assert isinstance(err.__cause__, ValueError)
     (rec,) = tidemark.status(state)
     assert rec["bookmark"] == 6 and rec["state"] == "failed"

@@ -673,6 +673,9 @@ def status(state, iterate=False):
     return _json.loads(text.decode("utf-8", "surrogateescape"))["files"]
 
 
+_STATUS_JSON = 1  # tdm_status_format_t TDM_STATUS_JSON
+
+
 def _status_iter(lib, state):
     """status(iterate=True): the library writes the JSON into a pipe from a
     thread (ctypes lets go of the GIL meanwhile); the entries of "files" are
@@ -684,7 +687,12 @@ def _status_iter(lib, state):
 
     def write():
         try:
-            result["rc"] = lib.tdm_status_write(_fs(state), wfd)
+            o = _lib.padded(_lib.Options_t)
+            lib.tdm_options_init(ctypes.byref(o))
+            o.state_dir = _fs(state)
+            o.log_level = _lib.LOG_WARN
+            result["rc"] = lib.tdm_status_write_fd(ctypes.byref(o),
+                                                   _STATUS_JSON, wfd)
         finally:
             os.close(wfd)
 

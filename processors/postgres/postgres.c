@@ -760,6 +760,9 @@ static int resend_pending(pg_t *g, char *msg) {
   PGresult *err = NULL;
   if (g->pending.len == 0 || g->in_txn)
     return R_OK;
+  say(g, TDM_PROC_LOG_WARN, "postgres: sending again the %ld rows of the "
+      "transaction the connection lost (those that made it are dropped by "
+      "record_id)", g->pending_rows);
   if (begin(g) != 0 ||
       send_copy(g, g->stage_sql, g->pending.p, g->pending.len, &err, NULL) != 0) {
     err_kind_t k = classify(g, err);

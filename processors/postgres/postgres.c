@@ -26,21 +26,27 @@
  * that made it.
  *
  * Each chunk goes in one round trip inside the open transaction, under a
- * savepoint: `SAVEPOINT; COPY ... FROM STDIN; RELEASE`. COPY goes straight
- * into the table while no row conflicts (as fast as psql's \copy); a chunk
- * that conflicts (a replay after a crash) is rolled back to its savepoint and
- * sent through a temporary staging table instead, `INSERT ... SELECT ... ON
- * CONFLICT (record_id) DO NOTHING`, until a chunk goes in without conflict.
- * A record the table refuses (not JSON, a type, a constraint) rolls the
- * chunk back to its savepoint, so nothing of it is kept, and process()
- * answers TDM_PROC_REJECT. The transaction commits when `batch` rows wait,
- * when the reader has caught up (a record appended to an idle file is in the
- * table within milliseconds), and at every checkpoint.
+ * savepoint: `[BEGIN;] SAVEPOINT; COPY ... FROM STDIN; RELEASE`. COPY goes
+ * straight into the table while no row conflicts (as fast as psql's \copy);
+ * a chunk that conflicts (a replay after a crash) is rolled back to its
+ * savepoint and sent through a temporary staging table instead, `INSERT ...
+ * SELECT ... ON CONFLICT (record_id) DO NOTHING`, until a chunk goes in
+ * without conflict. A record the table refuses (not JSON, a type, a
+ * constraint) rolls the chunk back to its savepoint, so nothing of it is
+ * kept, and process() answers TDM_PROC_REJECT.
  *
- * Memory and outages. The rows of the open transaction are kept (as COPY
- * text) until it commits: when the connection breaks, they are sent again on
- * the next connection. Once `batch` rows wait and the server is away,
- * process() answers TDM_PROC_RETRY: reading pauses, memory stays bounded.
+ * When the reader has caught up, the transaction commits without waiting
+ * for the disk (synchronous_commit off for that transaction): a record
+ * appended to an idle file is in the table within milliseconds. At every
+ * checkpoint, and whenever `batch` rows wait, a durable COMMIT (which also
+ * makes the quick ones before it durable: the WAL is flushed in order) is
+ * what commit() waits for.
+ *
+ * Memory and outages. The rows not yet durably committed are kept (as COPY
+ * text): when the connection breaks, they are sent again on the next one,
+ * through staging (those that made it are dropped). Once `batch` rows wait
+ * and the server is away, process() answers TDM_PROC_RETRY: reading pauses,
+ * memory stays bounded.
  * Reconnection is tried with a backoff (100 ms doubling to 2 s); one warning
  * per outage names the host and port, never the password (which the
  * conninfo may not hold at all: tidemark prints processor specs; libpq reads
@@ -122,8 +128,8 @@ typedef struct pg {
   int broken;       /* pending rows could not be sent again: reopen */
   char broken_msg[TDM_MSG_MAX];
 
-  /* the chunk being sent */
-  buf_t chunk;
+  /* the chunk being sent, and its statements */
+  buf_t chunk, sql;
   uint64_t *row_off;
   size_t n_rows, cap_rows;
 
@@ -760,9 +766,9 @@ static int resend_pending(pg_t *g, char *msg) {
   PGresult *err = NULL;
   if (g->pending.len == 0 || g->in_txn)
     return R_OK;
-  say(g, TDM_PROC_LOG_WARN, "postgres: sending again the %ld rows of the "
-      "transaction the connection lost (those that made it are dropped by "
-      "record_id)", g->pending_rows);
+  say(g, TDM_PROC_LOG_WARN, "postgres: sending again the %ld rows not durably "
+      "committed when the connection was lost (those that made it are "
+      "dropped by record_id)", g->pending_rows);
   if (begin(g) != 0 ||
       send_copy(g, g->stage_sql, g->pending.p, g->pending.len, &err, NULL) != 0) {
     err_kind_t k = classify(g, err);
@@ -797,24 +803,39 @@ static int ready(pg_t *g, char *msg) {
   return resend_pending(g, msg);
 }
 
-/* COMMIT the open transaction. R_OK (pending dropped), or R_RETRY (msg:
-   why; pending kept: sent again, the constraint drops what made it). */
-static int flush(pg_t *g, char *msg) {
+/*
+ * End the open transaction. `durable` (a checkpoint, or `batch` rows
+ * waiting): COMMIT waits until the server has the WAL on disk, which makes
+ * every earlier quick commit durable too (the WAL is flushed in order), and
+ * the pending rows are dropped. Not durable (the reader has caught up): the
+ * rows become visible at once without waiting for the disk
+ * (synchronous_commit off for this one transaction) and stay pending until
+ * a durable commit: a server crash before it may lose them, and they are
+ * sent again. R_OK, or R_RETRY (msg: why; pending kept).
+ */
+static int commit_txn(pg_t *g, int durable, char *msg) {
+  const char *sql;
   PGresult *r;
   int rc;
 
   if ((rc = ready(g, msg)) != R_OK)
     return rc;
-  if (!g->in_txn)
+  if (g->in_txn)
+    sql = durable ? "COMMIT" : "SET LOCAL synchronous_commit TO off; COMMIT";
+  else if (durable && g->pending_rows > 0) /* only quick commits since */
+    sql = "BEGIN; SELECT txid_current(); COMMIT";
+  else
     return R_OK;
-  r = PQexec(g->conn, "COMMIT");
+  r = PQexec(g->conn, sql);
   if (PQresultStatus(r) == PGRES_COMMAND_OK &&
       strcmp(PQcmdStatus(r), "COMMIT") == 0) {
     PQclear(r);
     g->in_txn = 0;
-    g->rows_committed += (uint64_t)g->pending_rows;
-    g->pending.len = 0;
-    g->pending_rows = 0;
+    if (durable) {
+      g->rows_committed += (uint64_t)g->pending_rows;
+      g->pending.len = 0;
+      g->pending_rows = 0;
+    }
     return R_OK;
   }
   /* The outcome is unknown (the connection broke during COMMIT) or the
@@ -927,16 +948,21 @@ static void which_record(pg_t *g, const PGresult *r, char *out, size_t cap) {
 static int send_chunk(pg_t *g, char *msg) {
   PGresult *err = NULL;
   long inserted;
+  int rc;
   int direct = g->direct_sql != NULL && !g->use_stage;
   err_kind_t k;
 
-  if (begin(g) != 0) {
-    lost(g);
-    set_msg(msg, "postgres: %s is unreachable", g->where);
+  /* BEGIN goes in the same round trip when no transaction is open */
+  g->sql.len = 0;
+  if (buf_printf(&g->sql, "%s%s", g->in_txn ? "" : "BEGIN; ",
+                 direct ? g->direct_sql : g->stage_sql) != 0) {
+    set_msg(msg, "postgres: out of memory");
     return TDM_PROC_RETRY;
   }
-  if (send_copy(g, direct ? g->direct_sql : g->stage_sql, g->chunk.p,
-                g->chunk.len, &err, &inserted) == 0) {
+  rc = send_copy(g, g->sql.p, g->chunk.p, g->chunk.len, &err, &inserted);
+  g->in_txn = g->conn != NULL && PQtransactionStatus(g->conn) != PQTRANS_IDLE &&
+              PQtransactionStatus(g->conn) != PQTRANS_UNKNOWN;
+  if (rc == 0) {
     /* through staging until a chunk goes in without a conflict */
     if (!direct && inserted == (long)g->n_rows)
       g->use_stage = 0;
@@ -990,7 +1016,7 @@ static int pg_process(void *state, const tdm_chunk_t *c, char *msg) {
   if ((rc = ready(g, msg)) != R_OK)
     return rc == R_RETRY ? TDM_PROC_RETRY : TDM_PROC_FAIL;
   if ((g->pending_rows >= g->batch || g->pending.len >= PENDING_BYTES_MAX) &&
-      (rc = flush(g, msg)) != R_OK)
+      (rc = commit_txn(g, 1, msg)) != R_OK)
     return rc == R_RETRY ? TDM_PROC_RETRY : TDM_PROC_FAIL;
   if (chunk_rows(g, c) != 0) {
     set_msg(msg, "postgres: out of memory");
@@ -1017,9 +1043,9 @@ static int pg_process(void *state, const tdm_chunk_t *c, char *msg) {
 
 static int pg_caught_up(void *state, char *msg) {
   pg_t *g = state;
-  if (!g->in_txn || g->pending_rows == 0)
+  if (!g->in_txn)
     return TDM_PROC_OK;
-  return flush(g, msg) == R_OK ? TDM_PROC_OK : TDM_PROC_RETRY;
+  return commit_txn(g, 0, msg) == R_OK ? TDM_PROC_OK : TDM_PROC_RETRY;
 }
 
 /* The restore blob: text for `tidemark status` (nothing needs restoring:
@@ -1041,7 +1067,7 @@ static int pg_commit(void *state, void *restore, size_t *restore_len,
     return TDM_PROC_FAIL;
   }
   if (g->pending_rows > 0 || g->in_txn) {
-    rc = flush(g, msg);
+    rc = commit_txn(g, 1, msg);
     if (rc != R_OK) {
       *restore_len = 0;
       if (rc == R_FAIL)
@@ -1068,6 +1094,7 @@ static void pg_close(void *state) {
   free(g->stage_sql);
   free(g->pending.p);
   free(g->chunk.p);
+  free(g->sql.p);
   free(g->row_off);
   free(g->qtable);
   free(g->conninfo);

@@ -47,6 +47,7 @@ as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w start > /d
 PGPID=$(head -n 1 "$WORK/pg/data/postmaster.pid")
 trap 'kill -INT "$PGPID" 2>/dev/null || true; while kill -0 "$PGPID" 2>/dev/null; do sleep 0.1; done' EXIT
 URI="postgresql:///postgres?host=$WORK/pg/sock&port=$PORT&user=postgres"
+export PGOPTIONS="-c client_min_messages=warning"
 q() { psql "$URI" -X -Atq -v ON_ERROR_STOP=1 -c "$1"; }
 
 # ~150-byte lines, and the same rows as COPY text for psql

@@ -760,8 +760,9 @@ static int begin(pg_t *g) {
 }
 
 /* The rows of the open transaction after a broken connection, again,
-   through staging (some may have made it: an unknown COMMIT). R_OK,
-   R_RETRY, or R_FAIL (`broken`: the host reopens and replays). */
+   through staging (some may have made it: an unknown COMMIT). R_OK or
+   R_RETRY (and `broken` when the table refuses them now: the host reopens
+   us and replays). */
 static int resend_pending(pg_t *g, char *msg) {
   PGresult *err = NULL;
   if (g->pending.len == 0 || g->in_txn)
@@ -785,18 +786,19 @@ static int resend_pending(pg_t *g, char *msg) {
     g->broken = 1;
     set_msg(msg, "%s", g->broken_msg);
     drop_conn(g);
-    return R_FAIL;
+    return R_RETRY; /* commit() fails: the host reopens us and replays */
   }
   return R_OK;
 }
 
 /* Connected, the table checked, the open transaction holding every
-   pending row. */
+   pending row. While `broken`, R_RETRY: the next commit() fails, and the
+   host reopens the processor and delivers again from its bookmarks. */
 static int ready(pg_t *g, char *msg) {
   int rc;
   if (g->broken) {
     set_msg(msg, "%s", g->broken_msg);
-    return R_FAIL;
+    return R_RETRY;
   }
   if ((rc = connect_db(g, msg, 0)) != R_OK)
     return rc;
@@ -1029,13 +1031,14 @@ static int pg_process(void *state, const tdm_chunk_t *c, char *msg) {
     return rc;
   /* kept until COMMIT: sent again if the connection breaks before */
   if (buf_add(&g->pending, g->chunk.p, g->chunk.len) != 0) {
-    /* cannot keep it: undo the whole transaction, the host replays */
+    /* cannot keep it: undo the whole transaction (this chunk is not
+       kept); commit() fails, the host reopens us and replays */
     g->broken = 1;
     set_msg(g->broken_msg, "postgres: out of memory "
              "keeping rows until COMMIT");
     drop_conn(g);
     set_msg(msg, "%s", g->broken_msg);
-    return TDM_PROC_FAIL;
+    return TDM_PROC_RETRY;
   }
   g->pending_rows += (long)g->n_rows;
   return TDM_PROC_OK;
@@ -1070,7 +1073,7 @@ static int pg_commit(void *state, void *restore, size_t *restore_len,
     rc = commit_txn(g, 1, msg);
     if (rc != R_OK) {
       *restore_len = 0;
-      if (rc == R_FAIL)
+      if (rc == R_FAIL || g->broken)
         return TDM_PROC_FAIL;
       if (strlen(msg) + 40 < TDM_MSG_MAX)
         snprintf(msg + strlen(msg), TDM_MSG_MAX - strlen(msg),

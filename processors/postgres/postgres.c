@@ -125,6 +125,8 @@ typedef struct pg {
      connection, dropped at COMMIT */
   buf_t pending;
   long pending_rows;
+  int on_server;    /* the pending rows are on this connection (in the open
+                       transaction or quickly committed): none to resend */
   int broken;       /* pending rows could not be sent again: reopen */
   char broken_msg[TDM_MSG_MAX];
 
@@ -329,6 +331,7 @@ static void drop_conn(pg_t *g) {
   g->conn = NULL;
   g->ready = 0;
   g->in_txn = 0; /* the server rolls back what was open: pending stays */
+  g->on_server = 0;
 }
 
 /* Notices (CREATE TABLE IF NOT EXISTS's "already exists") are not ours to
@@ -759,13 +762,13 @@ static int begin(pg_t *g) {
   return 0;
 }
 
-/* The rows of the open transaction after a broken connection, again,
+/* The pending rows after a broken connection, again,
    through staging (some may have made it: an unknown COMMIT). R_OK or
    R_RETRY (and `broken` when the table refuses them now: the host reopens
    us and replays). */
 static int resend_pending(pg_t *g, char *msg) {
   PGresult *err = NULL;
-  if (g->pending.len == 0 || g->in_txn)
+  if (g->pending.len == 0 || g->on_server)
     return R_OK;
   say(g, TDM_PROC_LOG_WARN, "postgres: sending again the %ld rows not durably "
       "committed when the connection was lost (those that made it are "
@@ -788,6 +791,7 @@ static int resend_pending(pg_t *g, char *msg) {
     drop_conn(g);
     return R_RETRY; /* commit() fails: the host reopens us and replays */
   }
+  g->on_server = 1;
   return R_OK;
 }
 
@@ -1041,6 +1045,7 @@ static int pg_process(void *state, const tdm_chunk_t *c, char *msg) {
     return TDM_PROC_RETRY;
   }
   g->pending_rows += (long)g->n_rows;
+  g->on_server = 1;
   return TDM_PROC_OK;
 }
 

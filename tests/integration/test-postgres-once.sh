@@ -24,6 +24,7 @@ t0=$(now_ms)
 tdm once -s "$S" -p "$SPEC" "$D"
 echo "  once took $(( $(now_ms) - t0 )) ms"
 assert_contains "$STDERR" "table lines on host $PG_SOCK port $PG_PORT"
+assert_not_contains "$STDERR" "sending again" "rows sent twice with no connection lost"
 assert_eq "$(psql_q 'select count(*), count(distinct record_id) from lines')" "200000|200000" "rows, distinct record ids"
 psql_q 'select line from lines' > "$T/got"
 assert_lines_once "$T/want" "$T/got" "rows after once"

@@ -35,14 +35,12 @@
  * constraint) rolls the chunk back to its savepoint, so nothing of it is
  * kept, and process() answers TDM_PROC_REJECT.
  *
- * When the reader has caught up, the transaction commits without waiting
- * for the disk (synchronous_commit off for that transaction): a record
- * appended to an idle file is in the table within milliseconds. At every
- * checkpoint, and whenever `batch` rows wait, a durable COMMIT (which also
- * makes the quick ones before it durable: the WAL is flushed in order) is
- * what commit() waits for.
+ * The transaction commits (durably: the server answers once its WAL is on
+ * disk) when the reader has caught up, so a record appended to an idle file
+ * is in the table within milliseconds; when `batch` rows wait; and at every
+ * checkpoint, which commit() answers OK only after that COMMIT.
  *
- * Memory and outages. The rows not yet durably committed are kept (as COPY
+ * Memory and outages. The rows of the open transaction are kept (as COPY
  * text): when the connection breaks, they are sent again on the next one,
  * through staging (those that made it are dropped). Once `batch` rows wait
  * and the server is away, process() answers TDM_PROC_RETRY: reading pauses,
@@ -126,7 +124,7 @@ typedef struct pg {
   buf_t pending;
   long pending_rows;
   int on_server;    /* the pending rows are on this connection (in the open
-                       transaction or quickly committed): none to resend */
+                       transaction): none to resend */
   int broken;       /* pending rows could not be sent again: reopen */
   char broken_msg[TDM_MSG_MAX];
 
@@ -810,38 +808,31 @@ static int ready(pg_t *g, char *msg) {
 }
 
 /*
- * End the open transaction. `durable` (a checkpoint, or `batch` rows
- * waiting): COMMIT waits until the server has the WAL on disk, which makes
- * every earlier quick commit durable too (the WAL is flushed in order), and
- * the pending rows are dropped. Not durable (the reader has caught up): the
- * rows become visible at once without waiting for the disk
- * (synchronous_commit off for this one transaction) and stay pending until
- * a durable commit: a server crash before it may lose them, and they are
- * sent again. R_OK, or R_RETRY (msg: why; pending kept).
+ * COMMIT the open transaction, and wait for it: the server answers once the
+ * WAL is on disk (synchronous_commit as the server has it, on by default).
+ * The pending rows are dropped then. R_OK, or R_RETRY (msg: why; pending
+ * kept: sent again on the next connection, the constraint drops what made
+ * it). (A quicker commit when the reader catches up, synchronous_commit off
+ * and a durable one later, does not work: a later transaction that writes
+ * no rows of its own commits asynchronously too, whatever it asks.)
  */
-static int commit_txn(pg_t *g, int durable, char *msg) {
-  const char *sql;
+static int commit_txn(pg_t *g, char *msg) {
+  const char *sql = "COMMIT";
   PGresult *r;
   int rc;
 
   if ((rc = ready(g, msg)) != R_OK)
     return rc;
-  if (g->in_txn)
-    sql = durable ? "COMMIT" : "SET LOCAL synchronous_commit TO off; COMMIT";
-  else if (durable && g->pending_rows > 0) /* only quick commits since */
-    sql = "BEGIN; SELECT txid_current(); COMMIT";
-  else
-    return R_OK;
+  if (!g->in_txn)
+    return R_OK; /* ready() sent any pending rows again in a transaction */
   r = PQexec(g->conn, sql);
   if (PQresultStatus(r) == PGRES_COMMAND_OK &&
       strcmp(PQcmdStatus(r), "COMMIT") == 0) {
     PQclear(r);
     g->in_txn = 0;
-    if (durable) {
-      g->rows_committed += (uint64_t)g->pending_rows;
-      g->pending.len = 0;
-      g->pending_rows = 0;
-    }
+    g->rows_committed += (uint64_t)g->pending_rows;
+    g->pending.len = 0;
+    g->pending_rows = 0;
     return R_OK;
   }
   /* The outcome is unknown (the connection broke during COMMIT) or the
@@ -1022,7 +1013,7 @@ static int pg_process(void *state, const tdm_chunk_t *c, char *msg) {
   if ((rc = ready(g, msg)) != R_OK)
     return rc == R_RETRY ? TDM_PROC_RETRY : TDM_PROC_FAIL;
   if ((g->pending_rows >= g->batch || g->pending.len >= PENDING_BYTES_MAX) &&
-      (rc = commit_txn(g, 1, msg)) != R_OK)
+      (rc = commit_txn(g, msg)) != R_OK)
     return rc == R_RETRY ? TDM_PROC_RETRY : TDM_PROC_FAIL;
   if (chunk_rows(g, c) != 0) {
     set_msg(msg, "postgres: out of memory");
@@ -1053,7 +1044,7 @@ static int pg_caught_up(void *state, char *msg) {
   pg_t *g = state;
   if (!g->in_txn)
     return TDM_PROC_OK;
-  return commit_txn(g, 0, msg) == R_OK ? TDM_PROC_OK : TDM_PROC_RETRY;
+  return commit_txn(g, msg) == R_OK ? TDM_PROC_OK : TDM_PROC_RETRY;
 }
 
 /* The restore blob: text for `tidemark status` (nothing needs restoring:
@@ -1075,7 +1066,7 @@ static int pg_commit(void *state, void *restore, size_t *restore_len,
     return TDM_PROC_FAIL;
   }
   if (g->pending_rows > 0 || g->in_txn) {
-    rc = commit_txn(g, 1, msg);
+    rc = commit_txn(g, msg);
     if (rc != R_OK) {
       *restore_len = 0;
       if (rc == R_FAIL || g->broken)

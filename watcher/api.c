@@ -14,6 +14,7 @@
 #include "engine/records.h"
 #include "engine/whole.h"
 #include "live/live.h"
+#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -148,6 +149,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t = calloc(1, sizeof(*t));
   if (t == NULL)
     return -ENOMEM;
+  t->status_print = tdm__status_print;
   t->log.level = o->log_level;
   t->log.cb = o->log_cb;
   t->log.arg = o->log_arg;

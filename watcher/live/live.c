@@ -415,8 +415,12 @@ static int start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg,
   lv->stopped_cb = cb;
   lv->stopped_arg = arg;
   if (t->opts.metrics_listen != NULL &&
-      (rc = tdm__metrics_http_start(loop, t->opts.metrics_listen, &t->log,
-                                    metrics_text, t, &lv->http)) != 0) {
+      ((rc = tdm__metrics_http_start(loop, t->opts.metrics_listen, &t->log,
+                                     metrics_text, t, &lv->http)) != 0 ||
+       (rc = tdm__metrics_http_pages(lv->http, t->state_real,
+                                     t->status_print)) != 0)) {
+    if (lv->http != NULL)
+      tdm__metrics_http_close(lv->http, NULL, NULL); /* frees itself */
     free(lv);
     return rc;
   }

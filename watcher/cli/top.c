@@ -213,14 +213,20 @@ typedef struct top {
   int prev_rows;
   const tdm_view_file_t **pick;
   size_t pick_cap;
+  size_t shown;        /* pick[0..shown) are on screen */
   char store_err[256];
   char metrics_err[256]; /* why the last scrape failed, "" when it did not */
 } top_t;
 
 /* One look at both sources. */
 static void refresh(top_t *t) {
-  int changed;
-  int rc = tdm__view_refresh(t->v, &changed);
+  int changed, rc;
+
+  /* The files on screen are looked at every time (the pointers are good
+     until the refresh walks the store again). */
+  tdm__view_look(t->v, t->pick, t->shown);
+  rc = tdm__view_refresh(t->v, &changed);
+  t->shown = 0; /* until the next draw picks them again */
 
   if (rc != 0)
     snprintf(t->store_err, sizeof(t->store_err), "store: %s",
@@ -295,6 +301,9 @@ static int snapshot(top_t *t) {
     fprintf(stderr, "tidemark: error: out of memory\n");
     return 1;
   }
+  /* Every file's size now, as `status` has it, then the order. */
+  n = tdm__view_pick(t->v, TDM_VIEW_BY_PENDING, NULL, t->v->n, pick, NULL);
+  tdm__view_look(t->v, pick, n);
   n = tdm__view_pick(t->v, TDM_VIEW_BY_PENDING, NULL, t->v->n, pick, NULL);
   for (size_t i = 0; i < n; i++)
     printf("%s\n", tdm__view_row(t->v, pick[i], width > 0 ? width : 100000,
@@ -503,6 +512,7 @@ static void draw(top_t *t) {
                      (size_t)rows_for_files < t->pick_cap
                          ? (size_t)rows_for_files : t->pick_cap,
                      t->pick, &matched);
+  t->shown = k;
   for (size_t i = 0; i < k; i++)
     put_line(t, &o, r++,
              tdm__view_row(t->v, t->pick[i], t->cols, buf, sizeof(buf)), "");

@@ -83,24 +83,24 @@ static int on_file(void *arg, const tdm_file_rec_t *rec) {
     free(f->path);
     return -ENOMEM;
   }
+  f->dev = rec->dev;
+  f->ino = rec->ino;
+  f->seen = rec->size;
   f->size = rec->size;
   f->bookmark = rec->offset;
-  f->pending = rec->size > rec->offset ? rec->size - rec->offset : 0;
   f->state = rec->state;
-  if (f->state == TDM_FILE_FAILED || f->state == TDM_FILE_DONE ||
-      f->state == TDM_FILE_DUPLICATE)
-    f->pending = rec->state == TDM_FILE_FAILED ? f->pending : 0;
-  if (f->pending > 0) {
-    if (o != NULL && o->behind_ns != 0)
-      f->behind_ns = o->behind_ns;
-    else if (w->first || o == NULL)
-      f->behind_ns = rec->updated_ns != 0 ? rec->updated_ns
-                     : rec->first_seen_ns != 0 ? rec->first_seen_ns
-                                               : w->now_ns;
-    else
-      f->behind_ns = w->v->checkpoint_ns != 0 ? w->v->checkpoint_ns
-                                              : w->now_ns;
+  f->updated_ns = rec->updated_ns;
+  f->first_seen_ns = rec->first_seen_ns;
+  /* What a look at the path found stays, while it is the same file. */
+  if (o != NULL && o->present >= 0 && o->dev == rec->dev &&
+      o->ino == rec->ino) {
+    f->present = o->present;
+    if (o->present == 1 && o->size > f->size)
+      f->size = o->size;
+  } else {
+    f->present = -1;
   }
+  f->behind_ns = o != NULL ? o->behind_ns : 0;
   if (o != NULL && w->span_ns > 0 && f->bookmark > o->bookmark)
     f->rate = (double)(f->bookmark - o->bookmark) * 1e9 / (double)w->span_ns;
   w->n++;
@@ -219,7 +219,7 @@ static void find_writer(tdm_view_t *v) {
 /* Walk the files and the blobs of the commit `txnid` (see view.h). */
 static int walk_store(tdm_view_t *v, uint64_t txnid, int64_t prev_ckpt) {
   walk_t w;
-  uint64_t old_size = v->sum_size, old_bm = v->sum_bookmark;
+  uint64_t old_bm = v->sum_bookmark;
   int rc;
 
   memset(&w, 0, sizeof(w));
@@ -239,23 +239,12 @@ static int walk_store(tdm_view_t *v, uint64_t txnid, int64_t prev_ckpt) {
   v->files = w.nv;
   v->n = w.n;
   v->cap = w.cap;
-  v->sum_size = v->sum_bookmark = v->pending = 0;
-  v->n_behind = v->n_failed = 0;
-  for (size_t i = 0; i < v->n; i++) {
-    const tdm_view_file_t *f = &v->files[i];
-    v->sum_size += f->size;
-    v->sum_bookmark += f->bookmark;
-    v->pending += f->pending;
-    v->n_behind += f->pending > 0;
-    v->n_failed += f->state == TDM_FILE_FAILED;
-  }
   if (w.span_ns > 0) {
-    double s = (double)w.span_ns / 1e9;
-    v->in_bps = v->sum_size > old_size ? (double)(v->sum_size - old_size) / s
-                                       : 0;
-    v->out_bps = v->sum_bookmark > old_bm
-                     ? (double)(v->sum_bookmark - old_bm) / s
-                     : 0;
+    uint64_t bm = 0;
+    for (size_t i = 0; i < v->n; i++)
+      bm += v->files[i].bookmark;
+    v->out_bps = bm > old_bm ? (double)(bm - old_bm) * 1e9 / (double)w.span_ns
+                             : 0;
     v->rate_span_ns = w.span_ns;
   }
   v->n_procs = 0;
@@ -263,6 +252,86 @@ static int walk_store(tdm_view_t *v, uint64_t txnid, int64_t prev_ckpt) {
   tdm_store_load_blobs(v->store, on_blob, v);
   v->txnid = txnid;
   return 0;
+}
+
+/*
+ * Pending bytes, time behind and the sums, from the sizes known now. A file
+ * that turns out behind counts as behind since now, but at the first
+ * settle since its bookmark last moved (the best there is). With `rates`
+ * (a refresh), also how fast the sizes grew since the last refresh.
+ */
+static void settle(tdm_view_t *v, int rates) {
+  int64_t now = tdm__wall_ns();
+  uint64_t sum = 0;
+
+  v->sum_bookmark = v->pending = 0;
+  v->n_behind = v->n_failed = 0;
+  for (size_t i = 0; i < v->n; i++) {
+    tdm_view_file_t *f = &v->files[i];
+    f->pending = f->size > f->bookmark ? f->size - f->bookmark : 0;
+    if (f->state == TDM_FILE_DONE || f->state == TDM_FILE_DUPLICATE)
+      f->pending = 0;
+    if (f->pending == 0)
+      f->behind_ns = 0;
+    else if (f->behind_ns == 0)
+      f->behind_ns = !v->settled ? (f->updated_ns != 0 ? f->updated_ns
+                                    : f->first_seen_ns != 0 ? f->first_seen_ns
+                                                            : now)
+                                 : now;
+    sum += f->size;
+    v->sum_bookmark += f->bookmark;
+    v->pending += f->pending;
+    v->n_behind += f->pending > 0;
+    v->n_failed += f->state == TDM_FILE_FAILED;
+  }
+  /* In: how fast the sizes grow, between two settles 200 ms apart or more. */
+  if (rates && v->settle_ns != 0 && now - v->settle_ns >= 200000000) {
+    v->in_bps = sum > v->sum_size ? (double)(sum - v->sum_size) * 1e9 /
+                                        (double)(now - v->settle_ns)
+                                  : 0;
+    v->in_known = 1;
+    v->sum_size = sum;
+    v->settle_ns = now;
+  } else if (v->settle_ns == 0) {
+    v->sum_size = sum;
+    v->settle_ns = now;
+  }
+  v->settled = 1;
+}
+
+/* Look at `f`'s path now: the same file there gives its size now. */
+static void look_at(tdm_view_file_t *f) {
+  struct stat st;
+  if (f->state == TDM_FILE_GONE)
+    return;
+  if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_dev == f->dev && (uint64_t)st.st_ino == f->ino) {
+    f->present = 1;
+    f->size = (uint64_t)st.st_size;
+  } else {
+    f->present = 0;
+    f->size = f->seen;
+  }
+}
+
+void tdm__view_look(tdm_view_t *v, const tdm_view_file_t *const *files,
+                    size_t k) {
+  for (size_t i = 0; i < k; i++) {
+    /* The pointers are into v->files, which the view owns. */
+    tdm_view_file_t *f = (tdm_view_file_t *)files[i];
+    look_at(f);
+  }
+  settle(v, 0);
+}
+
+/* The next TDM_VIEW_LOOKS files in turn. */
+static void look_some(tdm_view_t *v) {
+  size_t n = v->n < TDM_VIEW_LOOKS ? v->n : TDM_VIEW_LOOKS;
+  for (size_t i = 0; i < n; i++) {
+    if (v->cursor >= v->n)
+      v->cursor = 0;
+    look_at(&v->files[v->cursor++]);
+  }
 }
 
 int tdm__view_refresh(tdm_view_t *v, int *changed) {
@@ -276,11 +345,13 @@ int tdm__view_refresh(tdm_view_t *v, int *changed) {
   find_writer(v);
   v->checkpoint_ns = tdm_store_checkpoint_ns(v->store);
   v->lost_files = tdm_store_lost_files(v->store);
-  if (txnid == v->txnid)
-    return 0;
-  if ((rc = walk_store(v, txnid, prev_ckpt)) != 0)
-    return rc;
-  *changed = 1;
+  if (txnid != v->txnid) {
+    if ((rc = walk_store(v, txnid, prev_ckpt)) != 0)
+      return rc;
+    *changed = 1;
+  }
+  look_some(v);
+  settle(v, 1);
   return 0;
 }
 
@@ -697,7 +768,7 @@ static const char *per_s(double v, int known, char *buf, size_t cap) {
 size_t tdm__view_header(const tdm_view_t *v, const tdm_view_metrics_t *m,
                         const char *source, char (*lines)[512], size_t max) {
   int64_t now = tdm__wall_ns();
-  char a[32], b[32], c[32], d[48], e[16], q[1024];
+  char a[32], b[32], c[32], d[80], e[16], q[1024];
   size_t n = 0;
   int live = m != NULL && m->have_rates;
   /* Store rates go stale when no commit came for a while (idle). */
@@ -744,16 +815,21 @@ size_t tdm__view_header(const tdm_view_t *v, const tdm_view_metrics_t *m,
     char rin[32], rout[32];
     if (m != NULL && m->have && m->dead_letters >= 0)
       dead = (uint64_t)m->dead_letters;
+    /* The store's rates: known after two commits; 0 once none came for a
+       while. */
+    int known = v != NULL && v->rate_span_ns > 0;
+    char ck[32];
+    per_s(known && store_rates ? v->out_bps : 0, known, ck, sizeof(ck));
     if (live) {
+      /* The processors' rates, and what the last commits made durable. */
       per_s(m->in_bps, 1, rin, sizeof(rin));
       per_s(m->out_bps, 1, rout, sizeof(rout));
-      snprintf(d, sizeof(d), ", %s rec/s", count(m->out_rps, e, sizeof(e)));
+      snprintf(d, sizeof(d), ", %s rec/s  checkpointed %s",
+               count(m->out_rps, e, sizeof(e)), ck);
     } else {
-      /* Known after two commits; 0 once none came for a while. */
-      int known = v != NULL && v->rate_span_ns > 0;
-      per_s(known && store_rates ? v->in_bps : 0, known, rin, sizeof(rin));
-      per_s(known && store_rates ? v->out_bps : 0, known, rout, sizeof(rout));
-      d[0] = '\0';
+      per_s(v->in_bps, v->in_known, rin, sizeof(rin));
+      snprintf(rout, sizeof(rout), "%s", ck);
+      snprintf(d, sizeof(d), " (checkpointed)");
     }
     snprintf(lines[n], 512,
              "in %s  out %s%s  dead letters %" PRIu64
@@ -788,7 +864,7 @@ size_t tdm__view_header(const tdm_view_t *v, const tdm_view_metrics_t *m,
 }
 
 /* The columns of a row, by width. */
-#define WIDE 60
+#define WIDE 72
 
 const char *tdm__view_titles(int width, char *buf, size_t cap) {
   if (width >= WIDE)

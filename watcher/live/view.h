@@ -13,9 +13,14 @@
  *                 processors with their counters; two samples give live
  *                 rates and each processor's state (ok, retrying, failing).
  *
- * Rates from the store are those of durable progress: between two commits,
- * how much the sizes the instance saw grew (in) and how far the bookmarks
- * moved (out), per file and in all. Rates from the metrics are those of the
+ * A file's size now comes from a look at its path (lstat, the same device
+ * and inode, as `status` does), TDM_VIEW_LOOKS files per refresh in turn
+ * (every file at every refresh up to that many), and the files on screen
+ * (tdm__view_look); between looks, the greater of the last look and what
+ * the instance saw at its last look. Pending bytes are that size minus the
+ * bookmark. Rates from the store: how fast the sizes grow (in) and how far
+ * the bookmarks moved between the last two commits (out, per file and in
+ * all: durable progress). Rates from the metrics are those of the
  * processors (out) and of what the instance saw arrive (in: bytes delivered
  * plus bytes pending). A file is "behind" while it has bytes pending; how
  * long counts from the first walk that saw it pending without a break (at
@@ -38,13 +43,22 @@ typedef struct tdm_view_file {
   uint64_t id;
   char *path;          /* owned; as recorded (any bytes) */
   char *error;         /* owned; NULL if none */
-  uint64_t size;       /* at the instance's last look, as durable */
+  uint64_t dev, ino;
+  uint64_t seen;       /* its size at the instance's last look (durable) */
+  uint64_t size;       /* its size now, as far as known: the view's last
+                          look at the path (the same dev and inode), else
+                          `seen` */
+  int present;         /* that look found it (1), did not (0), none yet (-1) */
+  int64_t updated_ns, first_seen_ns;
   uint64_t bookmark;
   uint64_t pending;    /* size - bookmark, never negative */
   uint32_t state;      /* tdm_file_state_t */
   int64_t behind_ns;   /* wall time since which it has been behind; 0: not */
   double rate;         /* bookmark bytes/s between the last two commits */
 } tdm_view_file_t;
+
+/* Files whose path is looked at per refresh, in turn. */
+#define TDM_VIEW_LOOKS 2000u
 
 /* How files are ordered (tdm__view_pick). */
 typedef enum tdm_view_sort {
@@ -102,7 +116,12 @@ typedef struct tdm_view {
   size_t n_procs;
   uint64_t sum_size, sum_bookmark, pending;
   size_t n_behind, n_failed;
-  double in_bps, out_bps;  /* between the last two commits */
+  double in_bps;           /* sizes' growth between two refreshes */
+  int in_known;
+  double out_bps;          /* bookmarks' between the last two commits */
+  int64_t settle_ns;
+  int settled;
+  size_t cursor;           /* the next file to look at */
   int64_t rate_span_ns;    /* the time between those commits */
   int64_t writer_pid;      /* holding DIR/writer.lock, 0: none seen */
   int64_t writer_start_ns; /* its start (wall), 0: unknown */
@@ -134,6 +153,10 @@ int tdm__view_refresh(tdm_view_t *v, int *changed);
 size_t tdm__view_pick(const tdm_view_t *v, tdm_view_sort_t by,
                       const char *filter, size_t k,
                       const tdm_view_file_t **out, size_t *matched);
+
+/* Look at the paths of `files` (from tdm__view_pick) now, and count again. */
+void tdm__view_look(tdm_view_t *v, const tdm_view_file_t *const *files,
+                    size_t k);
 
 /*
  * Parse the metrics text `text` (`len` bytes) taken at monotonic `now_ms`

@@ -169,7 +169,9 @@ static void respond(conn_t *c, int code, const char *reason,
                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                "%sConnection: close\r\n\r\n",
                code, reason, type, blen,
-               code == 405 ? "Allow: GET, HEAD\r\n" : "");
+               code == 405   ? "Allow: GET, HEAD\r\n"
+               : code == 503 ? "Retry-After: 1\r\n"
+                             : "");
   c->len = (size_t)n + (head_only ? 0 : blen);
   if ((c->answer = malloc(c->len)) == NULL) {
     conn_close(c);
@@ -249,13 +251,17 @@ static int sink_start(sink_t *k, int code, const char *reason,
   return sink_put(k, hdr, (size_t)n);
 }
 
+/* The client went away, or its deadline passed, or HEAD has its head:
+   nothing more to do in the child. */
 static ssize_t sink_write(void *cookie, const char *buf, size_t n) {
   sink_t *k = cookie;
   if (!k->started && sink_start(k, 200, "OK", k->type) != 0)
-    return -1;
+    _exit(0);
   if (k->head_only)
-    return (ssize_t)n;
-  return sink_put(k, buf, n) == 0 ? (ssize_t)n : -1;
+    _exit(0);
+  if (sink_put(k, buf, n) != 0)
+    _exit(0);
+  return (ssize_t)n;
 }
 
 /* In the child: the answer, then _exit. `fd` is the client's socket. */
@@ -286,6 +292,10 @@ static void child_main(struct tdm_metrics_http *s, int what, int head,
   signal(SIGPIPE, SIG_IGN);
   signal(SIGALRM, SIG_DFL);
   alarm(TDM_HTTP_PAGE_TIMEOUT_MS / 1000 + 1);
+  if (head) { /* the head is all HEAD wants: nothing to read */
+    sink_start(&k, 200, "OK", k.type);
+    _exit(0);
+  }
   if ((out = fopencookie(&k, "w", io)) == NULL)
     _exit(1);
   setvbuf(out, NULL, _IOFBF, 65536);
@@ -339,9 +349,16 @@ static void page(conn_t *c, int what, int head) {
       uv_timer_start(&s->sampler, on_sample, SAMPLE_MS, SAMPLE_MS);
     }
   }
+  if (s->child_conn != NULL &&
+      waitpid(s->child_conn->child, NULL, WNOHANG) == s->child_conn->child) {
+    conn_t *done = s->child_conn; /* it has just finished: close it now */
+    done->child = 0;
+    s->child_conn = NULL;
+    conn_close(done);
+  }
   if (s->child_conn != NULL) {
-    respond(c, 503, "Service Unavailable", "text/plain; charset=utf-8",
-            "busy with another page: try again in a second\n", 46, 0);
+    plain(c, 503, "Service Unavailable",
+          "busy with another page: try again in a second\n");
     return;
   }
   if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {

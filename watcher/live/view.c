@@ -40,6 +40,19 @@ static const char *state_name(uint32_t s) {
 
 /* ---- the store ----------------------------------------------------------- */
 
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* CPU time of this thread: what a walk costs, whatever else runs. */
+static int64_t cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The walk in progress: the new array, merged by id with the old one. */
 typedef struct walk {
   tdm_view_t *v;
@@ -335,7 +348,6 @@ static void look_some(tdm_view_t *v) {
 }
 
 int tdm__view_refresh(tdm_view_t *v, int *changed) {
-  int64_t prev_ckpt = v->checkpoint_ns;
   uint64_t txnid;
   int rc;
 
@@ -345,9 +357,19 @@ int tdm__view_refresh(tdm_view_t *v, int *changed) {
   find_writer(v);
   v->checkpoint_ns = tdm_store_checkpoint_ns(v->store);
   v->lost_files = tdm_store_lost_files(v->store);
-  if (txnid != v->txnid) {
-    if ((rc = walk_store(v, txnid, prev_ckpt)) != 0)
+  /* A new commit is walked, unless the last walk was so recent that
+     walking again would take over 1/TDM_VIEW_WALK_SHARE of the time: a big
+     store under constant commits is walked every few refreshes (the first
+     walk after a quiet spell comes at once). */
+  if (txnid != v->txnid &&
+      (v->walk_at_ns == 0 ||
+       mono_ns() - v->walk_at_ns >= v->walk_cost_ns * TDM_VIEW_WALK_SHARE)) {
+    int64_t t0 = cpu_ns();
+    if ((rc = walk_store(v, txnid, v->walked_ckpt_ns)) != 0)
       return rc;
+    v->walked_ckpt_ns = v->checkpoint_ns;
+    v->walk_cost_ns = cpu_ns() - t0;
+    v->walk_at_ns = mono_ns();
     *changed = 1;
   }
   look_some(v);

@@ -8,7 +8,10 @@
  *                 read-only (beside a running writer, as `status` is), and
  *                 walked again only when a commit happened since the last
  *                 walk (tdm_store_refresh's transaction id), so an idle
- *                 instance costs one read transaction per refresh.
+ *                 instance costs one read transaction per refresh; and no
+ *                 more often than keeps the walks under 1% of the time (a
+ *                 walk of 100,000 records costs some 25 ms here: then one
+ *                 every 2.5 s or so under constant commits).
  *   the metrics   the text of GET /metrics (engine/metrics.c), parsed: the
  *                 processors with their counters; two samples give live
  *                 rates and each processor's state (ok, retrying, failing).
@@ -58,7 +61,9 @@ typedef struct tdm_view_file {
 } tdm_view_file_t;
 
 /* Files whose path is looked at per refresh, in turn. */
-#define TDM_VIEW_LOOKS 2000u
+#define TDM_VIEW_LOOKS 1000u
+/* Walks of the store take at most 1/this of the time (tdm__view_refresh). */
+#define TDM_VIEW_WALK_SHARE 100
 
 /* How files are ordered (tdm__view_pick). */
 typedef enum tdm_view_sort {
@@ -122,6 +127,9 @@ typedef struct tdm_view {
   int64_t settle_ns;
   int settled;
   size_t cursor;           /* the next file to look at */
+  int64_t walk_at_ns;      /* monotonic, the end of the last walk */
+  int64_t walk_cost_ns;    /* its CPU time */
+  int64_t walked_ckpt_ns;  /* the checkpoint time of the commit walked */
   int64_t rate_span_ns;    /* the time between those commits */
   int64_t writer_pid;      /* holding DIR/writer.lock, 0: none seen */
   int64_t writer_start_ns; /* its start (wall), 0: unknown */

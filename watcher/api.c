@@ -1,18 +1,15 @@
 /*
- * api.c: the library's front door (tidemark.h) and one pass over the
- * sources (tdm_run_once).
+ * api.c: the library's front door (tidemark.h): options, opening and
+ * closing, sources and processors; a pass itself is engine/pass.c's.
  */
 #include "engine/engine.h"
 
-#include "base/clock.h"
-#include "engine/after.h"
+#include "base/listen.h"
 #include "engine/checkpoint.h"
 #include "engine/metrics.h"
-#include "engine/progress.h"
+#include "engine/options.h"
+#include "engine/pass.h"
 #include "engine/reader.h"
-#include "engine/reconcile.h"
-#include "engine/records.h"
-#include "engine/whole.h"
 #include "live/live.h"
 #include "status.h"
 
@@ -21,7 +18,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_PROCS 64 /* chain.c keeps a 64-bit "taken" mask */
@@ -40,6 +36,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->progress_ms = 250;
   o->decompress = TDM_DECOMPRESS_AUTO;
   o->multiline_timeout_ms = 1000;
+  o->max_tries = 5;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -64,8 +61,9 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
   }
   if (o->metrics_listen != NULL &&
       tdm__parse_listen(o->metrics_listen, NULL, 0, NULL) != 0) {
-    tdm__error(log, "--metrics: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464)",
-               o->metrics_listen);
+    char q[256];
+    tdm__error(log, "--metrics: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464 "
+               "or [::1]:9464)", tdm__quote(o->metrics_listen, q, sizeof(q)));
     return TDM_EUSAGE;
   }
   if (o->metrics_file != NULL && o->metrics_file[0] == '\0') {
@@ -109,6 +107,14 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
     tdm__error(log, "--decompress: unknown value %d", (int)o->decompress);
     return TDM_EUSAGE;
   }
+  if (o->max_tries == 0) {
+    tdm__error(log, "--max-tries: must be at least 1");
+    return TDM_EUSAGE;
+  }
+  if (o->dead_letter != NULL && o->dead_letter[0] == '\0') {
+    tdm__error(log, "--dead-letter: the path is empty");
+    return TDM_EUSAGE;
+  }
   return 0;
 }
 
@@ -150,6 +156,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   if (t == NULL)
     return -ENOMEM;
   t->status_print = tdm__status_print;
+  t->dl.fd = -1;
   t->log.level = o->log_level;
   t->log.cb = o->log_cb;
   t->log.arg = o->log_arg;
@@ -175,13 +182,16 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t->opts.metrics_file = o->metrics_file ? strdup(o->metrics_file) : NULL;
   t->opts.multiline_start = NULL;
   t->opts.on_done = t->opts.on_failed = NULL;
+  t->opts.dead_letter = NULL; /* t->dl has it */
   rc = -ENOMEM;
   if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir) ||
       (o->metrics_listen && !t->opts.metrics_listen) ||
       (o->metrics_file && !t->opts.metrics_file))
     goto err;
   t->count_records = o->metrics_listen != NULL || o->metrics_file != NULL;
-  if ((rc = tdm__records_open(t, o)) != 0)
+  if (o->metrics_file != NULL) /* every checkpoint, tdm_close's too */
+    t->checkpointed = tdm__metrics_checkpointed;
+  if ((rc = tdm__options_open(t, o)) != 0)
     goto err;
   if ((rc = open_filter(t, o)) != 0)
     goto err;
@@ -189,6 +199,8 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
     goto err;
   /* A state directory inside a source is not data. */
   t->filter.skip_dir = t->state_real = realpath(o->state_dir, NULL);
+  if (o->dead_letter != NULL && (rc = tdm__deadletter_open(t, o->dead_letter)) != 0)
+    goto err;
   if ((rc = tdm_registry_open(o->plugin_dir, &t->log, &t->registry)) != 0)
     goto err;
   if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
@@ -224,6 +236,8 @@ void tdm_close(tdm_t *t) {
     free(t->procs[i].key);
   }
   free(t->procs);
+  tdm__deadletter_close(&t->dl);
+  free(t->suspects);
   for (size_t i = 0; i < t->n_roots; i++)
     free(t->roots[i]);
   free(t->roots);
@@ -242,7 +256,7 @@ void tdm_close(tdm_t *t) {
   free((char *)t->opts.plugin_dir);
   free((char *)t->opts.metrics_listen);
   free((char *)t->opts.metrics_file);
-  tdm__records_free(t);
+  tdm__options_free(t);
   free(t);
 }
 
@@ -292,7 +306,7 @@ int tdm_add_source(tdm_t *t, const char *dir) {
       free(real);
       return 0;
     }
-  if (tdm__records_check_source(t, real) != 0) {
+  if (tdm__options_check_source(t, real) != 0) {
     free(real);
     return TDM_EUSAGE;
   }
@@ -313,28 +327,30 @@ int tdm_add_source(tdm_t *t, const char *dir) {
   return 0;
 }
 
-/* A new slot in t->procs for `key` (copied), or NULL (logged). */
-static tdm_proc_t *new_proc(tdm_t *t, const char *key) {
+/* A new slot in t->procs for `key` (copied) in *out: 0, TDM_EUSAGE (too
+   many, or `key` given twice; logged) or -ENOMEM. */
+static int new_proc(tdm_t *t, const char *key, tdm_proc_t **out) {
   tdm_proc_t *v, *p;
 
   if (t->n_procs == MAX_PROCS) {
     tdm__error(&t->log, "processor '%s': at most %d processors", key, MAX_PROCS);
-    return NULL;
+    return TDM_EUSAGE;
   }
   for (size_t i = 0; i < t->n_procs; i++)
     if (strcmp(t->procs[i].key, key) == 0) {
       tdm__error(&t->log, "processor '%s' is given twice", key);
-      return NULL;
+      return TDM_EUSAGE;
     }
   v = realloc(t->procs, (t->n_procs + 1) * sizeof(*v));
   if (v == NULL)
-    return NULL;
+    return -ENOMEM;
   t->procs = v;
   p = &t->procs[t->n_procs];
   memset(p, 0, sizeof(*p));
   if ((p->key = strdup(key)) == NULL)
-    return NULL;
-  return p;
+    return -ENOMEM;
+  *out = p;
+  return 0;
 }
 
 int tdm_add_processor(tdm_t *t, const char *spec) {
@@ -342,8 +358,8 @@ int tdm_add_processor(tdm_t *t, const char *spec) {
   tdm_proc_t *p;
   int rc;
 
-  if ((p = new_proc(t, spec)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, spec, &p)) != 0)
+    return rc;
   if (tdm_proc_spec_parse(spec, &p->spec, err, sizeof(err)) != 0) {
     tdm__error(&t->log, "--processor '%s': %s", spec, err);
     free(p->key);
@@ -378,13 +394,14 @@ err:
 
 int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg) {
   tdm_proc_t *p;
+  int rc;
 
   if (cb == NULL || name == NULL) {
     tdm__error(&t->log, "callback processor: name and function are required");
     return TDM_EUSAGE;
   }
-  if ((p = new_proc(t, name)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, name, &p)) != 0)
+    return rc;
   p->cb = cb;
   p->cb_arg = arg;
   p->open = 1;
@@ -415,8 +432,8 @@ int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
     tdm__error(&t->log, "processor '%s': descriptor has no process()", key);
     return TDM_EABI;
   }
-  if ((p = new_proc(t, key)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, key, &p)) != 0)
+    return rc;
   p->desc = desc;
   p->ctx = ctx;
   rc = tdm_store_get_blob(t->store, key, p->blob, sizeof(p->blob),
@@ -436,96 +453,67 @@ err:
   return rc;
 }
 
-/* ---- one pass ----------------------------------------------------------- */
-
-/*
- * Whole mode's end of a pass: wait for files still settling (at most a few
- * settle periods: one that never holds still is left for the next run), then
- * for the outcomes of pending file() calls.
- */
-static int finish_whole(tdm_t *t, int rc) {
-  uint64_t waited = 0, limit = 3 * (uint64_t)t->opts.settle_ms + 1000;
-  uint64_t ms;
-
-  while (t->n_waiting > 0 && !t->stop && waited < limit &&
-         (ms = tdm__whole_next_settle_ms(t)) > 0) {
-    struct timespec ts;
-    if (ms > limit - waited)
-      ms = limit - waited;
-    ts.tv_sec = (time_t)(ms / 1000);
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-    waited += ms;
-    int r = tdm__whole_recheck(t);
-    if (r < 0)
-      return r;
-  }
-  if (t->n_waiting > 0)
-    tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
-              t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
-  while (t->n_inflight > 0 && !t->stop) {
-    int r = tdm__whole_poll(t, 100);
-    if (r < 0)
-      return r;
-  }
-  if (t->stats.files_failed > 0 && rc == 0)
-    rc = TDM_EPARTIAL;
-  return rc;
-}
-
 int tdm_run_once(tdm_t *t) {
-  int rc;
-
   if (t->live != NULL) {
     tdm__error(&t->log, "tdm_run_once: already started with tdm_start");
     return -EBUSY;
   }
-  if (t->gave_up) { /* the previous pass gave up: this one starts afresh */
-    t->gave_up = 0;
-    t->stop = 0;
-  }
-  if ((rc = tdm__prepare(t)) != 0)
-    return rc;
-  /* New processors' first restore points go to the store before any data. */
-  if (t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
-    return rc;
-  if ((rc = tdm__progress_begin(t)) != 0)
-    return rc;
-  rc = tdm__reconcile_all(t, NULL);
-  if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
-    rc = finish_whole(t, rc);
-  tdm__progress_end(t);
-  tdm__caught_up(t);
-  if (t->need_checkpoint || t->n_dead > 0) {
-    int crc = tdm__checkpoint(t);
-    if (crc == 0 && t->need_checkpoint)
-      crc = TDM_EPROC; /* a processor could not commit (logged) */
-    if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
-      rc = crc != 0 ? crc : rc;
-  }
-  if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
-    rc = TDM_EPARTIAL;
-  if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))
-    rc = TDM_EPROC;
-  return rc;
+  return tdm__pass_once(t);
 }
 
-int tdm__prepare(tdm_t *t) {
-  if (t->n_procs == 0) {
-    tdm__error(&t->log, "no processor to deliver to (--processor)");
-    return TDM_EUSAGE;
+/* ---- processors, without a tdm_t ---------------------------------------- */
+
+int tdm_processors_list(const tdm_options_t *caller,
+                        tdm_processor_info_t **list, size_t *count) {
+  tdm_options_t o;
+  tdm__log_t log;
+  tdm_registry_t *r = NULL;
+  tdm_processor_info_t *v;
+  size_t n, bytes;
+  char *p;
+  int rc;
+
+  *list = NULL;
+  *count = 0;
+  tdm_options_init(&o);
+  if (caller != NULL && caller->size >= TDM_OPTIONS_SIZE_V1)
+    memcpy(&o, caller, caller->size < sizeof(o) ? caller->size : sizeof(o));
+  log.level = o.log_level;
+  log.cb = o.log_cb;
+  log.arg = o.log_arg;
+  if ((rc = tdm_registry_open(o.plugin_dir, &log, &r)) != 0)
+    return rc; /* the registry has said which directory and why */
+  if ((rc = tdm_registry_load_defaults(r)) != 0)
+    goto out;
+  /* One allocation: the array, then each entry's escaped strings. */
+  n = tdm_registry_count(r);
+  bytes = n * sizeof(*v);
+  for (size_t i = 0; i < n; i++) {
+    const char *origin = NULL;
+    const tdm_processor_t *d = tdm_registry_get(r, i, &origin);
+    bytes += tdm__quote_size(d->name) + tdm__quote_size(origin ? origin : "") +
+             tdm__quote_size(d->summary ? d->summary : "");
   }
-  if (t->n_roots == 0) {
-    tdm__error(&t->log, "no source directory to read");
-    return TDM_EUSAGE;
+  rc = -ENOMEM;
+  if ((v = malloc(bytes > 0 ? bytes : 1)) == NULL)
+    goto out;
+  p = (char *)(v + n);
+  for (size_t i = 0; i < n; i++) {
+    const char *origin = NULL;
+    const tdm_processor_t *d = tdm_registry_get(r, i, &origin);
+    const char *from[3] = {d->name, origin ? origin : "",
+                           d->summary ? d->summary : ""};
+    const char **to[3] = {&v[i].name, &v[i].origin, &v[i].summary};
+    for (int k = 0; k < 3; k++) {
+      size_t need = tdm__quote_size(from[k]);
+      *to[k] = tdm__quote(from[k], p, need);
+      p += need;
+    }
   }
-  if (tdm__outputs_collect(t) != 0)
-    return -ENOMEM;
-  if (t->buf == NULL && posix_memalign((void **)&t->buf, 4096, t->buf_cap) != 0) {
-    t->buf = NULL;
-    return -ENOMEM;
-  }
-  t->last_checkpoint_ms = tdm__now_ms();
-  tdm__after_durable(t); /* outcomes a kill -9 left unacted on */
-  return 0;
+  *list = v;
+  *count = n;
+  rc = 0;
+out:
+  tdm_registry_close(r);
+  return rc;
 }

@@ -1,8 +1,7 @@
 /*
- * top.c: `tidemark top`, a live terminal view of a running instance: its
- * store (read-only, beside the writer, as `status` reads it) and, with
- * --metrics ADDR:PORT, its metrics endpoint for live rates and the state of
- * each processor (live/view.h has what is shown and where it comes from).
+ * top.c: the command `tidemark top`: the library's view of a running
+ * instance (tdm_top_*: its store, read-only, and with --metrics its metrics
+ * endpoint) drawn on a terminal, with keys to sort, filter and quit.
  *
  * The screen is drawn with a handful of ANSI/VT100 sequences (alternate
  * screen, cursor position, erase to the end of the line, reverse video,
@@ -15,303 +14,77 @@
  *
  * Not a terminal (or --once, or TERM=dumb): one plain snapshot, then exit;
  * it is taken over one --interval-ms so that rates can be shown.
- *
- * Cost: per refresh one read transaction of the store (its last commit id),
- * the files walked again only when a commit happened, one pass over them to
- * pick the screenful, one scrape of the metrics; an unchanged line is not
- * written.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
-#include "base/clock.h"
-#include "engine/metrics.h"
-#include "live/view.h"
-
-#define SCRAPE_TIMEOUT_MS 1000
-#define SCRAPE_MAX (4u << 20) /* bytes of an answer */
 #define FILTER_MAX 128
-#define HEADER_MAX (2 + TDM_VIEW_PROCS_MAX)
 
-/* ---- the metrics endpoint: a small HTTP/1.0 GET of our own -------------- */
-
-/* Wait for `ev` on `fd` until `deadline` (monotonic ms). 0, or -ETIMEDOUT. */
-static int wait_fd(int fd, short ev, uint64_t deadline) {
-  for (;;) {
-    uint64_t now = tdm__now_ms();
-    struct pollfd p = {fd, ev, 0};
-    int n;
-    if (now >= deadline)
-      return -ETIMEDOUT;
-    n = poll(&p, 1, (int)(deadline - now));
-    if (n > 0)
-      return 0;
-    if (n < 0 && errno != EINTR)
-      return -errno;
-  }
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/*
- * GET /metrics from `addr` (ADDR:PORT) within SCRAPE_TIMEOUT_MS. Returns 0
- * with the body in *body (malloc'd, *len bytes), or -errno / -EPROTO (not a
- * 200 answer, or not ours) with a reason in err[cap].
- */
-static int scrape(const char *addr, char **body, size_t *len, char *err,
-                  size_t cap) {
-  union {
-    struct sockaddr sa;
-    struct sockaddr_in in;
-    struct sockaddr_in6 in6;
-  } sa;
-  uint64_t deadline = tdm__now_ms() + SCRAPE_TIMEOUT_MS;
-  char host[64], req[128], *buf = NULL;
-  size_t got = 0, bcap = 0;
-  socklen_t slen;
-  int port, fd, rc = 0;
-
-  *body = NULL;
-  if (tdm__parse_listen(addr, host, sizeof(host), &port) != 0) {
-    snprintf(err, cap, "not ADDR:PORT");
-    return -EINVAL;
-  }
-  memset(&sa, 0, sizeof(sa));
-  if (strchr(host, ':') != NULL) {
-    sa.in6.sin6_family = AF_INET6;
-    sa.in6.sin6_port = htons((uint16_t)port);
-    inet_pton(AF_INET6, host, &sa.in6.sin6_addr);
-    slen = sizeof(sa.in6);
-  } else {
-    sa.in.sin_family = AF_INET;
-    sa.in.sin_port = htons((uint16_t)port);
-    inet_pton(AF_INET, host, &sa.in.sin_addr);
-    slen = sizeof(sa.in);
-  }
-  fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    rc = -errno;
-    snprintf(err, cap, "socket: %s", strerror(errno));
-    return rc;
-  }
-  if (connect(fd, &sa.sa, slen) != 0) {
-    int e = 0;
-    socklen_t el = sizeof(e);
-    if (errno != EINPROGRESS) {
-      rc = -errno;
-      goto fail;
-    }
-    if ((rc = wait_fd(fd, POLLOUT, deadline)) != 0)
-      goto fail;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
-    if (e != 0) {
-      rc = -e;
-      goto fail;
-    }
-  }
-  snprintf(req, sizeof(req), "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr);
-  {
-    size_t off = 0, rlen = strlen(req);
-    while (off < rlen) {
-      ssize_t n = send(fd, req + off, rlen - off, MSG_NOSIGNAL);
-      if (n > 0) {
-        off += (size_t)n;
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        rc = -errno;
-        goto fail;
-      } else if ((rc = wait_fd(fd, POLLOUT, deadline)) != 0) {
-        goto fail;
-      }
-    }
-  }
-  for (;;) {
-    ssize_t n;
-    if (got + 4096 + 1 > bcap) {
-      char *nb;
-      bcap = bcap ? bcap * 2 : 16384;
-      if (bcap > SCRAPE_MAX + 1 || (nb = realloc(buf, bcap)) == NULL) {
-        rc = -EMSGSIZE;
-        goto fail;
-      }
-      buf = nb;
-    }
-    n = recv(fd, buf + got, bcap - got - 1, 0);
-    if (n > 0) {
-      got += (size_t)n;
-    } else if (n == 0) {
-      break;
-    } else if (errno != EAGAIN && errno != EINTR) {
-      rc = -errno;
-      goto fail;
-    } else if ((rc = wait_fd(fd, POLLIN, deadline)) != 0) {
-      goto fail;
-    }
-  }
-  close(fd);
-  fd = -1;
-  buf[got] = '\0';
-  {
-    char *end = strstr(buf, "\r\n\r\n");
-    if (got < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || end == NULL) {
-      snprintf(err, cap, "not an HTTP answer");
-      free(buf);
-      return -EPROTO;
-    }
-    if (strncmp(buf + 8, " 200", 4) != 0) {
-      snprintf(err, cap, "answered %.*s", (int)strcspn(buf + 9, "\r\n"),
-               buf + 9);
-      free(buf);
-      return -EPROTO;
-    }
-    end += 4;
-    *len = got - (size_t)(end - buf);
-    memmove(buf, end, *len + 1);
-  }
-  *body = buf;
-  return 0;
-
-fail:
-  if (rc == -ETIMEDOUT)
-    snprintf(err, cap, "no answer in %d ms", SCRAPE_TIMEOUT_MS);
-  else if (rc == -EMSGSIZE)
-    snprintf(err, cap, "answer over %u bytes", SCRAPE_MAX);
-  else
-    snprintf(err, cap, "%s", strerror(-rc));
-  if (fd >= 0)
-    close(fd);
-  free(buf);
-  return rc;
-}
-
-/* ---- the state of the program ------------------------------------------- */
+/* A growable output buffer, written in one go. */
+typedef struct obuf {
+  char *p;
+  size_t len, cap;
+} obuf_t;
 
 typedef struct top {
   const tdm_config_t *c;
-  tdm_view_t *v;
-  tdm_view_metrics_t m;
-  char source[256];    /* where the live numbers come from, or why not */
-  int metrics_ok;
-  tdm_view_sort_t by;
+  tdm_top_t *v;
+  tdm_top_sort_t by;
   char filter[FILTER_MAX + 1];
   char edit[FILTER_MAX + 1];
   int editing;
   int rows, cols;
-  char **prev;         /* the lines on screen, [rows] */
+  char **prev;         /* the lines on screen, [prev_rows] */
   int prev_rows;
-  const tdm_view_file_t **pick;
-  size_t pick_cap;
-  size_t shown;        /* pick[0..shown) are on screen */
-  char store_err[256];
-  char metrics_err[256]; /* why the last scrape failed, "" when it did not */
+  obuf_t o;            /* what the frame being drawn writes */
 } top_t;
 
-/* One look at both sources. */
-static void refresh(top_t *t) {
-  int changed, rc;
+/* ---- the snapshot --------------------------------------------------------- */
 
-  /* The files on screen are looked at every time (the pointers are good
-     until the refresh walks the store again). */
-  tdm__view_look(t->v, t->pick, t->shown);
-  rc = tdm__view_refresh(t->v, &changed);
-  t->shown = 0; /* until the next draw picks them again */
-
-  if (rc != 0)
-    snprintf(t->store_err, sizeof(t->store_err), "store: %s",
-             tdm_strerror(rc));
-  else
-    t->store_err[0] = '\0';
-  if (t->c->metrics != NULL) {
-    char *body, err[160];
-    size_t len = 0;
-    t->metrics_err[0] = '\0';
-    if (scrape(t->c->metrics, &body, &len, err, sizeof(err)) != 0) {
-      t->metrics_ok = 0;
-      snprintf(t->metrics_err, sizeof(t->metrics_err), "%s: not answering: %s",
-               t->c->metrics, err);
-      snprintf(t->source, sizeof(t->source),
-               "store; metrics %s: not answering: %s", t->c->metrics, err);
-    } else {
-      if (tdm__view_metrics_add(&t->m, body, len, tdm__now_ms()) != 0) {
-        t->metrics_ok = 0;
-        snprintf(t->metrics_err, sizeof(t->metrics_err),
-                 "%s: not the metrics of tidemark", t->c->metrics);
-        snprintf(t->source, sizeof(t->source),
-                 "store; metrics %s: not tidemark metrics", t->c->metrics);
-      } else {
-        t->metrics_ok = 1;
-        snprintf(t->source, sizeof(t->source), "live: %s", t->c->metrics);
-      }
-      free(body);
-    }
-  } else {
-    snprintf(t->source, sizeof(t->source), "store only; --metrics for live");
-  }
+static void print_line(void *arg, int row, const char *text, int reverse) {
+  (void)arg;
+  (void)row;
+  (void)reverse;
+  printf("%s\n", text);
 }
-
-static size_t header(top_t *t, char (*lines)[512], size_t max) {
-  return tdm__view_header(t->v, t->metrics_ok ? &t->m : NULL, t->source,
-                          lines, max);
-}
-
-/* ---- the snapshot ------------------------------------------------------- */
 
 static int snapshot(top_t *t) {
-  char lines[HEADER_MAX][512], row[4096];
-  const tdm_view_file_t **pick;
-  int width = 0;
-  size_t n;
+  tdm_top_frame_t f = {0, 0, TDM_TOP_BY_PENDING, NULL, 0};
+  struct timespec ts = {(time_t)(t->c->interval_ms / 1000),
+                        (long)(t->c->interval_ms % 1000) * 1000000L};
+  const char *err;
 
   if (isatty(STDOUT_FILENO)) {
     struct winsize ws;
     if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-      width = ws.ws_col;
+      f.width = ws.ws_col;
   }
-  /* Two looks, one interval apart, for rates. */
-  refresh(t);
-  {
-    struct timespec ts = {(time_t)(t->c->interval_ms / 1000),
-                          (long)(t->c->interval_ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-      ;
-  }
-  refresh(t);
-  n = header(t, lines, HEADER_MAX);
-  for (size_t i = 0; i < n; i++) {
-    if (width > 0)
-      tdm__view_cut(lines[i], (size_t)width);
-    printf("%s\n", lines[i]);
-  }
-  if (t->store_err[0] != '\0')
-    printf("%s\n", t->store_err);
-  printf("%s\n", tdm__view_titles(width > 0 ? width : 100000, row, sizeof(row)));
-  if ((pick = calloc(t->v->n + 1, sizeof(*pick))) == NULL) {
-    fprintf(stderr, "tidemark: error: out of memory\n");
-    return 1;
-  }
-  /* Every file's size now, as `status` has it, then the order. */
-  n = tdm__view_pick(t->v, TDM_VIEW_BY_PENDING, NULL, t->v->n, pick, NULL);
-  tdm__view_look(t->v, pick, n);
-  n = tdm__view_pick(t->v, TDM_VIEW_BY_PENDING, NULL, t->v->n, pick, NULL);
-  for (size_t i = 0; i < n; i++)
-    printf("%s\n", tdm__view_row(t->v, pick[i], width > 0 ? width : 100000,
-                                 row, sizeof(row)));
-  free(pick);
-  if (t->c->metrics != NULL && !t->metrics_ok) {
-    fprintf(stderr, "tidemark: error: --metrics %s (the snapshot above is "
-                    "the store's alone)\n", t->metrics_err);
+  /* A second look one interval after the first, for rates. */
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+  tdm_top_refresh(t->v);
+  tdm_top_render(t->v, &f, print_line, NULL);
+  if ((err = tdm_top_metrics_error(t->v)) != NULL) {
+    char line[512];
+    snprintf(line, sizeof(line), "tidemark: error: --metrics %s (the "
+             "snapshot above is the store's alone)", err);
+    tdm_log_line(TDM_LOG_ERROR, line);
     return 1;
   }
   return 0;
@@ -407,11 +180,6 @@ static void term_size(top_t *t) {
   }
 }
 
-/* A growable output buffer, written in one go. */
-typedef struct obuf {
-  char *p;
-  size_t len, cap;
-} obuf_t;
 
 static void out_add(obuf_t *o, const char *s, size_t n) {
   if (o->len + n > o->cap) {
@@ -465,78 +233,22 @@ static void put_line(top_t *t, obuf_t *o, int r, const char *line,
   }
 }
 
-static void draw(top_t *t) {
-  char lines[HEADER_MAX][512], buf[4096];
-  obuf_t o = {NULL, 0, 0};
-  size_t nh, k, matched = 0;
-  int r = 0, rows_for_files;
+static void draw_line(void *arg, int row, const char *text, int reverse) {
+  top_t *t = arg;
+  put_line(t, &t->o, row, text, reverse ? "\033[7m" : "");
+}
 
+static void draw(top_t *t) {
+  tdm_top_frame_t f = {t->cols, t->rows, t->by,
+                       t->editing ? t->edit : t->filter, t->editing};
   if (t->prev_rows != t->rows) {
     forget_screen(t);
     t->prev = calloc((size_t)t->rows, sizeof(*t->prev));
     t->prev_rows = t->prev != NULL ? t->rows : 0;
-    out_add(&o, "\033[H\033[2J", 7);
+    out_add(&t->o, "\033[H\033[2J", 7);
   }
-  if (t->rows < 4 || t->cols < 12) {
-    snprintf(buf, sizeof(buf), "tidemark top: terminal too small (%dx%d)",
-             t->cols, t->rows);
-    tdm__view_cut(buf, (size_t)t->cols);
-    put_line(t, &o, 0, buf, "");
-    for (r = 1; r < t->rows; r++)
-      put_line(t, &o, r, "", "");
-    out_flush(&o);
-    free(o.p);
-    return;
-  }
-  /* The header keeps at least three rows for titles, one file and keys. */
-  nh = header(t, lines, HEADER_MAX);
-  if (t->store_err[0] != '\0' && nh < HEADER_MAX)
-    snprintf(lines[nh++], sizeof(lines[0]), "%s", t->store_err);
-  if ((int)nh > t->rows - 3)
-    nh = (size_t)(t->rows - 3);
-  for (size_t i = 0; i < nh; i++) {
-    tdm__view_cut(lines[i], (size_t)t->cols);
-    put_line(t, &o, r++, lines[i], "");
-  }
-  put_line(t, &o, r++, tdm__view_titles(t->cols, buf, sizeof(buf)), "\033[7m");
-  rows_for_files = t->rows - r - 1;
-  if ((size_t)rows_for_files > t->pick_cap) {
-    const tdm_view_file_t **p = realloc(t->pick, (size_t)rows_for_files *
-                                                     sizeof(*p));
-    if (p != NULL) {
-      t->pick = p;
-      t->pick_cap = (size_t)rows_for_files;
-    }
-  }
-  k = tdm__view_pick(t->v, t->by, t->editing ? t->edit : t->filter,
-                     (size_t)rows_for_files < t->pick_cap
-                         ? (size_t)rows_for_files : t->pick_cap,
-                     t->pick, &matched);
-  t->shown = k;
-  for (size_t i = 0; i < k; i++)
-    put_line(t, &o, r++,
-             tdm__view_row(t->v, t->pick[i], t->cols, buf, sizeof(buf)), "");
-  while (r < t->rows - 1)
-    put_line(t, &o, r++, "", "");
-  /* The last row: keys, or the filter being typed. */
-  if (t->editing) {
-    char q[512];
-    snprintf(buf, sizeof(buf), "filter: %s_  (Enter: keep, Esc: clear)",
-             tdm__view_escape(t->edit, q, sizeof(q)));
-  } else {
-    char q[512];
-    int n = snprintf(buf, sizeof(buf), "%zu of %zu files  sort: %s (s)  ",
-                     matched, t->v->n, tdm__view_sort_name(t->by));
-    if (t->filter[0] != '\0')
-      snprintf(buf + n, sizeof(buf) - (size_t)n, "filter: %s (/, Esc)  quit (q)",
-               tdm__view_escape(t->filter, q, sizeof(q)));
-    else
-      snprintf(buf + n, sizeof(buf) - (size_t)n, "filter (/)  quit (q)");
-  }
-  tdm__view_cut(buf, (size_t)t->cols);
-  put_line(t, &o, r, buf, "\033[7m");
-  out_flush(&o);
-  free(o.p);
+  tdm_top_render(t->v, &f, draw_line, t);
+  out_flush(&t->o);
 }
 
 /* Handle the bytes typed. Returns 1 to quit. */
@@ -581,12 +293,12 @@ static int keys(top_t *t, const char *in, size_t n) {
     case 0x04: /* Ctrl-D */
       return 1;
     case 's':
-      t->by = (tdm_view_sort_t)((t->by + 1) % TDM_VIEW_SORTS_);
+      t->by = (tdm_top_sort_t)((t->by + 1) % TDM_TOP_SORTS);
       break;
-    case 'p': t->by = TDM_VIEW_BY_PENDING; break;
-    case 'b': t->by = TDM_VIEW_BY_BEHIND; break;
-    case 'r': t->by = TDM_VIEW_BY_RATE; break;
-    case 'n': t->by = TDM_VIEW_BY_PATH; break;
+    case 'p': t->by = TDM_TOP_BY_PENDING; break;
+    case 'b': t->by = TDM_TOP_BY_BEHIND; break;
+    case 'r': t->by = TDM_TOP_BY_RATE; break;
+    case 'n': t->by = TDM_TOP_BY_PATH; break;
     case '/':
       memcpy(t->edit, t->filter, sizeof(t->edit));
       t->editing = 1;
@@ -623,16 +335,15 @@ static int interactive(top_t *t) {
     return 1;
   }
   term_size(t);
-  refresh(t);
-  next = tdm__now_ms() + t->c->interval_ms;
+  next = now_ms() + t->c->interval_ms;
   draw(t);
   while (!quit && !got_stop) {
-    uint64_t now = tdm__now_ms();
+    uint64_t now = now_ms();
     struct pollfd p = {STDIN_FILENO, POLLIN, 0};
     int redraw = 0, n;
 
     if (now >= next) {
-      refresh(t);
+      tdm_top_refresh(t->v);
       next = now + t->c->interval_ms;
       redraw = 1;
     } else {
@@ -675,9 +386,9 @@ int tdm__top_run(const tdm_config_t *c) {
 
   memset(&t, 0, sizeof(t));
   t.c = c;
-  rc = tdm__view_open(c->state_dir, c->options.log_level, &t.v);
-  if (rc != 0)
-    return 1; /* said, naming the directory */
+  rc = tdm_top_open(&c->options, &t.v);
+  if (rc != 0) /* said, naming the directory or the option */
+    return rc == TDM_EUSAGE ? 2 : 1;
   signal(SIGPIPE, SIG_IGN);
   if (c->top_once || !isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO) ||
       term == NULL || strcmp(term, "dumb") == 0)
@@ -685,7 +396,7 @@ int tdm__top_run(const tdm_config_t *c) {
   else
     status = interactive(&t);
   forget_screen(&t);
-  free(t.pick);
-  tdm__view_close(t.v);
+  free(t.o.p);
+  tdm_top_close(t.v);
   return status;
 }

@@ -14,10 +14,11 @@
 #define TDM_MODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "core/filetable.h"
-#include "store.h"
+#include "state/store.h"
 #include "tidemark.h"
 
 #define TDM_HINT_COMPLETE 0x1u /* renamed into the tree: complete if it
@@ -40,10 +41,26 @@ typedef struct tdm_mode_ops {
      Sets *out to a malloc'ed array the caller frees (NULL when none or out
      of memory, then 0 is returned) and returns its length. */
   size_t (*batch)(tdm_t *t, tdm_store_hash_t **out);
-  /* Checkpoint: the transaction was committed (ok = 1) or rolled back
-     (ok = 0); what batch handed out is the store's now, or will be asked
-     for again. */
+  /* Checkpoint: the transaction was committed (ok = 1: called last, once
+     every dirty record is durable; whole mode acts on --on-done/--on-failed
+     here) or rolled back (ok = 0); what batch handed out is the store's
+     now, or will be asked for again. */
   void (*committed)(tdm_t *t, int ok);
+  /* The start of every pass, once or live (tdm__pass_prepare): act on what
+     a kill -9 left undone (whole mode: --on-done/--on-failed for outcomes
+     that were durable but not acted on). */
+  void (*resume)(tdm_t *t);
+  /* Collect the outcomes of work handed over and not answered yet (whole
+     mode: pending file() calls); with `wait_ms`, block that long for the
+     first. Returns 0 or what ends the pass. Only called while
+     t->n_inflight > 0. */
+  int (*poll)(tdm_t *t, int wait_ms);
+  /* Look again at the files still settling (f->waiting). Returns 0 or what
+     ends the pass. Only called while t->n_waiting > 0. */
+  int (*recheck)(tdm_t *t);
+  /* The milliseconds until the first settling file may be complete (0: none
+     is settling). */
+  uint64_t (*next_settle_ms)(const tdm_t *t);
   /* tdm_close: free what the mode holds in struct tdm_s. */
   void (*free)(tdm_t *t);
 } tdm_mode_ops_t;

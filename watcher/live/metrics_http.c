@@ -47,8 +47,8 @@
 #include <uv.h>
 
 #include "base/clock.h"
+#include "base/listen.h"
 #include "base/log.h"
-#include "engine/metrics.h"
 #include "live/view.h"
 
 #define PAGE_FILES 50        /* files on the status page */
@@ -87,7 +87,7 @@ struct tdm_metrics_http {
   void *done_arg;
   /* The pages (tdm__metrics_http_pages); NULL state_dir: 404. */
   char *state_dir;
-  int (*status_print)(const char *dir, int json, tdm_log_level_t level,
+  int (*status_print)(const char *dir, int json, const tdm__log_t *log,
                       FILE *out);
   conn_t *child_conn;       /* the one a child answers, NULL: none */
   uv_timer_t sampler;       /* metrics samples for the page's rates */
@@ -300,10 +300,12 @@ static void child_main(struct tdm_metrics_http *s, int what, int head,
     _exit(1);
   setvbuf(out, NULL, _IOFBF, 65536);
   if (what == PAGE_JSON) {
-    rc = s->status_print(s->state_dir, 1, TDM_LOG_ERROR, out);
+    tdm__log_t log = {TDM_LOG_ERROR, NULL, NULL};
+    rc = s->status_print(s->state_dir, 1, &log, out);
   } else {
     tdm_view_t *v = NULL;
-    if ((rc = tdm__view_open(s->state_dir, TDM_LOG_ERROR, &v)) == 0)
+    tdm__log_t log = {TDM_LOG_ERROR, NULL, NULL};
+    if ((rc = tdm__view_open(s->state_dir, &log, &v)) == 0)
       tdm__view_html(out, v, s->m.have ? &s->m : NULL, "live: this instance",
                      PAGE_FILES, PAGE_REFRESH_S);
     tdm__view_close(v);
@@ -596,7 +598,7 @@ int tdm__metrics_http_start(uv_loop_t *loop, const char *listen,
 
 int tdm__metrics_http_pages(tdm_metrics_http_t *s, const char *state_dir,
                             int (*status_print)(const char *dir, int json,
-                                                tdm_log_level_t level,
+                                                const tdm__log_t *log,
                                                 FILE *out)) {
   char *d = strdup(state_dir);
   if (d == NULL)

@@ -12,6 +12,7 @@
 #include "tidemark.h"
 
 struct uv_loop_s;
+struct tdm__log;
 
 typedef struct tdm_metrics_http tdm_metrics_http_t;
 
@@ -41,7 +42,7 @@ int tdm__metrics_http_start(struct uv_loop_s *loop, const char *listen,
  */
 int tdm__metrics_http_pages(tdm_metrics_http_t *h, const char *state_dir,
                             int (*status_print)(const char *dir, int json,
-                                                tdm_log_level_t level,
+                                                const struct tdm__log *log,
                                                 FILE *out));
 
 /* Close every handle; `done(arg)` is called once all are closed. */

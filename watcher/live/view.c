@@ -377,7 +377,7 @@ int tdm__view_refresh(tdm_view_t *v, int *changed) {
   return 0;
 }
 
-int tdm__view_open(const char *dir, tdm_log_level_t level, tdm_view_t **out) {
+int tdm__view_open(const char *dir, const tdm__log_t *log, tdm_view_t **out) {
   tdm_view_t *v;
   char qb[1024];
   struct stat st;
@@ -387,7 +387,10 @@ int tdm__view_open(const char *dir, tdm_log_level_t level, tdm_view_t **out) {
   tdm__quote(dir, qb, sizeof(qb));
   if ((v = calloc(1, sizeof(*v))) == NULL)
     return -ENOMEM;
-  v->log.level = level;
+  if (log != NULL)
+    v->log = *log;
+  else
+    v->log.level = TDM_LOG_INFO;
   if ((v->dir = strdup(dir)) == NULL) {
     free(v);
     return -ENOMEM;

@@ -39,7 +39,7 @@
 #include <stdio.h>
 
 #include "base/log.h"
-#include "store.h"
+#include "state/store.h"
 
 /* One tracked file. */
 typedef struct tdm_view_file {
@@ -137,10 +137,11 @@ typedef struct tdm_view {
 
 /*
  * Open the store of `dir` read-only and walk it once. Errors are logged
- * through `log` (level, or stderr) naming the directory: -ENOENT (no state
- * there), -ENOTDIR, TDM_ESTATE (not a store, corrupt), TDM_ESTORE, -ENOMEM.
+ * through `log` (copied; NULL: stderr) naming the directory: -ENOENT (no
+ * state there), -ENOTDIR, TDM_ESTATE (not a store, corrupt), TDM_ESTORE,
+ * -ENOMEM.
  */
-int tdm__view_open(const char *dir, tdm_log_level_t level, tdm_view_t **out);
+int tdm__view_open(const char *dir, const tdm__log_t *log, tdm_view_t **out);
 
 /* Close the store, free everything. Accepts NULL. */
 void tdm__view_close(tdm_view_t *v);

@@ -1,6 +1,6 @@
 # install.cmake: what `cmake --install build [--prefix P]` puts where
-# (GNUInstallDirs). Included from watcher/CMakeLists.txt once the targets
-# exist.
+# (GNUInstallDirs). Beside the library it installs: included from
+# watcher/CMakeLists.txt once the targets exist.
 #
 #   BINDIR/tidemark
 #   LIBDIR/libtidemark.so.0.x.y, libtidemark.so.0 (soname), libtidemark.so
@@ -16,6 +16,12 @@ include(GNUInstallDirs)
 set(TDM_PLUGIN_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/tidemark
     CACHE INTERNAL "plugins, relative to the prefix")
 
+# The command links libtidemark.so like any program; installed, it finds it
+# beside itself (BINDIR/../LIBDIR) under any prefix.
+file(RELATIVE_PATH tdm_bin_to_lib /p/${CMAKE_INSTALL_BINDIR}
+     /p/${CMAKE_INSTALL_LIBDIR})
+set_target_properties(tidemark PROPERTIES
+  INSTALL_RPATH "$ORIGIN/${tdm_bin_to_lib}")
 install(TARGETS tidemark RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS tidemark_shared
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK_SKIP)
@@ -24,7 +30,7 @@ install(TARGETS tidemark_shared
 install(TARGETS tidemark_static ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/watcher/include/tidemark.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/processors/tidemark/processor.h
+install(FILES ${PROJECT_SOURCE_DIR}/watcher/include/tidemark/processor.h
               ${PROJECT_BINARY_DIR}/include/tidemark/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tidemark)
 install(DIRECTORY DESTINATION ${TDM_PLUGIN_INSTALL_DIR})

@@ -113,6 +113,7 @@ for p in "$D/a.log" "$D/b.log"; do
   assert_contains "$T/page.html" "<tr><td>0</td><td>$bm</td><td>$sz</td><td>-</td><td class=\"p\">active</td><td class=\"p\">$p</td></tr>"
 done
 assert_contains "$T/page.html" "files 64, 0 behind, 0 pending"
+assert_contains "$T/page.html" "dead letters $(jq .dead_letters "$T/status.json")  lost files $(jq .lost_files "$T/status.json")"
 
 say "other paths: 404 naming the pages"
 assert_eq "$(curl -s -o "$T/nf" -w '%{http_code}' "$URL/nope")" 404 "GET /nope"

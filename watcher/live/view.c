@@ -598,7 +598,7 @@ int tdm__view_metrics_add(tdm_view_metrics_t *m, const char *text, size_t len,
       pending = (uint64_t)val;
     } else if (IS("oldest_pending_seconds")) {
       oldest = val;
-    } else if (IS("dead_letters_total")) {
+    } else if (IS("dead_letter_records_total")) {
       dead = (int64_t)val;
     } else if (label[0] != '\0') {
       tdm_view_proc_t *pr = NULL;

@@ -100,7 +100,7 @@ typedef struct tdm_view_metrics {
   uint64_t pending;    /* tidemark_bytes_pending */
   double oldest_s;     /* tidemark_oldest_pending_seconds */
   uint64_t tracked;    /* tidemark_files_tracked */
-  int64_t dead_letters;/* tidemark_dead_letters_total, -1 when absent */
+  int64_t dead_letters;/* tidemark_dead_letter_records_total, -1: absent */
   double in_bps;       /* (delivered + pending) growth, per second */
   double out_bps, out_rps; /* the slowest processor's */
   uint64_t prev_in, prev_out, prev_outr; /* the sums of the last sample */

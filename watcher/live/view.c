@@ -717,13 +717,6 @@ const char *tdm__view_escape(const char *s, char *buf, size_t cap) {
   return buf;
 }
 
-size_t tdm__view_columns(const char *s) {
-  size_t n = 0;
-  for (; *s != '\0'; s++)
-    n += ((unsigned char)*s & 0xc0) != 0x80;
-  return n;
-}
-
 void tdm__view_cut(char *s, size_t cols) {
   size_t n = 0;
   for (char *p = s; *p != '\0'; p++) {

@@ -205,9 +205,8 @@ const char *tdm__view_row(const tdm_view_t *v, const tdm_view_file_t *f,
  */
 const char *tdm__view_escape(const char *s, char *buf, size_t cap);
 
-/* Columns `s` takes on a screen (UTF-8 sequences count one each). */
-size_t tdm__view_columns(const char *s);
-/* Cut `s` in place to at most `cols` columns (at a character). */
+/* Cut `s` in place to at most `cols` columns (a UTF-8 sequence counts one,
+   cut at a character). */
 void tdm__view_cut(char *s, size_t cols);
 
 /* "12.3M", "512", "1.0G": a byte count in 5 columns or fewer. */

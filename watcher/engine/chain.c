@@ -165,6 +165,7 @@ static int offer(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
     msg[sizeof(msg) - 1] = '\0';
     if (rc == TDM_PROC_OK) {
       d->taken |= 1ull << i;
+      t->accepted = 1;
       p->m_bytes += c->len;
       if (t->count_records) {
         if (d->records == 0)
@@ -202,7 +203,7 @@ static int offer(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
       t->need_checkpoint = 1;
       /* It may have kept part of the chunk: back to the last restore point
          before it sees anything again. */
-      tdm__rollback(t, 0);
+      d->rolled_all = tdm__rollback(t, 0);
       return TDM_EPROC;
     }
   }

@@ -65,6 +65,8 @@ typedef struct tdm_delivery {
                              TDM_PROC_REJECT */
   const char *fail_key;   /* out: the processor that refused */
   char fail_msg[TDM_MSG_MAX]; /* out: its message ("" if none) */
+  int rolled_all;         /* out: tdm__rollback moved every file back (not
+                             only the processors) */
 } tdm_delivery_t;
 
 /* tdm__deliver: nobody has the chunk yet and someone asks to retry. */

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <string.h>
 
-void tdm__rollback(tdm_t *t, int failed_checkpoint) {
+int tdm__rollback(tdm_t *t, int failed_checkpoint) {
   for (size_t i = 0; i < t->n_procs; i++) {
     tdm_proc_t *p = &t->procs[i];
     /* Only a processor that commits keeps durable state to go back to;
@@ -42,6 +42,12 @@ void tdm__rollback(tdm_t *t, int failed_checkpoint) {
       tdm__error(&t->log, "processor '%s' could not be reopened from its last "
                  "checkpoint", p->key);
   }
+  /* Tail mode, and no processor accepted anything since the last
+     checkpoint: reopened, they are where they were before the chunk that
+     failed, and what moved files since (records set aside, truncations)
+     is no processor's: it stays. */
+  if (!failed_checkpoint && !t->accepted && t->opts.mode == TDM_MODE_TAIL)
+    return 0;
   if (t->mode->committed != NULL)
     t->mode->committed(t, 0);
   for (size_t i = 0; i < t->files.n; i++) {
@@ -54,8 +60,11 @@ void tdm__rollback(tdm_t *t, int failed_checkpoint) {
     f->in_piece = 0;
   }
   tdm__deadletter_rollback(t);
+  t->accepted = 0;
+  t->unsaved_dead = 0;
   if (failed_checkpoint)
     t->stats.checkpoint_errors++;
+  return 1;
 }
 
 /* A processor answered RETRY to commit: not now, nothing lost. */
@@ -145,6 +154,8 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
   }
   if (t->dl.fd >= 0)
     tdm__deadletter_adopt(t);
+  t->accepted = 0;
+  t->unsaved_dead = 0;
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;

@@ -29,9 +29,13 @@ int tdm__checkpoint(tdm_t *t);
  * file goes back to its durable bookmark, the dead-letter file to its
  * checkpointed length. Files moved back are read again at their next look.
  * `failed_checkpoint`: counted as a checkpoint error (else: a processor
- * failed a chunk).
+ * failed a chunk). In tail mode, when a processor failed a chunk and none
+ * accepted anything since the last checkpoint (t->accepted), only the
+ * processors are reopened: the files and the dead-letter file hold nothing a
+ * processor took, and stay. Returns 1 when everything went back, 0 when only
+ * the processors did.
  */
-void tdm__rollback(tdm_t *t, int failed_checkpoint);
+int tdm__rollback(tdm_t *t, int failed_checkpoint);
 
 /* Checkpoint if --checkpoint-ms or TDM_CHECKPOINT_BYTES says it is time. */
 int tdm__checkpoint_maybe(tdm_t *t);

@@ -174,6 +174,16 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s);
    about by name when it happened. */
 uint64_t tdm_store_lost_files(const tdm_store_t *s);
 
+/*
+ * Readers (TDM_STORE_RDONLY) only: read next_id, the checkpoint time, the
+ * lost files and the instance again, as the last commit left them (a
+ * reader's copies are otherwise those of its open). *txnid = the id of that
+ * commit: equal ids mean nothing was committed in between, so a reader that
+ * polls need not walk the files again. 0, or -EINVAL (a writer), TDM_ESTATE,
+ * TDM_ESTORE (logged, naming the directory).
+ */
+int tdm_store_refresh(tdm_store_t *s, uint64_t *txnid);
+
 typedef struct tdm_store_blob {
   const char *key;
   const void *data;

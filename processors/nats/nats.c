@@ -1158,6 +1158,8 @@ static int set_options(nats_out_t *n, const tdm_open_args_t *a) {
   s = natsOptions_Create(&n->opts);
   if (s == NATS_OK)
     s = natsOptions_SetServers(n->opts, (const char **)n->urls, n->n_urls);
+  if (s == NATS_OK) /* what the server's monitoring shows (connz) */
+    s = natsOptions_SetName(n->opts, "tidemark");
   if (s == NATS_OK)
     s = natsOptions_SetTimeout(n->opts, n->timeout_ms);
   if (s == NATS_OK)

@@ -2,43 +2,67 @@
  * nats/nats.c: the `nats` processor, a plugin. Publishes records to a NATS
  * JetStream stream, exactly once across crashes, restarts and hosts.
  *
- *   nats:url=nats://HOST:4222,subject=SUBJECT[,stream=NAME]
- *        [,records=line|chunk][,max-pending=N][,timeout-ms=N][,creds=FILE]
+ *   nats:url=nats://HOST:4222[|nats://HOST2:4222...],subject=SUBJECT
+ *        [,stream=NAME][,records=line|chunk][,max-pending=N][,timeout-ms=N]
+ *        [,creds=FILE]
+ *
+ * Several URLs are the seed servers of a cluster (natsOptions_SetServers);
+ * the client also fails over to the servers the cluster advertises.
  *
  * How exactly-once works. Every message carries Nats-Msg-Id =
  * INSTANCE:FILE_ID:OFFSET (INSTANCE: the state directory's random id, so two
  * hosts never collide; OFFSET: the record's first byte), and the stream
- * drops a message whose id it has seen within its duplicate window (after a
- * truncation the file's offsets begin again at 0: FILE_ID is then written
- * FILE_ID.GEN, GEN counting its truncations). commit()
- * answers OK only when JetStream acknowledged every message published so far,
- * so a bookmark never passes an unacknowledged record; after a crash the
- * records after the bookmark are published again with the same ids and
- * dropped. An ack that timed out or failed is re-sent with the same id until
- * it is acknowledged (a Duplicate ack is success).
+ * drops a message whose id it has seen within its duplicate window (once
+ * the same offsets may name other bytes, after a truncation or for a new
+ * version of a whole file, FILE_ID is written FILE_ID.GEN:
+ * tdm_chunk_t.generation). commit() answers OK only when JetStream
+ * acknowledged every message published so far, so a bookmark never passes
+ * an unacknowledged record; after a crash the records after the bookmark
+ * are published again with the same ids and dropped. An ack that timed out
+ * or failed is re-sent with the same id until it is acknowledged (a
+ * Duplicate ack is success).
  *
  * records=line (default): one message per line, without its newline; a line
- * longer than the server's max payload goes out in pieces, each with the id
- * of its first byte. With --multiline-start the host says where records end
- * (tdm_chunk_t.record_ends): one message per record (a stack trace is one
- * message), its id INSTANCE:FILE_ID:OFFSET:LEN (a record the timeout ended
- * may be longer on replay). records=chunk: one message per chunk (cut to the
- * max payload); since chunk boundaries depend on how much was there to read, a
- * replay may cut differently, so a chunk's id is INSTANCE:FILE_ID:OFFSET:LEN:
- * a replay never loses data to the duplicate window, but may publish a
- * differently cut chunk again (at least once). The same id form is used for a
- * partial last line of a chunk (--records bytes).
+ * longer than a message may carry goes out in pieces, each with the id of
+ * its first byte. Pieces are sized with their headers, under the smaller of
+ * the server's max payload and the stream's max message size; a file whose
+ * headers alone leave no room is answered TDM_PROC_REJECT (it can never be
+ * published; the others go on). With --multiline-start the host says where
+ * records end (tdm_chunk_t.record_ends): one message per record (a stack
+ * trace is one message). records=chunk: one message per chunk (cut to what
+ * a message may carry).
  *
- * Threads (NOTES.md, "NATS JetStream"): acks arrive on a cnats thread. The
- * ack handler only counts and, for a failed or timed-out ack, keeps the
- * message for re-sending, under `mu`; every publish (first or re-send)
- * happens on the host's thread, in process() and commit(). The number of
- * messages in flight is capped by our own `max-pending` (cnats' own cap is
- * set out of the way): process() waits for acks while connected, and answers
- * TDM_PROC_RETRY (reading pauses, memory bounded) when the cap stays full or
- * the server is away. Connection events also come on a cnats thread; they are
- * logged from the next method call (a processor logs only on the host's
- * thread): one warning per outage naming the URL, reconnection forever.
+ * A multiline record the timeout ended, and a chunk, are cut by how the file
+ * was read, and a replay may cut them otherwise (it reads more at once; a
+ * continuation line came while tidemark was down). Their ids carry no
+ * length either; instead, until a file's first message the stream did not
+ * have, its messages are published one at a time (fstate_t): a Duplicate
+ * ack gives the sequence of the message an earlier run stored under that
+ * offset, whose end (Tidemark-End, or its offset plus its length) says what
+ * of ours is new; only that is published, under its own offset, checked the
+ * same way. So each byte is published once however the replay cuts. A
+ * partial last line (--records bytes) keeps INSTANCE:FILE_ID:OFFSET:LEN: a
+ * replay that reads it whole publishes it again (at least once).
+ *
+ * Servers away at the start: the connection is made in the background
+ * (natsOptions_SetRetryOnFailedConnect) and process() answers TDM_PROC_RETRY
+ * until a server answers and the stream is found, looking again after a
+ * backoff: `run` waits without limit, `once` gives up after the host's
+ * --retry-timeout-ms. JetStream that does not answer (a cluster electing its
+ * leader) is waited for the same way; a stream that JetStream says is not
+ * there is an error at open() when a server answered then.
+ *
+ * Threads: acks arrive on a cnats thread. The ack handler only counts and,
+ * for a failed or timed-out ack, keeps the message for re-sending, under
+ * `mu`; every publish (first or re-send) happens on the host's thread, in
+ * process() and commit(). The number of messages in flight is capped by our
+ * own `max-pending` (cnats' own cap is set out of the way: publishing faster
+ * than it from the thread that must read the acks stalls): process() waits
+ * for acks while connected, and answers TDM_PROC_RETRY (reading pauses,
+ * memory bounded) when the cap stays full or the server is away. Connection
+ * events also come on a cnats thread; they are logged from the next method
+ * call (a processor logs only on the host's thread): one warning per outage
+ * naming the URL, reconnection forever.
  */
 #include <nats/nats.h>
 

@@ -48,7 +48,7 @@ assert_eq "$STOP_RC" 0 "exit status after SIGTERM"
 
 say "each file's bytes exactly once"
 js_dump LOGS "$T/dump"
-python3 "$(dirname "$0")/check_chunks.py" "$T/dump" "${FILES[@]}" > "$T/check.out" || fail "$(cat "$T/check.out")"
+python3 "$(dirname "$0")/check-chunks.py" "$T/dump" "${FILES[@]}" > "$T/check.out" || fail "$(cat "$T/check.out")"
 cat "$T/check.out"
 assert_eq "$(cut -f2 "$T/dump" | sort | uniq -d | wc -l)" 0 "duplicated ids"
 assert_no_sanitizer "$T/run.err"

@@ -41,7 +41,7 @@ rm -f "$HOLD"
 seq -f 'second %g' 100 >> "$D/a.log"
 tdm once -s "$T/sc" --plugin-dir "$RP" -p "$SPEC" -p "records:path=$T/rc,hold=$HOLD" "$D"
 js_dump CH "$T/ch.dump"
-python3 "$HERE/check_chunks.py" "$T/ch.dump" "$D/a.log" > "$T/check.out" || fail "$(cat "$T/check.out")"
+python3 "$HERE/check-chunks.py" "$T/ch.dump" "$D/a.log" > "$T/check.out" || fail "$(cat "$T/check.out")"
 cat "$T/check.out"
 
 say "--multiline-start: a record the timeout ended, replayed longer"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""check_chunks.py DUMP FILE...: the `nats` messages in DUMP (tdm-jsclient
+"""check-chunks.py DUMP FILE...: the `nats` messages in DUMP (tdm-jsclient
 dump: SEQ, id, path, offset, payload with \\n \\t \\\\ escaped) cover each FILE
 exactly once: for each, its messages sorted by offset are back to back from
 0, none overlaps, and their payloads are the file's bytes. Prints the

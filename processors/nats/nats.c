@@ -847,8 +847,11 @@ static int nats_caught_up(void *state, char *msg) {
 /* The restore blob: text for `tidemark status` (nothing needs restoring:
    the stream itself, with its duplicate window, is the state). */
 static size_t blob_text(const nats_out_t *n, char *buf, size_t cap) {
-  int w = snprintf(buf, cap, "nats %s stream %s, duplicate window %" PRId64
-                   " s", n->url, n->stream, n->dup_window_ns / 1000000000);
+  int w = n->stream == NULL
+              ? snprintf(buf, cap, "nats %s, no stream found yet", n->url)
+              : snprintf(buf, cap, "nats %s stream %s, duplicate window %"
+                         PRId64 " s", n->url, n->stream,
+                         n->dup_window_ns / 1000000000);
   return w < 0 ? 0 : (size_t)w >= cap ? cap - 1 : (size_t)w;
 }
 
@@ -1192,8 +1195,6 @@ static int set_options(nats_out_t *n, const tdm_open_args_t *a) {
     s = natsOptions_SetReconnectWait(n->opts, WAIT_MIN_MS);
   if (s == NATS_OK)
     s = natsOptions_SetCustomReconnectDelay(n->opts, reconnect_delay, n);
-  if (s == NATS_OK)
-    s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, n);
   if (s == NATS_OK) /* room for what max-pending lets through an outage */
     s = natsOptions_SetReconnectBufSize(n->opts, (int)MAX_PENDING_BYTES + (8 << 20));
   if (s == NATS_OK)
@@ -1215,12 +1216,22 @@ static int set_options(nats_out_t *n, const tdm_open_args_t *a) {
 /* Connect and open the JetStream context. TDM_PROC_OK also when no server
    answers yet (cnats goes on trying in the background, n->connected stays
    0); TDM_PROC_UNAVAILABLE with a->msg naming the URLs when a server
-   refused us (credentials). */
+   refused us (credentials): no retry makes that work. */
 static int connect_js(nats_out_t *n, const tdm_open_args_t *a) {
   jsOptions jo;
   natsStatus s;
 
+  /* One try first: what a server answers (a refusal) is final. */
   s = natsConnection_Connect(&n->nc, n->opts);
+  if (s == NATS_NO_SERVER || s == NATS_TIMEOUT || s == NATS_IO_ERROR ||
+      s == NATS_CONNECTION_CLOSED) {
+    /* None answered: go on trying in the background. */
+    natsConnection_Destroy(n->nc);
+    n->nc = NULL;
+    s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, n);
+    if (s == NATS_OK)
+      s = natsConnection_Connect(&n->nc, n->opts);
+  }
   if (s == NATS_OK) {
     n->connected = 1;
     n->progress_ms = now_ms();
@@ -1228,8 +1239,12 @@ static int connect_js(nats_out_t *n, const tdm_open_args_t *a) {
     snprintf(n->why, sizeof(n->why), "a server of %s to answer (none "
              "does)", n->url);
   } else {
-    snprintf(a->msg, TDM_MSG_MAX, "nats: cannot connect to %s: %s", n->url,
-             nats_GetLastError(NULL));
+    /* cnats' text, without its "(conn.c:123): " */
+    const char *e = nats_GetLastError(NULL), *r;
+    if (e != NULL && e[0] == '(' && (r = strstr(e, "): ")) != NULL)
+      e = r + 3;
+    snprintf(a->msg, TDM_MSG_MAX, "nats: %s refused the connection: %s",
+             n->url, e != NULL && e[0] ? e : natsStatus_GetText(s));
     return TDM_PROC_UNAVAILABLE;
   }
 

@@ -74,10 +74,10 @@ alive() { is_running "$RUN_PID" || fail "tidemark exited ($1): $(tail -n 5 "$T/r
 D=$T/d; S=$T/state
 mkdir -p "$D"
 FILES=("$D/a.log" "$D/b.log")
-SPEC="nats:url=$ALL,subject=logs.c,timeout-ms=1000"
+SPEC="nats:url=$ALL,subject=logs.c"
 for i in 0 1 2; do node_conf "$i"; done
 
-"$TDM_WRITER" append -r 3000 -c "$T/written" -t "$T/tee" c "${FILES[@]}" >/dev/null 2>"$T/writer.err" &
+"$TDM_WRITER" append -r 1500 -c "$T/written" -t "$T/tee" c "${FILES[@]}" >/dev/null 2>"$T/writer.err" &
 WPID=$!; TDM_BG_PIDS+=("$WPID")
 wait_for 5 test -s "$D/b.log"
 
@@ -140,7 +140,7 @@ stop_bg "$WPID" TERM
 assert_eq "$STOP_RC" 0 "writer exit status"
 written=$(cat "$T/written")
 echo "  writer wrote $written lines"
-wait_count_c "$written" 60
+wait_count_c "$written" 120
 sleep 1
 alive "at the end"
 stop_bg "$RUN_PID" TERM

@@ -4,6 +4,7 @@
  */
 #include "engine/engine.h"
 
+#include "base/listen.h"
 #include "engine/checkpoint.h"
 #include "engine/metrics.h"
 #include "engine/options.h"
@@ -34,6 +35,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->progress_ms = 250;
   o->decompress = TDM_DECOMPRESS_AUTO;
   o->multiline_timeout_ms = 1000;
+  o->max_tries = 5;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -58,8 +60,9 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
   }
   if (o->metrics_listen != NULL &&
       tdm__parse_listen(o->metrics_listen, NULL, 0, NULL) != 0) {
-    tdm__error(log, "--metrics: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464)",
-               o->metrics_listen);
+    char q[256];
+    tdm__error(log, "--metrics: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464 "
+               "or [::1]:9464)", tdm__quote(o->metrics_listen, q, sizeof(q)));
     return TDM_EUSAGE;
   }
   if (o->metrics_file != NULL && o->metrics_file[0] == '\0') {
@@ -103,6 +106,14 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
     tdm__error(log, "--decompress: unknown value %d", (int)o->decompress);
     return TDM_EUSAGE;
   }
+  if (o->max_tries == 0) {
+    tdm__error(log, "--max-tries: must be at least 1");
+    return TDM_EUSAGE;
+  }
+  if (o->dead_letter != NULL && o->dead_letter[0] == '\0') {
+    tdm__error(log, "--dead-letter: the path is empty");
+    return TDM_EUSAGE;
+  }
   return 0;
 }
 
@@ -143,6 +154,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t = calloc(1, sizeof(*t));
   if (t == NULL)
     return -ENOMEM;
+  t->dl.fd = -1;
   t->log.level = o->log_level;
   t->log.cb = o->log_cb;
   t->log.arg = o->log_arg;
@@ -168,12 +180,15 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t->opts.metrics_file = o->metrics_file ? strdup(o->metrics_file) : NULL;
   t->opts.multiline_start = NULL;
   t->opts.on_done = t->opts.on_failed = NULL;
+  t->opts.dead_letter = NULL; /* t->dl has it */
   rc = -ENOMEM;
   if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir) ||
       (o->metrics_listen && !t->opts.metrics_listen) ||
       (o->metrics_file && !t->opts.metrics_file))
     goto err;
   t->count_records = o->metrics_listen != NULL || o->metrics_file != NULL;
+  if (o->metrics_file != NULL) /* every checkpoint, tdm_close's too */
+    t->checkpointed = tdm__metrics_checkpointed;
   if ((rc = tdm__options_open(t, o)) != 0)
     goto err;
   if ((rc = open_filter(t, o)) != 0)
@@ -182,6 +197,8 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
     goto err;
   /* A state directory inside a source is not data. */
   t->filter.skip_dir = t->state_real = realpath(o->state_dir, NULL);
+  if (o->dead_letter != NULL && (rc = tdm__deadletter_open(t, o->dead_letter)) != 0)
+    goto err;
   if ((rc = tdm_registry_open(o->plugin_dir, &t->log, &t->registry)) != 0)
     goto err;
   if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
@@ -217,6 +234,8 @@ void tdm_close(tdm_t *t) {
     free(t->procs[i].key);
   }
   free(t->procs);
+  tdm__deadletter_close(&t->dl);
+  free(t->suspects);
   for (size_t i = 0; i < t->n_roots; i++)
     free(t->roots[i]);
   free(t->roots);
@@ -306,28 +325,30 @@ int tdm_add_source(tdm_t *t, const char *dir) {
   return 0;
 }
 
-/* A new slot in t->procs for `key` (copied), or NULL (logged). */
-static tdm_proc_t *new_proc(tdm_t *t, const char *key) {
+/* A new slot in t->procs for `key` (copied) in *out: 0, TDM_EUSAGE (too
+   many, or `key` given twice; logged) or -ENOMEM. */
+static int new_proc(tdm_t *t, const char *key, tdm_proc_t **out) {
   tdm_proc_t *v, *p;
 
   if (t->n_procs == MAX_PROCS) {
     tdm__error(&t->log, "processor '%s': at most %d processors", key, MAX_PROCS);
-    return NULL;
+    return TDM_EUSAGE;
   }
   for (size_t i = 0; i < t->n_procs; i++)
     if (strcmp(t->procs[i].key, key) == 0) {
       tdm__error(&t->log, "processor '%s' is given twice", key);
-      return NULL;
+      return TDM_EUSAGE;
     }
   v = realloc(t->procs, (t->n_procs + 1) * sizeof(*v));
   if (v == NULL)
-    return NULL;
+    return -ENOMEM;
   t->procs = v;
   p = &t->procs[t->n_procs];
   memset(p, 0, sizeof(*p));
   if ((p->key = strdup(key)) == NULL)
-    return NULL;
-  return p;
+    return -ENOMEM;
+  *out = p;
+  return 0;
 }
 
 int tdm_add_processor(tdm_t *t, const char *spec) {
@@ -335,8 +356,8 @@ int tdm_add_processor(tdm_t *t, const char *spec) {
   tdm_proc_t *p;
   int rc;
 
-  if ((p = new_proc(t, spec)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, spec, &p)) != 0)
+    return rc;
   if (tdm_proc_spec_parse(spec, &p->spec, err, sizeof(err)) != 0) {
     tdm__error(&t->log, "--processor '%s': %s", spec, err);
     free(p->key);
@@ -371,13 +392,14 @@ err:
 
 int tdm_add_callback(tdm_t *t, const char *name, tdm_chunk_cb cb, void *arg) {
   tdm_proc_t *p;
+  int rc;
 
   if (cb == NULL || name == NULL) {
     tdm__error(&t->log, "callback processor: name and function are required");
     return TDM_EUSAGE;
   }
-  if ((p = new_proc(t, name)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, name, &p)) != 0)
+    return rc;
   p->cb = cb;
   p->cb_arg = arg;
   p->open = 1;
@@ -408,8 +430,8 @@ int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
     tdm__error(&t->log, "processor '%s': descriptor has no process()", key);
     return TDM_EABI;
   }
-  if ((p = new_proc(t, key)) == NULL)
-    return TDM_EUSAGE;
+  if ((rc = new_proc(t, key, &p)) != 0)
+    return rc;
   p->desc = desc;
   p->ctx = ctx;
   rc = tdm_store_get_blob(t->store, key, p->blob, sizeof(p->blob),
@@ -437,3 +459,59 @@ int tdm_run_once(tdm_t *t) {
   return tdm__pass_once(t);
 }
 
+/* ---- processors, without a tdm_t ---------------------------------------- */
+
+int tdm_processors_list(const tdm_options_t *caller,
+                        tdm_processor_info_t **list, size_t *count) {
+  tdm_options_t o;
+  tdm__log_t log;
+  tdm_registry_t *r = NULL;
+  tdm_processor_info_t *v;
+  size_t n, bytes;
+  char *p;
+  int rc;
+
+  *list = NULL;
+  *count = 0;
+  tdm_options_init(&o);
+  if (caller != NULL && caller->size >= TDM_OPTIONS_SIZE_V1)
+    memcpy(&o, caller, caller->size < sizeof(o) ? caller->size : sizeof(o));
+  log.level = o.log_level;
+  log.cb = o.log_cb;
+  log.arg = o.log_arg;
+  if ((rc = tdm_registry_open(o.plugin_dir, &log, &r)) != 0)
+    return rc; /* the registry has said which directory and why */
+  if ((rc = tdm_registry_load_defaults(r)) != 0)
+    goto out;
+  /* One allocation: the array, then each entry's escaped strings. */
+  n = tdm_registry_count(r);
+  bytes = n * sizeof(*v);
+  for (size_t i = 0; i < n; i++) {
+    const char *origin = NULL;
+    const tdm_processor_t *d = tdm_registry_get(r, i, &origin);
+    bytes += tdm__quote_size(d->name) + tdm__quote_size(origin ? origin : "") +
+             tdm__quote_size(d->summary ? d->summary : "");
+  }
+  rc = -ENOMEM;
+  if ((v = malloc(bytes > 0 ? bytes : 1)) == NULL)
+    goto out;
+  p = (char *)(v + n);
+  for (size_t i = 0; i < n; i++) {
+    const char *origin = NULL;
+    const tdm_processor_t *d = tdm_registry_get(r, i, &origin);
+    const char *from[3] = {d->name, origin ? origin : "",
+                           d->summary ? d->summary : ""};
+    const char **to[3] = {&v[i].name, &v[i].origin, &v[i].summary};
+    for (int k = 0; k < 3; k++) {
+      size_t need = tdm__quote_size(from[k]);
+      *to[k] = tdm__quote(from[k], p, need);
+      p += need;
+    }
+  }
+  *list = v;
+  *count = n;
+  rc = 0;
+out:
+  tdm_registry_close(r);
+  return rc;
+}

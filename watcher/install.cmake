@@ -16,6 +16,12 @@ include(GNUInstallDirs)
 set(TDM_PLUGIN_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/tidemark
     CACHE INTERNAL "plugins, relative to the prefix")
 
+# The command links libtidemark.so like any program; installed, it finds it
+# beside itself (BINDIR/../LIBDIR) under any prefix.
+file(RELATIVE_PATH tdm_bin_to_lib /p/${CMAKE_INSTALL_BINDIR}
+     /p/${CMAKE_INSTALL_LIBDIR})
+set_target_properties(tidemark PROPERTIES
+  INSTALL_RPATH "$ORIGIN/${tdm_bin_to_lib}")
 install(TARGETS tidemark RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS tidemark_shared
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} NAMELINK_SKIP)

@@ -1,9 +1,9 @@
 /*
  * status.h: the state store as `tidemark status` shows it and as `tidemark
  * reset` changes it, without the engine (status.c). The library's
- * tdm_status_json and tdm_reset are made of these; so is the command's
- * status and reset (cli/). Messages go through a log sink at `level`
- * (stderr), naming the directory or PATH.
+ * tdm_status_json, tdm_status_write, tdm_reset and tdm_reset_paths are made
+ * of these; the command uses those public ones. Messages go through the log
+ * sink given (NULL: stderr at TDM_LOG_INFO), naming the directory or PATH.
  */
 #ifndef TDM_STATUS_H
 #define TDM_STATUS_H
@@ -12,26 +12,39 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/log.h"
 #include "tidemark.h"
 
 /*
  * Print the state of `dir` on `out`: a table, or with `json` one JSON object
- * on one line (status.c says its fields). The store is opened read-only, so
- * this works while a writer runs. 0, or a negative code after a message:
+ * on one line (status.c says its fields), each file written as the store's
+ * walk reaches it (memory does not grow with the number of files). The
+ * store is opened read-only, so this works while a writer runs. 0, or a negative code after a message:
  * -ENOENT (no state there), -ENOTDIR, TDM_ESTATE (corrupt), TDM_ESTORE.
  */
-int tdm__status_print(const char *dir, int json, tdm_log_level_t level,
+int tdm__status_print(const char *dir, int json, const tdm__log_t *log,
                       FILE *out);
+
+/*
+ * Print a summary of `dir` on `out`, from the records alone (no file is
+ * looked at): the files by state, the bytes pending at the last look and
+ * in how many files, the oldest of them (since when its bookmark has not
+ * moved), the last checkpoint; with `json`, as one JSON object. 0, or a
+ * negative code after a message, as tdm__status_print.
+ */
+int tdm__status_summary(const char *dir, int json, const tdm__log_t *log,
+                        FILE *out);
 
 /*
  * Open `dir` as the writer and forget every file (no PATHs), or every file
  * at or under each PATH, in one transaction. *forgotten: how many. 0 or a
  * negative code after a message (TDM_ELOCKED: another tidemark holds it);
- * *untracked is set when a PATH matched nothing (the others are still reset).
+ * *untracked counts the PATHs that matched nothing (the others are still
+ * reset).
  */
 int tdm__status_reset_paths(const char *dir, const char *const *paths,
-                            size_t n_paths, tdm_log_level_t level,
-                            size_t *forgotten, int *untracked);
+                            size_t n_paths, const tdm__log_t *log,
+                            size_t *forgotten, size_t *untracked);
 
 /* Is `path` `top` itself or inside it (lexically)? */
 int tdm__status_is_under(const char *path, const char *top);

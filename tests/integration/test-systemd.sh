@@ -93,6 +93,24 @@ exec 3>&-
 grep -qE "^<3>--metrics 127.0.0.1:$PORT: cannot listen" "$T/err" || { cat "$T/err" >&2; fail "no <3> error line"; }
 grep -q "tidemark: error: --metrics" "$T/err" && fail "the error line kept its text prefix under journald"
 
+say "JOURNAL_STREAM naming stderr: the command's own lines carry <N> too"
+: > "$T/err2"
+exec 3>>"$T/err2"
+js=$(stat -c '%d:%i' "$T/err2")
+JOURNAL_STREAM=$js timeout 60 "$TIDEMARK" once -s "$T/s3" -p count "$D" \
+  >/dev/null 2>&3 </dev/null || fail "once under journald failed"
+JOURNAL_STREAM=$js timeout 60 "$TIDEMARK" once -s "$T/s3" -i '[' "$D" \
+  >/dev/null 2>&3 </dev/null && fail "once with a bad glob did not fail"
+JOURNAL_STREAM=$js timeout 60 "$TIDEMARK" once --no-such-option \
+  >/dev/null 2>&3 </dev/null && fail "once with a bad option did not fail"
+exec 3>&-
+grep -q '^<6>tidemark: once: 1 dir, processors: count$' "$T/err2" || { cat "$T/err2" >&2; fail "no <6> start line"; }
+grep -q '^<6>tidemark: done: 3 files tracked' "$T/err2" || { cat "$T/err2" >&2; fail "no <6> done line"; }
+grep -q "^<3>--include '\[': not a valid glob" "$T/err2" || { cat "$T/err2" >&2; fail "no <3> glob error"; }
+grep -q '^<3>tidemark: error: .*no-such-option' "$T/err2" || { cat "$T/err2" >&2; fail "no <3> usage error"; }
+grep -q "^<3>Try 'tidemark --help'" "$T/err2" || { cat "$T/err2" >&2; fail "no <3> on the usage hint"; }
+grep -v '^<[0-9]>' "$T/err2" && fail "a line without its priority under journald"
+
 say "JOURNAL_STREAM naming another stream: plain prefixes"
 assert_exit 1 env JOURNAL_STREAM=1:2 "$TIDEMARK" run -s "$T/s2" --metrics "127.0.0.1:$PORT" "$D"
 assert_contains "$STDERR" "tidemark: error: --metrics 127.0.0.1:$PORT: cannot listen"

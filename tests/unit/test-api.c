@@ -6,7 +6,10 @@
 #include "test.h"
 #include "tidemark.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 static int seen;
@@ -108,4 +111,137 @@ TEST(stats_older_smaller_size) {
 TEST(version_from_project) {
   ASSERT_STR_EQ(tdm_version(), TDM_VERSION_STRING);
   ASSERT_EQ(TDM_PROCESSOR_ABI_VERSION, 2);
+}
+
+static char said[4096];
+
+static void keep(void *arg, tdm_log_level_t level, const char *msg) {
+  (void)arg;
+  (void)level;
+  snprintf(said, sizeof(said), "%s", msg);
+}
+
+/* tdm_open is where globs, --metrics and --on-done/--on-failed are checked
+   (the command passes them on unchecked): refused with TDM_EUSAGE and one
+   message naming the option and the value. */
+TEST(bad_values_refused_naming_the_option) {
+  static const struct {
+    int field; /* 0 include, 1 exclude, 2 metrics, 3 on_done, 4 on_failed */
+    const char *value, *option;
+  } bad[] = {
+    {0, "[", "--include"},         {1, "a[bc", "--exclude"},
+    {0, "x\\", "--include"},       {2, "nowhere", "--metrics"},
+    {2, "1.2.3.4:0", "--metrics"}, {3, "bin", "--on-done"},
+    {3, "move:", "--on-done"},     {4, "delete", "--on-failed"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    const char *one[1] = {bad[i].value};
+    tdm_options_t o;
+    tdm_t *t = NULL;
+
+    tdm_options_init(&o);
+    o.state_dir = tdm_test_path("state");
+    o.log_cb = keep;
+    o.mode = TDM_MODE_WHOLE;
+    switch (bad[i].field) {
+    case 0: o.include = one; o.n_include = 1; break;
+    case 1: o.exclude = one; o.n_exclude = 1; break;
+    case 2: o.metrics_listen = bad[i].value; break;
+    case 3: o.on_done = bad[i].value; break;
+    default: o.on_failed = bad[i].value; break;
+    }
+    said[0] = '\0';
+    ASSERT_EQ(tdm_open(&o, &t), TDM_EUSAGE);
+    ASSERT_NULL(t);
+    if (strstr(said, bad[i].option) == NULL)
+      TDM_FAIL_("%s '%s': the message \"%s\" does not name the option",
+                bad[i].option, bad[i].value, said);
+  }
+}
+
+/* tdm_processors_list: the built-ins, in one allocation freed by tdm_free. */
+TEST(processors_list_has_builtins) {
+  tdm_processor_info_t *v = NULL;
+  size_t n = 0;
+  int seen_count = 0, seen_file = 0;
+
+  ASSERT_EQ(tdm_processors_list(NULL, &v, &n), 0);
+  ASSERT_NOT_NULL(v);
+  ASSERT_GE(n, 3);
+  for (size_t i = 0; i < n; i++) {
+    ASSERT_NOT_NULL(v[i].origin);
+    ASSERT_NOT_NULL(v[i].summary);
+    seen_count += strcmp(v[i].name, "count") == 0;
+    seen_file += strcmp(v[i].name, "file") == 0 &&
+                 strcmp(v[i].origin, "built-in") == 0;
+  }
+  ASSERT_EQ(seen_count, 1);
+  ASSERT_EQ(seen_file, 1);
+  tdm_free(v);
+}
+
+/* A plugin directory that is not there: -errno, said through the sink. */
+TEST(processors_list_bad_dir_through_the_sink) {
+  tdm_processor_info_t *v = (tdm_processor_info_t *)&v;
+  tdm_options_t o;
+  size_t n = 7;
+
+  tdm_options_init(&o);
+  o.plugin_dir = tdm_test_path("no-such-dir");
+  o.log_cb = keep;
+  said[0] = '\0';
+  ASSERT_LT(tdm_processors_list(&o, &v, &n), 0);
+  ASSERT_NULL(v);
+  ASSERT_EQ(n, 0);
+  ASSERT_NOT_NULL(strstr(said, "no-such-dir"));
+}
+
+/* tdm_status_write and tdm_reset_paths log through the options' sink, not
+   stderr; reset counts the PATHs that matched nothing. */
+TEST(status_and_reset_through_the_sink) {
+  tdm_options_t o;
+  tdm_t *t;
+  char *out = NULL;
+  size_t len = 0, forgotten = 9, untracked = 9;
+  FILE *f;
+  const char *none[1];
+  char nowhere[4096], state[4096];
+
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("nostate");
+  o.log_cb = keep;
+  said[0] = '\0';
+  f = open_memstream(&out, &len);
+  ASSERT_EQ(tdm_status_write(&o, TDM_STATUS_JSON, f), -ENOENT);
+  fclose(f);
+  free(out);
+  ASSERT_NOT_NULL(strstr(said, "nostate"));
+
+  snprintf(state, sizeof(state), "%s", tdm_test_path("state"));
+  o.state_dir = state;
+  ASSERT_EQ(mkdir(tdm_test_path("src"), 0755), 0);
+  tdm_test_write(tdm_test_path("src/a.log"), "one\n", 4);
+  ASSERT_EQ(tdm_open(&o, &t), 0);
+  ASSERT_EQ(tdm_add_source(t, tdm_test_path("src")), 0);
+  ASSERT_EQ(tdm_add_callback(t, "cb", on_chunk, NULL), 0);
+  ASSERT_EQ(tdm_run_once(t), 0);
+  tdm_close(t);
+
+  f = open_memstream(&out, &len);
+  ASSERT_EQ(tdm_status_write(&o, TDM_STATUS_TABLE, f), 0);
+  fclose(f);
+  ASSERT_NOT_NULL(strstr(out, "a.log"));
+  free(out);
+
+  snprintf(nowhere, sizeof(nowhere), "%s", tdm_test_path("elsewhere"));
+  none[0] = nowhere;
+  said[0] = '\0';
+  if (tdm_reset_paths(&o, none, 1, &forgotten, &untracked) != 0)
+    TDM_FAIL_("reset: %s", said);
+  ASSERT_EQ(forgotten, 0);
+  ASSERT_EQ(untracked, 1);
+  ASSERT_NOT_NULL(strstr(said, "not tracked"));
+  ASSERT_EQ(tdm_reset_paths(&o, NULL, 0, &forgotten, &untracked), 0);
+  ASSERT_EQ(forgotten, 1);
+  ASSERT_EQ(untracked, 0);
 }

@@ -35,13 +35,17 @@ int tdm__log_journal(void) {
   return journal;
 }
 
-void tdm__log_stderr(tdm_log_level_t level, const char *line) {
+/* One line on stderr: "<N>line" under journald, else "tidemark: LEVEL:
+   line" (`own`: a line of the caller's own, complete: "line"). */
+static void write_line(tdm_log_level_t level, const char *line, int own) {
   char out[4200];
   int m;
   if ((unsigned)level > TDM_LOG_DEBUG)
     level = TDM_LOG_DEBUG;
   if (tdm__log_journal())
     m = snprintf(out, sizeof(out), "%s%s\n", journal_prefix[level], line);
+  else if (own)
+    m = snprintf(out, sizeof(out), "%s\n", line);
   else
     m = snprintf(out, sizeof(out), "tidemark: %s: %s\n", level_names[level],
                  line);
@@ -53,6 +57,23 @@ void tdm__log_stderr(tdm_log_level_t level, const char *line) {
   if (m > 0 && write(STDERR_FILENO, out, (size_t)m) < 0) {
     /* Nowhere left to report it. */
   }
+}
+
+void tdm__log_stderr(tdm_log_level_t level, const char *line) {
+  write_line(level, line, 0);
+}
+
+void tdm_log_stderr(void *arg, tdm_log_level_t level, const char *msg) {
+  (void)arg;
+  write_line(level, msg, 0);
+}
+
+void tdm_log_line(tdm_log_level_t level, const char *line) {
+  write_line(level, line, 1);
+}
+
+const char *tdm_quote(const char *s, char *buf, size_t cap) {
+  return tdm__quote(s, buf, cap);
 }
 
 void tdm__log(const tdm__log_t *log, tdm_log_level_t level, const char *fmt,

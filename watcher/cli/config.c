@@ -1,6 +1,6 @@
 /*
  * config.c: the command line and the INI file of the `tidemark` command
- * (see config.h for the rules, SPEC.md for the contract).
+ * (config.h says the rules: precedence, the INI syntax, what is an error).
  *
  * Both sources are parsed into a `layer` (what was given, and a bit per option
  * saying it was given); the command line's layer is then laid over the file's,
@@ -19,9 +19,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "base/log.h"
-#include "core/filter.h"
-#include "engine/metrics.h"
 
 /* Every option, the index of `opts` below. */
 enum {
@@ -44,9 +41,12 @@ enum {
   OPT_MULTILINE_TIMEOUT_MS,
   OPT_ON_DONE,
   OPT_ON_FAILED,
+  OPT_DEAD_LETTER,
+  OPT_MAX_TRIES,
   OPT_VERBOSE,
   OPT_QUIET,
   OPT_JSON,
+  OPT_SUMMARY,
   OPT_CONFIG,
   OPT_DIR,
   OPT_METRICS,
@@ -98,9 +98,12 @@ static const optdef opts[OPT_COUNT_] = {
                                 FOR_WATCH, 1},
   [OPT_ON_DONE] = {"on-done", 0, required_argument, FOR_WATCH, 1},
   [OPT_ON_FAILED] = {"on-failed", 0, required_argument, FOR_WATCH, 1},
+  [OPT_DEAD_LETTER] = {"dead-letter", 0, required_argument, FOR_WATCH, 1},
+  [OPT_MAX_TRIES] = {"max-tries", 0, required_argument, FOR_WATCH, 1},
   [OPT_VERBOSE] = {"verbose", 'v', no_argument, FOR_ALL, 1},
   [OPT_QUIET] = {"quiet", 'q', no_argument, FOR_ALL, 1},
   [OPT_JSON] = {"json", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
+  [OPT_SUMMARY] = {"summary", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
   [OPT_CONFIG] = {"config", 'c', required_argument, FOR_ALL, 0},
   [OPT_HELP] = {"help", 'h', no_argument, FOR_ALL, 0},
   [OPT_VERSION] = {"version", 'V', no_argument, FOR_ALL, 0},
@@ -139,6 +142,7 @@ typedef struct layer {
   int from_end;
   int verbosity;
   int json;
+  int summary;
   int progress;      /* --progress 1, --no-progress 0 */
   char *metrics;
   char *metrics_file;
@@ -157,6 +161,13 @@ typedef struct layer {
   uint32_t multiline_timeout_ms;
   char *on_done;
   char *on_failed;
+  char *dead_letter;
+  uint32_t max_tries;
+  /* INI only: where each value tdm_open checks was written (parallel:
+     "FILE:LINE: key", the option id as text, the value). */
+  strlist lib_where;
+  strlist lib_id;
+  strlist lib_value;
 } layer;
 
 #define IS_SET(l, id) (((l)->set & (1ul << (id))) != 0)
@@ -164,7 +175,7 @@ typedef struct layer {
 /* ---- small helpers ------------------------------------------------------ */
 
 /* Write a message into err (always NUL-terminated). Returns `rc`. */
-TDM__PRINTF(4, 5)
+__attribute__((format(printf, 4, 5)))
 static int fail(int rc, char *err, size_t cap, const char *fmt, ...) {
   va_list ap;
   if (cap == 0)
@@ -177,7 +188,7 @@ static int fail(int rc, char *err, size_t cap, const char *fmt, ...) {
 
 /* `s` quoted for a message (control bytes escaped), in `buf`. */
 static const char *q(const char *s, char *buf, size_t cap) {
-  return tdm__quote(s, buf, cap);
+  return tdm_quote(s, buf, cap);
 }
 
 /* Append a copy of `s`. 0 or -ENOMEM. */
@@ -210,11 +221,15 @@ static void layer_free(layer *l) {
   free(l->multiline_start);
   free(l->on_done);
   free(l->on_failed);
+  free(l->dead_letter);
   strlist_free(&l->processors);
   strlist_free(&l->processor_origins);
   strlist_free(&l->include);
   strlist_free(&l->exclude);
   strlist_free(&l->dirs);
+  strlist_free(&l->lib_where);
+  strlist_free(&l->lib_id);
+  strlist_free(&l->lib_value);
   free(l->metrics);
   free(l->metrics_file);
   memset(l, 0, sizeof(*l));
@@ -334,6 +349,17 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   int b = 0;
   int rc = 0;
 
+  if (from_ini && value != NULL &&
+      (id == OPT_ON_DONE || id == OPT_ON_FAILED || id == OPT_INCLUDE ||
+       id == OPT_EXCLUDE || id == OPT_METRICS || id == OPT_METRICS_FILE)) {
+    char idtext[16];
+    snprintf(idtext, sizeof(idtext), "%d", id);
+    if (strlist_push(&l->lib_where, who) != 0 ||
+        strlist_push(&l->lib_id, idtext) != 0 ||
+        strlist_push(&l->lib_value, value) != 0)
+      return fail(-ENOMEM, err, cap, "out of memory");
+  }
+
   if (value != NULL && value[0] == '\0')
     return fail(TDM_EUSAGE, err, cap, "%s: the value is empty", who);
   if (from_ini &&
@@ -405,28 +431,19 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   case OPT_MULTILINE_TIMEOUT_MS:
     rc = parse_ms(who, value, &l->multiline_timeout_ms, err, cap);
     break;
+  /* --on-done, --on-failed, the globs and --metrics are checked by
+     tdm_open, once, naming the option; from the INI file, where each was
+     written is kept, so a refused one can be found (tdm_config_t). */
   case OPT_ON_DONE:
-    if (strcmp(value, "delete") != 0 &&
-        (strncmp(value, "move:", 5) != 0 || value[5] == '\0'))
-      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not delete or move:DIR",
-                  who, q(value, qb, sizeof(qb)));
     rc = set_string(&l->on_done, value);
     break;
   case OPT_ON_FAILED:
-    if (strncmp(value, "move:", 5) != 0 || value[5] == '\0')
-      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not move:DIR", who,
-                  q(value, qb, sizeof(qb)));
     rc = set_string(&l->on_failed, value);
     break;
   case OPT_INCLUDE:
-  case OPT_EXCLUDE: {
-    const char *why = tdm__filter_check(value);
-    if (why != NULL)
-      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not a valid glob: %s",
-                  who, q(value, qb, sizeof(qb)), why);
+  case OPT_EXCLUDE:
     rc = strlist_push(id == OPT_INCLUDE ? &l->include : &l->exclude, value);
     break;
-  }
   case OPT_NO_RECURSIVE:
     l->no_recursive = from_ini ? b : 1;
     break;
@@ -457,6 +474,17 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   case OPT_RETRY_TIMEOUT_MS:
     rc = parse_ms(who, value, &l->retry_timeout_ms, err, cap);
     break;
+  case OPT_DEAD_LETTER:
+    rc = set_string(&l->dead_letter, value);
+    break;
+  case OPT_MAX_TRIES: {
+    num_result r = tdm__parse_u64(value, 0, &v);
+    if (r != NUM_OK || v < 1 || v > 1000000)
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not a number of tries "
+                  "from 1 to 1000000", who, q(value, qb, sizeof(qb)));
+    l->max_tries = (uint32_t)v;
+    break;
+  }
   case OPT_VERBOSE:
     if (from_ini) {
       num_result r = tdm__parse_u64(value, 0, &v);
@@ -479,14 +507,13 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   case OPT_JSON:
     l->json = 1;
     break;
+  case OPT_SUMMARY:
+    l->summary = 1;
+    break;
   case OPT_DIR:
     rc = strlist_push(&l->dirs, value);
     break;
   case OPT_METRICS:
-    if ((rc = tdm__parse_listen(value, NULL, 0, NULL)) != 0)
-      return fail(TDM_EUSAGE, err, cap,
-                  "%s: '%s' is not ADDR:PORT (e.g. 127.0.0.1:9464 or "
-                  "[::1]:9464)", who, q(value, qb, sizeof(qb)));
     rc = set_string(&l->metrics, value);
     break;
   case OPT_METRICS_FILE:
@@ -896,6 +923,12 @@ static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
     c->on_failed = top->on_failed;
     top->on_failed = NULL;
   }
+  if ((top = PICK(OPT_DEAD_LETTER)) != NULL) {
+    c->dead_letter = top->dead_letter;
+    top->dead_letter = NULL;
+  }
+  if ((top = PICK(OPT_MAX_TRIES)) != NULL)
+    o->max_tries = top->max_tries;
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
   c->progress = (top = PICK(OPT_PROGRESS)) != NULL ? top->progress : -1;
@@ -908,6 +941,7 @@ static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
     top->metrics_file = NULL;
   }
   c->json = cli->json;
+  c->summary = cli->summary;
 #undef PICK
   return 0;
 }
@@ -938,19 +972,47 @@ static int merge_lists(tdm_config_t *c, layer *cli, layer *file) {
   return 0;
 }
 
+/* Where the INI file's values that tdm_open checks were written, for those
+   the command line did not replace. Returns 0 or -ENOMEM. */
+static int merge_lib_origins(tdm_config_t *c, const layer *cli,
+                             const layer *file) {
+  size_t n = file->lib_where.n;
+
+  if (n == 0)
+    return 0;
+  if ((c->lib_origins = calloc(n, sizeof(*c->lib_origins))) == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    int id = atoi(file->lib_id.v[i]);
+    tdm_config_origin_t *x = &c->lib_origins[c->n_lib_origins];
+    if ((id == OPT_INCLUDE && cli->include.n > 0) ||
+        (id == OPT_EXCLUDE && cli->exclude.n > 0) || IS_SET(cli, id))
+      continue; /* the command line's replaced it */
+    x->where = strdup(file->lib_where.v[i]);
+    x->value = strdup(file->lib_value.v[i]);
+    x->option = opts[id].name;
+    c->n_lib_origins++;
+    if (x->where == NULL || x->value == NULL)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
 static int merge(tdm_config_t *c, layer *cli, layer *file) {
   tdm_options_t *o = &c->options;
   int rc;
 
   tdm_options_init(o);
   if ((rc = merge_values(c, cli, file)) != 0 ||
-      (rc = merge_lists(c, cli, file)) != 0)
+      (rc = merge_lists(c, cli, file)) != 0 ||
+      (rc = merge_lib_origins(c, cli, file)) != 0)
     return rc;
   o->state_dir = c->state_dir;
   o->plugin_dir = c->plugin_dir;
   o->multiline_start = c->multiline_start;
   o->on_done = c->on_done;
   o->on_failed = c->on_failed;
+  o->dead_letter = c->dead_letter;
   o->include = (const char *const *)c->include;
   o->n_include = c->n_include;
   o->exclude = (const char *const *)c->exclude;
@@ -1087,6 +1149,11 @@ static void free_strv(char **v, size_t n) {
 }
 
 void tdm__config_free(tdm_config_t *c) {
+  for (size_t i = 0; i < c->n_lib_origins; i++) {
+    free(c->lib_origins[i].where);
+    free(c->lib_origins[i].value);
+  }
+  free(c->lib_origins);
   free_strv(c->dirs, c->n_dirs);
   free_strv(c->processors, c->n_processors);
   free_strv(c->processor_origins, c->processor_origins ? c->n_processors : 0);
@@ -1101,6 +1168,7 @@ void tdm__config_free(tdm_config_t *c) {
   free(c->multiline_start);
   free(c->on_done);
   free(c->on_failed);
+  free(c->dead_letter);
   memset(c, 0, sizeof(*c));
 }
 
@@ -1117,8 +1185,9 @@ const char *tdm__config_usage(void) {
 "                                     SIGINT/SIGTERM\n"
 "  tidemark once   [OPTIONS] DIR...   process everything new since the last\n"
 "                                     run, then exit\n"
-"  tidemark status [--state DIR] [--json]   what is tracked, how far, what is\n"
-"                                           pending\n"
+"  tidemark status [--state DIR] [--json] [--summary]\n"
+"                                     what is tracked, how far, what is\n"
+"                                     pending\n"
 "  tidemark reset  [--state DIR] [PATH...]  forget bookmarks (all, or for\n"
 "                                           PATHs and what lies under them)\n"
 "  tidemark processors [--plugin-dir DIR]   list built-in and plugin\n"
@@ -1161,6 +1230,12 @@ const char *tdm__config_usage(void) {
 "                         retry (e.g. a full disk) for N ms; the bookmark is\n"
 "                         kept, the exit status is 1; 0: never; run always\n"
 "                         retries (default: 60000)\n"
+"      --dead-letter FILE write each record a processor keeps refusing (or\n"
+"                         rejects) to FILE as one JSON line and go on after\n"
+"                         it, exactly once; without it the file stops there,\n"
+"                         marked failed (default: off)\n"
+"      --max-tries N      refusals of a record, offered alone, before it is\n"
+"                         set aside (default: 5)\n"
 "      --metrics ADDR:PORT\n"
 "                         run: serve Prometheus metrics, GET /metrics over\n"
 "                         HTTP, e.g. 127.0.0.1:9464 (default: off)\n"
@@ -1186,6 +1261,9 @@ const char *tdm__config_usage(void) {
 "      --on-failed move:DIR\n"
 "                         whole mode: move a failed file into DIR\n"
 "      --json             status: print one JSON object\n"
+"      --summary          status: only the counts by state, the bytes\n"
+"                         pending and the oldest pending file, from the\n"
+"                         records alone (quick over millions of files)\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"
 "  -h, --help             print this help and exit\n"

@@ -10,8 +10,8 @@
  *     ... tdm_open(&c.options, &t) ...
  *     tdm__config_free(&c);
  *
- * Precedence, lowest first: built-in defaults (tdm_options_init, SPEC's
- * table), $TIDEMARK_STATE (state only), the INI file, the command line. A
+ * Precedence, lowest first: built-in defaults (tdm_options_init, the
+ * man page's table), $TIDEMARK_STATE (state only), the INI file, the command line. A
  * scalar given on the command line overrides the file's; a list (-p, -i, -x)
  * given on the command line at least once replaces the file's list.
  *
@@ -53,6 +53,15 @@ typedef enum tdm_command {
   TDM_CMD_VERSION     /* --version / -V anywhere */
 } tdm_command_t;
 
+/* A value from the INI file that tdm_open checks (a glob, --metrics,
+   --metrics-file, --on-done, --on-failed): where it was written, so that the
+   command can say so when tdm_open refuses it. */
+typedef struct tdm_config_origin {
+  char *where;        /* "FILE:LINE: key" */
+  const char *option; /* the long option's name: "include", "metrics" */
+  char *value;        /* as written */
+} tdm_config_origin_t;
+
 /*
  * The whole configuration. Every string and array is owned by the struct and
  * freed by tdm__config_free(); `options` points into them, so it is valid as
@@ -67,6 +76,7 @@ typedef struct tdm_config {
   tdm_options_t options;
   int verbosity;            /* -1: -q; 0: default; 1: -v; 2 or more: -vv */
   int json;                 /* status --json */
+  int summary;              /* status --summary */
   int progress;             /* once: -1 auto (stderr is a tty), 0 never, 1 always */
   char *metrics;            /* run: --metrics ADDR:PORT, or NULL */
   char *metrics_file;       /* --metrics-file PATH, or NULL */
@@ -77,6 +87,10 @@ typedef struct tdm_config {
   size_t n_processors;
   char **processor_origins; /* n_processors: "FILE:LINE" of a spec from the
                                INI file, "" for one from the command line */
+  tdm_config_origin_t *lib_origins; /* the INI file's values tdm_open
+                                       checks, unless the command line
+                                       replaced them */
+  size_t n_lib_origins;
   char **paths;             /* reset: the PATHs, as given (none: reset all) */
   size_t n_paths;
   /* Storage behind `options` (read them through `options`). */
@@ -89,6 +103,7 @@ typedef struct tdm_config {
   char *multiline_start;
   char *on_done;
   char *on_failed;
+  char *dead_letter;
 } tdm_config_t;
 
 /*

@@ -2,7 +2,7 @@
  * main.c: the `tidemark` command, a thin layer over the library (tidemark.h).
  *
  * Parsing and validation live in config.c, status/reset in status.c; this
- * file maps commands to library calls and results to exit statuses (SPEC):
+ * file maps commands to library calls and results to exit statuses:
  *   0  done, or stopped by SIGINT/SIGTERM after the final checkpoint
  *   1  a runtime failure (the library or the store has printed why)
  *   2  bad usage or configuration (the message names the option/file/line)
@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "processors/registry.h"
 #include "config.h"
-#include "base/log.h"
 #include "tidemark.h"
 
 /*
@@ -68,8 +67,58 @@ static void set_stop_signals(void (*handler)(int), int flags) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
+/*
+ * The command's log sink, for the library's lines and its own: the library's
+ * default sink (stderr, or journald's <N> prefixes: tdm_log_stderr) at the
+ * verbosity asked for. At the default verbosity the info lines processors
+ * say while they open (the nats stream and its duplicate window) belong to
+ * the start line: they are held and printed after it. The last error the
+ * library said is kept, so that a refused option can be traced to the line
+ * of the INI file that gave it.
+ */
+typedef struct cli_log {
+  tdm_log_level_t level; /* what -v/-q asked for */
+  int hold;              /* default verbosity: hold info lines while opening */
+  int opening;           /* processors are being opened */
+  char held[8][512];
+  size_t n_held;
+  char last_error[1024];
+} cli_log_t;
+
+static cli_log_t log_state; /* outlives every tdm_t: tdm_close logs too */
+
+static void cli_log(void *arg, tdm_log_level_t level, const char *msg) {
+  cli_log_t *cl = arg;
+  if (level == TDM_LOG_ERROR)
+    snprintf(cl->last_error, sizeof(cl->last_error), "%s", msg);
+  if (level <= cl->level)
+    tdm_log_stderr(NULL, level, msg);
+  else if (cl->hold && cl->opening && level == TDM_LOG_INFO &&
+           cl->n_held < sizeof(cl->held) / sizeof(cl->held[0]))
+    snprintf(cl->held[cl->n_held++], sizeof(cl->held[0]), "%s", msg);
+}
+
+static void cli_log_flush(cli_log_t *cl) {
+  for (size_t i = 0; i < cl->n_held; i++)
+    tdm_log_stderr(NULL, TDM_LOG_INFO, cl->held[i]);
+  cl->n_held = 0;
+}
+
+/* A line of the command's own ("tidemark: error: ..."), through the log
+   sink: on stderr as it is, or under journald with its <N> priority. */
+__attribute__((format(printf, 2, 3)))
+static void say(tdm_log_level_t level, const char *fmt, ...) {
+  char line[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  tdm_log_line(level, line);
+}
+
 static void usage_error(const char *msg) {
-  fprintf(stderr, "tidemark: error: %s\nTry 'tidemark --help'.\n", msg);
+  say(TDM_LOG_ERROR, "tidemark: error: %s", msg);
+  say(TDM_LOG_ERROR, "Try 'tidemark --help'.");
 }
 
 static double now_s(void) {
@@ -175,8 +224,8 @@ static int work_add(tdm_t *t, const tdm_config_t *c) {
     if ((rc = tdm_add_processor(t, c->processors[i])) != 0) {
       /* The library named the spec; say where it was written. */
       if (c->processor_origins != NULL && c->processor_origins[i][0] != '\0')
-        fprintf(stderr, "tidemark: error: %s: processor refused (see the "
-                        "message above)\n", c->processor_origins[i]);
+        say(TDM_LOG_ERROR, "tidemark: error: %s: processor refused (see the "
+                           "message above)", c->processor_origins[i]);
       return rc;
     }
   return 0;
@@ -205,40 +254,67 @@ static int work_run(tdm_t *t, int live) {
   return rc;
 }
 
-/* The closing "stopped"/"done" line, with the counters, on stderr. */
+/* The closing "stopped"/"done" line, with the counters. */
 static void work_summary(tdm_t *t, int live, int rc, double t0) {
+  char line[1024];
+  size_t o;
   tdm_stats_t st;
   tdm_stats_init(&st);
   tdm_get_stats(t, &st);
-  fprintf(stderr,
-          "tidemark: %s: %" PRIu64 " file%s tracked, %" PRIu64 " byte%s, %" PRIu64
-          " chunk%s in %.1f s",
-          live || rc == TDM_ESTOPPED ? "stopped" : "done", st.files_tracked,
-          st.files_tracked == 1 ? "" : "s", st.bytes, st.bytes == 1 ? "" : "s",
-          st.chunks, st.chunks == 1 ? "" : "s", now_s() - t0);
-  if (st.file_errors > 0)
-    fprintf(stderr, "; %" PRIu64 " unreadable", st.file_errors);
-  if (st.proc_failures > 0)
-    fprintf(stderr, "; %" PRIu64 " processor failures", st.proc_failures);
-  if (st.checkpoint_errors > 0)
-    fprintf(stderr, "; %" PRIu64 " failed checkpoints", st.checkpoint_errors);
-  fputc('\n', stderr);
+  snprintf(line, sizeof(line),
+           "tidemark: %s: %" PRIu64 " file%s tracked, %" PRIu64 " byte%s, %" PRIu64
+           " chunk%s in %.1f s",
+           live || rc == TDM_ESTOPPED ? "stopped" : "done", st.files_tracked,
+           st.files_tracked == 1 ? "" : "s", st.bytes, st.bytes == 1 ? "" : "s",
+           st.chunks, st.chunks == 1 ? "" : "s", now_s() - t0);
+  o = strlen(line);
+  if (st.file_errors > 0 && o < sizeof(line))
+    o += (size_t)snprintf(line + o, sizeof(line) - o, "; %" PRIu64 " unreadable",
+                          st.file_errors);
+  if (st.proc_failures > 0 && o < sizeof(line))
+    o += (size_t)snprintf(line + o, sizeof(line) - o,
+                          "; %" PRIu64 " processor failures", st.proc_failures);
+  if (st.dead_letters > 0 && o < sizeof(line))
+    o += (size_t)snprintf(line + o, sizeof(line) - o,
+                          "; %" PRIu64 " record%s set aside (--dead-letter)",
+                          st.dead_letters, st.dead_letters == 1 ? "" : "s");
+  if (st.checkpoint_errors > 0 && o < sizeof(line))
+    snprintf(line + o, sizeof(line) - o, "; %" PRIu64 " failed checkpoints",
+             st.checkpoint_errors);
+  say(TDM_LOG_INFO, "%s", line);
 }
 
-/* The exit status for the run's result `rc` (an error is said on stderr). */
+/* The exit status for the run's result `rc` (an error is said). */
 static int work_status(const char *what, int rc) {
   switch (rc) {
   case 0:
   case TDM_ESTOPPED: /* stopped by a signal, the final checkpoint made */
     return 0;
   case TDM_EPARTIAL:
-    fprintf(stderr, "tidemark: error: some files could not be processed "
-                    "(see the messages above)\n");
+    say(TDM_LOG_ERROR, "tidemark: error: some files could not be processed "
+                       "(see the messages above)");
     return 1;
   default:
-    fprintf(stderr, "tidemark: error: %s ended on an error: %s (see the "
-                    "messages above)\n", what, tdm_strerror(rc));
+    say(TDM_LOG_ERROR, "tidemark: error: %s ended on an error: %s (see the "
+                       "messages above)", what, tdm_strerror(rc));
     return 1;
+  }
+}
+
+/* tdm_open refused an option (`said`: its message): when the value came
+   from the INI file, say where it was written. */
+static void say_origin(const tdm_config_t *c, const char *said) {
+  for (size_t i = 0; i < c->n_lib_origins; i++) {
+    const tdm_config_origin_t *x = &c->lib_origins[i];
+    char opt[64], val[1024];
+    snprintf(opt, sizeof(opt), "--%s", x->option);
+    snprintf(val, sizeof(val), "'%s'", x->value);
+    /* A list (globs) names the value; a scalar option is given once. */
+    if (strstr(said, opt) != NULL &&
+        (strstr(said, val) != NULL || (strcmp(x->option, "include") != 0 &&
+                                       strcmp(x->option, "exclude") != 0)))
+      say(TDM_LOG_ERROR, "tidemark: error: %s: refused (see the message "
+                         "above)", x->where);
   }
 }
 
@@ -246,36 +322,7 @@ static int work_status(const char *what, int rc) {
  * `once` and `run`: open, add sources and processors, run one pass (once) or
  * watch until a signal (run), close. Returns the exit status.
  */
-/*
- * The command's log sink: the library's own (stderr, or journald's <N>
- * prefixes) at the verbosity asked for. At the default verbosity the info
- * lines processors say while they open (the nats stream and its duplicate
- * window) belong to the start line: they are held and printed after it.
- */
-typedef struct cli_log {
-  tdm_log_level_t level; /* what -v/-q asked for */
-  int opening;           /* processors are being opened: hold info lines */
-  char held[8][512];
-  size_t n_held;
-} cli_log_t;
-
-static void cli_log(void *arg, tdm_log_level_t level, const char *msg) {
-  cli_log_t *cl = arg;
-  if (level <= cl->level)
-    tdm__log_stderr(level, msg);
-  else if (cl->opening && level == TDM_LOG_INFO &&
-           cl->n_held < sizeof(cl->held) / sizeof(cl->held[0]))
-    snprintf(cl->held[cl->n_held++], sizeof(cl->held[0]), "%s", msg);
-}
-
-static void cli_log_flush(cli_log_t *cl) {
-  for (size_t i = 0; i < cl->n_held; i++)
-    tdm__log_stderr(TDM_LOG_INFO, cl->held[i]);
-  cl->n_held = 0;
-}
-
 static int cmd_work(const tdm_config_t *c, int live) {
-  static cli_log_t log_state; /* outlives t: tdm_close logs through it */
   const char *what = live ? "run" : "once";
   char err[1024];
   char names[512];
@@ -298,21 +345,21 @@ static int cmd_work(const tdm_config_t *c, int live) {
 
   opts = c->options;
   opts.notify = live; /* Type=notify: does nothing without NOTIFY_SOCKET */
-  if (opts.log_cb == NULL && opts.log_level == TDM_LOG_WARN) {
-    log_state.level = opts.log_level;
-    opts.log_level = TDM_LOG_INFO;
-    opts.log_cb = cli_log;
-    opts.log_arg = &log_state;
-  }
+  if (log_state.hold)
+    opts.log_level = TDM_LOG_INFO; /* cli_log holds them (see there) */
   /* once: a progress line when stderr is a terminal, or when forced. */
   if (!live && (c->progress == 1 || (c->progress < 0 && !quiet &&
                                      isatty(STDERR_FILENO)))) {
     opts.progress_cb = on_progress;
     opts.progress_arg = &progress_width;
   }
+  log_state.last_error[0] = '\0';
   rc = tdm_open(&opts, &t);
-  if (rc != 0) /* tdm_open has logged why, naming the directory or option */
+  if (rc != 0) { /* tdm_open has logged why, naming the directory or option */
+    if (rc == TDM_EUSAGE)
+      say_origin(c, log_state.last_error);
     return rc == TDM_EUSAGE ? 2 : 1;
+  }
   log_state.opening = 1;
   rc = work_add(t, c);
   log_state.opening = 0;
@@ -323,8 +370,8 @@ static int cmd_work(const tdm_config_t *c, int live) {
 
   processor_names(c, names, sizeof(names));
   if (!quiet)
-    fprintf(stderr, "tidemark: %s: %zu dir%s, processors: %s\n", what,
-            c->n_dirs, c->n_dirs == 1 ? "" : "s", names);
+    say(TDM_LOG_INFO, "tidemark: %s: %zu dir%s, processors: %s", what,
+        c->n_dirs, c->n_dirs == 1 ? "" : "s", names);
   cli_log_flush(&log_state);
 
   t0 = now_s();
@@ -337,42 +384,28 @@ static int cmd_work(const tdm_config_t *c, int live) {
 }
 
 static int cmd_processors(const tdm_config_t *c) {
-  tdm__log_t log = {c->options.log_level, NULL, NULL};
-  tdm_registry_t *r = NULL;
+  tdm_processor_info_t *v = NULL;
   int wn = (int)strlen("NAME"), wo = (int)strlen("ORIGIN");
-  size_t n;
+  size_t n = 0;
   int rc;
 
-  rc = tdm_registry_open(c->plugin_dir, &log, &r);
-  if (rc != 0) { /* the registry has logged which plugin and why */
-    fprintf(stderr, "tidemark: error: cannot list the processors: %s\n",
-            tdm_strerror(rc));
+  rc = tdm_processors_list(&c->options, &v, &n);
+  if (rc != 0) { /* the library has said which plugin or directory and why */
+    say(TDM_LOG_ERROR, "tidemark: error: cannot list the processors: %s",
+        tdm_strerror(rc));
     return 1;
   }
-  if (tdm_registry_load_defaults(r) != 0) {
-    tdm_registry_close(r);
-    return 1;
-  }
-  n = tdm_registry_count(r);
   for (size_t i = 0; i < n; i++) {
-    const char *origin = "";
-    const tdm_processor_t *p = tdm_registry_get(r, i, &origin);
-    int a = (int)strlen(p->name), b = (int)strlen(origin ? origin : "");
+    int a = (int)strlen(v[i].name), b = (int)strlen(v[i].origin);
     wn = a > wn ? a : wn;
     wo = b > wo ? b : wo;
   }
+  /* origin and summary come escaped (a plugin's summary is its author's
+     text: no newline or ESC sequence reaches the terminal). */
   printf("%-*s  %-*s  %s\n", wn, "NAME", wo, "ORIGIN", "SUMMARY");
-  for (size_t i = 0; i < n; i++) {
-    const char *origin = "";
-    const tdm_processor_t *p = tdm_registry_get(r, i, &origin);
-    /* A plugin's summary is its author's text: escape it (a newline or an
-       ESC sequence must not forge lines or drive the terminal). */
-    char qs[1024], qo[1024];
-    printf("%-*s  %-*s  %s\n", wn, p->name, wo,
-           tdm__quote(origin ? origin : "", qo, sizeof(qo)),
-           tdm__quote(p->summary != NULL ? p->summary : "", qs, sizeof(qs)));
-  }
-  tdm_registry_close(r);
+  for (size_t i = 0; i < n; i++)
+    printf("%-*s  %-*s  %s\n", wn, v[i].name, wo, v[i].origin, v[i].summary);
+  tdm_free(v);
   return 0;
 }
 
@@ -387,12 +420,17 @@ int main(int argc, char **argv) {
       usage_error(err);
       status = 2;
     } else {
-      fprintf(stderr, "tidemark: error: %s\n", err);
+      say(TDM_LOG_ERROR, "tidemark: error: %s", err);
       status = 1;
     }
     tdm__config_free(&c);
     return status;
   }
+  /* Every command logs through cli_log. */
+  log_state.level = c.options.log_level;
+  log_state.hold = c.options.log_level == TDM_LOG_WARN;
+  c.options.log_cb = cli_log;
+  c.options.log_arg = &log_state;
 
   switch (c.command) {
   case TDM_CMD_HELP:
@@ -424,8 +462,8 @@ int main(int argc, char **argv) {
   }
   tdm__config_free(&c);
   if (fflush(stdout) != 0 && status == 0) {
-    fprintf(stderr, "tidemark: error: writing to standard output: %s\n",
-            strerror(errno));
+    say(TDM_LOG_ERROR, "tidemark: error: writing to standard output: %s",
+        strerror(errno));
     status = 1;
   }
   return status;

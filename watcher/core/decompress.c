@@ -9,6 +9,7 @@
  */
 #include "core/decompress.h"
 
+#include "base/io.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,20 +39,11 @@ struct tdm_dec {
 
 int tdm__comp_detect(int fd, tdm_comp_t *out) {
   unsigned char m[4];
-  size_t got = 0;
+  ssize_t got;
 
   *out = TDM_COMP_NONE;
-  while (got < sizeof(m)) {
-    ssize_t n = pread(fd, m + got, sizeof(m) - got, (off_t)got);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    if (n == 0)
-      break;
-    got += (size_t)n;
-  }
+  if ((got = tdm__pread_full(fd, m, sizeof(m), 0)) < 0)
+    return (int)got;
   if (got >= 2 && m[0] == 0x1f && m[1] == 0x8b)
     *out = TDM_COMP_GZIP;
   else if (got == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f &&
@@ -119,11 +111,8 @@ static int refill(tdm_dec_t *d) {
 
   if (d->in_at < d->in_len || d->eof)
     return 0;
-  do
-    n = pread(d->fd, d->in, IN_CAP, (off_t)d->in_off);
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    return -errno;
+  if ((n = tdm__pread_full(d->fd, d->in, IN_CAP, d->in_off)) < 0)
+    return (int)n;
   d->in_len = (size_t)n;
   d->in_at = 0;
   d->in_off += (uint64_t)n;

@@ -1,5 +1,5 @@
 /*
- * filter.c: which files a source takes (SPEC: --include / --exclude).
+ * filter.c: which files a source takes (--include / --exclude).
  *
  * A glob without '/' matches the file's name, one with '/' its path under the
  * source directory (fnmatch with FNM_PATHNAME). FNM_PERIOD everywhere: a

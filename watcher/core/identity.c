@@ -13,27 +13,22 @@
  */
 #include "core/identity.h"
 
+#include "base/io.h"
+
 #include <errno.h>
 #include <unistd.h>
 #include <xxh_x86dispatch.h>
 
 int tdm__hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out) {
   char buf[TDM_FP_CAP];
-  size_t got = 0;
+  ssize_t got;
 
   if (len > sizeof(buf))
     return -EINVAL;
-  while (got < len) {
-    ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    if (n == 0)
-      return -ENODATA;
-    got += (size_t)n;
-  }
+  if ((got = tdm__pread_full(fd, buf, len, off)) < 0)
+    return (int)got;
+  if ((size_t)got < len)
+    return -ENODATA;
   *out = XXH3_64bits(buf, len);
   return 0;
 }

@@ -4,7 +4,6 @@
  */
 #include "engine/metrics.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,51 +19,6 @@
 
 #include "base/clock.h"
 #include "engine/engine.h"
-
-int tdm__parse_listen(const char *s, char *addr, size_t cap, int *port) {
-  const char *colon, *host = s;
-  size_t hlen;
-  char *end;
-  long p;
-
-  if (s == NULL || s[0] == '\0')
-    return -EINVAL;
-  if (s[0] == '[') {
-    const char *close = strchr(s, ']');
-    if (close == NULL || close[1] != ':')
-      return -EINVAL;
-    host = s + 1;
-    hlen = (size_t)(close - host);
-    colon = close + 1;
-  } else {
-    colon = strrchr(s, ':');
-    if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
-      return -EINVAL; /* an IPv6 address needs its brackets */
-    hlen = (size_t)(colon - s);
-  }
-  if (hlen == 0 || hlen >= 64 || colon[1] < '0' || colon[1] > '9')
-    return -EINVAL;
-  errno = 0;
-  p = strtol(colon + 1, &end, 10);
-  if (errno != 0 || *end != '\0' || p < 1 || p > 65535)
-    return -EINVAL;
-  {
-    char h[64];
-    unsigned char bin[16];
-    memcpy(h, host, hlen);
-    h[hlen] = '\0';
-    if (inet_pton(s[0] == '[' ? AF_INET6 : AF_INET, h, bin) != 1)
-      return -EINVAL;
-    if (addr != NULL) {
-      if (hlen >= cap)
-        return -EINVAL;
-      memcpy(addr, h, hlen + 1);
-    }
-  }
-  if (port != NULL)
-    *port = (int)p;
-  return 0;
-}
 
 /* ---- the text ------------------------------------------------------------ */
 
@@ -206,6 +160,8 @@ int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
            offsetof(tdm_proc_t, m_retries));
   per_proc(&x, t, "processor_failures_total",
            "Chunks each processor failed.", offsetof(tdm_proc_t, m_failures));
+  metric(&x, "dead_letter_records_total", "counter",
+         "Records set aside in the --dead-letter file.", st->dead_letters);
   metric(&x, "bytes_pending", "gauge",
          "Bytes seen in tracked files and not yet handed to every processor.",
          bytes_pending);
@@ -301,4 +257,15 @@ int tdm__metrics_write_file(tdm_t *t, const char *path, const char *text,
     warned = 0;
   }
   return rc;
+}
+
+void tdm__metrics_checkpointed(tdm_t *t) {
+  char *text;
+  size_t len;
+
+  if (t->opts.metrics_file != NULL &&
+      tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
+    tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
+    free(text);
+  }
 }

@@ -1,5 +1,6 @@
 /*
- * metrics.h: the Prometheus metrics of a tdm_t (SPEC "Operating it").
+ * metrics.h: the Prometheus metrics of a tdm_t, for --metrics (served over
+ * HTTP) and --metrics-file (node_exporter's textfile collector).
  *
  * The counters belong to the engine, which the worker thread updates without
  * locks. So the worker (or tdm_run_once's caller) takes a snapshot itself,
@@ -20,13 +21,6 @@
 #include "tidemark.h"
 
 /*
- * Parse "ADDR:PORT" (IPv4 "127.0.0.1:9464", IPv6 "[::1]:9464"; PORT 1 to
- * 65535). Returns 0 and, when `addr` is not NULL, the address (without
- * brackets) in addr[cap] and the port in *port; -EINVAL when it is not that.
- */
-int tdm__parse_listen(const char *s, char *addr, size_t cap, int *port);
-
-/*
  * The metrics text of `t` now, in a malloc'd buffer (*out, *len; the caller
  * frees). Only on the thread that owns the engine (the worker, or the caller
  * of tdm_run_once). Also returns in *tracked and *pending (either may be NULL) the files
@@ -42,5 +36,12 @@ int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
  */
 int tdm__metrics_write_file(tdm_t *t, const char *path, const char *text,
                             size_t len);
+
+/*
+ * The t->checkpointed hook when --metrics-file is given (tdm_open sets it,
+ * so a checkpoint at tdm_close writes the file too): render the metrics and
+ * write them (tdm__metrics_write_file; a failure is logged there).
+ */
+void tdm__metrics_checkpointed(tdm_t *t);
 
 #endif /* TDM_METRICS_H */

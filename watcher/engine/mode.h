@@ -14,6 +14,7 @@
 #define TDM_MODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "core/filetable.h"
@@ -45,6 +46,21 @@ typedef struct tdm_mode_ops {
      here) or rolled back (ok = 0); what batch handed out is the store's
      now, or will be asked for again. */
   void (*committed)(tdm_t *t, int ok);
+  /* The start of every pass, once or live (tdm__pass_prepare): act on what
+     a kill -9 left undone (whole mode: --on-done/--on-failed for outcomes
+     that were durable but not acted on). */
+  void (*resume)(tdm_t *t);
+  /* Collect the outcomes of work handed over and not answered yet (whole
+     mode: pending file() calls); with `wait_ms`, block that long for the
+     first. Returns 0 or what ends the pass. Only called while
+     t->n_inflight > 0. */
+  int (*poll)(tdm_t *t, int wait_ms);
+  /* Look again at the files still settling (f->waiting). Returns 0 or what
+     ends the pass. Only called while t->n_waiting > 0. */
+  int (*recheck)(tdm_t *t);
+  /* The milliseconds until the first settling file may be complete (0: none
+     is settling). */
+  uint64_t (*next_settle_ms)(const tdm_t *t);
   /* tdm_close: free what the mode holds in struct tdm_s. */
   void (*free)(tdm_t *t);
 } tdm_mode_ops_t;

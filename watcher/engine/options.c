@@ -67,8 +67,9 @@ int tdm__options_open(tdm_t *t, const tdm_options_t *o) {
       if ((rc = move_dir(t, "--on-done", o->on_done, &t->done_dir)) != 0)
         return rc;
     } else {
+      char q[PATH_MAX];
       tdm__error(&t->log, "--on-done: '%s' is neither delete nor move:DIR",
-                 o->on_done);
+                 tdm__quote(o->on_done, q, sizeof(q)));
       return TDM_EUSAGE;
     }
   }
@@ -78,7 +79,9 @@ int tdm__options_open(tdm_t *t, const tdm_options_t *o) {
       return TDM_EUSAGE;
     }
     if (strncmp(o->on_failed, "move:", 5) != 0) {
-      tdm__error(&t->log, "--on-failed: '%s' is not move:DIR", o->on_failed);
+      char q[PATH_MAX];
+      tdm__error(&t->log, "--on-failed: '%s' is not move:DIR",
+                 tdm__quote(o->on_failed, q, sizeof(q)));
       return TDM_EUSAGE;
     }
     if ((rc = move_dir(t, "--on-failed", o->on_failed, &t->failed_dir)) != 0)

@@ -5,30 +5,18 @@
 #include "engine/pass.h"
 
 #include "base/clock.h"
-#include "engine/after.h"
 #include "engine/chain.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
-#include "engine/metrics.h"
 #include "engine/outputs.h"
 #include "engine/progress.h"
+#include "engine/reader.h"
 #include "engine/reconcile.h"
-#include "engine/whole.h"
+#include "engine/mode.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
-
-/* After every checkpoint: --metrics-file (a failure is said there). */
-static void write_metrics_file(tdm_t *t) {
-  char *text;
-  size_t len;
-
-  if (tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
-    tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
-    free(text);
-  }
-}
 
 int tdm__pass_prepare(tdm_t *t) {
   if (t->n_procs == 0) {
@@ -45,24 +33,24 @@ int tdm__pass_prepare(tdm_t *t) {
     t->buf = NULL;
     return -ENOMEM;
   }
-  if (t->opts.metrics_file != NULL)
-    t->checkpointed = write_metrics_file;
   t->last_checkpoint_ms = tdm__now_ms();
-  tdm__after_durable(t); /* outcomes a kill -9 left unacted on */
+  if (t->mode->resume != NULL)
+    t->mode->resume(t); /* e.g. outcomes a kill -9 left unacted on */
   return 0;
 }
 
 /*
- * Whole mode's end of a pass: wait for files still settling (at most a few
- * settle periods: one that never holds still is left for the next run), then
- * for the outcomes of pending file() calls.
+ * The end of a pass in a mode that settles files and waits for outcomes
+ * (whole mode): wait for files still settling (at most a few settle periods:
+ * one that never holds still is left for the next run), then for the
+ * outcomes of pending hand-overs.
  */
-static int finish_whole(tdm_t *t, int rc) {
+static int finish_settling(tdm_t *t, int rc) {
   uint64_t waited = 0, limit = 3 * (uint64_t)t->opts.settle_ms + 1000;
   uint64_t ms;
 
   while (t->n_waiting > 0 && !t->stop && waited < limit &&
-         (ms = tdm__whole_next_settle_ms(t)) > 0) {
+         (ms = t->mode->next_settle_ms(t)) > 0) {
     struct timespec ts;
     if (ms > limit - waited)
       ms = limit - waited;
@@ -70,7 +58,7 @@ static int finish_whole(tdm_t *t, int rc) {
     ts.tv_nsec = (long)(ms % 1000) * 1000000L;
     nanosleep(&ts, NULL);
     waited += ms;
-    int r = tdm__whole_recheck(t);
+    int r = t->mode->recheck(t);
     if (r < 0)
       return r;
   }
@@ -78,13 +66,25 @@ static int finish_whole(tdm_t *t, int rc) {
     tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
               t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
   while (t->n_inflight > 0 && !t->stop) {
-    int r = tdm__whole_poll(t, 100);
+    int r = t->mode->poll(t, 100);
     if (r < 0)
       return r;
   }
   if (t->stats.files_failed > 0 && rc == 0)
     rc = TDM_EPARTIAL;
   return rc;
+}
+
+/* Did a processor's failure leave a file failed? (Tail mode: a file whose
+   refused record was set aside, or that went through on a later try, is
+   not failed any more; whole mode counts failures as they happen.) */
+static int left_failed(const tdm_t *t) {
+  if (t->opts.mode != TDM_MODE_TAIL)
+    return t->stats.proc_failures > 0;
+  for (size_t i = 0; i < t->files.n; i++)
+    if (t->files.all[i]->rec.state == TDM_FILE_FAILED)
+      return 1;
+  return 0;
 }
 
 int tdm__pass_once(tdm_t *t) {
@@ -101,9 +101,20 @@ int tdm__pass_once(tdm_t *t) {
     return rc;
   if ((rc = tdm__progress_begin(t)) != 0)
     return rc;
+  tdm__suspects_release(t);
+  t->rolled_back = 0;
   rc = tdm__reconcile_all(t, NULL);
-  if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
-    rc = finish_whole(t, rc);
+  /* A processor's refusal rolled every file back to its bookmark, those
+     already read in this pass too: they are read again (each refusal is
+     settled where it happened, so this ends). */
+  for (int again = 0; again < 16 && t->rolled_back && !t->stop &&
+                      (rc == 0 || rc == TDM_EPARTIAL);
+       again++) {
+    t->rolled_back = 0;
+    rc = tdm__reconcile_all(t, NULL);
+  }
+  if (t->mode->poll != NULL && (rc == 0 || rc == TDM_EPARTIAL))
+    rc = finish_settling(t, rc);
   tdm__progress_end(t);
   tdm__caught_up(t);
   if (t->need_checkpoint || t->n_dead > 0) {
@@ -113,7 +124,7 @@ int tdm__pass_once(tdm_t *t) {
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
       rc = crc != 0 ? crc : rc;
   }
-  if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
+  if (rc == 0 && (t->stats.file_errors > 0 || left_failed(t)))
     rc = TDM_EPARTIAL;
   if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))
     rc = TDM_EPROC;

@@ -641,5 +641,9 @@ const tdm_mode_ops_t tdm__mode_tail = {
   .forget = NULL,
   .batch = NULL,
   .committed = NULL,
+  .resume = NULL,
+  .poll = NULL,
+  .recheck = NULL,
+  .next_settle_ms = NULL,
   .free = NULL,
 };

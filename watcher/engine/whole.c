@@ -743,5 +743,9 @@ const tdm_mode_ops_t tdm__mode_whole = {
   .forget = tdm__whole_forget,
   .batch = tdm__whole_batch,
   .committed = tdm__whole_committed,
+  .resume = tdm__after_durable,
+  .poll = tdm__whole_poll,
+  .recheck = tdm__whole_recheck,
+  .next_settle_ms = tdm__whole_next_settle_ms,
   .free = tdm__whole_free,
 };

@@ -15,8 +15,7 @@
 #include "tidemark.h"
 
 /* Whole mode's operations, for t->mode (engine/mode.h says what each does).
-   Higher layers (api.c, live/) may call these by name; engine/reconcile.c
-   and engine/checkpoint.c go through t->mode. */
+   Everything outside whole.c reaches them through t->mode. */
 extern const tdm_mode_ops_t tdm__mode_whole;
 /* Whole mode's look (tdm_mode_ops_t.look). */
 int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,

@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* FILE: tdm_status_write */
 
 #include "tidemark/processor.h"
 #include "tidemark/version.h" /* generated from CMake's project(VERSION) */
@@ -40,7 +41,9 @@ extern "C" {
 #define TDM_EXTERN
 #endif
 
-/* Error codes beside -errno. XX(name, message). */
+/* Error codes beside -errno, each XX(name, value, message): TDM_<name> =
+   <value> (negative, below -4000, clear of every errno), and the static
+   text tdm_strerror gives for it (tdm_err_name gives "<name>"). */
 #define TDM_ERRNO_MAP(XX)                                                   \
   XX(EUSAGE, -4001, "bad usage or configuration")                          \
   XX(ESTATE, -4002, "state store is corrupt or of an unknown schema")      \
@@ -85,13 +88,41 @@ typedef enum tdm_log_level {
  */
 typedef void (*tdm_log_cb)(void *arg, tdm_log_level_t level, const char *msg);
 
-/* Records (SPEC: --records). */
+/*
+ * The default sink (what a NULL log_cb logs through), as a tdm_log_cb, so a
+ * program's own sink can hand lines on to it: one line on stderr,
+ * "tidemark: LEVEL: msg"; or, when stderr is the journal stream systemd set
+ * up (JOURNAL_STREAM names stderr's device and inode), "<N>msg" with N the
+ * syslog priority (3 error, 4 warning, 6 info, 7 debug). One write(2); a
+ * line over 4 KiB is cut. `arg` is not used. Cannot fail.
+ */
+TDM_EXTERN void tdm_log_stderr(void *arg, tdm_log_level_t level,
+                               const char *msg);
+
+/*
+ * A line of the caller's own, complete ("tidemark: done: 3 files"), written
+ * to stderr as the default sink writes: as it is, or under journald (see
+ * tdm_log_stderr) after its "<N>" priority prefix. `line` has no trailing
+ * newline. One write(2); cut at 4 KiB. Cannot fail.
+ */
+TDM_EXTERN void tdm_log_line(tdm_log_level_t level, const char *line);
+
+/*
+ * `s` spelled as the library's messages spell a name (a path, a value), in
+ * `buf` (`cap` bytes, cut short to fit, always NUL-terminated): valid UTF-8
+ * as it is; \n, \t, \\ for a backslash, and \xNN for any other control
+ * byte and for every byte that is not part of valid UTF-8, so a name stays
+ * on one line and cannot drive a terminal. Returns buf. Cannot fail.
+ */
+TDM_EXTERN const char *tdm_quote(const char *s, char *buf, size_t cap);
+
+/* What a chunk holds (--records): whole lines, or bytes as they come. */
 typedef enum tdm_records {
   TDM_RECORDS_LINES = 0,
   TDM_RECORDS_BYTES = 1
 } tdm_records_t;
 
-/* Compressed files (SPEC: --decompress). */
+/* Compressed files (--decompress): read decompressed, or as they are. */
 typedef enum tdm_decompress {
   TDM_DECOMPRESS_AUTO = 0,  /* gzip / zstd by their magic bytes */
   TDM_DECOMPRESS_NEVER = 1  /* every file is read as it is */
@@ -171,6 +202,28 @@ typedef struct tdm_options {
   uint32_t multiline_timeout_ms;   /* 1000 */
   const char *on_done;             /* whole: NULL, "delete" or "move:DIR" */
   const char *on_failed;           /* whole: NULL or "move:DIR" */
+  /* 0.3, Failures (appended). A processor that fails a chunk
+     (TDM_PROC_FAIL) or rejects it (TDM_PROC_REJECT) is rolled back first:
+     every processor with a commit() is closed and reopened with its last
+     durable restore blob, and every file goes back to its durable bookmark,
+     as after a crash (exactly once for processors that roll back, at least
+     once for the others, callbacks included). Delivery then narrows down
+     from the chunk to the record that is refused: the records before it are
+     delivered, and the record is offered alone, up to `max_tries` times
+     (TDM_PROC_REJECT: once). A record refused that often is set aside: with
+     `dead_letter`, written to that file as one JSON line (path, offset,
+     length, processor, error, data, time; see README.md) and its file goes
+     on after it, exactly once (the file is cut back to its checkpointed
+     length on restart, as the `file` processor's output is); without it,
+     its file stops before it, marked failed (tdm_run_once: TDM_EPARTIAL;
+     tdm_run and tdm_start offer it again later, with a growing pause).
+     Records are lines (--records lines), multiline records, or whole chunks
+     (--records bytes). In whole mode and in compressed files a failure
+     fails the file as in 0.2 (after the rollback). */
+  const char *dead_letter;         /* NULL: none; PATH: created if missing;
+                                      tdm_open fails with TDM_EUSAGE when it
+                                      cannot be written */
+  uint32_t max_tries;              /* 5; at least 1 */
 } tdm_options_t;
 
 /* The 0.2 layout: the smallest `size` tdm_open() accepts. */
@@ -189,11 +242,14 @@ typedef struct tdm_s tdm_t;
  * Open the state directory (created if missing), take its writer lock and
  * load the registry of processors (built-ins and `plugin_dir`).
  * On success *out owns all of it until tdm_close(); on error *out is
- * untouched and nothing stays open. Errors: TDM_EUSAGE (a bad option, or
- * o->size smaller than TDM_OPTIONS_SIZE_V1), TDM_ELOCKED (another writer),
- * TDM_ESTATE (corrupt or newer store), TDM_ESTORE (LMDB failed), TDM_EABI (a
- * plugin in plugin_dir), -ENOMEM, -errno of the state directory (-EACCES,
- * -ENOTDIR, ...).
+ * untouched and nothing stays open. Errors: TDM_EUSAGE (a bad option,
+ * logged naming it: a glob, --metrics, --on-done/--on-failed and its
+ * directory, --multiline-start; or o->size smaller than
+ * TDM_OPTIONS_SIZE_V1), TDM_ELOCKED (another writer), TDM_ESTATE (corrupt or
+ * newer store), TDM_ESTORE (LMDB failed), -ENOMEM, -errno of the state
+ * directory (-EACCES, -ENOTDIR, ...) or of a plugin_dir that cannot be read.
+ * A plugin in plugin_dir that is refused (not a tidemark processor, another
+ * ABI) is no error: it is skipped with a warning naming it.
  */
 TDM_EXTERN int tdm_open(const tdm_options_t *o, tdm_t **out);
 
@@ -201,7 +257,9 @@ TDM_EXTERN int tdm_open(const tdm_options_t *o, tdm_t **out);
  * Watch/scan `dir` (must exist and be a directory; a symlink to one is
  * followed; copied). May be called several times, before running; adding a
  * directory twice is a no-op. Errors: -ENOENT, -EACCES, ... (the directory
- * cannot be resolved), -ENOTDIR, -ENOMEM.
+ * cannot be resolved), -ENOTDIR, TDM_EUSAGE (the --on-done or --on-failed
+ * directory lies inside it: files moved there would be found again),
+ * -ENOMEM. Each is logged, naming the directory.
  */
 TDM_EXTERN int tdm_add_source(tdm_t *t, const char *dir);
 
@@ -221,7 +279,12 @@ TDM_EXTERN int tdm_add_processor(tdm_t *t, const char *spec);
 /*
  * A processor that is a plain C callback, called for each chunk; `chunk` and
  * what it points to are valid only during the call. Return TDM_PROC_OK,
- * TDM_PROC_RETRY or TDM_PROC_FAIL. It runs on the thread doing the work:
+ * TDM_PROC_RETRY, TDM_PROC_FAIL or TDM_PROC_REJECT (see
+ * tdm_options_t.dead_letter). A callback has no restore point: when it or
+ * another processor fails a chunk, it is not reopened, and the bytes since
+ * the last checkpoint come to it again (at least once); a processor that
+ * must not see them twice is a descriptor with commit()
+ * (tdm_add_processor_desc). It runs on the thread doing the work:
  * the caller's in tdm_run_once(), one of libuv's pool threads after
  * tdm_start()/tdm_run() (never two calls at once). `name` (copied)
  * identifies it in logs and stats; `arg` is the caller's and must live until
@@ -262,8 +325,9 @@ TDM_EXTERN int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
  * Process every file under the sources up to its current end, checkpoint,
  * and return; runs on the calling thread. Returns 0 when everything was
  * handed over, TDM_EPARTIAL when some file or source could not be (each one
- * logged and counted), TDM_EPROC when a processor failed (the bookmark stays
- * before the chunk it failed), TDM_ESTOPPED when tdm_stop() interrupted it (a
+ * logged and counted; a file a processor's refusal stopped before a record,
+ * without options.dead_letter, is one), TDM_EPROC when a processor failed
+ * (the bookmark stays before the chunk it failed), TDM_ESTOPPED when tdm_stop() interrupted it (a
  * final checkpoint was made), TDM_ESTORE when a checkpoint failed (nothing
  * was recorded past the last good one), TDM_EUSAGE (no source or no
  * processor), -EBUSY when the tdm_t is started, -ENOMEM.
@@ -380,6 +444,9 @@ typedef struct tdm_stats {
   uint64_t files_moved;       /* whole: moved by --on-done/--on-failed */
   uint64_t files_deleted;     /* whole: deleted by --on-done delete */
   uint64_t after_errors;      /* whole: a move/delete that failed */
+  /* 0.3, Failures (appended) */
+  uint64_t dead_letters;      /* records set aside in options.dead_letter
+                                 (net of what a rollback took back) */
 } tdm_stats_t;
 
 /* Zero every counter and set `size` to sizeof(tdm_stats_t). */
@@ -427,7 +494,75 @@ TDM_EXTERN int tdm_status_json(const char *state_dir, char **json);
 TDM_EXTERN int tdm_reset(const char *state_dir, const char *const *paths, size_t n_paths,
               size_t *forgotten);
 
-/* Free what the library allocated for the caller (tdm_status_json). */
+/* What tdm_status_write writes. */
+typedef enum tdm_status_format {
+  TDM_STATUS_TABLE = 0, /* `tidemark status`: a table for people */
+  TDM_STATUS_JSON = 1,  /* `tidemark status --json`: as tdm_status_json */
+  TDM_STATUS_SUMMARY = 2, /* `tidemark status --summary`: counts by state,
+                             bytes pending, the oldest pending file, from
+                             the records alone (no file is looked at) */
+  TDM_STATUS_SUMMARY_JSON = 3 /* `status --summary --json`: one object */
+} tdm_status_format_t;
+
+/*
+ * tdm_status_json's report for o->state_dir (or the table `tidemark status`
+ * prints), written to `out` as it is made, so a store of a million files is
+ * never held in memory whole. Of `o` only state_dir, log_level, log_cb and
+ * log_arg are read (initialise it with tdm_options_init); messages go
+ * through that sink. `out` is the caller's; its write errors are the
+ * caller's to check (ferror, fflush). Errors: as tdm_status_json.
+ */
+TDM_EXTERN int tdm_status_write(const tdm_options_t *o,
+                                tdm_status_format_t format, FILE *out);
+
+/*
+ * tdm_status_write to the open descriptor `fd` (not closed; written
+ * through a stream of its own, flushed before the return): for a pipe read
+ * by another thread, as the Python binding's iterator does. A reader that
+ * stops reading ends the walk: the write fails with EPIPE (the caller
+ * ignores SIGPIPE) and the call returns 0. Errors as tdm_status_write, and
+ * -errno of a failed dup/write.
+ */
+TDM_EXTERN int tdm_status_write_fd(const tdm_options_t *o,
+                                   tdm_status_format_t format, int fd);
+
+/*
+ * tdm_reset with a log sink: of `o` only state_dir, log_level, log_cb and
+ * log_arg are read. *untracked (may be NULL) gets the number of `paths`
+ * that matched no tracked file (each reported as a warning naming it; the
+ * others are still reset). Errors: as tdm_reset.
+ */
+TDM_EXTERN int tdm_reset_paths(const tdm_options_t *o, const char *const *paths,
+                               size_t n_paths, size_t *forgotten,
+                               size_t *untracked);
+
+/* ---- processors, without a tdm_t -------------------------------------- */
+
+/* One processor in tdm_processors_list. */
+typedef struct tdm_processor_info {
+  const char *name;    /* what a spec names it by: [a-z0-9_-]+ */
+  const char *origin;  /* "built-in", or the plugin file's path */
+  const char *summary; /* its one-line description ("" when it has none) */
+} tdm_processor_info_t;
+
+/*
+ * Every processor a tdm_open with these options could use, in the order
+ * they are registered: the built-ins, then the plugins of o->plugin_dir and
+ * of the default plugin directories. Of `o` only plugin_dir, log_level,
+ * log_cb and log_arg are read. origin and summary come escaped as log lines
+ * spell names (control bytes and bytes that are not valid UTF-8 as \xNN,
+ * a backslash doubled), so they can be printed to a terminal as they are:
+ * a plugin's summary is its author's text. A plugin that is refused is
+ * logged naming its file and left out. On success *list is one allocation
+ * (the array and every string in it) the caller frees with tdm_free(), and
+ * *n its length. Errors: -errno when o->plugin_dir cannot be read (logged,
+ * naming it), -ENOMEM.
+ */
+TDM_EXTERN int tdm_processors_list(const tdm_options_t *o,
+                                   tdm_processor_info_t **list, size_t *n);
+
+/* Free what the library allocated for the caller (tdm_status_json,
+   tdm_processors_list). */
 TDM_EXTERN void tdm_free(void *p);
 
 #ifdef __cplusplus

@@ -28,7 +28,7 @@
 #include "engine/metrics.h"
 #include "engine/pass.h"
 #include "engine/reconcile.h"
-#include "engine/whole.h"
+#include "engine/mode.h"
 #include "live/notify.h"
 #include "live/watch.h"
 
@@ -162,10 +162,10 @@ static void work_cb(uv_work_t *req) {
     rc = pass_over(t, 0);
   if (!t->stop && lv->want_drain && t->n_orphans > 0)
     rc = pass_over(t, 1);
-  if (!t->stop && t->n_inflight > 0)
-    rc = tdm__whole_poll(t, 0);
-  if (!t->stop && lv->want_drain && t->n_waiting > 0)
-    rc = tdm__whole_recheck(t);
+  if (!t->stop && t->n_inflight > 0 && t->mode->poll != NULL)
+    rc = t->mode->poll(t, 0);
+  if (!t->stop && lv->want_drain && t->n_waiting > 0 && t->mode->recheck != NULL)
+    rc = t->mode->recheck(t);
   lv->want_drain = 0;
   /* Everything there was is read: buffering processors hand it over now,
      not at the next checkpoint. */
@@ -180,15 +180,18 @@ static void work_cb(uv_work_t *req) {
       lv->status = rc;
   }
   lv->want_checkpoint = 0;
-  if (t->checkpoint_rc != 0)
+  if (t->checkpoint_rc != 0 || t->rolled_back) {
+    t->rolled_back = 0;
     lv->want_rescan = 1; /* rolled back: read it all again */
+  }
   /* Loaders running and nothing else to do: wait a little for their
      outcomes here (exec's poll wakes when a child exits), so each is made
      durable promptly; the loop queues the worker again at once. */
-  if (!t->stop && t->n_inflight > 0 && t->checkpoint_rc == 0 &&
+  if (!t->stop && t->n_inflight > 0 && t->mode->poll != NULL &&
+      t->checkpoint_rc == 0 &&
       !lv->want_rescan &&
       !(lv->watch->pending && lv->watch->pending(lv->watch_state)))
-    (void)tdm__whole_poll(t, OUTCOME_WAIT_MS);
+    (void)t->mode->poll(t, OUTCOME_WAIT_MS);
   if (t->n_open > t->max_open)
     tdm__trim_fds(t);
   t->stats.watches = lv->watch->count ? lv->watch->count(lv->watch_state) : 0;

@@ -21,8 +21,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/listen.h"
 #include "base/log.h"
-#include "engine/metrics.h"
 
 typedef struct conn {
   uv_tcp_t tcp;

@@ -1,14 +1,15 @@
 /*
- * inotify.h: tidemark's own inotify descriptor and its watch table.
+ * watch_inotify.h: tidemark's own inotify descriptor and its watch table.
  *
- * libuv's uv_fs_event is not recursive on Linux, drops IN_Q_OVERFLOW and
- * never reports IN_CLOSE_WRITE or move cookies (shared/NOTES.md), so the
+ * libuv's uv_fs_event is not recursive on Linux (UV_FS_EVENT_RECURSIVE is
+ * ignored there), drops the kernel's queue overflow (IN_Q_OVERFLOW) without
+ * a word, never reports IN_CLOSE_WRITE and loses the move cookie, so the
  * daemon drives a descriptor of its own with a uv_poll_t. This file knows
  * nothing of the loop: the loop thread reads the descriptor, the engine's
  * worker adds and forgets watches and parses the events.
  */
-#ifndef TDM_INOTIFY_H
-#define TDM_INOTIFY_H
+#ifndef TDM_WATCH_INOTIFY_H
+#define TDM_WATCH_INOTIFY_H
 
 #include <stddef.h>
 #include <sys/inotify.h>
@@ -56,4 +57,4 @@ void tdm__inotify_forget(tdm_inotify_t *in, int wd);
 /* Stop watching `path` and every directory under it (moved or deleted). */
 void tdm__inotify_remove_under(tdm_inotify_t *in, const char *path);
 
-#endif /* TDM_INOTIFY_H */
+#endif /* TDM_WATCH_INOTIFY_H */

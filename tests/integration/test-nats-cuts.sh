@@ -48,9 +48,11 @@ say "--multiline-start: a record the timeout ended, replayed longer"
 D=$T/m; mkdir -p "$D"; : > "$D/app.log"
 SPEC="nats:url=$NATS_URL,subject=ml.x,stream=ML"
 ML=(--multiline-start '^START' --multiline-timeout-ms 300)
-touch "$HOLD"
+rm -f "$HOLD"
 run_bg "$T/run.out" -s "$T/sm" --plugin-dir "$RP" "${ML[@]}" --checkpoint-ms 200 -p "$SPEC" -p "records:path=$T/rm,hold=$HOLD" "$D"
 sleep 0.5
+touch "$HOLD" # after the first checkpoint (bookmark 0): the next ones wait
+sleep 0.3
 printf 'START 1\n  at a\n  at b\n' >> "$D/app.log"
 wait_count ML 1 20 "$RUN_PID"
 sleep 0.5

@@ -69,7 +69,10 @@ typedef struct tdm_file_rec {
   uint32_t marker_len;  /* bytes before `offset` that `marker` hashes */
   uint64_t marker;      /* XXH3-64 of [offset - marker_len, offset) */
   uint32_t state;       /* tdm_file_state_t */
-  uint32_t truncations;
+  uint32_t truncations;  /* the file's generation (tdm_chunk_t.generation):
+                            tail mode, times its offsets began again at 0;
+                            whole mode, also each new content after the
+                            first (a rewrite, a new file on a reused inode) */
   uint64_t pieces;      /* records cut into pieces (over --max-record) */
   int64_t first_seen_ns;
   int64_t updated_ns;   /* last time the bookmark moved */

@@ -635,7 +635,32 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
   return rc == -ENOENT ? 0 : rc;
 }
 
-/* Tail mode keeps nothing beyond the file table: only its look. */
+/* Files whose last multiline record is still open (waiting): looked at
+   again, so that --multiline-timeout-ms completes the record of a file
+   that has gone quiet (run: at each tick). */
+static int tail_recheck(tdm_t *t) {
+  for (size_t i = 0; i < t->files.n && t->n_waiting > 0;) {
+    tdm_file_t *f = t->files.all[i];
+    size_t before = t->files.n;
+    struct stat st;
+    int rc = 0;
+
+    if (f->waiting) {
+      if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
+        rc = tail_look(t, f->path, &st, 0);
+      else
+        tdm__set_waiting(t, f, 0); /* gone: the next sweep forgets it */
+      if (rc < 0)
+        return rc;
+    }
+    if (t->files.n == before)
+      i++;
+  }
+  return 0;
+}
+
+/* Tail mode keeps nothing beyond the file table: its look, and a look
+   again at files with an open multiline record. */
 const tdm_mode_ops_t tdm__mode_tail = {
   .look = tail_look,
   .forget = NULL,
@@ -643,7 +668,7 @@ const tdm_mode_ops_t tdm__mode_tail = {
   .committed = NULL,
   .resume = NULL,
   .poll = NULL,
-  .recheck = NULL,
+  .recheck = tail_recheck,
   .next_settle_ms = NULL,
   .free = NULL,
 };

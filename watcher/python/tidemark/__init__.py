@@ -138,6 +138,8 @@ def _exc_text(e):
 def _put_msg(msg_ptr, text):
     if msg_ptr:
         raw = text.encode("utf-8", "replace")[:_lib.MSG_MAX - 1]
+        # Cut at a character, never inside one: the C side prints it as text.
+        raw = raw.decode("utf-8", "ignore").encode("utf-8")
         ctypes.memmove(msg_ptr, raw + b"\0", len(raw) + 1)
 
 

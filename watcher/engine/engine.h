@@ -106,6 +106,7 @@ struct tdm_s {
   int after_delete;       /* --on-done delete */
   char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
   char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
+  int after_swept;        /* our temporaries a kill -9 left in DIR removed */
   tdm_ends_t ends;        /* multiline: the record ends of the last cut */
   int ml_flush;           /* multiline: the file has been quiet for
                              --multiline-timeout-ms: its last record is

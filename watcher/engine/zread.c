@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,23 +51,40 @@ int tdm__zkind(tdm_t *t, int fd, tdm_comp_t *kind) {
   return tdm__comp_detect(fd, kind);
 }
 
-/* Say what stopped decoding `path`, naming the offset. */
-static void zerror(tdm_t *t, const char *path, tdm_comp_t kind,
-                   const tdm_dec_t *d, int rc) {
-  char q[PATH_MAX];
+/* Say what stopped decoding `path`, naming the offset. `whole`: the file
+   was being hashed for whole mode, so none of it goes out. */
+static void zerror_as(tdm_t *t, const char *path, tdm_comp_t kind,
+                      const tdm_dec_t *d, int rc, int whole) {
+  char q[PATH_MAX], after[96];
+  const char *why = tdm__dec_why(d), *unit = kind == TDM_COMP_GZIP ? "member" : "frame";
 
   tdm__quote(path, q, sizeof(q));
   t->stats.file_errors++;
   if (rc == -EBADMSG || rc == -EPIPE) {
     t->stats.compressed_errors++;
-    tdm__error(&t->log, "%s: %s %s data at compressed offset %llu "
-               "(uncompressed %llu): delivered up to the last whole record "
-               "before it", q, rc == -EBADMSG ? "corrupt" : "truncated",
-               tdm__comp_name(kind), (unsigned long long)tdm__dec_in(d),
+    if (whole)
+      snprintf(after, sizeof(after), "the file is not delivered");
+    else
+      snprintf(after, sizeof(after), "none of it delivered (the file stops "
+               "at uncompressed offset %llu)",
                (unsigned long long)tdm__dec_pos(d));
+    if (strcmp(why, "unverifiable") == 0)
+      tdm__error(&t->log, "%s: %s %s without a checksum at compressed offset "
+                 "%llu: it cannot be verified; %s", q, tdm__comp_name(kind),
+                 unit, (unsigned long long)tdm__dec_in(d), after);
+    else
+      tdm__error(&t->log, "%s: %s %s data at compressed offset %llu (a %s "
+                 "%s): %s", q, rc == -EBADMSG ? "corrupt" : "truncated",
+                 tdm__comp_name(kind), (unsigned long long)tdm__dec_in(d), unit,
+                 rc == -EBADMSG ? "that fails its check" : "cut short", after);
   } else {
     tdm__warn(&t->log, "%s: read: %s", q, strerror(-rc));
   }
+}
+
+static void zerror(tdm_t *t, const char *path, tdm_comp_t kind,
+                   const tdm_dec_t *d, int rc) {
+  zerror_as(t, path, kind, d, rc, 0);
 }
 
 /* Up to `cap` uncompressed bytes from the start into `out`. */
@@ -489,7 +507,7 @@ int tdm__zstream(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
   for (;;) {
     ssize_t n = tdm__dec_read(d, t->buf, t->buf_cap);
     if (n < 0) {
-      zerror(t, path, kind, d, (int)n);
+      zerror_as(t, path, kind, d, (int)n, 1);
       rc = (int)n;
       break;
     }

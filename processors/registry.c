@@ -26,7 +26,9 @@
  * other's symbols). A refused plugin is dlclose()d at once; an accepted one
  * stays loaded until tdm_registry_close().
  */
-#include "registry.h"
+#include "processors/registry.h"
+
+#include "processors/builtin/builtin.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

@@ -89,10 +89,4 @@ int tdm_proc_spec_parse(const char *spec, tdm_proc_spec_t *out, char *err,
 
 void tdm_proc_spec_free(tdm_proc_spec_t *s);
 
-/* The built-in descriptors (processors/builtin/). */
-const tdm_processor_t *tdm__proc_stdout(void);
-const tdm_processor_t *tdm__proc_count(void);
-const tdm_processor_t *tdm__proc_file(void);
-const tdm_processor_t *tdm__proc_exec(void);
-
 #endif /* TDM_REGISTRY_H */

@@ -12,7 +12,7 @@
  * Nothing is trimmed: a space is part of whatever it is in, and a name or key
  * holding one is refused rather than guessed at.
  */
-#include "registry.h"
+#include "processors/registry.h"
 
 #include <errno.h>
 #include <stdalign.h>

@@ -19,7 +19,7 @@
  * The id is the key (u64 big-endian, so key order is id order). The NULs let
  * a decoded record point into the map instead of copying its strings.
  */
-#include "store.h"
+#include "state/store.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,18 +1,14 @@
 /*
- * api.c: the library's front door (tidemark.h) and one pass over the
- * sources (tdm_run_once).
+ * api.c: the library's front door (tidemark.h): options, opening and
+ * closing, sources and processors; a pass itself is engine/pass.c's.
  */
 #include "engine/engine.h"
 
-#include "base/clock.h"
-#include "engine/after.h"
 #include "engine/checkpoint.h"
 #include "engine/metrics.h"
-#include "engine/progress.h"
+#include "engine/options.h"
+#include "engine/pass.h"
 #include "engine/reader.h"
-#include "engine/reconcile.h"
-#include "engine/records.h"
-#include "engine/whole.h"
 #include "live/live.h"
 
 #include <errno.h>
@@ -20,7 +16,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_PROCS 64 /* chain.c keeps a 64-bit "taken" mask */
@@ -179,7 +174,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
       (o->metrics_file && !t->opts.metrics_file))
     goto err;
   t->count_records = o->metrics_listen != NULL || o->metrics_file != NULL;
-  if ((rc = tdm__records_open(t, o)) != 0)
+  if ((rc = tdm__options_open(t, o)) != 0)
     goto err;
   if ((rc = open_filter(t, o)) != 0)
     goto err;
@@ -240,7 +235,7 @@ void tdm_close(tdm_t *t) {
   free((char *)t->opts.plugin_dir);
   free((char *)t->opts.metrics_listen);
   free((char *)t->opts.metrics_file);
-  tdm__records_free(t);
+  tdm__options_free(t);
   free(t);
 }
 
@@ -290,7 +285,7 @@ int tdm_add_source(tdm_t *t, const char *dir) {
       free(real);
       return 0;
     }
-  if (tdm__records_check_source(t, real) != 0) {
+  if (tdm__options_check_source(t, real) != 0) {
     free(real);
     return TDM_EUSAGE;
   }
@@ -434,96 +429,11 @@ err:
   return rc;
 }
 
-/* ---- one pass ----------------------------------------------------------- */
-
-/*
- * Whole mode's end of a pass: wait for files still settling (at most a few
- * settle periods: one that never holds still is left for the next run), then
- * for the outcomes of pending file() calls.
- */
-static int finish_whole(tdm_t *t, int rc) {
-  uint64_t waited = 0, limit = 3 * (uint64_t)t->opts.settle_ms + 1000;
-  uint64_t ms;
-
-  while (t->n_waiting > 0 && !t->stop && waited < limit &&
-         (ms = tdm__whole_next_settle_ms(t)) > 0) {
-    struct timespec ts;
-    if (ms > limit - waited)
-      ms = limit - waited;
-    ts.tv_sec = (time_t)(ms / 1000);
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-    waited += ms;
-    int r = tdm__whole_recheck(t);
-    if (r < 0)
-      return r;
-  }
-  if (t->n_waiting > 0)
-    tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
-              t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
-  while (t->n_inflight > 0 && !t->stop) {
-    int r = tdm__whole_poll(t, 100);
-    if (r < 0)
-      return r;
-  }
-  if (t->stats.files_failed > 0 && rc == 0)
-    rc = TDM_EPARTIAL;
-  return rc;
-}
-
 int tdm_run_once(tdm_t *t) {
-  int rc;
-
   if (t->live != NULL) {
     tdm__error(&t->log, "tdm_run_once: already started with tdm_start");
     return -EBUSY;
   }
-  if (t->gave_up) { /* the previous pass gave up: this one starts afresh */
-    t->gave_up = 0;
-    t->stop = 0;
-  }
-  if ((rc = tdm__prepare(t)) != 0)
-    return rc;
-  /* New processors' first restore points go to the store before any data. */
-  if (t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
-    return rc;
-  if ((rc = tdm__progress_begin(t)) != 0)
-    return rc;
-  rc = tdm__reconcile_all(t, NULL);
-  if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
-    rc = finish_whole(t, rc);
-  tdm__progress_end(t);
-  tdm__caught_up(t);
-  if (t->need_checkpoint || t->n_dead > 0) {
-    int crc = tdm__checkpoint(t);
-    if (crc == 0 && t->need_checkpoint)
-      crc = TDM_EPROC; /* a processor could not commit (logged) */
-    if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
-      rc = crc != 0 ? crc : rc;
-  }
-  if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
-    rc = TDM_EPARTIAL;
-  if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))
-    rc = TDM_EPROC;
-  return rc;
+  return tdm__pass_once(t);
 }
 
-int tdm__prepare(tdm_t *t) {
-  if (t->n_procs == 0) {
-    tdm__error(&t->log, "no processor to deliver to (--processor)");
-    return TDM_EUSAGE;
-  }
-  if (t->n_roots == 0) {
-    tdm__error(&t->log, "no source directory to read");
-    return TDM_EUSAGE;
-  }
-  if (tdm__outputs_collect(t) != 0)
-    return -ENOMEM;
-  if (t->buf == NULL && posix_memalign((void **)&t->buf, 4096, t->buf_cap) != 0) {
-    t->buf = NULL;
-    return -ENOMEM;
-  }
-  t->last_checkpoint_ms = tdm__now_ms();
-  tdm__after_durable(t); /* outcomes a kill -9 left unacted on */
-  return 0;
-}

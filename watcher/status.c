@@ -38,7 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "state/store.h"
 #include "base/log.h"
 
 static const char *const state_names[] = {

@@ -16,8 +16,8 @@
  * so __builtin_popcountll is a libgcc call) and 8-18 GB/s for a memchr loop.
  * Other targets use a portable word-at-a-time loop.
  */
-#include "../registry.h"
 #include "base/hashmap.h"
+#include "builtin.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -48,7 +48,7 @@
  * directory is fsynced at the first commit so its name is as durable as its
  * bytes.
  */
-#include "../registry.h"
+#include "builtin.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@
  *
  * No parameters, no state, no restore blob.
  */
-#include "../registry.h"
+#include "builtin.h"
 
 #include <errno.h>
 #include <poll.h>

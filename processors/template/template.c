@@ -5,9 +5,10 @@
  *
  *     tidemark run -p 'template:prefix=[app] ' --plugin-dir DIR /var/log/app
  *
- * Build it on its own; all it needs is tidemark/processor.h and libc:
+ * Build it on its own; all it needs is tidemark/processor.h and libc
+ * (installed with tidemark, or in the source tree's watcher/include/):
  *
- *     cc -shared -fPIC -O2 -I/path/to/tidemark/processors \
+ *     cc -shared -fPIC -O2 $(pkg-config --cflags tidemark) \
  *        -o template.so template.c
  *
  * and drop the .so into the directory given with --plugin-dir. `tidemark
@@ -35,7 +36,7 @@
  *     from different threads. Keep your state in the instance, not in
  *     globals, and two instances (`-p template -p template:prefix=x`) work.
  */
-#include "tidemark/processor.h"
+#include <tidemark/processor.h>
 
 #include <errno.h>
 #include <stdio.h>

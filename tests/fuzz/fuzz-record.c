@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "state/store.h"
 
 /* Bytes of the fixed part of a version-1 record (version byte included):
    ctime_ns goes right after it in version 2. */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry.h"
+#include "processors/registry.h"
 
 static int name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||

@@ -81,7 +81,7 @@ static const tdm_processor_t stall = {
 
 __attribute__((visibility("default"))) const tdm_processor_t *tdm_processor_entry(void) { return &stall; }
 C
-cc -shared -fPIC -O2 -I"$SRC/processors" -o "$P/stall.so" "$T/stall.c" 2>"$T/cc.err" ||
+cc -shared -fPIC -O2 -I"$SRC/watcher/include" -o "$P/stall.so" "$T/stall.c" 2>"$T/cc.err" ||
   fail "building the test plugin: $(cat "$T/cc.err")"
 
 gen_lines 1 "$LINES" > "$D/big.log"

@@ -11,8 +11,8 @@
 
 #include "test.h"
 #include "engine/engine.h"
-#include "registry.h"
-#include "store.h"
+#include "processors/registry.h"
+#include "state/store.h"
 #include "tidemark.h"
 
 #include <stdio.h>

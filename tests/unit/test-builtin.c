@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "processors/builtin/builtin.h"
 #include "processors/registry.h"
 
 /* ---- helpers ------------------------------------------------------------ */

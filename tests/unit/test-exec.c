@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "processors/builtin/builtin.h"
 #include "processors/registry.h"
 
 /* ---- helpers ------------------------------------------------------------ */

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "registry.h"
+#include "processors/registry.h"
 #include "config.h"
 #include "base/log.h"
 #include "tidemark.h"

@@ -85,6 +85,13 @@ int tdm__comp_detect(int fd, tdm_comp_t *out) {
   return 0;
 }
 
+int tdm__zkind(tdm_decompress_t mode, int fd, tdm_comp_t *kind) {
+  *kind = TDM_COMP_NONE;
+  if (mode != TDM_DECOMPRESS_AUTO)
+    return 0;
+  return tdm__comp_detect(fd, kind);
+}
+
 const char *tdm__comp_name(tdm_comp_t kind) {
   return kind == TDM_COMP_GZIP ? "gzip" : kind == TDM_COMP_ZSTD ? "zstd" : "plain";
 }

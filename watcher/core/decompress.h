@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "tidemark.h"
+
 typedef enum tdm_comp {
   TDM_COMP_NONE = 0,
   TDM_COMP_GZIP = 1,
@@ -38,6 +40,11 @@ typedef enum tdm_comp {
 /* What the first bytes of fd say (a file shorter than a magic is NONE).
    0 or -errno of the read. */
 int tdm__comp_detect(int fd, tdm_comp_t *out);
+
+/* Is the file at `fd` to be decompressed under `mode` (--decompress)?
+   *kind is set (TDM_COMP_NONE: read it as it is). 0 or -errno of the
+   read. */
+int tdm__zkind(tdm_decompress_t mode, int fd, tdm_comp_t *kind);
 
 /* "gzip", "zstd" or "plain". */
 const char *tdm__comp_name(tdm_comp_t kind);

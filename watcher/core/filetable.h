@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "base/hashmap.h"
-#include "store.h"
+#include "state/store.h"
 
 /* One tracked file in memory. `rec` is what the next checkpoint writes; the
    position moves in `pos` between checkpoints, and `durable_*` is the

@@ -4,7 +4,7 @@
  * A file is acted on only after the checkpoint that recorded its outcome
  * committed: a crash before that handles it again (the outcome was not
  * durable), a crash after it finds the outcome in the store at the next
- * start and acts then (tdm__prepare), never handling the file a second
+ * start and acts then (tdm__pass_prepare), never handling the file a second
  * time. A file is acted on only while it is still the file that was handled
  * (same inode, size and mtime): a new version dropped meanwhile is not
  * moved away unhandled.

@@ -9,10 +9,11 @@
 /*
  * Act on every file whose outcome is durable (done or duplicate: --on-done;
  * failed: --on-failed) and that still sits in the tree unchanged (same
- * inode, size and mtime). Called after each committed checkpoint and at the
- * start of a pass (outcomes a kill -9 left unacted on). Never fails: an
- * error is logged naming the file, the option and the directory, and
- * counted (stats.after_errors).
+ * inode, size and mtime). Called by whole mode's committed() after each
+ * committed checkpoint, and by tdm__pass_prepare at the start of a pass
+ * (outcomes a kill -9 left unacted on). Never fails: an error is logged
+ * naming the file, the option and the directory, and counted
+ * (stats.after_errors).
  */
 void tdm__after_durable(tdm_t *t);
 

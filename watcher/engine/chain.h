@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "core/filetable.h"
-#include "registry.h"
+#include "processors/registry.h"
 #include "tidemark.h"
 
 typedef struct tdm_proc {

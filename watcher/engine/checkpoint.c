@@ -19,9 +19,7 @@
 #include "engine/checkpoint.h"
 
 #include "base/clock.h"
-#include "engine/after.h"
 #include "engine/engine.h"
-#include "engine/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -120,8 +118,6 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
     f->durable_marker_len = f->rec.marker_len;
     f->dirty = 0;
   }
-  if (t->mode->committed != NULL)
-    t->mode->committed(t, 1);
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
@@ -132,7 +128,8 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
     tdm__info(&t->log, "checkpoints go on (%d waited)",
               t->checkpoint_deferred - 1);
   t->checkpoint_deferred = 0;
-  tdm__after_durable(t); /* --on-done/--on-failed: the outcomes are durable */
+  if (t->mode->committed != NULL)
+    t->mode->committed(t, 1);
 }
 
 static int checkpoint(tdm_t *t) {
@@ -194,7 +191,7 @@ out:
   return rc;
 }
 
-/* The checkpoint, timed for the metrics; then --metrics-file. */
+/* The checkpoint, timed for the metrics; then t->checkpointed. */
 int tdm__checkpoint(tdm_t *t) {
   struct timespec a, b;
   int rc;
@@ -206,14 +203,8 @@ int tdm__checkpoint(tdm_t *t) {
                                          1000000000 +
                                      (b.tv_nsec - a.tv_nsec));
   t->checkpoint_ns_count++;
-  if (t->opts.metrics_file != NULL) {
-    char *text;
-    size_t len;
-    if (tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
-      tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
-      free(text);
-    }
-  }
+  if (t->checkpointed != NULL)
+    t->checkpointed(t);
   return rc;
 }
 

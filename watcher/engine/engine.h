@@ -39,8 +39,8 @@
 #include "engine/hashset.h"
 #include "engine/mode.h"
 #include "engine/outputs.h"
-#include "registry.h"
-#include "store.h"
+#include "processors/registry.h"
+#include "state/store.h"
 #include "tidemark.h"
 
 /* Defined in live/live.h: the engine only holds the pointer. */
@@ -92,6 +92,10 @@ struct tdm_s {
   int count_records;      /* count records per processor (metrics wanted) */
   uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
   uint64_t checkpoint_ns_count;
+  void (*checkpointed)(tdm_t *t); /* after every checkpoint, committed or
+                                     not; NULL: nothing. Set by whoever runs
+                                     the passes (tdm__pass_prepare: writes
+                                     --metrics-file) */
   struct tdm_progress_state *progress; /* tdm_run_once with a progress_cb */
   tdm_outputs_t outputs;  /* our processors' output files: never input */
   uint64_t lost_unsaved;   /* lost files not counted in the store yet */
@@ -100,7 +104,7 @@ struct tdm_s {
   int gave_up;            /* once: a processor kept retrying past
                              --retry-timeout-ms; the pass stopped (t->stop)
                              and tdm_run_once returns TDM_EPROC */
-  /* Records (engine/records.c): multiline, after done. */
+  /* Records (engine/options.c): multiline, after done. */
   regex_t ml_re;          /* --multiline-start, when ml_on */
   int ml_on;
   int after_delete;       /* --on-done delete */
@@ -112,8 +116,5 @@ struct tdm_s {
                              --multiline-timeout-ms: its last record is
                              complete (set for each read) */
 };
-
-/* Check that a pass can run and allocate the read buffer. */
-int tdm__prepare(tdm_t *t);
 
 #endif /* TDM_ENGINE_H */

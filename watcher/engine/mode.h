@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 
 #include "core/filetable.h"
-#include "store.h"
+#include "state/store.h"
 #include "tidemark.h"
 
 #define TDM_HINT_COMPLETE 0x1u /* renamed into the tree: complete if it
@@ -40,9 +40,10 @@ typedef struct tdm_mode_ops {
      Sets *out to a malloc'ed array the caller frees (NULL when none or out
      of memory, then 0 is returned) and returns its length. */
   size_t (*batch)(tdm_t *t, tdm_store_hash_t **out);
-  /* Checkpoint: the transaction was committed (ok = 1) or rolled back
-     (ok = 0); what batch handed out is the store's now, or will be asked
-     for again. */
+  /* Checkpoint: the transaction was committed (ok = 1: called last, once
+     every dirty record is durable; whole mode acts on --on-done/--on-failed
+     here) or rolled back (ok = 0); what batch handed out is the store's
+     now, or will be asked for again. */
   void (*committed)(tdm_t *t, int ok);
   /* tdm_close: free what the mode holds in struct tdm_s. */
   void (*free)(tdm_t *t);

@@ -9,11 +9,11 @@
 #include "engine/reader.h"
 
 #include "base/clock.h"
+#include "core/decompress.h"
 #include "core/framing.h"
 #include "core/identity.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
-#include "engine/zread.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -74,12 +74,8 @@ static size_t cut_read(tdm_t *t, const tdm_file_t *f, size_t n, uint64_t end,
   return cut;
 }
 
-/* `cut` bytes of `f` at its bookmark were delivered (a piece of a longer
-   record if `piece`): move the bookmark and the marker past them. Returns
-   0, or the marker's read error (said and counted). */
-static int advance(tdm_t *t, tdm_file_t *f, int fd, size_t cut, int piece) {
+void tdm__advance(tdm_t *t, tdm_file_t *f, size_t cut, int piece) {
   char q[PATH_MAX];
-  int rc;
 
   if (piece && !f->in_piece) {
     f->rec.pieces++;
@@ -101,6 +97,16 @@ static int advance(tdm_t *t, tdm_file_t *f, int fd, size_t cut, int piece) {
   t->stats.chunks++;
   t->bytes_since_checkpoint += cut;
   t->need_checkpoint = 1;
+}
+
+/* `cut` bytes of `f` at its bookmark were delivered (a piece of a longer
+   record if `piece`): move the bookmark and the marker past them. Returns
+   0, or the marker's read error (said and counted). */
+static int advance(tdm_t *t, tdm_file_t *f, int fd, size_t cut, int piece) {
+  char q[PATH_MAX];
+  int rc;
+
+  tdm__advance(t, f, cut, piece);
   if ((rc = update_marker(f, fd, t->buf, cut)) != 0) {
     tdm__warn(&t->log, "%s: read: %s", tdm__quote(f->path, q, sizeof(q)),
               strerror(-rc));
@@ -127,7 +133,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
      it is complete. */
   if (f->pos == 0 && end > 0) {
     tdm_comp_t kind;
-    if (tdm__zkind(t, fd, &kind) == 0 && kind != TDM_COMP_NONE)
+    if (tdm__zkind(t->opts.decompress, fd, &kind) == 0 && kind != TDM_COMP_NONE)
       return 0;
   }
 

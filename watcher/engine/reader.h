@@ -5,6 +5,7 @@
 #ifndef TDM_READER_H
 #define TDM_READER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/filetable.h"
@@ -27,5 +28,12 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end);
    they are. */
 void tdm__chunk_fill(const tdm_t *t, const tdm_file_t *f, size_t cut,
                      int piece, tdm_chunk_t *c);
+
+/* `cut` bytes of `f` at its bookmark were delivered (a piece of a longer
+   record if `piece`, said once per record): move the bookmark past them,
+   count them, and make a FAILED file ACTIVE again (a later pass got
+   through). The marker is the caller's to move: plain and compressed
+   files compute it differently. */
+void tdm__advance(tdm_t *t, tdm_file_t *f, size_t cut, int piece);
 
 #endif /* TDM_READER_H */

@@ -17,6 +17,7 @@
 #include "core/scan.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/files.h"
 #include "engine/progress.h"
 #include "engine/reader.h"
 #include "engine/mode.h"
@@ -30,148 +31,6 @@
 #include <unistd.h>
 
 #define ORPHAN_GRACE_MS 1000u
-
-int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path) {
-  char q[PATH_MAX];
-  if (strcmp(f->path, path) == 0)
-    return 0;
-  tdm__info(&t->log, "%s: renamed from %s", tdm__quote(path, q, sizeof(q)),
-            f->path);
-  if (tdm__file_set_path(&t->files, f, path) != 0)
-    return -ENOMEM;
-  f->dirty = 1;
-  t->need_checkpoint = 1;
-  return 0;
-}
-
-/* ---- bookkeeping of the live flags -------------------------------------- */
-
-void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on) {
-  if (f->ready != (unsigned)!!on) {
-    f->ready = !!on;
-    t->n_ready += on ? 1 : (size_t)-1;
-  }
-}
-
-void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on) {
-  if (f->orphan != (unsigned)!!on) {
-    f->orphan = !!on;
-    f->grown_ms = tdm__now_ms();
-    t->n_orphans += on ? 1 : (size_t)-1;
-  }
-}
-
-void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
-  if (f->waiting != (unsigned)!!on) {
-    f->waiting = !!on;
-    t->n_waiting += on ? 1 : (size_t)-1;
-  }
-}
-
-static void hold(tdm_t *t, tdm_file_t *f, int fd) {
-  if (f->fd < 0)
-    t->n_open++;
-  else if (f->fd != fd)
-    close(f->fd);
-  f->fd = fd;
-}
-
-static void release(tdm_t *t, tdm_file_t *f) {
-  if (f->fd >= 0) {
-    close(f->fd);
-    f->fd = -1;
-    t->n_open--;
-  }
-}
-
-int tdm__bury(tdm_t *t, uint64_t id) {
-  if (t->n_dead == t->cap_dead) {
-    size_t cap = t->cap_dead ? t->cap_dead * 2 : 64;
-    uint64_t *v = realloc(t->dead, cap * sizeof(*v));
-    if (v == NULL)
-      return -ENOMEM;
-    t->dead = v;
-    t->cap_dead = cap;
-  }
-  t->dead[t->n_dead++] = id;
-  t->need_checkpoint = 1;
-  return 0;
-}
-
-/* Ghosts: how long a gone file waits for its compressed copy. */
-#define GHOST_TTL_NS (600ll * 1000000000)
-
-int tdm__retire(tdm_t *t, tdm_file_t *f) {
-  tdm_file_rec_t rec;
-  tdm_file_t *g;
-
-  if (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
-      f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE)
-    return tdm__forget(t, f);
-  rec = f->rec;
-  rec.dev = 0; /* no file has it: never found by identity */
-  rec.ino = rec.id;
-  rec.state = TDM_FILE_GONE;
-  rec.offset = f->pos;
-  rec.marker = f->marker;
-  rec.marker_len = f->marker_len;
-  rec.updated_ns = tdm__wall_ns();
-  tdm__set_ready(t, f, 0);
-  tdm__set_orphan(t, f, 0);
-  release(t, f);
-  if ((g = tdm__filetable_add(&t->files, &rec)) == NULL)
-    return -ENOMEM;
-  g->dirty = 1;
-  t->need_checkpoint = 1;
-  tdm__filetable_remove(&t->files, f);
-  return 0;
-}
-
-int tdm__ghosts_expire(tdm_t *t) {
-  int64_t now = tdm__wall_ns();
-  for (size_t i = 0; i < t->files.n;) {
-    tdm_file_t *f = t->files.all[i];
-    int rc;
-    if (f->rec.state == TDM_FILE_GONE &&
-        (now - f->rec.updated_ns > GHOST_TTL_NS ||
-         t->opts.decompress != TDM_DECOMPRESS_AUTO)) {
-      if ((rc = tdm__forget(t, f)) != 0)
-        return rc;
-      continue;
-    }
-    i++;
-  }
-  return 0;
-}
-
-int tdm__forget(tdm_t *t, tdm_file_t *f) {
-  int rc = tdm__bury(t, f->rec.id);
-  if (rc != 0)
-    return rc;
-  tdm__set_ready(t, f, 0);
-  tdm__set_orphan(t, f, 0);
-  tdm__set_waiting(t, f, 0);
-  if (t->mode->forget != NULL)
-    t->mode->forget(t, f);
-  release(t, f);
-  tdm__filetable_remove(&t->files, f);
-  return 0;
-}
-
-/* ---- one file ----------------------------------------------------------- */
-
-tdm_file_t *tdm__track(tdm_t *t, tdm_file_rec_t *rec) {
-  tdm_file_t *f;
-
-  rec->id = t->next_id++;
-  rec->first_seen_ns = tdm__wall_ns();
-  if ((f = tdm__filetable_add(&t->files, rec)) == NULL)
-    return NULL;
-  f->dirty = 1;
-  t->need_checkpoint = 1;
-  t->stats.files_new++;
-  return f;
-}
 
 /* Fingerprint f's head as it is now (through fd, of stat st). 0, or -errno
    after a warning naming the file (counted). */
@@ -198,9 +57,6 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
   char q[PATH_MAX];
 
   memset(&rec, 0, sizeof(rec));
-  rec.dev = (uint64_t)st->st_dev;
-  rec.ino = (uint64_t)st->st_ino;
-  rec.path = path;
   rec.state = TDM_FILE_ACTIVE;
   *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash, &rec.fp_len);
   if (*rc == 0 && t->from_end && st->st_size > 0) {
@@ -213,7 +69,7 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
     t->stats.file_errors++;
     return NULL;
   }
-  if ((f = tdm__track(t, &rec)) == NULL) {
+  if ((f = tdm__track(t, path, st, &rec)) == NULL) {
     *rc = -ENOMEM;
     return NULL;
   }
@@ -426,11 +282,11 @@ static int compressed(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   if (g != NULL && (g->rec.dev != (uint64_t)st->st_dev ||
                     g->rec.ino != (uint64_t)st->st_ino))
     g = tdm__filetable_get(&t->files, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-  if (tdm__zkind(t, fd, &kind) != 0 || kind == TDM_COMP_NONE)
+  if (tdm__zkind(t->opts.decompress, fd, &kind) != 0 || kind == TDM_COMP_NONE)
     return 0;
   if (g != NULL) {
     g->seen = 1;
-    release(t, g); /* read whole, never held */
+    tdm__release(t, g); /* read whole, never held */
     if (strcmp(g->path, path) != 0 &&
         tdm__file_set_path(&t->files, g, path) != 0) {
       *rc = -ENOMEM;
@@ -454,7 +310,7 @@ static int reidentify(tdm_t *t, tdm_file_t **fp, const char *path,
     return 0;
   f->seen = 1;
   tdm__set_orphan(t, f, 0);
-  release(t, f); /* a descriptor of its own is the same file */
+  tdm__release(t, f); /* a descriptor of its own is the same file */
   free(*oldpath);
   *oldpath = NULL;
   if (strcmp(f->path, path) != 0 &&
@@ -517,7 +373,7 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
   }
   rc = read_file(t, f, fd, &st);
   if (t->keep_open) {
-    hold(t, f, fd);
+    tdm__hold(t, f, fd);
     if (t->n_open > t->max_open)
       tdm__trim_fds(t);
   } else {
@@ -612,7 +468,7 @@ void tdm__trim_fds(tdm_t *t) {
   qsort(idle, n, sizeof(*idle), by_activity);
   for (k = 0; k < n && t->n_open > target; k++)
     if (!unread(idle[k], &st)) {
-      release(t, idle[k]);
+      tdm__release(t, idle[k]);
       idle[k] = NULL;
     }
   for (k = 0; k < n && t->n_open > target && !t->stop; k++) {
@@ -629,7 +485,7 @@ void tdm__trim_fds(tdm_t *t) {
     f->dirty = 1;
     t->need_checkpoint = 1;
     f->active_ms = tdm__now_ms();
-    release(t, f);
+    tdm__release(t, f);
   }
   free(idle);
 }

@@ -22,9 +22,6 @@
 int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints);
 
-/* `f` was met at `path`: if that is a new name (a rename), take it. */
-int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path);
-
 /*
  * `f` is gone from the tree (its name leads elsewhere or nowhere) and no
  * descriptor is held for it: forget it. If bytes were written to it that
@@ -37,24 +34,6 @@ int tdm__lost(tdm_t *t, tdm_file_t *f);
 /* Read a file through its held descriptor (moved away, deleted, or with more
    to read than one look's budget); forget it once a deleted one is drained. */
 int tdm__drain(tdm_t *t, tdm_file_t *f);
-
-/* Delete `f`'s record at the next checkpoint and drop it from memory. */
-int tdm__forget(tdm_t *t, tdm_file_t *f);
-/* A tail file that is gone: kept as a ghost (state GONE: dev 0, ino = its
-   id, at no path) for a while when a compressed copy of it may still turn
-   up (engine/zread.c), else forgotten. */
-int tdm__retire(tdm_t *t, tdm_file_t *f);
-/* Forget ghosts older than their time to live. */
-int tdm__ghosts_expire(tdm_t *t);
-/* Delete record `id` at the next checkpoint. */
-int tdm__bury(tdm_t *t, uint64_t id);
-
-void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on);
-void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on);
-/* A file is settling (whole), or a compressed one is still being written or
-   a multiline record is still open (tail): tdm__whole_recheck looks at it
-   again. */
-void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on);
 
 /* Close idle descriptors while more than t->max_open are held. */
 void tdm__trim_fds(tdm_t *t);
@@ -70,10 +49,5 @@ int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path));
    lies under it; a directory that vanished meanwhile is not an error. */
 int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
                        int (*on_dir)(void *arg, const char *path));
-
-/* Track a new file: `rec` (dev, ino, path, state and what the caller
-   knows of it) gets the next id and its first-seen time, goes into the
-   table, and is written at the next checkpoint. NULL on out of memory. */
-tdm_file_t *tdm__track(tdm_t *t, tdm_file_rec_t *rec);
 
 #endif /* TDM_RECONCILE_H */

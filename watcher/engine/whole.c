@@ -16,8 +16,10 @@
 
 #include "base/clock.h"
 #include "core/identity.h"
+#include "engine/after.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/files.h"
 #include "engine/reconcile.h"
 #include "engine/zread.h"
 
@@ -130,8 +132,10 @@ void tdm__whole_committed(tdm_t *t, int ok) {
   /* Committed: the store answers for them now. Rolled back: the files are
      looked at again (their processors' outputs were rolled back too). */
   tdm__hmap_walk(&t->hashes.map, drop_done, &t->hashes);
-  if (ok)
+  if (ok) {
+    tdm__after_durable(t); /* --on-done/--on-failed: the outcomes are durable */
     return;
+  }
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
     if (f->dirty && (f->rec.state == TDM_FILE_DONE ||
@@ -144,8 +148,6 @@ void tdm__whole_committed(tdm_t *t, int ok) {
 
 /* ---- one file ----------------------------------------------------------- */
 
-#define set_waiting tdm__set_waiting
-
 static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
   if (f->inflight != (unsigned)!!on) {
     f->inflight = !!on;
@@ -154,7 +156,7 @@ static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
 }
 
 void tdm__whole_forget(tdm_t *t, tdm_file_t *f) {
-  set_waiting(t, f, 0);
+  tdm__set_waiting(t, f, 0);
   if (f->inflight)
     hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
   set_inflight(t, f, 0);
@@ -461,7 +463,7 @@ static int open_whole(tdm_t *t, tdm_file_t *f, const char *path, int closed,
     return -1;
   }
   if (closed && !no_writers(fd)) {
-    set_waiting(t, f, 1); /* another writer still has it: let it settle */
+    tdm__set_waiting(t, f, 1); /* another writer still has it: let it settle */
     close(fd);
     return -1;
   }
@@ -479,7 +481,7 @@ static int hash_still(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   char q[PATH_MAX];
   int rc;
 
-  if ((rc = tdm__zkind(t, fd, kind)) == 0)
+  if ((rc = tdm__zkind(t->opts.decompress, fd, kind)) == 0)
     rc = hash_file(t, path, fd, *kind, (uint64_t)a->st_size, h);
   if (rc == -EBADMSG || rc == -EPIPE) { /* said and counted: until it changes */
     f->rec.size = (uint64_t)a->st_size;
@@ -499,7 +501,7 @@ static int hash_still(tdm_t *t, tdm_file_t *f, const char *path, int fd,
       t->stats.file_errors++;
     }
     f->rec.mtime_ns = -1; /* look again */
-    set_waiting(t, f, 1);
+    tdm__set_waiting(t, f, 1);
     return 0;
   }
   return 1;
@@ -650,13 +652,10 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   if (f == NULL) {
     tdm_file_rec_t rec;
     memset(&rec, 0, sizeof(rec));
-    rec.dev = (uint64_t)lst->st_dev;
-    rec.ino = (uint64_t)lst->st_ino;
-    rec.path = path;
     rec.state = TDM_FILE_PENDING;
     rec.size = (uint64_t)lst->st_size;
     rec.mtime_ns = -1; /* never looked at completely */
-    if ((f = tdm__track(t, &rec)) == NULL)
+    if ((f = tdm__track(t, path, lst, &rec)) == NULL)
       return -ENOMEM;
   } else {
     f->seen = 1;
@@ -674,10 +673,10 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   f->seen = 1;
   if (!(hints & (TDM_HINT_COMPLETE | TDM_HINT_CLOSED)) &&
       !settled(t, mtime_ns(lst))) {
-    set_waiting(t, f, 1);
+    tdm__set_waiting(t, f, 1);
     return 0;
   }
-  set_waiting(t, f, 0);
+  tdm__set_waiting(t, f, 0);
   rc = complete(t, f, path,
                 !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
   if (rc == 0 && t->n_inflight > 0)
@@ -696,7 +695,7 @@ int tdm__whole_recheck(tdm_t *t) {
       if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
         rc = tdm__look(t, f->path, &st, 0);
       else
-        set_waiting(t, f, 0); /* gone: the next sweep forgets it */
+        tdm__set_waiting(t, f, 0); /* gone: the next sweep forgets it */
       if (rc < 0)
         return rc;
     }

@@ -11,7 +11,7 @@
 
 #include "core/filetable.h"
 #include "engine/mode.h"
-#include "store.h"
+#include "state/store.h"
 #include "tidemark.h"
 
 /* Whole mode's operations, for t->mode (engine/mode.h says what each does).

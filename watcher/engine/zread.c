@@ -28,7 +28,7 @@
 #include "engine/chain.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
-#include "engine/reconcile.h"
+#include "engine/files.h"
 #include "engine/mode.h"
 #include "engine/reader.h"
 
@@ -43,13 +43,6 @@
 #include <xxh_x86dispatch.h>
 
 #define MAX_CANDIDATES 8
-
-int tdm__zkind(tdm_t *t, int fd, tdm_comp_t *kind) {
-  *kind = TDM_COMP_NONE;
-  if (t->opts.decompress != TDM_DECOMPRESS_AUTO)
-    return 0;
-  return tdm__comp_detect(fd, kind);
-}
 
 /* Say what stopped decoding `path`, naming the offset. `whole`: the file
    was being hashed for whole mode, so none of it goes out. */
@@ -213,13 +206,10 @@ static tdm_file_t *track(tdm_t *t, const char *path, const struct stat *st,
   tdm_file_t *f;
 
   memset(&rec, 0, sizeof(rec));
-  rec.dev = (uint64_t)st->st_dev;
-  rec.ino = (uint64_t)st->st_ino;
-  rec.path = path;
   rec.state = TDM_FILE_ACTIVE;
   rec.fp_hash = fp_hash;
   rec.fp_len = fp_len;
-  if ((f = tdm__track(t, &rec)) != NULL)
+  if ((f = tdm__track(t, path, st, &rec)) != NULL)
     f->seen = 1;
   return f;
 }
@@ -286,20 +276,8 @@ static int zdeliver(tdm_t *t, tdm_file_t *f, size_t cut, int piece,
   tdm__chunk_fill(t, f, cut, piece, &c);
   if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
     return rc;
-  if (piece && !f->in_piece) {
-    f->rec.pieces++;
-    t->stats.pieces++;
-  }
-  f->in_piece = (unsigned)piece;
-  f->restart = 0;
-  f->pos += cut;
-  f->dirty = 1;
-  f->rec.updated_ns = tdm__wall_ns();
+  tdm__advance(t, f, cut, piece);
   advance_marker(f, tail, tail_len, t->buf, cut);
-  t->stats.bytes += cut;
-  t->stats.chunks++;
-  t->bytes_since_checkpoint += cut;
-  t->need_checkpoint = 1;
   return 0;
 }
 

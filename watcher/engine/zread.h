@@ -12,10 +12,6 @@
 #include "core/filetable.h"
 #include "tidemark.h"
 
-/* Is the file at `fd` to be decompressed (per --decompress)? *kind is set
-   (TDM_COMP_NONE: read it as it is). 0 or -errno of the read. */
-int tdm__zkind(tdm_t *t, int fd, tdm_comp_t *kind);
-
 /*
  * Tail mode's look at a compressed file `f` (NULL: not tracked yet), open at
  * `fd` (the caller closes it) with fstat `st`. Until it is complete (hint

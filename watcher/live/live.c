@@ -24,7 +24,9 @@
 #include "base/clock.h"
 #include "engine/checkpoint.h"
 #include "engine/engine.h"
+#include "engine/files.h"
 #include "engine/metrics.h"
+#include "engine/pass.h"
 #include "engine/reconcile.h"
 #include "engine/whole.h"
 #include "live/notify.h"
@@ -410,7 +412,7 @@ static int start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg,
 
   if (t->live != NULL)
     return -EBUSY;
-  if ((rc = tdm__prepare(t)) != 0)
+  if ((rc = tdm__pass_prepare(t)) != 0)
     return rc;
   if ((lv = calloc(1, sizeof(*lv))) == NULL)
     return -ENOMEM;

@@ -6,6 +6,7 @@
 #include "live/watch_inotify.h"
 
 #include "engine/engine.h"
+#include "engine/files.h"
 #include "engine/reconcile.h"
 #include "live/live.h"
 #include "live/watch.h"

@@ -7,7 +7,8 @@
 #ifndef TDM_PROC_EXEC_H
 #define TDM_PROC_EXEC_H
 
-#include "../../registry.h"
+#include "../builtin.h"
+#include "base/log.h"
 
 #include <poll.h>
 #include <spawn.h>

@@ -1,6 +1,6 @@
 """_lib: finding libtidemark and declaring its C interface (ctypes).
 
-Mirrors watcher/include/tidemark.h and processors/tidemark/processor.h. Structures
+Mirrors watcher/include/tidemark.h and watcher/include/tidemark/processor.h. Structures
 the library fills or reads (options, stats) are placed in buffers larger
 than the Python declaration, so a newer library with fields appended at the
 end never writes past them.

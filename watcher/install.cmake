@@ -1,6 +1,6 @@
 # install.cmake: what `cmake --install build [--prefix P]` puts where
-# (GNUInstallDirs). Included from watcher/CMakeLists.txt once the targets
-# exist.
+# (GNUInstallDirs). Beside the library it installs: included from
+# watcher/CMakeLists.txt once the targets exist.
 #
 #   BINDIR/tidemark
 #   LIBDIR/libtidemark.so.0.x.y, libtidemark.so.0 (soname), libtidemark.so
@@ -24,7 +24,7 @@ install(TARGETS tidemark_shared
 install(TARGETS tidemark_static ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/watcher/include/tidemark.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/processors/tidemark/processor.h
+install(FILES ${PROJECT_SOURCE_DIR}/watcher/include/tidemark/processor.h
               ${PROJECT_BINARY_DIR}/include/tidemark/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tidemark)
 install(DIRECTORY DESTINATION ${TDM_PLUGIN_INSTALL_DIR})

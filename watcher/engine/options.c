@@ -1,8 +1,8 @@
 /*
- * records.c: the 0.2 record options (--multiline-start, --on-done,
+ * options.c: the record options (--multiline-start, --on-done,
  * --on-failed), checked and taken at tdm_open.
  */
-#include "engine/records.h"
+#include "engine/options.h"
 #include "engine/engine.h"
 
 #include <errno.h>
@@ -34,7 +34,7 @@ static int move_dir(tdm_t *t, const char *opt, const char *value, char **out) {
   return 0;
 }
 
-int tdm__records_open(tdm_t *t, const tdm_options_t *o) {
+int tdm__options_open(tdm_t *t, const tdm_options_t *o) {
   int rc;
 
   if (o->multiline_start != NULL) {
@@ -92,7 +92,7 @@ int tdm__records_open(tdm_t *t, const tdm_options_t *o) {
   return 0;
 }
 
-int tdm__records_check_source(tdm_t *t, const char *root) {
+int tdm__options_check_source(tdm_t *t, const char *root) {
   const char *dirs[2] = {t->done_dir, t->failed_dir};
   const char *opts[2] = {"--on-done", "--on-failed"};
   size_t n = strlen(root);
@@ -111,7 +111,7 @@ int tdm__records_check_source(tdm_t *t, const char *root) {
   return 0;
 }
 
-void tdm__records_free(tdm_t *t) {
+void tdm__options_free(tdm_t *t) {
   if (t->ml_on)
     regfree(&t->ml_re);
   t->ml_on = 0;

@@ -1,0 +1,163 @@
+/*
+ * files.c: the life of a file record: tracked, renamed, its live flags and
+ * held descriptor, retired to a ghost, forgotten.
+ *
+ * Below reconcile.c, reader.c, zread.c and whole.c: every one of them
+ * starts, moves and ends records through here, and this file calls none of
+ * them (a mode's own clean-up goes through t->mode->forget).
+ */
+#include "engine/files.h"
+
+#include "base/clock.h"
+#include "engine/engine.h"
+#include "engine/mode.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path) {
+  char q[PATH_MAX];
+  if (strcmp(f->path, path) == 0)
+    return 0;
+  tdm__info(&t->log, "%s: renamed from %s", tdm__quote(path, q, sizeof(q)),
+            f->path);
+  if (tdm__file_set_path(&t->files, f, path) != 0)
+    return -ENOMEM;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  return 0;
+}
+
+/* ---- bookkeeping of the live flags -------------------------------------- */
+
+void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->ready != (unsigned)!!on) {
+    f->ready = !!on;
+    t->n_ready += on ? 1 : (size_t)-1;
+  }
+}
+
+void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->orphan != (unsigned)!!on) {
+    f->orphan = !!on;
+    f->grown_ms = tdm__now_ms();
+    t->n_orphans += on ? 1 : (size_t)-1;
+  }
+}
+
+void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->waiting != (unsigned)!!on) {
+    f->waiting = !!on;
+    t->n_waiting += on ? 1 : (size_t)-1;
+  }
+}
+
+void tdm__hold(tdm_t *t, tdm_file_t *f, int fd) {
+  if (f->fd < 0)
+    t->n_open++;
+  else if (f->fd != fd)
+    close(f->fd);
+  f->fd = fd;
+}
+
+void tdm__release(tdm_t *t, tdm_file_t *f) {
+  if (f->fd >= 0) {
+    close(f->fd);
+    f->fd = -1;
+    t->n_open--;
+  }
+}
+
+int tdm__bury(tdm_t *t, uint64_t id) {
+  if (t->n_dead == t->cap_dead) {
+    size_t cap = t->cap_dead ? t->cap_dead * 2 : 64;
+    uint64_t *v = realloc(t->dead, cap * sizeof(*v));
+    if (v == NULL)
+      return -ENOMEM;
+    t->dead = v;
+    t->cap_dead = cap;
+  }
+  t->dead[t->n_dead++] = id;
+  t->need_checkpoint = 1;
+  return 0;
+}
+
+/* Ghosts: how long a gone file waits for its compressed copy. */
+#define GHOST_TTL_NS (600ll * 1000000000)
+
+int tdm__retire(tdm_t *t, tdm_file_t *f) {
+  tdm_file_rec_t rec;
+  tdm_file_t *g;
+
+  if (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
+      f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE)
+    return tdm__forget(t, f);
+  rec = f->rec;
+  rec.dev = 0; /* no file has it: never found by identity */
+  rec.ino = rec.id;
+  rec.state = TDM_FILE_GONE;
+  rec.offset = f->pos;
+  rec.marker = f->marker;
+  rec.marker_len = f->marker_len;
+  rec.updated_ns = tdm__wall_ns();
+  tdm__set_ready(t, f, 0);
+  tdm__set_orphan(t, f, 0);
+  tdm__release(t, f);
+  if ((g = tdm__filetable_add(&t->files, &rec)) == NULL)
+    return -ENOMEM;
+  g->dirty = 1;
+  t->need_checkpoint = 1;
+  tdm__filetable_remove(&t->files, f);
+  return 0;
+}
+
+int tdm__ghosts_expire(tdm_t *t) {
+  int64_t now = tdm__wall_ns();
+  for (size_t i = 0; i < t->files.n;) {
+    tdm_file_t *f = t->files.all[i];
+    int rc;
+    if (f->rec.state == TDM_FILE_GONE &&
+        (now - f->rec.updated_ns > GHOST_TTL_NS ||
+         t->opts.decompress != TDM_DECOMPRESS_AUTO)) {
+      if ((rc = tdm__forget(t, f)) != 0)
+        return rc;
+      continue;
+    }
+    i++;
+  }
+  return 0;
+}
+
+int tdm__forget(tdm_t *t, tdm_file_t *f) {
+  int rc = tdm__bury(t, f->rec.id);
+  if (rc != 0)
+    return rc;
+  tdm__set_ready(t, f, 0);
+  tdm__set_orphan(t, f, 0);
+  tdm__set_waiting(t, f, 0);
+  if (t->mode->forget != NULL)
+    t->mode->forget(t, f);
+  tdm__release(t, f);
+  tdm__filetable_remove(&t->files, f);
+  return 0;
+}
+
+tdm_file_t *tdm__track(tdm_t *t, const char *path, const struct stat *st,
+                       tdm_file_rec_t *rec) {
+  tdm_file_t *f;
+
+  rec->dev = (uint64_t)st->st_dev;
+  rec->ino = (uint64_t)st->st_ino;
+  rec->path = path;
+  rec->id = t->next_id++;
+  rec->first_seen_ns = tdm__wall_ns();
+  if ((f = tdm__filetable_add(&t->files, rec)) == NULL)
+    return NULL;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  t->stats.files_new++;
+  return f;
+}

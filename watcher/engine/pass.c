@@ -1,0 +1,121 @@
+/*
+ * pass.c: one pass over the sources (tdm_run_once), and what every pass,
+ * once or live, checks and sets up before it starts.
+ */
+#include "engine/pass.h"
+
+#include "base/clock.h"
+#include "engine/after.h"
+#include "engine/chain.h"
+#include "engine/checkpoint.h"
+#include "engine/engine.h"
+#include "engine/metrics.h"
+#include "engine/outputs.h"
+#include "engine/progress.h"
+#include "engine/reconcile.h"
+#include "engine/whole.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* After every checkpoint: --metrics-file (a failure is said there). */
+static void write_metrics_file(tdm_t *t) {
+  char *text;
+  size_t len;
+
+  if (tdm__metrics_render(t, &text, &len, NULL, NULL) == 0) {
+    tdm__metrics_write_file(t, t->opts.metrics_file, text, len);
+    free(text);
+  }
+}
+
+int tdm__pass_prepare(tdm_t *t) {
+  if (t->n_procs == 0) {
+    tdm__error(&t->log, "no processor to deliver to (--processor)");
+    return TDM_EUSAGE;
+  }
+  if (t->n_roots == 0) {
+    tdm__error(&t->log, "no source directory to read");
+    return TDM_EUSAGE;
+  }
+  if (tdm__outputs_collect(t) != 0)
+    return -ENOMEM;
+  if (t->buf == NULL && posix_memalign((void **)&t->buf, 4096, t->buf_cap) != 0) {
+    t->buf = NULL;
+    return -ENOMEM;
+  }
+  if (t->opts.metrics_file != NULL)
+    t->checkpointed = write_metrics_file;
+  t->last_checkpoint_ms = tdm__now_ms();
+  tdm__after_durable(t); /* outcomes a kill -9 left unacted on */
+  return 0;
+}
+
+/*
+ * Whole mode's end of a pass: wait for files still settling (at most a few
+ * settle periods: one that never holds still is left for the next run), then
+ * for the outcomes of pending file() calls.
+ */
+static int finish_whole(tdm_t *t, int rc) {
+  uint64_t waited = 0, limit = 3 * (uint64_t)t->opts.settle_ms + 1000;
+  uint64_t ms;
+
+  while (t->n_waiting > 0 && !t->stop && waited < limit &&
+         (ms = tdm__whole_next_settle_ms(t)) > 0) {
+    struct timespec ts;
+    if (ms > limit - waited)
+      ms = limit - waited;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+    waited += ms;
+    int r = tdm__whole_recheck(t);
+    if (r < 0)
+      return r;
+  }
+  if (t->n_waiting > 0)
+    tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
+              t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
+  while (t->n_inflight > 0 && !t->stop) {
+    int r = tdm__whole_poll(t, 100);
+    if (r < 0)
+      return r;
+  }
+  if (t->stats.files_failed > 0 && rc == 0)
+    rc = TDM_EPARTIAL;
+  return rc;
+}
+
+int tdm__pass_once(tdm_t *t) {
+  int rc;
+
+  if (t->gave_up) { /* the previous pass gave up: this one starts afresh */
+    t->gave_up = 0;
+    t->stop = 0;
+  }
+  if ((rc = tdm__pass_prepare(t)) != 0)
+    return rc;
+  /* New processors' first restore points go to the store before any data. */
+  if (t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
+    return rc;
+  if ((rc = tdm__progress_begin(t)) != 0)
+    return rc;
+  rc = tdm__reconcile_all(t, NULL);
+  if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
+    rc = finish_whole(t, rc);
+  tdm__progress_end(t);
+  tdm__caught_up(t);
+  if (t->need_checkpoint || t->n_dead > 0) {
+    int crc = tdm__checkpoint(t);
+    if (crc == 0 && t->need_checkpoint)
+      crc = TDM_EPROC; /* a processor could not commit (logged) */
+    if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
+      rc = crc != 0 ? crc : rc;
+  }
+  if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
+    rc = TDM_EPARTIAL;
+  if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))
+    rc = TDM_EPROC;
+  return rc;
+}

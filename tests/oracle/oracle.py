@@ -57,9 +57,7 @@ SCENARIOS = {
     "tail-file-rotate": dict(mode="tail", sink="file", lanes=["append"] * 2,
                              ops=["rename", "truncate"], faults=["kill9"]),
     "tail-file-copytruncate": dict(mode="tail", sink="file", lanes=["append"] * 2,
-                                   ops=["copytruncate"], faults=["kill9"],
-                                   xfail="issue 17 item 13 (a copytruncate copy is read "
-                                         "again from 0)"),
+                                   ops=["copytruncate"], faults=["kill9"]),
     "tail-file-logrotate": dict(mode="tail", sink="file", lanes=["append"] * 2,
                                 ops=["logrotate-compress", "logrotate-delaycompress"],
                                 faults=["kill9"]),

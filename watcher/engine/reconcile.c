@@ -49,6 +49,120 @@ static int refingerprint(tdm_t *t, tdm_file_t *f, int fd,
   return 0;
 }
 
+/* Does the file at `fd` (`size` bytes) hold a copy of the bytes a file of
+   head fingerprint (fp_hash, fp_len) had read up to `pos` (marker over the
+   bytes before it)? 1 yes, 0 no, or -errno. */
+static int copy_of(int fd, uint64_t size, uint64_t fp_hash, uint32_t fp_len,
+                   uint64_t pos, uint64_t marker, uint32_t marker_len) {
+  uint64_t h, m;
+  uint32_t mlen;
+  int rc;
+
+  if (pos == 0 || fp_len == 0 || size < pos || size < fp_len)
+    return 0;
+  if ((rc = tdm__hash_range(fd, 0, fp_len, &h)) != 0)
+    return rc;
+  if (h != fp_hash)
+    return 0;
+  if ((rc = tdm__marker(fd, pos, &m, &mlen)) != 0)
+    return rc;
+  return mlen == marker_len && m == marker;
+}
+
+/*
+ * A new file that is a copy of a tracked file (copytruncate copies app.log
+ * to app.log.1, then truncates app.log; `-i 'app.log*'` tracks both):
+ * the same head fingerprint, and at the tracked file's bookmark the same
+ * marker. It continues from that bookmark, so only the tail no reader had
+ * seen is delivered, as the compressed path does for a gzipped copy. The
+ * truncated original restarts at 0. The tracked file may have been
+ * truncated already when the copy is met: the last truncations are kept
+ * (t->trunc_ghost). Sets rec->offset and the marker; 0 or -errno.
+ */
+static int continue_copy(tdm_t *t, const char *path, int fd,
+                         const struct stat *st, uint64_t *pos, uint64_t *marker,
+                         uint32_t *marker_len) {
+  uint64_t size = (uint64_t)st->st_size, best = 0, bm = 0;
+  uint32_t bml = 0;
+  const char *from = NULL;
+  tdm_file_t *live = NULL;
+  char q[PATH_MAX];
+  int rc;
+
+  for (size_t i = 0; i < t->files.n; i++) {
+    tdm_file_t *g = t->files.all[i];
+    if (g->pos <= best || g->rec.state != TDM_FILE_ACTIVE || g->in_piece ||
+        (g->rec.dev == (uint64_t)st->st_dev && g->rec.ino == (uint64_t)st->st_ino))
+      continue;
+    rc = copy_of(fd, size, g->rec.fp_hash, g->rec.fp_len, g->pos, g->marker,
+                 g->marker_len);
+    if (rc < 0)
+      return rc;
+    if (rc == 1) {
+      best = g->pos, bm = g->marker, bml = g->marker_len;
+      from = g->path;
+      live = g;
+    }
+  }
+  for (size_t i = 0; i < t->n_trunc_ghost && i < 8; i++) {
+    const struct tdm_trunc_ghost *g = &t->trunc_ghost[i];
+    if (g->pos <= best ||
+        (g->dev == (uint64_t)st->st_dev && g->ino == (uint64_t)st->st_ino))
+      continue;
+    rc = copy_of(fd, size, g->fp_hash, g->fp_len, g->pos, g->marker, g->marker_len);
+    if (rc < 0)
+      return rc;
+    if (rc == 1) {
+      best = g->pos, bm = g->marker, bml = g->marker_len;
+      from = "a file truncated since";
+      live = NULL;
+    }
+  }
+  if (best == 0)
+    return 0;
+  if (live != NULL && size > best && live->pos == best) {
+    /* The original still holds what the copy holds (or is truncated and
+       will be found so): the bytes between its bookmark and the copy's end
+       are delivered from the copy, once, and the original goes on after
+       them (a backup copy of a growing log: the log continues at the
+       copy's end; copytruncate: the truncation restarts it at 0). */
+    struct stat ls;
+    uint64_t m;
+    uint32_t ml;
+    if (live->fd >= 0 && fstat(live->fd, &ls) == 0 && (uint64_t)ls.st_size >= size &&
+        tdm__marker(live->fd, size, &m, &ml) == 0 &&
+        copy_of(fd, size, live->rec.fp_hash, live->rec.fp_len, size, m, ml) == 1) {
+      live->pos = size;
+      live->marker = m;
+      live->marker_len = ml;
+      live->dirty = 1;
+      t->need_checkpoint = 1;
+    } else if (live->fd < 0) {
+      int lfd = open(live->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (lfd >= 0) {
+        if (fstat(lfd, &ls) == 0 && (uint64_t)ls.st_dev == live->rec.dev &&
+            (uint64_t)ls.st_ino == live->rec.ino && (uint64_t)ls.st_size >= size &&
+            tdm__marker(lfd, size, &m, &ml) == 0 &&
+            copy_of(fd, size, live->rec.fp_hash, live->rec.fp_len, size, m, ml) == 1) {
+          live->pos = size;
+          live->marker = m;
+          live->marker_len = ml;
+          live->dirty = 1;
+          t->need_checkpoint = 1;
+        }
+        close(lfd);
+      }
+    }
+  }
+  *pos = best;
+  *marker = bm;
+  *marker_len = bml;
+  tdm__info(&t->log, "%s: a copy of %s (same head, same bytes before its "
+            "bookmark): continues from its bookmark %llu",
+            tdm__quote(path, q, sizeof(q)), from, (unsigned long long)best);
+  return 0;
+}
+
 /* Start tracking the file open at `fd`. */
 static tdm_file_t *track(tdm_t *t, const char *path, int fd,
                          const struct stat *st, int *rc) {
@@ -62,6 +176,9 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
   if (*rc == 0 && t->from_end && st->st_size > 0) {
     rec.offset = (uint64_t)st->st_size;
     *rc = tdm__marker(fd, rec.offset, &rec.marker, &rec.marker_len);
+  } else if (*rc == 0) {
+    *rc = continue_copy(t, path, fd, st, &rec.offset, &rec.marker,
+                        &rec.marker_len);
   }
   if (*rc != 0) {
     tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
@@ -120,6 +237,16 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               (unsigned long long)st->st_size, (unsigned long long)f->pos);
     t->stats.truncations++;
     f->rec.truncations++;
+    if (f->pos > 0) { /* what a copy made before it would continue from */
+      struct tdm_trunc_ghost *g = &t->trunc_ghost[t->n_trunc_ghost++ % 8];
+      g->dev = f->rec.dev;
+      g->ino = f->rec.ino;
+      g->fp_hash = f->rec.fp_hash;
+      g->fp_len = f->rec.fp_len;
+      g->pos = f->pos;
+      g->marker = f->marker;
+      g->marker_len = f->marker_len;
+    }
     f->pos = 0;
     f->marker = 0;
     f->marker_len = 0;
@@ -370,6 +497,15 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
   if (f == NULL) {
     close(fd);
     return outcome(t, rc);
+  }
+  /* A copy is often met first while cp is still writing it (empty, or
+     shorter than the bookmark it continues): until it delivered anything,
+     a file is looked at as a possible copy again as it grows. */
+  if (f->pos == 0 && f->rec.offset == 0 && !t->from_end && st.st_size > 0 &&
+      (rc = continue_copy(t, path, fd, &st, &f->pos, &f->marker,
+                          &f->marker_len)) == 0 && f->pos > 0) {
+    f->dirty = 1;
+    t->need_checkpoint = 1;
   }
   rc = read_file(t, f, fd, &st);
   if (t->keep_open) {

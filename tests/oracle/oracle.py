@@ -82,13 +82,10 @@ SCENARIOS = {
     "whole-nats": dict(mode="whole", sink="nats", lanes=["drops"] * 2,
                        faults=["kill9", "server-kill9"],
                        xfail="issue 17 item 1 (nats: a new version reuses the old "
-                             "ids; nats helper) and item 4 (whole-mode chunks cut "
-                             "lines)"),
+                             "ids; nats helper)"),
     "tail-sqlite": dict(mode="tail", sink="sqlite", lanes=["append"] * 2, ops=["rename"],
                         faults=["kill9"]),
-    "whole-sqlite": dict(mode="whole", sink="sqlite", lanes=["drops"] * 2, faults=["kill9"],
-                         xfail="issue 17 item 4 (whole-mode chunks cut lines: the "
-                               "Python sink splits a record in two)"),
+    "whole-sqlite": dict(mode="whole", sink="sqlite", lanes=["drops"] * 2, faults=["kill9"]),
 }
 
 

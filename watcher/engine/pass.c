@@ -16,6 +16,7 @@
 #include "engine/whole.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -53,13 +54,15 @@ int tdm__pass_prepare(tdm_t *t) {
 }
 
 /*
- * Whole mode's end of a pass: wait for files still settling (at most a few
- * settle periods: one that never holds still is left for the next run), then
- * for the outcomes of pending file() calls.
+ * The end of a pass: wait for files still settling (whole mode's files, a
+ * compressed file in tail mode, which is read only once complete), at most
+ * a few settle periods: one that never holds still is left for the next
+ * run, and said, by name.
  */
-static int finish_whole(tdm_t *t, int rc) {
+static int wait_settling(tdm_t *t) {
   uint64_t waited = 0, limit = 3 * (uint64_t)t->opts.settle_ms + 1000;
   uint64_t ms;
+  char q[PATH_MAX];
 
   while (t->n_waiting > 0 && !t->stop && waited < limit &&
          (ms = tdm__whole_next_settle_ms(t)) > 0) {
@@ -74,11 +77,25 @@ static int finish_whole(tdm_t *t, int rc) {
     if (r < 0)
       return r;
   }
-  if (t->n_waiting > 0)
+  if (t->n_waiting > 0) {
     tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
               t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
+    for (size_t i = 0; i < t->files.n; i++)
+      if (t->files.all[i]->waiting)
+        tdm__warn(&t->log, "%s: still being written: not read in this run",
+                  tdm__quote(t->files.all[i]->path, q, sizeof(q)));
+  }
+  return 0;
+}
+
+/* Whole mode's end of a pass: the files settling, then the outcomes of
+   pending file() calls. */
+static int finish_whole(tdm_t *t, int rc) {
+  int r = wait_settling(t);
+  if (r < 0)
+    return r;
   while (t->n_inflight > 0 && !t->stop) {
-    int r = tdm__whole_poll(t, 100);
+    r = tdm__whole_poll(t, 100);
     if (r < 0)
       return r;
   }
@@ -104,6 +121,11 @@ int tdm__pass_once(tdm_t *t) {
   rc = tdm__reconcile_all(t, NULL);
   if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_whole(t, rc);
+  else if (t->n_waiting > 0 && (rc == 0 || rc == TDM_EPARTIAL)) {
+    int r = wait_settling(t); /* fresh compressed files in tail mode */
+    if (r < 0)
+      rc = r;
+  }
   tdm__progress_end(t);
   tdm__caught_up(t);
   if (t->need_checkpoint || t->n_dead > 0) {

@@ -66,6 +66,8 @@ struct tdm_s {
   uint64_t *dead;         /* ids to delete at the next checkpoint */
   size_t n_dead, cap_dead;
   char *buf;              /* the read buffer */
+  char *wbuf;             /* whole mode: buf_cap bytes where a file's lines
+                             are cut into chunks (engine/whole.c); lazily */
   size_t buf_cap;
   int need_checkpoint;    /* something not in the store yet */
   int delivered_since_caught_up; /* see tdm__caught_up */

@@ -246,7 +246,7 @@ static int hash_file(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
  * buffer, goes out in pieces flagged TDM_CHUNK_PIECE), so a processor that
  * parses records (nats records=line, a Python loader) never sees one cut
  * in two; the file's last line counts as whole even without its '\n' (the
- * file is complete). Bytes pass through `b`, a buffer of t->buf_cap bytes:
+ * file is complete). Bytes pass through `b` (t->wbuf, t->buf_cap bytes):
  * the plain reader and the decompressor both read into t->buf.
  */
 typedef struct wframe {
@@ -325,8 +325,9 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
   uint64_t off = 0;
   int rc = 0;
 
-  if ((w.b = malloc(t->buf_cap)) == NULL)
+  if (t->wbuf == NULL && (t->wbuf = malloc(t->buf_cap)) == NULL)
     return -ENOMEM;
+  w.b = t->wbuf;
   if (kind != TDM_COMP_NONE)
     rc = tdm__zstream(t, f->path, fd, kind, wf_push, &w);
   while (kind == TDM_COMP_NONE && rc == 0 && off < f->rec.size) {
@@ -342,7 +343,6 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
   }
   if (rc == 0)
     rc = wf_drain(&w, 1);
-  free(w.b);
   return rc;
 }
 

@@ -18,7 +18,7 @@ but never be doubled or torn.
 
 Environment: TIDEMARK (the binary), TDM_JSCLIENT (nats scenarios), TDM_LIB
 (libtidemark.so, for the Python sink), TDM_KEEP=1 (keep every work
-directory). A failure prints its seed and the one command that replays it;
+directory), TDM_ORACLE_VERBOSE=1 (the daemon logs with -vv). A failure prints its seed and the one command that replays it;
 its work directory (logs, sink contents, the ledger) is kept.
 
 Scenarios named with `xfail` hit a bug known and not fixed yet (the issue
@@ -535,7 +535,8 @@ def run_scenario(name, seed, seconds=None, keep=False):
                 raise Skip("mount tmpfs: %s" % r.stderr.decode(errors="replace").strip())
             mounted = True
         state = os.path.join(ctx.out_dir if sc.get("tmpfs") else ctx.work, "state")
-        common = ["-s", state, "-m", sc["mode"], "--checkpoint-ms",
+        common = (["-vv"] if os.environ.get("TDM_ORACLE_VERBOSE") else []) + [
+                  "-s", state, "-m", sc["mode"], "--checkpoint-ms",
                   str(rng.choice([20, 100, 300, 1000]))]
         if sc["mode"] == "whole":
             common += ["--settle-ms", str(SETTLE_MS)]

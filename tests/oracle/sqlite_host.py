@@ -18,7 +18,7 @@ KEYS = {"-s": "state", "-m": "mode", "-i": "include", "--checkpoint-ms": "checkp
 
 
 def main():
-    db, args, src = sys.argv[1], sys.argv[2:-1], sys.argv[-1]
+    db, args, src = sys.argv[1], [a for a in sys.argv[2:-1] if a != "-vv"], sys.argv[-1]
     opts = {"include": []}
     for k, v in zip(args[::2], args[1::2]):
         key = KEYS[k]

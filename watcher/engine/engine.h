@@ -26,6 +26,7 @@
 #ifndef TDM_ENGINE_H
 #define TDM_ENGINE_H
 
+#include <limits.h>
 #include <regex.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -117,6 +118,7 @@ struct tdm_s {
      truncation (head fingerprint, bookmark and its marker), so that a copy
      made just before it (copytruncate's app.log.1) continues from there. */
   struct tdm_trunc_ghost {
+    char path[PATH_MAX];  /* its name: a copy is named after it */
     uint64_t dev, ino;    /* the truncated file itself: never its own copy */
     uint64_t fp_hash, pos, marker;
     uint32_t fp_len, marker_len;

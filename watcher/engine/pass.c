@@ -53,6 +53,18 @@ int tdm__pass_prepare(tdm_t *t) {
   return 0;
 }
 
+/* Files waiting to be complete that this pass must wait for: in whole
+   mode all; in tail mode the compressed ones (a multiline record that
+   waits for its timeout is left for the next run, as it was). */
+static size_t settling(const tdm_t *t) {
+  size_t n = 0;
+  if (t->opts.mode == TDM_MODE_WHOLE)
+    return t->n_waiting;
+  for (size_t i = 0; i < t->files.n && n < t->n_waiting; i++)
+    n += t->files.all[i]->waiting && t->files.all[i]->settling;
+  return n;
+}
+
 /*
  * The end of a pass: wait for files still settling (whole mode's files, a
  * compressed file in tail mode, which is read only once complete), at most
@@ -64,7 +76,7 @@ static int wait_settling(tdm_t *t) {
   uint64_t ms;
   char q[PATH_MAX];
 
-  while (t->n_waiting > 0 && !t->stop && waited < limit &&
+  while (settling(t) > 0 && !t->stop && waited < limit &&
          (ms = tdm__whole_next_settle_ms(t)) > 0) {
     struct timespec ts;
     if (ms > limit - waited)
@@ -77,11 +89,13 @@ static int wait_settling(tdm_t *t) {
     if (r < 0)
       return r;
   }
-  if (t->n_waiting > 0) {
+  if (settling(t) > 0) {
+    size_t n = settling(t);
     tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
-              t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
+              n, n == 1 ? " is" : "s are");
     for (size_t i = 0; i < t->files.n; i++)
-      if (t->files.all[i]->waiting)
+      if (t->files.all[i]->waiting &&
+          (t->opts.mode == TDM_MODE_WHOLE || t->files.all[i]->settling))
         tdm__warn(&t->log, "%s: still being written: not read in this run",
                   tdm__quote(t->files.all[i]->path, q, sizeof(q)));
   }
@@ -121,7 +135,7 @@ int tdm__pass_once(tdm_t *t) {
   rc = tdm__reconcile_all(t, NULL);
   if (t->opts.mode == TDM_MODE_WHOLE && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_whole(t, rc);
-  else if (t->n_waiting > 0 && (rc == 0 || rc == TDM_EPARTIAL)) {
+  else if (settling(t) > 0 && (rc == 0 || rc == TDM_EPARTIAL)) {
     int r = wait_settling(t); /* fresh compressed files in tail mode */
     if (r < 0)
       rc = r;

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -69,11 +70,27 @@ static int copy_of(int fd, uint64_t size, uint64_t fp_hash, uint32_t fp_len,
   return mlen == marker_len && m == marker;
 }
 
+/* Is `copy` named as a copy of `orig` would be: in the same directory, its
+   name the original's and more (app.log.1, app.log-20261203, app.log.bak)?
+   Two unrelated files may well start with the same bytes (the same CSV
+   header, a file holding another's lines); a copy is also named after it. */
+static int named_after(const char *orig, const char *copy) {
+  const char *so = strrchr(orig, '/'), *sc = strrchr(copy, '/');
+  size_t lo, lc;
+
+  if (so == NULL || sc == NULL || so - orig != sc - copy ||
+      strncmp(orig, copy, (size_t)(so - orig)) != 0)
+    return 0;
+  lo = strlen(so + 1);
+  lc = strlen(sc + 1);
+  return lc > lo && strncmp(so + 1, sc + 1, lo) == 0;
+}
+
 /*
  * A new file that is a copy of a tracked file (copytruncate copies app.log
  * to app.log.1, then truncates app.log; `-i 'app.log*'` tracks both):
- * the same head fingerprint, and at the tracked file's bookmark the same
- * marker. It continues from that bookmark, so only the tail no reader had
+ * named after it, the same head fingerprint, and at the tracked file's
+ * bookmark the same marker. It continues from that bookmark, so only the tail no reader had
  * seen is delivered, as the compressed path does for a gzipped copy. The
  * truncated original restarts at 0. The tracked file may have been
  * truncated already when the copy is met: the last truncations are kept
@@ -81,7 +98,7 @@ static int copy_of(int fd, uint64_t size, uint64_t fp_hash, uint32_t fp_len,
  */
 static int continue_copy(tdm_t *t, const char *path, int fd,
                          const struct stat *st, uint64_t *pos, uint64_t *marker,
-                         uint32_t *marker_len) {
+                         uint32_t *marker_len, int *defer) {
   uint64_t size = (uint64_t)st->st_size, best = 0, bm = 0;
   uint32_t bml = 0;
   const char *from = NULL;
@@ -92,7 +109,8 @@ static int continue_copy(tdm_t *t, const char *path, int fd,
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *g = t->files.all[i];
     if (g->pos <= best || g->rec.state != TDM_FILE_ACTIVE || g->in_piece ||
-        (g->rec.dev == (uint64_t)st->st_dev && g->rec.ino == (uint64_t)st->st_ino))
+        (g->rec.dev == (uint64_t)st->st_dev && g->rec.ino == (uint64_t)st->st_ino) ||
+        !named_after(g->path, path))
       continue;
     rc = copy_of(fd, size, g->rec.fp_hash, g->rec.fp_len, g->pos, g->marker,
                  g->marker_len);
@@ -107,7 +125,8 @@ static int continue_copy(tdm_t *t, const char *path, int fd,
   for (size_t i = 0; i < t->n_trunc_ghost && i < 8; i++) {
     const struct tdm_trunc_ghost *g = &t->trunc_ghost[i];
     if (g->pos <= best ||
-        (g->dev == (uint64_t)st->st_dev && g->ino == (uint64_t)st->st_ino))
+        (g->dev == (uint64_t)st->st_dev && g->ino == (uint64_t)st->st_ino) ||
+        !named_after(g->path, path))
       continue;
     rc = copy_of(fd, size, g->fp_hash, g->fp_len, g->pos, g->marker, g->marker_len);
     if (rc < 0)
@@ -120,6 +139,15 @@ static int continue_copy(tdm_t *t, const char *path, int fd,
   }
   if (best == 0)
     return 0;
+  if (live != NULL &&
+      tdm__wall_ns() - mtime_ns(st) < (int64_t)t->opts.settle_ms * 1000000) {
+    /* The copy of a file still in place may still be growing (cp writes
+       it in pieces): decided once it held still for --settle-ms, so that
+       the original, read on meanwhile, and the copy share its bytes at
+       the copy's final end. */
+    *defer = 1;
+    return 0;
+  }
   if (live != NULL && size > best && live->pos == best) {
     /* The original still holds what the copy holds (or is truncated and
        will be found so): the bytes between its bookmark and the copy's end
@@ -176,9 +204,6 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
   if (*rc == 0 && t->from_end && st->st_size > 0) {
     rec.offset = (uint64_t)st->st_size;
     *rc = tdm__marker(fd, rec.offset, &rec.marker, &rec.marker_len);
-  } else if (*rc == 0) {
-    *rc = continue_copy(t, path, fd, st, &rec.offset, &rec.marker,
-                        &rec.marker_len);
   }
   if (*rc != 0) {
     tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
@@ -194,6 +219,24 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
   tdm__debug(&t->log, "%s: new file (id %llu)", tdm__quote(path, q, sizeof(q)),
              (unsigned long long)rec.id);
   return f;
+}
+
+/* `f` is found truncated (or written anew): keep what a copy made before
+   it would continue from (t->trunc_ghost). */
+static void remember_truncation(tdm_t *t, const tdm_file_t *f) {
+  struct tdm_trunc_ghost *g;
+
+  if (f->pos == 0)
+    return;
+  g = &t->trunc_ghost[t->n_trunc_ghost++ % 8];
+  snprintf(g->path, sizeof(g->path), "%s", f->path);
+  g->dev = f->rec.dev;
+  g->ino = f->rec.ino;
+  g->fp_hash = f->rec.fp_hash;
+  g->fp_len = f->rec.fp_len;
+  g->pos = f->pos;
+  g->marker = f->marker;
+  g->marker_len = f->marker_len;
 }
 
 /*
@@ -237,16 +280,7 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               (unsigned long long)st->st_size, (unsigned long long)f->pos);
     t->stats.truncations++;
     f->rec.truncations++;
-    if (f->pos > 0) { /* what a copy made before it would continue from */
-      struct tdm_trunc_ghost *g = &t->trunc_ghost[t->n_trunc_ghost++ % 8];
-      g->dev = f->rec.dev;
-      g->ino = f->rec.ino;
-      g->fp_hash = f->rec.fp_hash;
-      g->fp_len = f->rec.fp_len;
-      g->pos = f->pos;
-      g->marker = f->marker;
-      g->marker_len = f->marker_len;
-    }
+    remember_truncation(t, f);
     f->pos = 0;
     f->marker = 0;
     f->marker_len = 0;
@@ -263,6 +297,7 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               "delivered again from the start as a new file",
               tdm__quote(path, q, sizeof(q)));
     t->stats.rewrites++;
+    remember_truncation(t, f); /* truncated and written again, met late */
     if ((*rc = tdm__forget(t, f)) != 0)
       return NULL;
     return track(t, path, fd, st, rc);
@@ -498,14 +533,31 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
     close(fd);
     return outcome(t, rc);
   }
-  /* A copy is often met first while cp is still writing it (empty, or
-     shorter than the bookmark it continues): until it delivered anything,
-     a file is looked at as a possible copy again as it grows. */
-  if (f->pos == 0 && f->rec.offset == 0 && !t->from_end && st.st_size > 0 &&
-      (rc = continue_copy(t, path, fd, &st, &f->pos, &f->marker,
-                          &f->marker_len)) == 0 && f->pos > 0) {
-    f->dirty = 1;
-    t->need_checkpoint = 1;
+  /* A new file may be a copy of a tracked one, often met while cp is still
+     writing it (empty, or shorter than the bookmark it continues): until
+     it delivered anything, a file is looked at as a possible copy again as
+     it grows, and one that copies a file still in place waits until it
+     holds still. */
+  if (f->pos == 0 && f->rec.offset == 0 && !t->from_end && st.st_size > 0) {
+    int defer = 0;
+    rc = continue_copy(t, path, fd, &st, &f->pos, &f->marker, &f->marker_len,
+                       &defer);
+    if (rc == 0 && defer) {
+      f->settling = 1;
+      tdm__set_waiting(t, f, 1);
+      f->rec.mtime_ns = -1; /* looked at again (settle recheck) */
+      close(fd);
+      return 0;
+    }
+    if (f->settling) {
+      f->settling = 0;
+      tdm__set_waiting(t, f, 0);
+    }
+    if (rc == 0 && f->pos > 0) {
+      f->dirty = 1;
+      t->need_checkpoint = 1;
+    }
+    rc = 0;
   }
   rc = read_file(t, f, fd, &st);
   if (t->keep_open) {

@@ -384,6 +384,7 @@ static int zwait(tdm_t *t, tdm_file_t *f, const char *path,
       return -ENOMEM;
     f->rec.mtime_ns = -1;
   }
+  f->settling = 1;
   tdm__set_waiting(t, f, 1);
   return 0;
 }
@@ -416,8 +417,10 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
 
   if (!complete(t, fd, st, hints))
     return zwait(t, f, path, st);
-  if (f != NULL)
+  if (f != NULL) {
+    f->settling = 0;
     tdm__set_waiting(t, f, 0);
+  }
   if ((rc = zhead_of(t, path, fd, kind, head, sizeof(head), &hlen)) != 0)
     return rc;
   fp = XXH3_64bits(head, hlen);

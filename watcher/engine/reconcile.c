@@ -106,11 +106,27 @@ static int continue_copy(tdm_t *t, const char *path, int fd,
   char q[PATH_MAX];
   int rc;
 
-  for (size_t i = 0; i < t->files.n; i++) {
-    tdm_file_t *g = t->files.all[i];
-    if (g->pos <= best || g->rec.state != TDM_FILE_ACTIVE || g->in_piece ||
-        (g->rec.dev == (uint64_t)st->st_dev && g->rec.ino == (uint64_t)st->st_ino) ||
-        !named_after(g->path, path))
+  /* The candidates: the tracked files named by a shorter prefix of this
+     file's name in its directory, cut before a '.', '-', '_' or '~'
+     (app.log.1, app.log-20261203, app.log_old, app.log~), looked up by
+     path, not by a walk over every file: a pass over 20,000 new files
+     stays linear. */
+  char cand[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  size_t dlen = slash != NULL ? (size_t)(slash - path) + 1 : 0;
+  size_t plen = strlen(path);
+  if (plen >= sizeof(cand))
+    return 0;
+  memcpy(cand, path, plen + 1);
+  for (size_t l = plen - 1; l > dlen; l--) {
+    tdm_file_t *g;
+    if (strchr(".-_~", path[l]) == NULL)
+      continue; /* a copy's suffix starts with one of these */
+    cand[l] = '\0';
+    g = tdm__filetable_by_path(&t->files, cand);
+    if (g == NULL || g->pos <= best || g->rec.state != TDM_FILE_ACTIVE ||
+        g->in_piece ||
+        (g->rec.dev == (uint64_t)st->st_dev && g->rec.ino == (uint64_t)st->st_ino))
       continue;
     rc = copy_of(fd, size, g->rec.fp_hash, g->rec.fp_len, g->pos, g->marker,
                  g->marker_len);

@@ -150,6 +150,11 @@ void tdm__dec_close(tdm_dec_t *d) {
 
 uint64_t tdm__dec_pos(const tdm_dec_t *d) { return d->main.pos; }
 
+void tdm__dec_unverified(tdm_dec_t *d) {
+  d->verified = UINT64_MAX;
+  d->ahead_done = 1;
+}
+
 static uint64_t strm_in(const strm_t *s) {
   return s->in_off - (s->in_len - s->in_at);
 }

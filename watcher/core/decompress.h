@@ -74,6 +74,11 @@ ssize_t tdm__dec_read(tdm_dec_t *d, void *buf, size_t n);
    tdm__dec_read; reaching the end first is -ENODATA. */
 int tdm__dec_skip(tdm_dec_t *d, uint64_t to);
 
+/* Hand out bytes as they decode, unverified: for reads that deliver
+   nothing (a fingerprint of the head, a marker), which would otherwise
+   decode a whole member twice first. Call right after tdm__dec_open. */
+void tdm__dec_unverified(tdm_dec_t *d);
+
 /* Uncompressed bytes handed out (or skipped) so far. */
 uint64_t tdm__dec_pos(const tdm_dec_t *d);
 /* Compressed bytes consumed so far; after an error, the compressed offset

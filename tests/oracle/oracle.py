@@ -231,6 +231,11 @@ class Lane(threading.Thread):
             self.ctx.ledger.may(self.cur)
             self.cur = []
         elif what.startswith("logrotate"):
+            # One configuration per file, as in /etc/logrotate.d: switching
+            # between compress and delaycompress on the same file makes
+            # logrotate itself lose a rotated file.
+            self.lr = getattr(self, "lr", what)
+            what = self.lr
             conf = os.path.join(self.ctx.work, "%s.logrotate" % self.name_)
             with open(conf, "w") as f:
                 f.write("%s {\n rotate 1000\n missingok\n ifempty\n compress\n%s create\n}\n"

@@ -251,6 +251,7 @@ void tdm_close(tdm_t *t) {
   tdm_store_close(t->store);
   free(t->dead);
   free(t->buf);
+  free(t->wbuf);
   free(t->state_real);
   free((char *)t->opts.state_dir);
   free((char *)t->opts.plugin_dir);

@@ -122,4 +122,12 @@ gen_lines 11 20 >> "$D/d.log"
 tdm once -s "$T/s" -p count --metrics-file "$T/no/such/dir/m.prom" "$D"
 assert_contains "$STDERR" "--metrics-file $T/no/such/dir/m.prom"
 
+say "a label value that is not UTF-8 (a processor spec holding \\xff) is escaped: promtool accepts it"
+OUTX="$T/$(printf 'o\xff\xc3"q\\x')"
+tdm once -s "$T/s8" -p count -p "file:path=$OUTX" --metrics-file "$T/u8.prom" "$D"
+promtool check metrics < "$T/u8.prom" > "$T/promtool.out" 2>&1 || { cat "$T/promtool.out" >&2; fail "promtool on a label with a non-UTF-8 byte"; }
+LC_ALL=C.UTF-8 iconv -f UTF-8 -t UTF-8 "$T/u8.prom" >/dev/null || fail "the metrics file is not UTF-8"
+assert_contains "$T/u8.prom" 'o\\xff\\xc3\"q\\x"'
+
 pass
+

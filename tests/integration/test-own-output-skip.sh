@@ -5,7 +5,9 @@
 # input once however often it runs; `run` does not grow OUT forever; an output
 # that a processor creates only after the scan started is skipped too (a test
 # plugin that opens its output at its first chunk); a hard link to OUT under
-# another name is still OUT.
+# another name is still OUT. --metrics-file inside the source (replaced by
+# temp + rename at every checkpoint, a new inode each time) is not read back
+# either, nor is its temporary.
 source "$(dirname "$0")/lib.sh"
 
 L=$T/logs; S=$T/state
@@ -52,4 +54,27 @@ wait_lines "$L3/late.out" 150 30 "$RUN_PID"
 sleep 2.5
 stop_bg "$RUN_PID"
 assert_file_eq "$L3/late.out" "$L3/a" "late.out"
+say "--metrics-file inside the source: run never reads it back"
+LM=$T/logsm; mkdir -p "$LM"; echo "real line" > "$LM/app.log"
+run_bg "$T/runm.out" -s "$T/statem" --checkpoint-ms 100 --metrics-file "$LM/tidemark.prom" \
+  -p "file:path=$T/outm" "$LM"
+wait_lines "$T/outm" 1 30 "$RUN_PID"
+for i in $(seq 20); do echo "more $i" >> "$LM/app.log"; sleep 0.1; done
+wait_lines "$T/outm" 21 30 "$RUN_PID"
+sleep 1
+stop_bg "$RUN_PID"
+assert_eq "$STOP_RC" 0 "run's exit status"
+{ echo "real line"; seq -f 'more %g' 20; } > "$T/wantm"
+assert_lines_once "$T/wantm" "$T/outm" "OUT with --metrics-file in the source"
+assert_contains "$T/run.err" "tidemark's --metrics-file: not read as input"
+status_json "$T/statem"
+assert_eq "$(jcount)" 1 "files tracked with --metrics-file in the source (only app.log)"
+
+say "once, twice, --metrics-file by a relative path inside the source"
+mkdir -p "$T/logsr"; echo "real line" > "$T/logsr/app.log"
+( cd "$T" && tdm once -s "$T/statem2" --metrics-file logsr/m.prom -p "file:path=$T/outm2" logsr \
+  && tdm once -s "$T/statem2" --metrics-file logsr/m.prom -p "file:path=$T/outm2" logsr )
+grep -v '^# \|^tidemark_' "$T/outm2" > "$T/outm2.data" || true
+assert_file_eq "$T/outm2" "$T/logsr/app.log"
+
 pass

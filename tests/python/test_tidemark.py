@@ -84,6 +84,22 @@ def test_exception_keeps_bookmark_and_raises(state, src):
     assert rec["bookmark"] == 13 and rec["state"] == "active"
 
 
+def test_long_exception_message_is_cut_at_a_character(state, src):
+    (src / "a.log").write_bytes(b"x\n")
+
+    def boom(chunk):
+        raise ValueError("\u00e9" * 400)  # 2 bytes each: the cut falls inside one
+
+    with tidemark.open(state, sources=[src]) as t:
+        t.add_processor(boom, name="boom")
+        with pytest.raises(tidemark.Error):
+            t.run_once()
+    (rec,) = tidemark.status(state)
+    err = rec["error"]
+    assert "\ufffd" not in err and "\\x" not in err, err
+    assert err.rstrip().endswith("\u00e9"), err[-20:]
+
+
 def test_wrong_return_value_is_a_failure(state, src):
     (src / "a.log").write_bytes(b"x\n")
     with tidemark.open(state, sources=[src]) as t:

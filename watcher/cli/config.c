@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 
 /* Every option, the index of `opts` below. */
@@ -178,6 +179,7 @@ typedef struct layer {
   strlist lib_where;
   strlist lib_id;
   strlist lib_value;
+  int line[OPT_COUNT_]; /* INI: the line that set each key (0: not there) */
 } layer;
 
 #define IS_SET(l, id) (((l)->set & (1ul << (id))) != 0)
@@ -617,6 +619,7 @@ static int ini_key(ini_ctx *x, const char *name, const char *value) {
     x->first[id] = x->line;
   }
   snprintf(who, sizeof(who), "%s:%d: %s", x->file, x->line, name);
+  x->l->line[id] = x->line;
   return layer_set(x->l, id, value, who, 1, x->err, x->cap);
 }
 
@@ -1021,6 +1024,43 @@ static int merge_lib_origins(tdm_config_t *c, const layer *cli,
   return 0;
 }
 
+/* How a message names option `id` as set in the layer that won: "--NAME" on
+   the command line, "FILE:LINE: NAME" in the config file. */
+static const char *origin(const tdm_config_t *c, const layer *cli,
+                          const layer *file, int id, char *buf, size_t cap) {
+  if (!IS_SET(cli, id) && IS_SET(file, id) && c->config_file != NULL)
+    snprintf(buf, cap, "%s:%d: %s", c->config_file, file->line[id],
+             opts[id].name);
+  else
+    snprintf(buf, cap, "--%s", opts[id].name);
+  return buf;
+}
+
+/* Options that mean nothing together, refused (exit 2) rather than
+   accepted and ignored. 0 or TDM_EUSAGE with the message in err. */
+static int check_together(const tdm_config_t *c, const layer *cli,
+                          const layer *file, char *err, size_t cap) {
+  const tdm_options_t *o = &c->options;
+  char who[600];
+
+  if (c->command != TDM_CMD_RUN && c->command != TDM_CMD_ONCE)
+    return 0;
+  if (c->multiline_start != NULL && o->mode == TDM_MODE_WHOLE)
+    return fail(TDM_EUSAGE, err, cap,
+                "%s: only in tail mode (whole mode hands each file over "
+                "whole, in chunks of whole lines)",
+                origin(c, cli, file, OPT_MULTILINE_START, who, sizeof(who)));
+  if (c->multiline_start == NULL &&
+      (IS_SET(cli, OPT_MULTILINE_TIMEOUT_MS) ||
+       IS_SET(file, OPT_MULTILINE_TIMEOUT_MS)))
+    return fail(TDM_EUSAGE, err, cap,
+                "%s: only with --multiline-start (it ends a multiline record "
+                "that waits for its next start line)",
+                origin(c, cli, file, OPT_MULTILINE_TIMEOUT_MS, who,
+                       sizeof(who)));
+  return 0;
+}
+
 static int merge(tdm_config_t *c, layer *cli, layer *file) {
   tdm_options_t *o = &c->options;
   int rc;
@@ -1135,6 +1175,8 @@ int tdm__config_parse(tdm_config_t *c, int argc, char **argv, char *err,
     fail(rc, err, errcap, "out of memory");
     goto err;
   }
+  if ((rc = check_together(c, &cli, &file, err, errcap)) != 0)
+    goto err;
 
 out:
   layer_free(&cli);

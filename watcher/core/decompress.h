@@ -14,7 +14,11 @@
  *
  * A file is compressed by its magic bytes, never by its name: gzip
  * (1f 8b; several members in a row are one stream, as gzip(1) reads them)
- * or zstd (28 b5 2f fd; several frames in a row likewise).
+ * or zstd (28 b5 2f fd, or a skippable frame 5? 2a 4d 18 first, as pzstd
+ * writes; several frames in a row likewise, skippable ones skipped).
+ * Bytes are handed out only from a member or frame whose checksum verified
+ * (gzip: CRC-32 and length; zstd: the content checksum): a zstd frame
+ * without one cannot be verified and ends the stream like corrupt data.
  * Positions are counted in uncompressed bytes; the compressed offset where
  * decoding stopped is there for error messages.
  */
@@ -54,9 +58,12 @@ int tdm__dec_open(int fd, tdm_comp_t kind, tdm_dec_t **out);
 /*
  * Up to `n` uncompressed bytes into buf. Returns the number of bytes (> 0),
  * 0 at the clean end of the stream, or:
- *   -EBADMSG  corrupt data (tdm__dec_in() is where decoding stopped)
+ *   -EBADMSG  corrupt data: a member or frame whose check failed, or a
+ *             zstd frame without a content checksum (not verifiable:
+ *             tdm__dec_why() says "unverifiable"); tdm__dec_in() is where
+ *             it starts, and nothing of it was handed out
  *   -EPIPE    the stream ends early: the compressed file is truncated (or
- *             still being written)
+ *             still being written); nothing of the cut member handed out
  *   -errno    a read error; -ENOMEM.
  * After an error every later call returns the same error.
  */
@@ -67,10 +74,20 @@ ssize_t tdm__dec_read(tdm_dec_t *d, void *buf, size_t n);
    tdm__dec_read; reaching the end first is -ENODATA. */
 int tdm__dec_skip(tdm_dec_t *d, uint64_t to);
 
+/* Hand out bytes as they decode, unverified: for reads that deliver
+   nothing (a fingerprint of the head, a marker), which would otherwise
+   decode a whole member twice first. Call right after tdm__dec_open. */
+void tdm__dec_unverified(tdm_dec_t *d);
+
 /* Uncompressed bytes handed out (or skipped) so far. */
 uint64_t tdm__dec_pos(const tdm_dec_t *d);
-/* Compressed bytes consumed so far (the offset of a reported error). */
+/* Compressed bytes consumed so far; after an error, the compressed offset
+   of the member or frame that could not be verified. */
 uint64_t tdm__dec_in(const tdm_dec_t *d);
+
+/* After an error: "corrupt", "truncated" or "unverifiable" (the reason,
+   for a message); "" for a read error or none. */
+const char *tdm__dec_why(const tdm_dec_t *d);
 
 /* Accepts NULL. */
 void tdm__dec_close(tdm_dec_t *d);

@@ -31,6 +31,8 @@ typedef struct tdm_file {
                              the tree, deleted); drained through `fd` */
   unsigned ready : 1;     /* run: on the ready list, more to read */
   unsigned waiting : 1;   /* whole: seen, not complete yet (settling) */
+  unsigned settling : 1;  /* tail: a compressed file not complete yet (with
+                             `waiting`): `once` waits for it */
   unsigned inflight : 1;  /* whole: a processor's file() is pending */
   unsigned stale : 1;     /* run: an event said it was written, but its name
                              led to it no more and no descriptor was held:

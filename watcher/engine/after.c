@@ -12,8 +12,11 @@
  * Moves keep the name; a name already in DIR is never overwritten
  * (renameat2 RENAME_NOREPLACE, or link(2), which never replaces): NAME.1,
  * NAME.2, ... are tried instead. Across filesystems the file is copied to a
- * hidden temporary in DIR, fsynced, linked to its final name, and only then
- * unlinked from the tree.
+ * hidden temporary in DIR (.tidemark-move.INSTANCE.XXXXXX, INSTANCE the
+ * store's id), given the source's mode, owner (when allowed) and times as
+ * mv(1) does, fsynced, linked to its final name, and only then unlinked from
+ * the tree. A temporary a kill -9 left behind is removed at the next start;
+ * only this store's, since another instance may be copying into the same DIR.
  */
 #include "engine/after.h"
 #include "base/clock.h"
@@ -24,7 +27,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_SUFFIX 100000u
@@ -54,14 +59,24 @@ static void name_at(char *dst, size_t cap, const char *dir, const char *base,
     snprintf(dst, cap, "%s/%s.%u", dir, base, k);
 }
 
-/* Copy `src` into a new temporary in `dir`, fsynced; its path in tmp. */
-static int copy_in(const char *src, const char *dir, char *tmp, size_t cap) {
+#define TMP_PREFIX ".tidemark-move."
+
+/* Copy `src` into a new temporary in `dir` (named for store `inst`) with
+   the source's mode, owner and times, fsynced; its path in tmp. */
+static int copy_in(const char *src, const char *dir, const char *inst,
+                   char *tmp, size_t cap) {
   int in, out, rc = 0;
   char buf[1 << 16];
+  struct stat st;
 
-  snprintf(tmp, cap, "%s/.tidemark-move.XXXXXX", dir);
+  snprintf(tmp, cap, "%s/" TMP_PREFIX "%s.XXXXXX", dir, inst);
   if ((in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
     return -errno;
+  if (fstat(in, &st) != 0) {
+    rc = -errno;
+    close(in);
+    return rc;
+  }
   if ((out = mkostemp(tmp, O_CLOEXEC)) < 0) {
     rc = -errno;
     close(in);
@@ -88,6 +103,12 @@ static int copy_in(const char *src, const char *dir, char *tmp, size_t cap) {
     if (rc != 0)
       break;
   }
+  if (rc == 0) { /* as mv(1): the owner only where allowed, then the mode */
+    const struct timespec times[2] = {st.st_atim, st.st_mtim};
+    (void)fchown(out, st.st_uid, st.st_gid);
+    if (fchmod(out, st.st_mode & 07777) != 0 || futimens(out, times) != 0)
+      rc = -errno;
+  }
   if (rc == 0 && fsync(out) != 0)
     rc = -errno;
   close(in);
@@ -99,7 +120,8 @@ static int copy_in(const char *src, const char *dir, char *tmp, size_t cap) {
 }
 
 /* Move `path` into `dir` under its own name (or NAME.k); dst gets where. */
-static int move_into(const char *path, const char *dir, char *dst, size_t cap) {
+static int move_into(const char *path, const char *dir, const char *inst,
+                     char *dst, size_t cap) {
   const char *base = strrchr(path, '/');
   char tmp[PATH_MAX];
   int rc = 0, copied = 0;
@@ -118,7 +140,7 @@ static int move_into(const char *path, const char *dir, char *dst, size_t cap) {
       if (errno != EXDEV && errno != EINVAL && errno != ENOSYS)
         return -errno;
       if (errno == EXDEV) {
-        if ((rc = copy_in(path, dir, tmp, sizeof(tmp))) != 0)
+        if ((rc = copy_in(path, dir, inst, tmp, sizeof(tmp))) != 0)
           return rc;
         copied = 1;
       } else { /* no RENAME_NOREPLACE here: link never replaces */
@@ -133,7 +155,7 @@ static int move_into(const char *path, const char *dir, char *dst, size_t cap) {
           continue;
         if (errno != EXDEV)
           return -errno;
-        if ((rc = copy_in(path, dir, tmp, sizeof(tmp))) != 0)
+        if ((rc = copy_in(path, dir, inst, tmp, sizeof(tmp))) != 0)
           return rc;
         copied = 1;
       }
@@ -190,7 +212,8 @@ static void act(tdm_t *t, tdm_file_t *f) {
   }
   if (dir == NULL)
     return;
-  if ((rc = move_into(f->path, dir, dst, sizeof(dst))) != 0) {
+  if ((rc = move_into(f->path, dir, tdm_store_instance(t->store), dst,
+                      sizeof(dst))) != 0) {
     tdm__error(&t->log, "%s: %s: cannot move it into %s: %s", q, opt, dir,
                strerror(-rc));
     t->stats.after_errors++;
@@ -200,10 +223,41 @@ static void act(tdm_t *t, tdm_file_t *f) {
   tdm__debug(&t->log, "%s: moved to %s (%s)", q, dst, opt);
 }
 
+/* Remove the copies into `dir` that a kill -9 of this store's process cut
+   short (the source is still in the tree; its move is done again). */
+static void sweep(tdm_t *t, const char *dir) {
+  char prefix[64], p[PATH_MAX], q[PATH_MAX];
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  size_t n;
+
+  if (d == NULL)
+    return;
+  n = (size_t)snprintf(prefix, sizeof(prefix), TMP_PREFIX "%s.",
+                       tdm_store_instance(t->store));
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, prefix, n) != 0 || strlen(e->d_name) != n + 6)
+      continue;
+    snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+    if (unlink(p) == 0)
+      tdm__info(&t->log, "%s: removed a copy a crash cut short",
+                tdm__quote(p, q, sizeof(q)));
+  }
+  closedir(d);
+}
+
 void tdm__after_durable(tdm_t *t) {
   if (t->opts.mode != TDM_MODE_WHOLE ||
       (t->done_dir == NULL && t->failed_dir == NULL && !t->after_delete))
     return;
+  if (!t->after_swept) {
+    t->after_swept = 1;
+    if (t->done_dir != NULL)
+      sweep(t, t->done_dir);
+    if (t->failed_dir != NULL && (t->done_dir == NULL ||
+                                  strcmp(t->failed_dir, t->done_dir) != 0))
+      sweep(t, t->failed_dir);
+  }
   for (size_t i = 0; i < t->files.n; i++) {
     tdm_file_t *f = t->files.all[i];
     if (f->after && !f->dirty && !f->inflight &&

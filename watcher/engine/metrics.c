@@ -67,17 +67,59 @@ static void metric(text_t *x, const char *name, const char *type,
       "\n", name, help, name, type, name, v);
 }
 
-/* A label value, escaped as the text format wants (\\, \", \n). */
+/* The length of the valid UTF-8 sequence at `s` (1 to 4), or 0 when the
+   bytes there are not one (a stray or overlong byte, a surrogate, a cut
+   sequence). */
+static size_t utf8_len(const unsigned char *s) {
+  unsigned c = s[0];
+  size_t n;
+  unsigned min;
+
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xc2 && c <= 0xdf)
+    n = 2, min = 0x80;
+  else if (c >= 0xe0 && c <= 0xef)
+    n = 3, min = 0x800;
+  else if (c >= 0xf0 && c <= 0xf4)
+    n = 4, min = 0x10000;
+  else
+    return 0;
+  unsigned v = c & (0x3f >> (n - 1));
+  for (size_t i = 1; i < n; i++) {
+    if ((s[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+      return 0;
+    v = (v << 6) | (s[i] & 0x3f);
+  }
+  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+    return 0;
+  return n;
+}
+
+/* A label value, escaped as the text format wants (\\, \", \n). The
+   format allows only UTF-8, so a byte that is not part of valid UTF-8 (a
+   path or spec can hold any byte) is written as the four characters \xHH
+   with its backslash escaped: the scrape stays valid and the byte readable. */
 static void put_label(text_t *x, const char *s) {
-  for (; *s != '\0'; s++) {
-    if (*s == '\\')
+  const unsigned char *u = (const unsigned char *)s;
+  while (*u != '\0') {
+    size_t n = utf8_len(u);
+    if (n == 0) {
+      put(x, "\\\\x%02x", *u);
+      u++;
+    } else if (*u == '\\') {
       put(x, "\\\\");
-    else if (*s == '"')
+      u++;
+    } else if (*u == '"') {
       put(x, "\\\"");
-    else if (*s == '\n')
+      u++;
+    } else if (*u == '\n') {
       put(x, "\\n");
-    else
-      put(x, "%c", *s);
+      u++;
+    } else {
+      put(x, "%.*s", (int)n, (const char *)u);
+      u += n;
+    }
   }
 }
 

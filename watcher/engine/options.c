@@ -53,6 +53,11 @@ int tdm__options_open(tdm_t *t, const tdm_options_t *o) {
       tdm__error(&t->log, "--multiline-start: needs --records lines");
       return TDM_EUSAGE;
     }
+    if (o->mode == TDM_MODE_WHOLE) {
+      tdm__error(&t->log, "--multiline-start: only in tail mode (whole mode "
+                 "hands each file over whole, in chunks of whole lines)");
+      return TDM_EUSAGE;
+    }
     if ((t->opts.multiline_start = strdup(o->multiline_start)) == NULL)
       return -ENOMEM;
   }

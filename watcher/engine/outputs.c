@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,8 @@ static int said_before(const tdm_outputs_t *old, const char *path) {
 /* Look at output `o` on disk again. */
 static void refresh(tdm_output_t *o) {
   struct stat st;
+  if (o->by_name)
+    return;
   o->known = stat(o->path, &st) == 0;
   if (o->known) {
     o->dev = (uint64_t)st.st_dev;
@@ -37,9 +40,65 @@ static void refresh(tdm_output_t *o) {
   }
 }
 
+/* Append an empty entry to `now` (capacity *cap); NULL when out of memory. */
+static tdm_output_t *grow(tdm_outputs_t *now, size_t *cap) {
+  tdm_output_t *o;
+  if (now->n == *cap) {
+    size_t c = *cap ? *cap * 2 : 4;
+    tdm_output_t *v = realloc(now->v, c * sizeof(*v));
+    if (v == NULL)
+      return NULL;
+    now->v = v;
+    *cap = c;
+  }
+  o = &now->v[now->n];
+  memset(o, 0, sizeof(*o));
+  return o;
+}
+
+/* `file` with its directory resolved (malloc'ed), or NULL when the
+   directory does not exist (nothing there to be read back) or no memory. */
+static char *resolve_dir_of(const char *file) {
+  const char *slash = strrchr(file, '/');
+  char dir[PATH_MAX], *real, *out;
+  size_t dlen = slash == NULL ? 0 : (size_t)(slash - file);
+
+  if (slash == NULL)
+    strcpy(dir, ".");
+  else if (dlen == 0)
+    strcpy(dir, "/");
+  else if (dlen < sizeof(dir))
+    memcpy(dir, file, dlen), dir[dlen] = '\0';
+  else
+    return NULL;
+  if ((real = realpath(dir, NULL)) == NULL)
+    return NULL;
+  out = malloc(strlen(real) + strlen(file) + 2);
+  if (out != NULL)
+    sprintf(out, "%s/%s", strcmp(real, "/") == 0 ? "" : real,
+            slash == NULL ? file : slash + 1);
+  free(real);
+  return out;
+}
+
 int tdm__outputs_collect(tdm_t *t) {
   tdm_outputs_t old = t->outputs, now = {NULL, 0};
   size_t cap = 0;
+
+  if (t->opts.metrics_file != NULL) {
+    char *real = resolve_dir_of(t->opts.metrics_file);
+    tdm_output_t *o;
+    if (real != NULL) {
+      if ((o = grow(&now, &cap)) == NULL) {
+        free(real);
+        goto nomem;
+      }
+      o->path = real;
+      o->by_name = 1;
+      o->said = said_before(&old, real);
+      now.n++;
+    }
+  }
 
   /* One round per processor, and one more for the dead-letter file. */
   for (size_t i = 0; i <= t->n_procs; i++) {
@@ -64,16 +123,8 @@ int tdm__outputs_collect(tdm_t *t) {
       tdm_output_t *o;
       if (paths[k] == NULL || paths[k][0] == '\0')
         continue;
-      if (now.n == cap) {
-        size_t c = cap ? cap * 2 : 4;
-        tdm_output_t *v = realloc(now.v, c * sizeof(*v));
-        if (v == NULL)
-          goto nomem;
-        now.v = v;
-        cap = c;
-      }
-      o = &now.v[now.n];
-      memset(o, 0, sizeof(*o));
+      if ((o = grow(&now, &cap)) == NULL)
+        goto nomem;
       if ((o->path = strdup(paths[k])) == NULL)
         goto nomem;
       now.n++;
@@ -93,10 +144,30 @@ nomem:
   return -ENOMEM;
 }
 
+/* Is `path` the by-name output `o` itself (1), its temporary
+   DIR/.NAME.XXXXXX (2), or neither (0)? */
+static int same_name(const tdm_output_t *o, const char *path) {
+  const char *slash = strrchr(o->path, '/');
+  size_t dlen = (size_t)(slash - o->path) + 1, blen = strlen(slash + 1);
+
+  if (strcmp(o->path, path) == 0)
+    return 1;
+  if (strncmp(o->path, path, dlen) != 0)
+    return 0;
+  path += dlen;
+  return path[0] == '.' && strncmp(path + 1, slash + 1, blen) == 0 &&
+                 path[1 + blen] == '.' && strlen(path + 2 + blen) == 6 &&
+                 strchr(path + 2 + blen, '/') == NULL
+             ? 2
+             : 0;
+}
+
 /* The output whose identity is that of `st`, or NULL. */
 static tdm_output_t *match(tdm_t *t, const struct stat *st) {
   for (size_t i = 0; i < t->outputs.n; i++) {
     tdm_output_t *o = &t->outputs.v[i];
+    if (o->by_name)
+      continue;
     if (o->known && o->dev == (uint64_t)st->st_dev &&
         o->ino == (uint64_t)st->st_ino)
       return o;
@@ -109,6 +180,14 @@ int tdm__outputs_skip(tdm_t *t, const char *path, const struct stat *st,
   tdm_output_t *o = match(t, st);
   char q[PATH_MAX];
 
+  for (size_t i = 0; o == NULL && i < t->outputs.n; i++) {
+    tdm_output_t *n = &t->outputs.v[i];
+    int how = n->by_name ? same_name(n, path) : 0;
+    if (how == 2)
+      return 1; /* the temporary beside it: quietly */
+    if (how == 1)
+      o = n;
+  }
   if (o == NULL && fresh && t->outputs.n > 0) {
     for (size_t i = 0; i < t->outputs.n; i++)
       refresh(&t->outputs.v[i]);
@@ -118,7 +197,10 @@ int tdm__outputs_skip(tdm_t *t, const char *path, const struct stat *st,
     return 0;
   if (!o->said) {
     o->said = 1;
-    if (o->proc[0] == '-') /* --dead-letter */
+    if (o->proc == NULL) /* --metrics-file */
+      tdm__warn(&t->log, "%s: tidemark's --metrics-file: not read as input",
+                tdm__quote(path, q, sizeof(q)));
+    else if (o->proc[0] == '-') /* --dead-letter */
       tdm__warn(&t->log, "%s: the %s file: not read as input",
                 tdm__quote(path, q, sizeof(q)), o->proc + 2);
     else

@@ -5,6 +5,10 @@
  * Like the state directory they are skipped, but by identity (device and
  * inode), so another name for the same file (a hard link, a rename) is
  * skipped too, and a file that merely has the same name elsewhere is not.
+ *
+ * A file tidemark itself replaces by temp + rename (--metrics-file) gets a
+ * new inode at every write, so it is skipped by its resolved path instead,
+ * and so is its temporary ".NAME.XXXXXX" beside it.
  */
 #ifndef TDM_OUTPUTS_H
 #define TDM_OUTPUTS_H
@@ -17,7 +21,9 @@
 
 typedef struct tdm_output {
   char *path;             /* as the processor reported it (owned copy) */
-  const char *proc;       /* the processor's spec (owned by its tdm_proc_t) */
+  const char *proc;       /* the processor's spec (owned by its tdm_proc_t),
+                             or NULL for tidemark's own --metrics-file */
+  int by_name;            /* matched by `path` (resolved), not by identity */
   uint64_t dev, ino;      /* its identity when `known` */
   int known;              /* it existed when last looked at */
   int said;               /* the skip was logged (once per output) */
@@ -29,8 +35,8 @@ typedef struct tdm_outputs {
 } tdm_outputs_t;
 
 /*
- * Ask every open processor that has outputs() for its files, replacing what
- * was known (an output already said keeps quiet). 0 or -ENOMEM (the list is
+ * Ask every open processor that has outputs() for its files, and add
+ * --metrics-file (by name, its directory resolved), replacing what was known (an output already said keeps quiet). 0 or -ENOMEM (the list is
  * then left empty).
  */
 int tdm__outputs_collect(tdm_t *t);

@@ -15,6 +15,7 @@
 #include "engine/mode.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -39,17 +40,30 @@ int tdm__pass_prepare(tdm_t *t) {
   return 0;
 }
 
+/* Files waiting to be complete that this pass must wait for: in whole
+   mode all; in tail mode the compressed ones (a multiline record that
+   waits for its timeout is left for the next run, as it was). */
+static size_t settling(const tdm_t *t) {
+  size_t n = 0;
+  if (t->opts.mode == TDM_MODE_WHOLE)
+    return t->n_waiting;
+  for (size_t i = 0; i < t->files.n && n < t->n_waiting; i++)
+    n += t->files.all[i]->waiting && t->files.all[i]->settling;
+  return n;
+}
+
 /*
- * The end of a pass in a mode that settles files and waits for outcomes
- * (whole mode): wait for files still settling (at most a few settle periods:
- * one that never holds still is left for the next run), then for the
- * outcomes of pending hand-overs.
+ * The end of a pass: wait for files still settling (whole mode's files, a
+ * compressed file in tail mode, which is read only once complete), at most
+ * a few settle periods: one that never holds still is left for the next
+ * run, and said, by name.
  */
-static int finish_settling(tdm_t *t, int rc) {
+static int wait_settling(tdm_t *t) {
   uint64_t waited = 0, limit = 3 * (uint64_t)t->opts.settle_ms + 1000;
   uint64_t ms;
+  char q[PATH_MAX];
 
-  while (t->n_waiting > 0 && !t->stop && waited < limit &&
+  while (settling(t) > 0 && !t->stop && waited < limit &&
          (ms = t->mode->next_settle_ms(t)) > 0) {
     struct timespec ts;
     if (ms > limit - waited)
@@ -62,11 +76,27 @@ static int finish_settling(tdm_t *t, int rc) {
     if (r < 0)
       return r;
   }
-  if (t->n_waiting > 0)
+  if (settling(t) > 0) {
+    size_t n = settling(t);
     tdm__warn(&t->log, "%zu file%s still being written: left for the next run",
-              t->n_waiting, t->n_waiting == 1 ? " is" : "s are");
+              n, n == 1 ? " is" : "s are");
+    for (size_t i = 0; i < t->files.n; i++)
+      if (t->files.all[i]->waiting &&
+          (t->opts.mode == TDM_MODE_WHOLE || t->files.all[i]->settling))
+        tdm__warn(&t->log, "%s: still being written: not read in this run",
+                  tdm__quote(t->files.all[i]->path, q, sizeof(q)));
+  }
+  return 0;
+}
+
+/* The end of a pass in a mode that waits for outcomes (whole mode): the
+   files settling, then the outcomes of pending file() calls. */
+static int finish_whole(tdm_t *t, int rc) {
+  int r = wait_settling(t);
+  if (r < 0)
+    return r;
   while (t->n_inflight > 0 && !t->stop) {
-    int r = t->mode->poll(t, 100);
+    r = t->mode->poll(t, 100);
     if (r < 0)
       return r;
   }
@@ -113,8 +143,13 @@ int tdm__pass_once(tdm_t *t) {
     t->rolled_back = 0;
     rc = tdm__reconcile_all(t, NULL);
   }
-  if (t->mode->poll != NULL && (rc == 0 || rc == TDM_EPARTIAL))
-    rc = finish_settling(t, rc);
+  if (t->mode->poll != NULL && (rc == 0 || rc == TDM_EPARTIAL)) {
+    rc = finish_whole(t, rc);
+  } else if (settling(t) > 0 && (rc == 0 || rc == TDM_EPARTIAL)) {
+    int r = wait_settling(t); /* fresh compressed files in tail mode */
+    if (r < 0)
+      rc = r;
+  }
   tdm__progress_end(t);
   tdm__caught_up(t);
   if (t->need_checkpoint || t->n_dead > 0) {

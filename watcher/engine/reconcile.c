@@ -11,6 +11,7 @@
  * others.
  */
 #include "engine/reconcile.h"
+#include "engine/whole.h"
 
 #include "base/clock.h"
 #include "core/identity.h"
@@ -27,6 +28,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -46,6 +48,163 @@ static int refingerprint(tdm_t *t, tdm_file_t *f, int fd,
     return rc;
   }
   f->dirty = 1;
+  return 0;
+}
+
+/* Does the file at `fd` (`size` bytes) hold a copy of the bytes a file of
+   head fingerprint (fp_hash, fp_len) had read up to `pos` (marker over the
+   bytes before it)? 1 yes, 0 no, or -errno. */
+static int copy_of(int fd, uint64_t size, uint64_t fp_hash, uint32_t fp_len,
+                   uint64_t pos, uint64_t marker, uint32_t marker_len) {
+  uint64_t h, m;
+  uint32_t mlen;
+  int rc;
+
+  if (pos == 0 || fp_len == 0 || size < pos || size < fp_len)
+    return 0;
+  if ((rc = tdm__hash_range(fd, 0, fp_len, &h)) != 0)
+    return rc;
+  if (h != fp_hash)
+    return 0;
+  if ((rc = tdm__marker(fd, pos, &m, &mlen)) != 0)
+    return rc;
+  return mlen == marker_len && m == marker;
+}
+
+/* Is `copy` named as a copy of `orig` would be: in the same directory, its
+   name the original's and more (app.log.1, app.log-20261203, app.log.bak)?
+   Two unrelated files may well start with the same bytes (the same CSV
+   header, a file holding another's lines); a copy is also named after it. */
+static int named_after(const char *orig, const char *copy) {
+  const char *so = strrchr(orig, '/'), *sc = strrchr(copy, '/');
+  size_t lo, lc;
+
+  if (so == NULL || sc == NULL || so - orig != sc - copy ||
+      strncmp(orig, copy, (size_t)(so - orig)) != 0)
+    return 0;
+  lo = strlen(so + 1);
+  lc = strlen(sc + 1);
+  return lc > lo && strncmp(so + 1, sc + 1, lo) == 0;
+}
+
+/*
+ * A new file that is a copy of a tracked file (copytruncate copies app.log
+ * to app.log.1, then truncates app.log; `-i 'app.log*'` tracks both):
+ * named after it, the same head fingerprint, and at the tracked file's
+ * bookmark the same marker. It continues from that bookmark, so only the tail no reader had
+ * seen is delivered, as the compressed path does for a gzipped copy. The
+ * truncated original restarts at 0. The tracked file may have been
+ * truncated already when the copy is met: the last truncations are kept
+ * (t->trunc_ghost). Sets rec->offset and the marker; 0 or -errno.
+ */
+static int continue_copy(tdm_t *t, const char *path, int fd,
+                         const struct stat *st, uint64_t *pos, uint64_t *marker,
+                         uint32_t *marker_len, int *defer) {
+  uint64_t size = (uint64_t)st->st_size, best = 0, bm = 0;
+  uint32_t bml = 0;
+  const char *from = NULL;
+  tdm_file_t *live = NULL;
+  char q[PATH_MAX];
+  int rc;
+
+  /* The candidates: the tracked files named by a shorter prefix of this
+     file's name in its directory, cut before a '.', '-', '_' or '~'
+     (app.log.1, app.log-20261203, app.log_old, app.log~), looked up by
+     path, not by a walk over every file: a pass over 20,000 new files
+     stays linear. */
+  char cand[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  size_t dlen = slash != NULL ? (size_t)(slash - path) + 1 : 0;
+  size_t plen = strlen(path);
+  if (plen >= sizeof(cand))
+    return 0;
+  memcpy(cand, path, plen + 1);
+  for (size_t l = plen - 1; l > dlen; l--) {
+    tdm_file_t *g;
+    if (strchr(".-_~", path[l]) == NULL)
+      continue; /* a copy's suffix starts with one of these */
+    cand[l] = '\0';
+    g = tdm__filetable_by_path(&t->files, cand);
+    if (g == NULL || g->pos <= best || g->rec.state != TDM_FILE_ACTIVE ||
+        g->in_piece ||
+        (g->rec.dev == (uint64_t)st->st_dev && g->rec.ino == (uint64_t)st->st_ino))
+      continue;
+    rc = copy_of(fd, size, g->rec.fp_hash, g->rec.fp_len, g->pos, g->marker,
+                 g->marker_len);
+    if (rc < 0)
+      return rc;
+    if (rc == 1) {
+      best = g->pos, bm = g->marker, bml = g->marker_len;
+      from = g->path;
+      live = g;
+    }
+  }
+  for (size_t i = 0; i < t->n_trunc_ghost && i < 8; i++) {
+    const struct tdm_trunc_ghost *g = &t->trunc_ghost[i];
+    if (g->pos <= best ||
+        (g->dev == (uint64_t)st->st_dev && g->ino == (uint64_t)st->st_ino) ||
+        !named_after(g->path, path))
+      continue;
+    rc = copy_of(fd, size, g->fp_hash, g->fp_len, g->pos, g->marker, g->marker_len);
+    if (rc < 0)
+      return rc;
+    if (rc == 1) {
+      best = g->pos, bm = g->marker, bml = g->marker_len;
+      from = "a file truncated since";
+      live = NULL;
+    }
+  }
+  if (best == 0)
+    return 0;
+  if (live != NULL &&
+      tdm__wall_ns() - mtime_ns(st) < (int64_t)t->opts.settle_ms * 1000000) {
+    /* The copy of a file still in place may still be growing (cp writes
+       it in pieces): decided once it held still for --settle-ms, so that
+       the original, read on meanwhile, and the copy share its bytes at
+       the copy's final end. */
+    *defer = 1;
+    return 0;
+  }
+  if (live != NULL && size > best && live->pos == best) {
+    /* The original still holds what the copy holds (or is truncated and
+       will be found so): the bytes between its bookmark and the copy's end
+       are delivered from the copy, once, and the original goes on after
+       them (a backup copy of a growing log: the log continues at the
+       copy's end; copytruncate: the truncation restarts it at 0). */
+    struct stat ls;
+    uint64_t m;
+    uint32_t ml;
+    if (live->fd >= 0 && fstat(live->fd, &ls) == 0 && (uint64_t)ls.st_size >= size &&
+        tdm__marker(live->fd, size, &m, &ml) == 0 &&
+        copy_of(fd, size, live->rec.fp_hash, live->rec.fp_len, size, m, ml) == 1) {
+      live->pos = size;
+      live->marker = m;
+      live->marker_len = ml;
+      live->dirty = 1;
+      t->need_checkpoint = 1;
+    } else if (live->fd < 0) {
+      int lfd = open(live->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (lfd >= 0) {
+        if (fstat(lfd, &ls) == 0 && (uint64_t)ls.st_dev == live->rec.dev &&
+            (uint64_t)ls.st_ino == live->rec.ino && (uint64_t)ls.st_size >= size &&
+            tdm__marker(lfd, size, &m, &ml) == 0 &&
+            copy_of(fd, size, live->rec.fp_hash, live->rec.fp_len, size, m, ml) == 1) {
+          live->pos = size;
+          live->marker = m;
+          live->marker_len = ml;
+          live->dirty = 1;
+          t->need_checkpoint = 1;
+        }
+        close(lfd);
+      }
+    }
+  }
+  *pos = best;
+  *marker = bm;
+  *marker_len = bml;
+  tdm__info(&t->log, "%s: a copy of %s (same head, same bytes before its "
+            "bookmark): continues from its bookmark %llu",
+            tdm__quote(path, q, sizeof(q)), from, (unsigned long long)best);
   return 0;
 }
 
@@ -77,6 +236,24 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
   tdm__debug(&t->log, "%s: new file (id %llu)", tdm__quote(path, q, sizeof(q)),
              (unsigned long long)rec.id);
   return f;
+}
+
+/* `f` is found truncated (or written anew): keep what a copy made before
+   it would continue from (t->trunc_ghost). */
+static void remember_truncation(tdm_t *t, const tdm_file_t *f) {
+  struct tdm_trunc_ghost *g;
+
+  if (f->pos == 0)
+    return;
+  g = &t->trunc_ghost[t->n_trunc_ghost++ % 8];
+  snprintf(g->path, sizeof(g->path), "%s", f->path);
+  g->dev = f->rec.dev;
+  g->ino = f->rec.ino;
+  g->fp_hash = f->rec.fp_hash;
+  g->fp_len = f->rec.fp_len;
+  g->pos = f->pos;
+  g->marker = f->marker;
+  g->marker_len = f->marker_len;
 }
 
 /*
@@ -120,6 +297,7 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               (unsigned long long)st->st_size, (unsigned long long)f->pos);
     t->stats.truncations++;
     f->rec.truncations++;
+    remember_truncation(t, f);
     f->pos = 0;
     f->marker = 0;
     f->marker_len = 0;
@@ -136,6 +314,7 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               "delivered again from the start as a new file",
               tdm__quote(path, q, sizeof(q)));
     t->stats.rewrites++;
+    remember_truncation(t, f); /* truncated and written again, met late */
     if ((*rc = tdm__forget(t, f)) != 0)
       return NULL;
     return track(t, path, fd, st, rc);
@@ -370,6 +549,32 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
   if (f == NULL) {
     close(fd);
     return outcome(t, rc);
+  }
+  /* A new file may be a copy of a tracked one, often met while cp is still
+     writing it (empty, or shorter than the bookmark it continues): until
+     it delivered anything, a file is looked at as a possible copy again as
+     it grows, and one that copies a file still in place waits until it
+     holds still. */
+  if (f->pos == 0 && f->rec.offset == 0 && !t->from_end && st.st_size > 0) {
+    int defer = 0;
+    rc = continue_copy(t, path, fd, &st, &f->pos, &f->marker, &f->marker_len,
+                       &defer);
+    if (rc == 0 && defer) {
+      f->settling = 1;
+      tdm__set_waiting(t, f, 1);
+      f->rec.mtime_ns = -1; /* looked at again (settle recheck) */
+      close(fd);
+      return 0;
+    }
+    if (f->settling) {
+      f->settling = 0;
+      tdm__set_waiting(t, f, 0);
+    }
+    if (rc == 0 && f->pos > 0) {
+      f->dirty = 1;
+      t->need_checkpoint = 1;
+    }
+    rc = 0;
   }
   rc = read_file(t, f, fd, &st);
   if (t->keep_open) {
@@ -669,6 +874,6 @@ const tdm_mode_ops_t tdm__mode_tail = {
   .resume = NULL,
   .poll = NULL,
   .recheck = tail_recheck,
-  .next_settle_ms = NULL,
+  .next_settle_ms = tdm__whole_next_settle_ms, /* compressed files settling */
   .free = NULL,
 };

@@ -15,6 +15,7 @@
 #include "engine/whole.h"
 
 #include "base/clock.h"
+#include "core/framing.h"
 #include "core/identity.h"
 #include "engine/after.h"
 #include "engine/checkpoint.h"
@@ -239,64 +240,111 @@ static int hash_file(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
   return rc;
 }
 
-typedef struct zdeliver {
+/*
+ * The content of one file version cut into chunks: in `lines` mode each
+ * chunk ends at a line end (a line longer than --max-record, or than the
+ * buffer, goes out in pieces flagged TDM_CHUNK_PIECE), so a processor that
+ * parses records (nats records=line, a Python loader) never sees one cut
+ * in two; the file's last line counts as whole even without its '\n' (the
+ * file is complete). Bytes pass through `b` (t->wbuf, t->buf_cap bytes):
+ * the plain reader and the decompressor both read into t->buf.
+ */
+typedef struct wframe {
   tdm_t *t;
   tdm_file_t *f;
-  uint64_t off;
-} zdeliver_t;
+  char *b;
+  size_t have;        /* bytes waiting in b */
+  uint64_t off;       /* the file offset of b[0] */
+} wframe_t;
 
-static int deliver_piece(void *arg, const char *buf, size_t n) {
-  zdeliver_t *z = arg;
+static int wf_deliver(wframe_t *w, size_t cut, int piece) {
   tdm_chunk_t c;
   int rc;
 
   memset(&c, 0, sizeof(c));
   c.size = (uint32_t)sizeof(c);
-  c.file_id = z->f->rec.id;
-  c.path = z->f->path;
-  c.offset = z->off;
-  c.data = buf;
-  c.len = n;
-  c.generation = z->f->rec.truncations;
-  if ((rc = tdm__deliver_checkpointing(z->t, z->f, &c)) != 0)
+  c.file_id = w->f->rec.id;
+  c.path = w->f->path;
+  c.offset = w->off;
+  c.data = w->b;
+  c.len = cut;
+  c.flags = piece ? TDM_CHUNK_PIECE : 0;
+  c.generation = w->f->rec.truncations;
+  if ((rc = tdm__deliver_checkpointing(w->t, w->f, &c)) != 0)
     return rc;
-  z->off += n;
-  z->t->stats.bytes += n;
-  z->t->stats.chunks++;
+  memmove(w->b, w->b + cut, w->have - cut);
+  w->have -= cut;
+  w->off += cut;
+  w->t->stats.bytes += cut;
+  w->t->stats.chunks++;
+  return 0;
+}
+
+/* Deliver what in b is ready: whole lines (all of it in bytes mode, or
+   with `last`). */
+static int wf_drain(wframe_t *w, int last) {
+  tdm_t *t = w->t;
+  int rc;
+
+  while (w->have > 0) {
+    int piece = 0;
+    size_t cut = t->opts.records == TDM_RECORDS_LINES
+                     ? tdm__frame(w->b, w->have, t->buf_cap, t->opts.records,
+                                  t->opts.max_record, &piece)
+                     : w->have;
+    if (cut == 0 && (last || w->have == t->buf_cap))
+      cut = w->have, piece = !last; /* the last line, or a buffer of one */
+    if (cut == 0)
+      return 0;
+    if ((rc = wf_deliver(w, cut, piece)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int wf_push(void *arg, const char *buf, size_t n) {
+  wframe_t *w = arg;
+  int rc;
+
+  while (n > 0) {
+    size_t k = w->t->buf_cap - w->have;
+    if (k > n)
+      k = n;
+    memcpy(w->b + w->have, buf, k);
+    w->have += k;
+    buf += k;
+    n -= k;
+    if ((rc = wf_drain(w, 0)) != 0)
+      return rc;
+  }
   return 0;
 }
 
 /* The file's bytes (uncompressed) to every processor's process(). */
 static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
+  wframe_t w = {t, f, NULL, 0, 0};
   uint64_t off = 0;
-  if (kind != TDM_COMP_NONE) {
-    zdeliver_t z = {t, f, 0};
-    return tdm__zstream(t, f->path, fd, kind, deliver_piece, &z);
-  }
-  while (off < f->rec.size) {
-    tdm_chunk_t c;
+  int rc = 0;
+
+  if (t->wbuf == NULL && (t->wbuf = malloc(t->buf_cap)) == NULL)
+    return -ENOMEM;
+  w.b = t->wbuf;
+  if (kind != TDM_COMP_NONE)
+    rc = tdm__zstream(t, f->path, fd, kind, wf_push, &w);
+  while (kind == TDM_COMP_NONE && rc == 0 && off < f->rec.size) {
     ssize_t n = pread(fd, t->buf, t->buf_cap, (off_t)off);
-    int rc;
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0)
-      return n < 0 ? -errno : -ENODATA;
-    memset(&c, 0, sizeof(c));
-    c.size = (uint32_t)sizeof(c);
-    c.file_id = f->rec.id;
-    c.path = f->path;
-    c.offset = off;
-    c.data = t->buf;
-    c.len = (size_t)n;
-    c.flags = 0;
-    c.generation = f->rec.truncations;
-    if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
-      return rc;
+    if (n <= 0) {
+      rc = n < 0 ? -errno : -ENODATA;
+      break;
+    }
     off += (uint64_t)n;
-    t->stats.bytes += (uint64_t)n;
-    t->stats.chunks++;
+    rc = wf_push(&w, t->buf, (size_t)n);
   }
-  return 0;
+  if (rc == 0)
+    rc = wf_drain(&w, 1);
+  return rc;
 }
 
 /* Find a file by id among those in flight. */

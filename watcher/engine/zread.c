@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,23 +44,40 @@
 
 #define MAX_CANDIDATES 8
 
-/* Say what stopped decoding `path`, naming the offset. */
-static void zerror(tdm_t *t, const char *path, tdm_comp_t kind,
-                   const tdm_dec_t *d, int rc) {
-  char q[PATH_MAX];
+/* Say what stopped decoding `path`, naming the offset. `whole`: the file
+   was being hashed for whole mode, so none of it goes out. */
+static void zerror_as(tdm_t *t, const char *path, tdm_comp_t kind,
+                      const tdm_dec_t *d, int rc, int whole) {
+  char q[PATH_MAX], after[96];
+  const char *why = tdm__dec_why(d), *unit = kind == TDM_COMP_GZIP ? "member" : "frame";
 
   tdm__quote(path, q, sizeof(q));
   t->stats.file_errors++;
   if (rc == -EBADMSG || rc == -EPIPE) {
     t->stats.compressed_errors++;
-    tdm__error(&t->log, "%s: %s %s data at compressed offset %llu "
-               "(uncompressed %llu): delivered up to the last whole record "
-               "before it", q, rc == -EBADMSG ? "corrupt" : "truncated",
-               tdm__comp_name(kind), (unsigned long long)tdm__dec_in(d),
+    if (whole)
+      snprintf(after, sizeof(after), "the file is not delivered");
+    else
+      snprintf(after, sizeof(after), "none of it delivered (the file stops "
+               "at uncompressed offset %llu)",
                (unsigned long long)tdm__dec_pos(d));
+    if (strcmp(why, "unverifiable") == 0)
+      tdm__error(&t->log, "%s: %s %s without a checksum at compressed offset "
+                 "%llu: it cannot be verified; %s", q, tdm__comp_name(kind),
+                 unit, (unsigned long long)tdm__dec_in(d), after);
+    else
+      tdm__error(&t->log, "%s: %s %s data at compressed offset %llu (a %s "
+                 "%s): %s", q, rc == -EBADMSG ? "corrupt" : "truncated",
+                 tdm__comp_name(kind), (unsigned long long)tdm__dec_in(d), unit,
+                 rc == -EBADMSG ? "that fails its check" : "cut short", after);
   } else {
     tdm__warn(&t->log, "%s: read: %s", q, strerror(-rc));
   }
+}
+
+static void zerror(tdm_t *t, const char *path, tdm_comp_t kind,
+                   const tdm_dec_t *d, int rc) {
+  zerror_as(t, path, kind, d, rc, 0);
 }
 
 /* Up to `cap` uncompressed bytes from the start into `out`. */
@@ -71,6 +89,7 @@ static int zhead(int fd, tdm_comp_t kind, char *out, size_t cap, size_t *len,
   *len = 0;
   if (rc != 0)
     return rc;
+  tdm__dec_unverified(d); /* a fingerprint: nothing of it is delivered */
   while (*len < cap) {
     ssize_t n = tdm__dec_read(d, out + *len, cap - *len);
     if (n <= 0) {
@@ -99,6 +118,7 @@ static int marker_at(int fd, tdm_comp_t kind, uint64_t pos, uint32_t mlen,
     return 0;
   if ((rc = tdm__dec_open(fd, kind, &d)) != 0)
     return rc;
+  tdm__dec_unverified(d); /* a marker: nothing of it is delivered */
   rc = tdm__dec_skip(d, pos - mlen);
   while (rc == 0 && got < mlen) {
     ssize_t n = tdm__dec_read(d, b + got, mlen - got);
@@ -366,6 +386,7 @@ static int zwait(tdm_t *t, tdm_file_t *f, const char *path,
       return -ENOMEM;
     f->rec.mtime_ns = -1;
   }
+  f->settling = 1;
   tdm__set_waiting(t, f, 1);
   return 0;
 }
@@ -398,8 +419,10 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
 
   if (!complete(t, fd, st, hints))
     return zwait(t, f, path, st);
-  if (f != NULL)
+  if (f != NULL) {
+    f->settling = 0;
     tdm__set_waiting(t, f, 0);
+  }
   if ((rc = zhead_of(t, path, fd, kind, head, sizeof(head), &hlen)) != 0)
     return rc;
   fp = XXH3_64bits(head, hlen);
@@ -467,7 +490,7 @@ int tdm__zstream(tdm_t *t, const char *path, int fd, tdm_comp_t kind,
   for (;;) {
     ssize_t n = tdm__dec_read(d, t->buf, t->buf_cap);
     if (n < 0) {
-      zerror(t, path, kind, d, (int)n);
+      zerror_as(t, path, kind, d, (int)n, 1);
       rc = (int)n;
       break;
     }

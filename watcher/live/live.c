@@ -381,13 +381,16 @@ static void on_sweep(uv_timer_t *h) {
   tdm__live_kick(t);
 }
 
-/* How many descriptors to hold: half of what is left under RLIMIT_NOFILE. */
+/* How many descriptors to hold: half of what is left under RLIMIT_NOFILE.
+   Under a small limit a quarter of it, at least 4: the process itself
+   (LMDB, inotify, the loop, a processor's files and pipes) needs the rest,
+   and a file that cannot be opened waits for the next sweep. */
 static size_t fd_budget(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
     return 1024;
   if (rl.rlim_cur < 256)
-    return 32;
+    return rl.rlim_cur < 16 ? 4 : (size_t)rl.rlim_cur / 4;
   return rl.rlim_cur > 16384 ? 8192 : (size_t)(rl.rlim_cur - 128) / 2;
 }
 

@@ -1,0 +1,283 @@
+"""The oracle's sinks: where tidemark delivers, and how to read it back.
+
+A sink is a class registered in SINKS under its name. The oracle calls, in
+this order:
+
+    sink = SINKS[name](ctx)      ctx: the scenario's Context (oracle.py):
+                                 ctx.work (a directory of its own),
+                                 ctx.out_dir (where outputs go: a small
+                                 tmpfs in the disk-full scenario), ctx.env,
+                                 ctx.tidemark, ctx.rng, ctx.log(msg)
+    sink.start()                 start servers, create tables or streams
+    sink.daemon_argv(common)     the command of the daemon that reads the
+                                 source and delivers into the sink;
+                                 `common` holds tidemark's options without
+                                 the processor (-s STATE, -m MODE, -i GLOB,
+                                 ..., the source directory last). The oracle
+                                 starts it, kills it with -9, restarts it.
+    sink.servers()               [Server, ...]: processes the oracle may
+                                 kill -9 or SIGSTOP (and restart) as faults
+    sink.delivered()             bytes: every record the sink holds, each
+                                 ending in "\\n", in any order (a record is
+                                 one line, or a start line with its
+                                 continuation lines)
+    sink.stop()                  stop what start() started (by pid)
+
+`policy` says what the sink promises: "exactly" (every record once: file,
+nats, sqlite, exec in whole mode, whose handler here is idempotent by the
+file's hash) or "at-least" (exec in tail mode streams into a program that
+cannot roll back, so a kill -9 of tidemark may repeat what followed the last
+checkpoint; still no record lost, torn or invented).
+
+To add a sink (e.g. `postgres` when it lands): write a class like these,
+register it in SINKS, and add scenarios using it to SCENARIOS in oracle.py;
+Server covers a database server as well (start command, kill -9, SIGSTOP).
+"""
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+class Server:
+    """A server process the oracle can fault: kill -9 and restart, or
+    SIGSTOP then SIGCONT. `argv` is started again as it was, with its data
+    directory kept (a crash, not a new server)."""
+
+    def __init__(self, name, argv, log, ready):
+        self.name, self.argv, self.logpath, self.ready = name, argv, log, ready
+        self.proc = None
+
+    def start(self):
+        with open(self.logpath, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL)
+        end = time.time() + 20
+        while not self.ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited: see %s" % (self.name, self.logpath))
+            if time.time() > end:
+                raise RuntimeError("%s not ready: see %s" % (self.name, self.logpath))
+            time.sleep(0.05)
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class FileSink:
+    """-p file:path=OUT: exactly once into one file (rolls back on restart)."""
+    policy = "exactly"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.out = os.path.join(ctx.out_dir, "out")
+
+    def start(self):
+        pass
+
+    def daemon_argv(self, common):
+        return [self.ctx.tidemark, "run"] + common[:-1] + [
+            "-p", "file:path=" + self.out, common[-1]]
+
+    def servers(self):
+        return []
+
+    def delivered(self):
+        try:
+            with open(self.out, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def stop(self):
+        pass
+
+
+class ExecSink:
+    """-p exec:cmd=...: tail mode streams into exec_consumer.py (keeps whole
+    lines only); whole mode runs it once per file version, which writes the
+    file's records under the file's hash (a rerun after kill -9 replaces
+    the same file: idempotent)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.whole = ctx.mode == "whole"
+        self.policy = "exactly" if self.whole else "at-least"
+        self.target = os.path.join(ctx.out_dir, "exec.d" if self.whole else "exec.out")
+
+    def start(self):
+        if self.whole:
+            os.makedirs(self.target, exist_ok=True)
+
+    def daemon_argv(self, common):
+        cmd = "%s %s %s %s" % (sys.executable, os.path.join(HERE, "exec_consumer.py"),
+                               "whole" if self.whole else "tail", self.target)
+        spec = "exec:cmd=" + cmd + (",retries=100,backoff-ms=50" if self.whole else "")
+        return [self.ctx.tidemark, "run"] + common[:-1] + ["-p", spec, common[-1]]
+
+    def servers(self):
+        return []
+
+    def delivered(self):
+        if not self.whole:
+            try:
+                with open(self.target, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                return b""
+        parts = []
+        for n in sorted(os.listdir(self.target)):
+            if not n.startswith("."):
+                with open(os.path.join(self.target, n), "rb") as f:
+                    parts.append(f.read())
+        return b"".join(parts)
+
+    def notes(self):
+        """What the handler saw that the summary should mention."""
+        try:
+            with open(os.path.join(self.target, ".stale")) as f:
+                n = sum(1 for _ in f)
+        except (OSError, AttributeError):
+            return ""
+        return "exec runs refused: the file had changed since it was hashed: %d" % n
+
+    def stop(self):
+        pass
+
+
+class NatsSink:
+    """-p nats:...: JetStream, records=line, a stream keyed by record ids
+    (the duplicate window drops a replay)."""
+    policy = "exactly"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.client = os.environ.get("TDM_JSCLIENT", "")
+        self.port = None
+        self.server = None
+
+    def _js(self, *args, check=True):
+        return subprocess.run([self.client, self.url] + list(args), capture_output=True,
+                              check=check, timeout=60)
+
+    def _ready(self):
+        r = self._js("count", "__none__", check=False)
+        return b"Not Found" in r.stdout + r.stderr
+
+    def start(self):
+        if not self.client or not os.access(self.client, os.X_OK):
+            raise Skip("no tdm-jsclient (built without libnats)")
+        ns = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        if not os.access(ns, os.X_OK):
+            raise Skip("no nats-server")
+        self.port = free_port()
+        self.url = "nats://127.0.0.1:%d" % self.port
+        self.server = Server("nats-server", [ns, "-js", "-sd", os.path.join(self.ctx.work, "nats"),
+                                             "-a", "127.0.0.1", "-p", str(self.port)],
+                             os.path.join(self.ctx.work, "nats.log"), self._ready)
+        self.server.start()
+        self._js("create", "S", "logs.>", "300")
+
+    def daemon_argv(self, common):
+        spec = "nats:url=%s,subject=logs.o,stream=S" % self.url
+        return [self.ctx.tidemark, "run"] + common[:-1] + ["-p", spec, common[-1]]
+
+    def servers(self):
+        return [self.server]
+
+    def delivered(self):
+        for _ in range(50):
+            r = self._js("dump", "S", check=False)
+            if r.returncode == 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("tdm-jsclient dump failed: %s" % r.stderr.decode(errors="replace"))
+        out = []
+        for line in r.stdout.split(b"\n"):
+            if not line:
+                continue
+            payload = line.split(b"\t", 4)[4]
+            payload = payload.replace(b"\\n", b"\n").replace(b"\\t", b"\t")
+            out.append(payload if payload.endswith(b"\n") else payload + b"\n")
+        return b"".join(out)
+
+    def stop(self):
+        if self.server is not None:
+            self.server.stop()
+
+
+class SqliteSink:
+    """The Python library (watcher/python) with tests/python/sqlite_sink.py's
+    sink: a Python host process the oracle kills with -9."""
+    policy = "exactly"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.db = os.path.join(ctx.out_dir, "lines.db")
+
+    def start(self):
+        lib = os.environ.get("TDM_LIB", "")
+        if not lib or not os.path.exists(lib):
+            raise Skip("no libtidemark.so (TDM_LIB)")
+        self.ctx.env["TIDEMARK_LIB"] = lib
+        self.ctx.env["PYTHONPATH"] = os.pathsep.join(
+            [os.path.join(ROOT, "watcher", "python"), os.path.join(ROOT, "tests", "python")])
+
+    def daemon_argv(self, common):
+        return ["/usr/bin/python3", os.path.join(HERE, "sqlite_host.py"), self.db] + common
+
+    def servers(self):
+        return []
+
+    def delivered(self):
+        if not os.path.exists(self.db):
+            return b""
+        con = sqlite3.connect(self.db)
+        try:
+            rows = con.execute("SELECT line FROM lines ORDER BY n").fetchall()
+        finally:
+            con.close()
+        return b"".join(r[0].encode() + b"\n" for r in rows)
+
+    def stop(self):
+        pass
+
+
+class Skip(Exception):
+    """The scenario cannot run here (a missing server or permission)."""
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+SINKS = {"file": FileSink, "exec": ExecSink, "nats": NatsSink, "sqlite": SqliteSink}

@@ -21,12 +21,19 @@ static int move_dir(tdm_t *t, const char *opt, const char *value, char **out) {
     tdm__error(&t->log, "%s: move: needs a directory (move:DIR)", opt);
     return TDM_EUSAGE;
   }
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
-      access(dir, W_OK | X_OK) != 0) {
-    int err = errno;
+  if (stat(dir, &st) != 0) {
     tdm__error(&t->log, "%s: %s: %s", opt, tdm__quote(dir, q, sizeof(q)),
-               !S_ISDIR(st.st_mode) && err == 0 ? "not a directory"
-               : err != 0 ? strerror(err) : "not a directory");
+               strerror(errno));
+    return TDM_EUSAGE;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    tdm__error(&t->log, "%s: %s: not a directory", opt,
+               tdm__quote(dir, q, sizeof(q)));
+    return TDM_EUSAGE;
+  }
+  if (access(dir, W_OK | X_OK) != 0) {
+    tdm__error(&t->log, "%s: %s: %s", opt, tdm__quote(dir, q, sizeof(q)),
+               strerror(errno));
     return TDM_EUSAGE;
   }
   if ((*out = realpath(dir, NULL)) == NULL)

@@ -636,6 +636,27 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
 }
 
 /* Tail mode keeps nothing beyond the file table: only its look. */
+int tdm__recheck_waiting(tdm_t *t) {
+  for (size_t i = 0; i < t->files.n && t->n_waiting > 0;) {
+    tdm_file_t *f = t->files.all[i];
+    size_t before = t->files.n;
+    struct stat st;
+    int rc = 0;
+
+    if (f->waiting) {
+      if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
+        rc = tdm__look(t, f->path, &st, 0);
+      else
+        tdm__set_waiting(t, f, 0); /* gone: the next sweep forgets it */
+      if (rc < 0)
+        return rc;
+    }
+    if (t->files.n == before)
+      i++;
+  }
+  return 0;
+}
+
 const tdm_mode_ops_t tdm__mode_tail = {
   .look = tail_look,
   .forget = NULL,
@@ -643,7 +664,7 @@ const tdm_mode_ops_t tdm__mode_tail = {
   .committed = NULL,
   .resume = NULL,
   .poll = NULL,
-  .recheck = NULL,
+  .recheck = tdm__recheck_waiting, /* compressed files, multiline records */
   .next_settle_ms = NULL,
   .free = NULL,
 };

@@ -5,19 +5,9 @@
  * naming the directory: positive errno -> -errno, a corrupt or foreign file ->
  * TDM_ESTATE, any other MDB_* -> TDM_ESTORE.
  *
- * File record encoding, format version 2 (all integers little-endian):
- *   u8  version (2)
- *   u64 dev, ino, size; i64 mtime_ns; u64 offset, fp_hash
- *   u32 fp_len, marker_len; u64 marker; u32 state, truncations; u64 pieces
- *   i64 first_seen_ns, updated_ns; u8[16] content_hash; u64 dup_of
- *   u32 attempts; i32 exit_status
- *   i64 ctime_ns                         (version 2 only)
- *   u32 path length, path bytes, NUL
- *   u32 error length, error bytes, NUL   (length 0: no error, NULL)
- * Version 1 records (no ctime_ns) are still read, with ctime_ns = 0
- * ("unknown"); every record is written as version 2.
- * The id is the key (u64 big-endian, so key order is id order). The NULs let
- * a decoded record point into the map instead of copying its strings.
+ * The parts: record.c encodes and decodes a file record, check.c checks a
+ * store before it is used, env.c holds what they share; this file opens the
+ * environment, takes the writer lock, reads and commits.
  */
 #include "state/store.h"
 
@@ -26,28 +16,33 @@
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/statvfs.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxh_x86dispatch.h>
 
-enum { DB_META, DB_FILES, DB_PROCS, DB_HASHES, N_DBS };
-static const char *const db_names[N_DBS] = {"meta", "files", "procs",
-                                            "hashes"};
+#include "state/check.h"
+#include "state/env.h"
+#include "state/record.h"
 
-#define REC_VERSION 2
-#define REC_FIXED_V1 129 /* version byte + the fixed fields of version 1 */
-#define REC_FIXED 137    /* ... and of version 2 (+ ctime_ns) */
+enum { DB_META = TDM__DB_META, DB_FILES = TDM__DB_FILES,
+       DB_PROCS = TDM__DB_PROCS, DB_HASHES = TDM__DB_HASHES,
+       DB_DIRS = TDM__DB_DIRS, DB_DIRKEYS = TDM__DB_DIRKEYS,
+       N_DBS = TDM__N_DBS };
+
+/* The directory a commit filed its last record under: the next record is
+   most often in the same one. */
+typedef struct dir_cache {
+  char *path; /* malloc'd; NULL: none */
+  uint64_t id;
+} dir_cache_t;
 #define INSTANCE_BYTES 8 /* meta "instance": random, made once per store */
 
 struct tdm_store_s {
@@ -58,7 +53,13 @@ struct tdm_store_s {
   const tdm__log_t *log;
   int rdonly;
   int lock_fd; /* DIR/writer.lock (writer), -1 */
+  int marked;  /* writer: DIR/checked says "open" with this process */
+  int opened;  /* tdm_store_open() succeeded */
+  int failed;  /* a write failed: the next open checks the store */
   uint64_t next_id;
+  uint64_t next_dir; /* the next unused directory id */
+  int has_dirs;      /* schema 2: the directory tables are open */
+  dir_cache_t last_dir; /* writer: the last directory committed */
   int64_t checkpoint_ns;
   uint64_t lost_files;
   char instance[2 * INSTANCE_BYTES + 1]; /* hex; "" if none (old, reader) */
@@ -117,31 +118,6 @@ static void registry_remove(tdm_store_t *s) {
   pthread_mutex_unlock(&registry_mu);
 }
 
-/* Byte order helpers. */
-static void put_le(uint8_t *p, uint64_t v, int n) {
-  for (int i = 0; i < n; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n) {
-  uint64_t v = 0;
-  for (int i = n - 1; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = v << 8 | p[i];
-  return v;
-}
-
 /*
  * Translate an LMDB result (MDB_* code or positive errno) and log it once,
  * naming the directory and what failed.
@@ -180,146 +156,10 @@ static int fail_errno(const tdm_store_t *s, const char *op, const char *name) {
   return -err;
 }
 
-/* Encoded size of `r`: its fixed part and its two strings with their NULs. */
-static size_t rec_size(const tdm_file_rec_t *r) {
-  size_t plen = r->path != NULL ? strlen(r->path) : 0;
-  size_t elen = r->error != NULL ? strlen(r->error) : 0;
-  return REC_FIXED + 4 + plen + 1 + 4 + elen + 1;
-}
-
-static uint8_t *put_str(uint8_t *p, const char *str) {
-  size_t len = str != NULL ? strlen(str) : 0;
-  put_le(p, len, 4);
-  memcpy(p + 4, str != NULL ? str : "", len + 1);
-  return p + 4 + len + 1;
-}
-
-/* Encode `r` into `p`, which holds rec_size(r) bytes. A NULL path is "". */
-static void rec_encode(const tdm_file_rec_t *r, uint8_t *p) {
-  *p++ = REC_VERSION;
-  put_le(p, r->dev, 8), p += 8;
-  put_le(p, r->ino, 8), p += 8;
-  put_le(p, r->size, 8), p += 8;
-  put_le(p, (uint64_t)r->mtime_ns, 8), p += 8;
-  put_le(p, r->offset, 8), p += 8;
-  put_le(p, r->fp_hash, 8), p += 8;
-  put_le(p, r->fp_len, 4), p += 4;
-  put_le(p, r->marker_len, 4), p += 4;
-  put_le(p, r->marker, 8), p += 8;
-  put_le(p, r->state, 4), p += 4;
-  put_le(p, r->truncations, 4), p += 4;
-  put_le(p, r->pieces, 8), p += 8;
-  put_le(p, (uint64_t)r->first_seen_ns, 8), p += 8;
-  put_le(p, (uint64_t)r->updated_ns, 8), p += 8;
-  memcpy(p, r->content_hash, 16), p += 16;
-  put_le(p, r->dup_of, 8), p += 8;
-  put_le(p, r->attempts, 4), p += 4;
-  put_le(p, (uint32_t)r->exit_status, 4), p += 4;
-  put_le(p, (uint64_t)r->ctime_ns, 8), p += 8;
-  p = put_str(p, r->path);
-  put_str(p, r->error);
-}
-
-/*
- * Point *str at a length-prefixed, NUL-terminated string at `p` that must end
- * by `end` and hold no other NUL. Returns the byte after it, NULL if invalid.
- */
-static const uint8_t *get_str(const uint8_t *p, const uint8_t *end,
-                              const char **str, uint32_t *len) {
-  if (end - p < 4)
-    return NULL;
-  *len = (uint32_t)get_le(p, 4);
-  p += 4;
-  if ((size_t)(end - p) <= *len || p[*len] != '\0' ||
-      memchr(p, '\0', *len) != NULL)
-    return NULL;
-  *str = (const char *)p;
-  return p + *len + 1;
-}
-
-/*
- * Decode a record value into `r` (all but id). Its strings point into `v`.
- * Returns 0, or -1 if it is not a well-formed version-1 or -2 record.
- */
-static int rec_decode(const MDB_val *v, tdm_file_rec_t *r) {
-  const uint8_t *p = v->mv_data, *end = p + v->mv_size;
-  uint32_t elen, plen;
-  int version;
-
-  if (v->mv_size < REC_FIXED_V1)
-    return -1;
-  version = *p++;
-  if (version != 1 && (version != REC_VERSION || v->mv_size < REC_FIXED))
-    return -1;
-  r->dev = get_le(p, 8), p += 8;
-  r->ino = get_le(p, 8), p += 8;
-  r->size = get_le(p, 8), p += 8;
-  r->mtime_ns = (int64_t)get_le(p, 8), p += 8;
-  r->offset = get_le(p, 8), p += 8;
-  r->fp_hash = get_le(p, 8), p += 8;
-  r->fp_len = (uint32_t)get_le(p, 4), p += 4;
-  r->marker_len = (uint32_t)get_le(p, 4), p += 4;
-  r->marker = get_le(p, 8), p += 8;
-  r->state = (uint32_t)get_le(p, 4), p += 4;
-  r->truncations = (uint32_t)get_le(p, 4), p += 4;
-  r->pieces = get_le(p, 8), p += 8;
-  r->first_seen_ns = (int64_t)get_le(p, 8), p += 8;
-  r->updated_ns = (int64_t)get_le(p, 8), p += 8;
-  memcpy(r->content_hash, p, 16), p += 16;
-  r->dup_of = get_le(p, 8), p += 8;
-  r->attempts = (uint32_t)get_le(p, 4), p += 4;
-  r->exit_status = (int32_t)(uint32_t)get_le(p, 4), p += 4;
-  r->ctime_ns = 0; /* version 1: unknown */
-  if (version >= 2)
-    r->ctime_ns = (int64_t)get_le(p, 8), p += 8;
-  if ((p = get_str(p, end, &r->path, &plen)) == NULL ||
-      (p = get_str(p, end, &r->error, &elen)) == NULL || p != end)
-    return -1;
-  if (elen == 0)
-    r->error = NULL;
-  return 0;
-}
-
-int tdm__store_record_decode(const void *data, size_t len, tdm_file_rec_t *r) {
-  MDB_val v = {len, (void *)data};
-  return rec_decode(&v, r);
-}
-
-size_t tdm__store_record_encode(const tdm_file_rec_t *r, void *buf, size_t cap) {
-  size_t need = rec_size(r);
-  if (need <= cap)
-    rec_encode(r, buf);
-  return need;
-}
-
-/*
- * Begin a read transaction. A writer in another process may have grown the
- * map past ours (MDB_MAP_RESIZED): adopt its size and try again. Legal
- * because the store is used from one thread and has no other txn open.
- */
-static int begin_read(MDB_env *env, const tdm_store_t *s, MDB_txn **txn) {
-  size_t last = 0;
-  int rc;
-
-  while ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn)) ==
-         MDB_MAP_RESIZED) {
-    MDB_envinfo info;
-    if (s != NULL)
-      tdm__debug(s->log, "%s: the writer grew the map; following it", s->qdir);
-    if ((rc = mdb_env_set_mapsize(env, 0)) != 0)
-      break;
-    /* A map that did not grow and is still too small for the data is not a
-       writer at work but a damaged meta page: retrying would spin forever. */
-    mdb_env_info(env, &info);
-    if (info.me_mapsize == last)
-      return MDB_CORRUPTED;
-    last = info.me_mapsize;
-  }
-  return rc;
-}
-
+/* Begin a read transaction (following a writer that grew the map: legal
+   because the store is used from one thread and has no other txn open). */
 static int read_txn(tdm_store_t *s, MDB_txn **txn) {
-  return begin_read(s->env, s, txn);
+  return tdm__env_begin_read(s->env, s->log, s->qdir, txn);
 }
 
 /*
@@ -330,8 +170,8 @@ static int read_txn(tdm_store_t *s, MDB_txn **txn) {
  * Returns an untranslated LMDB result.
  */
 static int write_txn(tdm_store_t *s,
-                     int (*fn)(tdm_store_t *s, MDB_txn *txn, const void *arg),
-                     const void *arg) {
+                     int (*fn)(tdm_store_t *s, MDB_txn *txn, void *arg),
+                     void *arg) {
   for (;;) {
     MDB_envinfo info;
     MDB_txn *txn;
@@ -371,7 +211,7 @@ static int meta_get(const tdm_store_t *s, MDB_txn *txn, const char *key,
                key);
     return TDM_ESTATE;
   }
-  *out = get_le(v.mv_data, size);
+  *out = tdm__get_le(v.mv_data, size);
   return 0;
 }
 
@@ -380,7 +220,7 @@ static int meta_put(const tdm_store_t *s, MDB_txn *txn, const char *key,
   uint8_t buf[8];
   MDB_val k = {strlen(key), (void *)key}, v = {(size_t)size, buf};
 
-  put_le(buf, value, size);
+  tdm__put_le(buf, value, size);
   return mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
 }
 
@@ -434,41 +274,58 @@ static int instance_load(tdm_store_t *s, MDB_txn *txn) {
 }
 
 /* Open "meta" (creating it and the schema record in a `fresh` store) and
-   check the schema. Returns 0, TDM_ESTATE (logged) or an LMDB code. */
-static int open_schema(tdm_store_t *s, MDB_txn *txn, int fresh) {
-  uint64_t schema = 0;
-  int rc = mdb_dbi_open(txn, db_names[DB_META], fresh ? MDB_CREATE : 0,
+   check the schema: 1 or 2, a writer brings 1 to 2 (the tables it lacks are
+   created by open_tables). *schema = the store's schema, as it is now.
+   Returns 0, TDM_ESTATE (logged) or an LMDB code. */
+static int open_schema(tdm_store_t *s, MDB_txn *txn, int fresh,
+                       uint64_t *schema) {
+  int rc = mdb_dbi_open(txn, tdm__db_names[DB_META], fresh ? MDB_CREATE : 0,
                         &s->dbi[DB_META]);
+  *schema = 0;
   if (rc == 0 && fresh)
     rc = meta_put(s, txn, "schema", TDM_STORE_SCHEMA, 4);
   if (rc == 0)
-    rc = meta_get(s, txn, "schema", 4, &schema);
+    rc = meta_get(s, txn, "schema", 4, schema);
   if (rc == MDB_NOTFOUND) {
     tdm__error(s->log, "%s: not a tidemark state store (no schema record)",
                s->qdir);
     return TDM_ESTATE;
   }
-  if (rc == 0 && schema != TDM_STORE_SCHEMA) {
+  if (rc == 0 && (*schema < 1 || *schema > TDM_STORE_SCHEMA)) {
     tdm__error(s->log,
                "%s: state store has schema %" PRIu64
-               ", this tidemark supports schema %u",
-               s->qdir, schema, TDM_STORE_SCHEMA);
+               ", this tidemark supports schema 1 to %u",
+               s->qdir, *schema, TDM_STORE_SCHEMA);
     return TDM_ESTATE;
+  }
+  if (rc == 0 && *schema < TDM_STORE_SCHEMA && !s->rdonly) {
+    tdm__info(s->log, "%s: state store brought from schema %" PRIu64
+              " to %u (records are written compact from now on)", s->qdir,
+              *schema, TDM_STORE_SCHEMA);
+    rc = meta_put(s, txn, "schema", TDM_STORE_SCHEMA, 4);
+    *schema = TDM_STORE_SCHEMA;
   }
   return rc;
 }
 
-/* Open the databases after "meta" (`create`: MDB_CREATE or 0). Returns 0,
-   TDM_ESTATE (logged: one is missing) or an LMDB code. */
-static int open_tables(tdm_store_t *s, MDB_txn *txn, unsigned create) {
-  int rc = 0;
-  for (int i = DB_META + 1; rc == 0 && i < N_DBS; i++)
-    if ((rc = mdb_dbi_open(txn, db_names[i], create, &s->dbi[i])) ==
+/* Open the databases after "meta" (`create`: MDB_CREATE or 0) that a store
+   of `schema` has. Returns 0, TDM_ESTATE (logged: one is missing) or an
+   LMDB code. */
+static int open_tables(tdm_store_t *s, MDB_txn *txn, unsigned create,
+                       uint64_t schema) {
+  int rc = 0, n = schema >= 2 ? N_DBS : TDM__SCHEMA1_DBS;
+  for (int i = DB_META + 1; rc == 0 && i < n; i++) {
+    unsigned flags = create;
+    if (i >= TDM__SCHEMA1_DBS && !s->rdonly)
+      flags = MDB_CREATE; /* new in schema 2: made when it is reached */
+    if ((rc = mdb_dbi_open(txn, tdm__db_names[i], flags, &s->dbi[i])) ==
         MDB_NOTFOUND) {
       tdm__error(s->log, "%s: state store is damaged: database '%s' is missing",
-                 s->qdir, db_names[i]);
+                 s->qdir, tdm__db_names[i]);
       rc = TDM_ESTATE;
     }
+  }
+  s->has_dirs = rc == 0 && n == N_DBS;
   return rc;
 }
 
@@ -485,6 +342,10 @@ static int load_meta(tdm_store_t *s, MDB_txn *txn, uint64_t *next_id,
     rc = 0;
   if (rc == 0 && (rc = meta_get(s, txn, "lost_files", 8, lost)) == MDB_NOTFOUND)
     rc = 0;
+  s->next_dir = 1;
+  if (rc == 0 &&
+      (rc = meta_get(s, txn, "next_dir", 8, &s->next_dir)) == MDB_NOTFOUND)
+    rc = 0;
   if (rc == 0)
     rc = instance_load(s, txn);
   return rc;
@@ -499,7 +360,7 @@ static int load_meta(tdm_store_t *s, MDB_txn *txn, uint64_t *next_id,
  * Returns a translated code, logged.
  */
 static int open_dbs(tdm_store_t *s, int *fresh) {
-  uint64_t next_id = 1, ns = 0, lost = 0;
+  uint64_t next_id = 1, ns = 0, lost = 0, schema;
   MDB_dbi main_dbi;
   MDB_stat st;
   MDB_txn *txn;
@@ -520,9 +381,9 @@ static int open_dbs(tdm_store_t *s, int *fresh) {
     rc = -ENOENT;
     goto out;
   }
-  rc = open_schema(s, txn, *fresh);
+  rc = open_schema(s, txn, *fresh, &schema);
   if (rc == 0)
-    rc = open_tables(s, txn, *fresh ? MDB_CREATE : 0);
+    rc = open_tables(s, txn, *fresh ? MDB_CREATE : 0, schema);
   if (rc == 0)
     rc = load_meta(s, txn, &next_id, &ns, &lost);
   if (rc == TDM_ESTATE)
@@ -657,455 +518,6 @@ static int open_env(tdm_store_t *s) {
   return 0;
 }
 
-/* ---- the check at open ------------------------------------------------------
- *
- * LMDB has no checksums and follows whatever page numbers and sizes it finds:
- * a damaged data.mdb can make it read outside the map (SIGSEGV, SIGBUS),
- * fail an assertion (SIGABRT) or loop. So before this process touches an
- * existing store, a forked child walks all of it - the free list, the main
- * database and every record of every named database, each decoded as the
- * store would - and reports back through its exit status. A child that dies
- * by a signal, does not finish, or finds a record that does not decode means
- * a corrupt store: reported naming the directory, TDM_ESTATE. An LMDB error
- * the child meets (a foreign file, a version mismatch, MDB_CORRUPTED) is left
- * to the open below, which has a clear message for each.
- *
- * The cost is one sequential read of the map, in a process that shares the
- * page cache with ours (the load that follows finds the pages in memory).
- */
-
-#define CHECK_OK 0
-#define CHECK_LMDB_ERROR 3   /* LMDB returned an error: the open reports it */
-#define CHECK_BAD_RECORD 4   /* a record does not decode: why, on stderr */
-#define CHECK_TIMEOUT_S 600  /* a walk that takes longer is stuck in a loop */
-
-TDM__PRINTF(1, 2)
-static void check_say(const char *fmt, ...) {
-  char buf[256];
-  va_list ap;
-  int n;
-
-  va_start(ap, fmt);
-  n = vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  if (n > 0)
-    (void)!write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
-/* Walk every entry of `dbi` (named `name`), checking it as database `which`
-   (N_DBS: the main database, -1: the free list). */
-static int check_db(MDB_env *env, MDB_txn *txn, MDB_dbi dbi, int which,
-                    const char *name) {
-  size_t maxkey = (size_t)mdb_env_get_maxkeysize(env);
-  size_t last_pgno;
-  volatile uint8_t sink = 0;
-  MDB_envinfo info;
-  MDB_cursor *cur;
-  MDB_val k, v;
-  int rc;
-
-  if (mdb_cursor_open(txn, dbi, &cur) != 0)
-    return CHECK_LMDB_ERROR;
-  mdb_env_info(env, &info);
-  last_pgno = info.me_last_pgno;
-  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-    const uint8_t *p = v.mv_data;
-    tdm_file_rec_t r;
-    int bad = 0;
-
-    /* Touch every byte, as a reader of the record would. */
-    for (size_t i = 0; i < v.mv_size; i += 512)
-      sink ^= p[i];
-    if (v.mv_size > 0)
-      sink ^= p[v.mv_size - 1];
-    switch (which) {
-    case DB_FILES:
-      bad = k.mv_size != 8 || rec_decode(&v, &r) != 0;
-      break;
-    case DB_PROCS:
-      bad = k.mv_size == 0 || k.mv_size > maxkey || v.mv_size > TDM_RESTORE_MAX;
-      break;
-    case DB_HASHES:
-      bad = k.mv_size != 16 || v.mv_size != 8;
-      break;
-    case DB_META:
-      if (k.mv_size == 6 && memcmp(k.mv_data, "schema", 6) == 0)
-        bad = v.mv_size != 4;
-      else if ((k.mv_size == 7 && memcmp(k.mv_data, "next_id", 7) == 0) ||
-               (k.mv_size == 13 && memcmp(k.mv_data, "checkpoint_ns", 13) == 0))
-        bad = v.mv_size != 8;
-      break;
-    case -1: { /* the free list: a count of page numbers, then the numbers,
-                  each a page of the file past the two meta pages, in
-                  descending order (LMDB's IDL) */
-      size_t n, prev = SIZE_MAX;
-      if (v.mv_size < sizeof(size_t)) {
-        bad = 1;
-        break;
-      }
-      memcpy(&n, p, sizeof(n));
-      bad = n > v.mv_size / sizeof(size_t) ||
-            (n + 1) * sizeof(size_t) != v.mv_size;
-      for (size_t i = 1; !bad && i <= n; i++) {
-        size_t pg;
-        memcpy(&pg, p + i * sizeof(size_t), sizeof(pg));
-        bad = pg < 2 || pg > last_pgno || pg >= prev;
-        prev = pg;
-      }
-      break;
-    }
-    default:
-      break;
-    }
-    if (bad && which == DB_FILES && k.mv_size == 8) {
-      check_say("file record %" PRIu64 " does not decode",
-                get_be64(k.mv_data));
-      mdb_cursor_close(cur);
-      return CHECK_BAD_RECORD;
-    }
-    if (bad) {
-      check_say("a record of database '%s' does not decode", name);
-      mdb_cursor_close(cur);
-      return CHECK_BAD_RECORD;
-    }
-  }
-  mdb_cursor_close(cur);
-  (void)sink;
-  return rc == MDB_NOTFOUND ? CHECK_OK : CHECK_LMDB_ERROR;
-}
-
-/*
- * The structure of the B-trees, read with pread() (so it cannot fault) from
- * the snapshot of txn `txnid`: LMDB trusts page headers it never looks at on
- * a read (a write copies a page by its header's bounds), so a read walk alone
- * misses a damaged header. LMDB 0.9's on-disk format: a 16-byte page header
- * (pgno, pad, flags, lower/upper or an overflow page count), 16-bit node
- * offsets after it, 8-byte node headers; the meta pages 0 and 1 hold the
- * roots of the free and main databases, the main database's leaves those of
- * the named ones. Every page reached is checked: within the file, its own
- * number, its type, its bounds, each node inside the page, reached once.
- * Returns CHECK_OK (also when the snapshot's meta page is not found: a
- * writer moved on, nothing is claimed), or CHECK_BAD_RECORD with why.
- */
-enum {
-  P_BRANCH = 0x01, P_LEAF = 0x02, P_OVERFLOW = 0x04, P_LEAF2 = 0x20,
-  F_BIGDATA = 0x01, F_SUBDATA = 0x02, F_DUPDATA = 0x04,
-  PAGEHDR = 16, NODEHDR = 8, DBREC = 48, MAX_DEPTH = 32
-};
-
-typedef struct pagewalk {
-  int fd;
-  size_t psize;
-  uint64_t last_pg;
-  uint8_t *seen;   /* bit per page */
-  uint8_t *buf;    /* psize bytes */
-} pagewalk_t;
-
-static int pw_bad(uint64_t pg, const char *why) {
-  check_say("page %" PRIu64 ": %s", pg, why);
-  return CHECK_BAD_RECORD;
-}
-
-/* Mark page `pg` seen; a page reached twice makes a cycle or a shared page. */
-static int pw_visit(pagewalk_t *w, uint64_t pg) {
-  if (pg < 2 || pg > w->last_pg)
-    return pw_bad(pg, "a page number outside the file");
-  if (w->seen[pg / 8] & (1u << (pg % 8)))
-    return pw_bad(pg, "reached twice");
-  w->seen[pg / 8] |= (uint8_t)(1u << (pg % 8));
-  return CHECK_OK;
-}
-
-static int pw_read(pagewalk_t *w, uint64_t pg) {
-  ssize_t n = pread(w->fd, w->buf, w->psize, (off_t)(pg * w->psize));
-  if (n != (ssize_t)w->psize)
-    return pw_bad(pg, "cannot be read");
-  if (get_le(w->buf, 8) != pg)
-    return pw_bad(pg, "its header holds another page number");
-  return CHECK_OK;
-}
-
-static int pw_tree(pagewalk_t *w, uint64_t pg, int depth);
-
-/* The overflow pages at `ov` holding a value of `dsize` bytes: each visited
-   once, their header sound. Returns CHECK_OK or the verdict. */
-static int pw_overflow(pagewalk_t *w, uint64_t ov, uint64_t dsize) {
-  uint64_t pages;
-  int rc;
-
-  if ((rc = pw_visit(w, ov)) != CHECK_OK || (rc = pw_read(w, ov)) != CHECK_OK)
-    return rc;
-  pages = get_le(w->buf + 12, 4);
-  if (!(get_le(w->buf + 10, 2) & P_OVERFLOW) || pages == 0 ||
-      pages > w->last_pg - ov + 1 || dsize > pages * w->psize - PAGEHDR)
-    return pw_bad(ov, "a damaged overflow page");
-  for (uint64_t k = 1; k < pages && rc == CHECK_OK; k++)
-    rc = pw_visit(w, ov + k);
-  return rc;
-}
-
-/* Node `i` of page `pg` (a copy in `page`, its header's `flags` and
-   `upper`, at `depth`): within the page, and what it points to walked (a
-   child page, overflow pages, a named database's tree). Returns CHECK_OK or
-   the verdict. */
-static int pw_node(pagewalk_t *w, uint64_t pg, const uint8_t *page,
-                   unsigned flags, unsigned upper, unsigned i, int depth) {
-  size_t off = (size_t)get_le(page + PAGEHDR + 2 * i, 2);
-  const uint8_t *node = page + off;
-  uint64_t lo, hi, nflags, ksize, dsize, root;
-
-  if (off < upper || off + NODEHDR > w->psize)
-    return pw_bad(pg, "a node outside the page");
-  lo = get_le(node, 2);
-  hi = get_le(node + 2, 2);
-  nflags = get_le(node + 4, 2);
-  ksize = get_le(node + 6, 2);
-  if (off + NODEHDR + ksize > w->psize)
-    return pw_bad(pg, "a key beyond the page");
-  if (flags & P_BRANCH)
-    return pw_tree(w, lo | hi << 16 | nflags << 32, depth + 1);
-  dsize = lo | hi << 16;
-  if (nflags & F_BIGDATA) {
-    if (off + NODEHDR + ksize + 8 > w->psize)
-      return pw_bad(pg, "a node beyond the page");
-    return pw_overflow(w, get_le(node + NODEHDR + ksize, 8), dsize);
-  }
-  if (off + NODEHDR + ksize + dsize > w->psize)
-    return pw_bad(pg, "a value beyond the page");
-  if (nflags & F_SUBDATA) {
-    if (dsize != DBREC)
-      return pw_bad(pg, "a database record of the wrong size");
-    root = get_le(node + NODEHDR + ksize + 40, 8);
-    if (root != UINT64_MAX)
-      return pw_tree(w, root, 0);
-  }
-  /* F_DUPDATA, sorted duplicates: not used by the store; LMDB's own
-     checks */
-  return CHECK_OK;
-}
-
-static int pw_tree(pagewalk_t *w, uint64_t pg, int depth) {
-  uint8_t *page;
-  unsigned flags, lower, upper, n;
-  int rc;
-
-  if (depth > MAX_DEPTH)
-    return pw_bad(pg, "a tree deeper than LMDB allows");
-  if ((rc = pw_visit(w, pg)) != CHECK_OK || (rc = pw_read(w, pg)) != CHECK_OK)
-    return rc;
-  flags = (unsigned)get_le(w->buf + 10, 2);
-  if (flags & P_LEAF2)
-    return CHECK_OK; /* not used by the store: LMDB's own checks */
-  if ((flags & (P_BRANCH | P_LEAF)) == 0 ||
-      (flags & (P_BRANCH | P_LEAF)) == (P_BRANCH | P_LEAF))
-    return pw_bad(pg, "neither a branch nor a leaf page where one belongs");
-  lower = (unsigned)get_le(w->buf + 12, 2);
-  upper = (unsigned)get_le(w->buf + 14, 2);
-  if (lower < PAGEHDR || lower > upper || upper > w->psize || lower % 2 != 0)
-    return pw_bad(pg, "its bounds are out of the page");
-  n = (lower - PAGEHDR) / 2;
-  if ((flags & P_BRANCH) && n == 0)
-    return pw_bad(pg, "an empty branch page");
-  /* Children are walked after this page's nodes are read: the buffer is
-     reused, so keep this page. */
-  page = malloc(w->psize);
-  if (page == NULL)
-    return CHECK_LMDB_ERROR;
-  memcpy(page, w->buf, w->psize);
-  rc = CHECK_OK;
-  for (unsigned i = 0; i < n && rc == CHECK_OK; i++)
-    rc = pw_node(w, pg, page, flags, upper, i, depth);
-  free(page);
-  return rc;
-}
-
-static int check_pages(int fd, uint64_t txnid) {
-  uint8_t meta[2][PAGEHDR + 136];
-  pagewalk_t w;
-  struct stat st;
-  int which = -1, rc;
-
-  memset(&w, 0, sizeof(w));
-  if (fstat(fd, &st) != 0 ||
-      pread(fd, meta[0], sizeof(meta[0]), 0) != (ssize_t)sizeof(meta[0]))
-    return CHECK_OK;
-  w.psize = (size_t)get_le(meta[0] + PAGEHDR + 24, 4); /* free db's md_pad */
-  if (w.psize < 512 || w.psize > 65536 || (w.psize & (w.psize - 1)) != 0 ||
-      pread(fd, meta[1], sizeof(meta[1]), (off_t)w.psize) !=
-          (ssize_t)sizeof(meta[1]))
-    return CHECK_OK; /* LMDB's open judges the meta pages */
-  for (int m = 0; m < 2; m++)
-    if (get_le(meta[m] + PAGEHDR, 4) == 0xBEEFC0DEu &&
-        get_le(meta[m] + PAGEHDR + 128, 8) == txnid)
-      which = m;
-  if (which < 0)
-    return CHECK_OK;
-  w.fd = fd;
-  w.last_pg = get_le(meta[which] + PAGEHDR + 120, 8);
-  if (w.last_pg < 1 || w.last_pg >= (uint64_t)st.st_size / w.psize)
-    return pw_bad(w.last_pg, "the meta page counts pages the file does not "
-                  "hold");
-  w.seen = calloc((size_t)(w.last_pg / 8 + 1), 1);
-  w.buf = malloc(w.psize);
-  if (w.seen == NULL || w.buf == NULL) {
-    free(w.seen);
-    free(w.buf);
-    return CHECK_OK;
-  }
-  rc = CHECK_OK;
-  for (int db = 0; db < 2 && rc == CHECK_OK; db++) { /* free, main */
-    uint64_t root = get_le(meta[which] + PAGEHDR + 24 + db * DBREC + 40, 8);
-    if (root != UINT64_MAX)
-      rc = pw_tree(&w, root, 0);
-  }
-  free(w.seen);
-  free(w.buf);
-  return rc == CHECK_LMDB_ERROR ? CHECK_OK : rc;
-}
-
-/* The child's walk of the store in `dir`. Returns its exit status. */
-static int check_walk(const char *dir) {
-  MDB_env *env = NULL;
-  MDB_txn *txn = NULL;
-  MDB_dbi dbi;
-  int rc = CHECK_LMDB_ERROR;
-
-  if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, N_DBS) != 0 ||
-      mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) != 0)
-    goto out;
-  if ((rc = begin_read(env, NULL, &txn)) != 0) {
-    txn = NULL;
-    if (rc == MDB_CORRUPTED) { /* see begin_read */
-      check_say("its meta page gives a map size smaller than its data");
-      rc = CHECK_BAD_RECORD;
-    } else {
-      rc = CHECK_LMDB_ERROR;
-    }
-    goto out;
-  }
-  {
-    int fd;
-    if (mdb_env_get_fd(env, &fd) == 0 &&
-        (rc = check_pages(fd, (uint64_t)mdb_txn_id(txn))) != CHECK_OK)
-      goto out;
-  }
-  if ((rc = check_db(env, txn, 0, -1, "(free pages)")) != CHECK_OK)
-    goto out;
-  if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0) {
-    rc = CHECK_LMDB_ERROR;
-    goto out;
-  }
-  if ((rc = check_db(env, txn, dbi, N_DBS, "(main)")) != CHECK_OK)
-    goto out;
-  /* A store of another schema is not decoded here: the open says so. */
-  if (mdb_dbi_open(txn, db_names[DB_META], 0, &dbi) == 0) {
-    MDB_val k = {6, (void *)"schema"}, v;
-    if (mdb_get(txn, dbi, &k, &v) == 0 &&
-        (v.mv_size != 4 || get_le(v.mv_data, 4) != TDM_STORE_SCHEMA)) {
-      rc = CHECK_OK;
-      goto out;
-    }
-  }
-  for (int i = 0; i < N_DBS; i++) {
-    int r = mdb_dbi_open(txn, db_names[i], 0, &dbi);
-    if (r == MDB_NOTFOUND)
-      continue; /* the open says which one is missing */
-    if (r != 0) {
-      rc = CHECK_LMDB_ERROR;
-      goto out;
-    }
-    if ((rc = check_db(env, txn, dbi, i, db_names[i])) != CHECK_OK)
-      goto out;
-  }
-out:
-  if (txn != NULL)
-    mdb_txn_abort(txn);
-  if (env != NULL)
-    mdb_env_close(env);
-  return rc;
-}
-
-/* Run check_walk() in a child (see above). 0, or TDM_ESTATE (logged). */
-static int check_store(tdm_store_t *s) {
-  char path[4096 + 16], said[256], why[320];
-  struct stat st;
-  size_t got = 0;
-  int fds[2], status = 0;
-  pid_t pid, parent;
-
-  snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
-  if (stat(path, &st) != 0 || st.st_size == 0)
-    return 0; /* nothing to check: the open creates it or says why not */
-  if (pipe2(fds, O_CLOEXEC) != 0)
-    return 0; /* no check possible: carry on as before */
-  fflush(NULL); /* nothing buffered may be written twice */
-  parent = getpid();
-  pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return 0;
-  }
-  if (pid == 0) {
-    /* The child must not keep the writer lock alive: if the parent is
-       killed meanwhile, a restart would be refused until the walk ends.
-       Closing this copy leaves the parent's lock in place (flock: released
-       when every descriptor of the open file is closed); and the child dies
-       with its parent. */
-    if (s->lock_fd >= 0)
-      close(s->lock_fd);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(CHECK_OK); /* the parent is already gone */
-    /* LMDB's assertion messages, and ours, go to the parent. */
-    dup2(fds[1], 2);
-    signal(SIGALRM, SIG_DFL);
-    signal(SIGSEGV, SIG_DFL);
-    signal(SIGBUS, SIG_DFL);
-    alarm(CHECK_TIMEOUT_S);
-    _exit(check_walk(s->dir));
-  }
-  close(fds[1]);
-  for (;;) { /* read to EOF first: a child blocked on a full pipe never exits */
-    char buf[512];
-    ssize_t n = read(fds[0], buf, sizeof(buf));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    if (got < sizeof(said) - 1) {
-      size_t take = (size_t)n < sizeof(said) - 1 - got ? (size_t)n
-                                                        : sizeof(said) - 1 - got;
-      memcpy(said + got, buf, take);
-      got += take;
-    }
-  }
-  close(fds[0]);
-  said[got] = '\0';
-  said[strcspn(said, "\n")] = '\0';
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  if (WIFEXITED(status) &&
-      (WEXITSTATUS(status) == CHECK_OK ||
-       WEXITSTATUS(status) == CHECK_LMDB_ERROR))
-    return 0;
-  if (WIFEXITED(status) && WEXITSTATUS(status) == CHECK_BAD_RECORD)
-    snprintf(why, sizeof(why), "%s", said);
-  else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
-    snprintf(why, sizeof(why), "reading it did not finish in %d s",
-             CHECK_TIMEOUT_S);
-  else if (WIFSIGNALED(status))
-    snprintf(why, sizeof(why), "reading it crashed a check process (signal "
-             "%d, %s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-  else
-    snprintf(why, sizeof(why), "reading it failed a check process (exit "
-             "status %d)", WEXITSTATUS(status));
-  tdm__error(s->log, "state store %s is corrupt: %s; move it away (the files "
-             "will be read again from the start) or restore a backup",
-             s->qdir, why);
-  return TDM_ESTATE;
-}
-
 int tdm_store_open(const char *dir, unsigned flags, const tdm__log_t *log,
                    tdm_store_t **out) {
   tdm_store_t *s;
@@ -1140,8 +552,12 @@ int tdm_store_open(const char *dir, unsigned flags, const tdm__log_t *log,
     goto err;
   if (!s->rdonly && (rc = lock_writer(s)) != 0)
     goto err;
-  if ((rc = check_store(s)) != 0)
+  if ((rc = tdm__check_store(s->dir, s->qdir, s->lock_fd, s->log)) != 0)
     goto err;
+  if (!s->rdonly) { /* before the first write */
+    tdm__check_mark_open(s->dir, s->log);
+    s->marked = 1;
+  }
   if ((rc = open_env(s)) != 0 || (rc = open_dbs(s, &fresh)) != 0)
     goto err;
   if (!s->rdonly) {
@@ -1153,6 +569,7 @@ int tdm_store_open(const char *dir, unsigned flags, const tdm__log_t *log,
       goto err;
     }
   }
+  s->opened = 1;
   *out = s;
   return 0;
 
@@ -1168,9 +585,15 @@ void tdm_store_close(tdm_store_t *s) {
      the directory again (registry). */
   if (s->env != NULL)
     mdb_env_close(s->env);
+  /* Every commit was synced: a store closed after no failed write is as
+     sound as the check (or the mark) found it. A forked copy of a writer
+     closing its inherited handle leaves the mark to the writer. */
+  if (s->marked && s->pid == getpid())
+    tdm__check_mark_closed(s->dir, s->opened && !s->failed, s->log);
   registry_remove(s);
   if (s->lock_fd >= 0)
     close(s->lock_fd);
+  free(s->last_dir.path);
   free(s->qdir);
   free(s->dir);
   free(s);
@@ -1188,14 +611,34 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
 
 uint64_t tdm_store_lost_files(const tdm_store_t *s) { return s->lost_files; }
 /*
+ * Let go of the pages of the map between `lo` and `hi` (addresses of values
+ * a walk has read: LMDB does not say where its map starts, but a value read
+ * in a read transaction lies in it, and the map is one mapping). The map is
+ * a read-only shared mapping of data.mdb (LMDB writes with pwrite), so the
+ * pages stay in the page cache and come back on the next access. Without
+ * this a walk of the whole store keeps every page of it in this process's
+ * RSS.
+ */
+#define WALK_DROP_EVERY 4096
+static void drop_map_pages(uintptr_t lo, uintptr_t hi) {
+  long page = sysconf(_SC_PAGESIZE);
+
+  if (page <= 0 || lo == 0 || hi <= lo)
+    return;
+  lo &= ~((uintptr_t)page - 1);
+  (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/*
  * Call `fn` for every entry of database `which`, in key order, inside one
  * read transaction. A non-zero return from `fn` stops the walk and is
  * returned; an LMDB error is logged with `what` ("reading ...").
  */
 static int walk(tdm_store_t *s, int which, const char *what,
-                int (*fn)(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
-                          void *arg),
+                int (*fn)(tdm_store_t *s, MDB_txn *txn, const MDB_val *k,
+                          const MDB_val *v, void *arg),
                 void *arg) {
+  uintptr_t lo = 0, hi = 0; /* the values read since the last drop */
   MDB_cursor *cur;
   MDB_txn *txn;
   MDB_val k, v;
@@ -1207,7 +650,11 @@ static int walk(tdm_store_t *s, int which, const char *what,
     mdb_txn_abort(txn);
     return fail(s, rc, what);
   }
-  for (;;) {
+  for (size_t n = 1;; n++) {
+    if (n % WALK_DROP_EVERY == 0) {
+      drop_map_pages(lo, hi);
+      lo = hi = 0;
+    }
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     if (rc == MDB_NOTFOUND) {
       rc = 0;
@@ -1217,8 +664,12 @@ static int walk(tdm_store_t *s, int which, const char *what,
       rc = fail(s, rc, what);
       break;
     }
-    if ((rc = fn(s, &k, &v, arg)) != 0)
+    if ((rc = fn(s, txn, &k, &v, arg)) != 0)
       break;
+    if (lo == 0 || (uintptr_t)v.mv_data < lo)
+      lo = (uintptr_t)v.mv_data;
+    if ((uintptr_t)v.mv_data + v.mv_size > hi)
+      hi = (uintptr_t)v.mv_data + v.mv_size;
   }
   mdb_cursor_close(cur);
   mdb_txn_abort(txn);
@@ -1231,10 +682,11 @@ typedef struct blob_walk {
   void *arg;
 } blob_walk_t;
 
-static int blob_entry(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
-                      void *arg) {
+static int blob_entry(tdm_store_t *s, MDB_txn *txn, const MDB_val *k,
+                      const MDB_val *v, void *arg) {
   const blob_walk_t *w = arg;
   (void)s;
+  (void)txn;
   return w->cb(w->arg, k->mv_data, k->mv_size, v->mv_data, v->mv_size);
 }
 
@@ -1249,28 +701,90 @@ int tdm_store_load_blobs(tdm_store_t *s,
 typedef struct file_walk {
   int (*cb)(void *arg, const tdm_file_rec_t *rec);
   void *arg;
+  char *path;  /* the whole path of a record filed under a directory */
+  size_t cap;
+  uint64_t dir; /* the directory last looked up, and its path (in the map) */
+  const char *dir_path;
+  size_t dir_len;
 } file_walk_t;
 
-static int file_entry(tdm_store_t *s, const MDB_val *k, const MDB_val *v,
-                      void *arg) {
-  const file_walk_t *w = arg;
+/* Record `v` of file `k` decoded, its path whole, into w->cb. */
+static int file_entry(tdm_store_t *s, MDB_txn *txn, const MDB_val *k,
+                      const MDB_val *v, void *arg) {
+  file_walk_t *w = arg;
   tdm_file_rec_t r;
+  uint64_t dir = 0;
+  const char *why = "does not decode";
 
-  if (k->mv_size != 8 || rec_decode(v, &r) != 0) {
-    tdm__error(s->log,
-               "%s: file record %" PRIu64 " does not decode (corrupt store)",
-               s->qdir, k->mv_size == 8 ? get_be64(k->mv_data) : 0);
-    return TDM_ESTATE;
+  if (k->mv_size != 8 ||
+      tdm__record_decode(v->mv_data, v->mv_size, &r, &dir) != 0)
+    goto bad;
+  r.id = tdm__get_be64(k->mv_data);
+  if (dir != 0) {
+    size_t nlen = strlen(r.path);
+    if (dir != w->dir) {
+      uint8_t key[8];
+      MDB_val dk = {8, key}, dv;
+      tdm__put_be64(key, dir);
+      why = "names a directory the store does not hold";
+      if (!s->has_dirs || mdb_get(txn, s->dbi[DB_DIRS], &dk, &dv) != 0 ||
+          dv.mv_size == 0 || ((const char *)dv.mv_data)[dv.mv_size - 1] != '\0')
+        goto bad;
+      w->dir = dir;
+      w->dir_path = dv.mv_data;
+      w->dir_len = dv.mv_size - 1;
+    }
+    if (w->dir_len + 1 + nlen + 1 > w->cap) {
+      size_t cap = (w->dir_len + nlen + 2) * 2;
+      char *p = realloc(w->path, cap);
+      if (p == NULL)
+        return -ENOMEM;
+      w->path = p;
+      w->cap = cap;
+    }
+    memcpy(w->path, w->dir_path, w->dir_len);
+    w->path[w->dir_len] = '/';
+    memcpy(w->path + w->dir_len + 1, r.path, nlen + 1);
+    r.path = w->path;
   }
-  r.id = get_be64(k->mv_data);
   return w->cb(w->arg, &r);
+bad:
+  tdm__error(s->log, "%s: file record %" PRIu64 " %s (corrupt store)",
+             s->qdir, k->mv_size == 8 ? tdm__get_be64(k->mv_data) : 0, why);
+  return TDM_ESTATE;
+}
+
+int tdm_store_get_file(tdm_store_t *s, uint64_t id,
+                       int (*cb)(void *arg, const tdm_file_rec_t *rec),
+                       void *arg) {
+  uint8_t key[8];
+  MDB_val k = {8, key}, v;
+  MDB_txn *txn;
+  file_walk_t w = {cb, arg, NULL, 0, 0, NULL, 0};
+  int rc;
+
+  tdm__put_be64(key, id);
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "reading a file record");
+  rc = mdb_get(txn, s->dbi[DB_FILES], &k, &v);
+  if (rc == 0)
+    rc = file_entry(s, txn, &k, &v, &w);
+  else if (rc == MDB_NOTFOUND)
+    rc = -ENOENT;
+  else
+    rc = fail(s, rc, "reading a file record");
+  mdb_txn_abort(txn);
+  free(w.path);
+  return rc;
 }
 
 int tdm_store_load_files(tdm_store_t *s,
                          int (*cb)(void *arg, const tdm_file_rec_t *rec),
                          void *arg) {
-  file_walk_t w = {cb, arg};
-  return walk(s, DB_FILES, "reading file records", file_entry, &w);
+  file_walk_t w = {cb, arg, NULL, 0, 0, NULL, 0};
+  int rc = walk(s, DB_FILES, "reading file records", file_entry, &w);
+  free(w.path);
+  return rc;
 }
 
 /*
@@ -1298,8 +812,8 @@ static int spec_key(const tdm_store_t *s, const char *spec,
     return 0;
   }
   x = XXH3_128bits(spec, len);
-  put_be64(h, x.high64);
-  put_be64(h + 8, x.low64);
+  tdm__put_be64(h, x.high64);
+  tdm__put_be64(h + 8, x.low64);
   memcpy(buf, "#xxh128:", 8);
   for (int i = 0; i < 16; i++) {
     buf[8 + 2 * i] = hexd[h[i] >> 4];
@@ -1355,7 +869,7 @@ int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
     return fail(s, rc, "looking up a content hash");
   rc = mdb_get(txn, s->dbi[DB_HASHES], &k, &v);
   if (rc == 0 && v.mv_size == 8)
-    *file_id = get_be64(v.mv_data);
+    *file_id = tdm__get_be64(v.mv_data);
   mdb_txn_abort(txn);
   if (rc == MDB_NOTFOUND)
     return -ENOENT;
@@ -1371,31 +885,111 @@ int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
 typedef struct commit_arg {
   const tdm_store_batch_t *b;
   int64_t now;
+  uint64_t next_dir; /* as the transaction leaves it */
+  dir_cache_t dir;   /* the transaction's last directory */
 } commit_arg_t;
 
+/*
+ * File `path` under its directory (everything before its last '/'): *dir is
+ * the directory's id and *name the rest; a new directory gets an id and its
+ * entries in "dirs" and "dirkeys". *dir = 0 and *name = path when the path
+ * is stored whole: a store of schema 1 (read only, not written here), a path
+ * with no '/' or ending in one, or a directory whose key is taken by another
+ * path (two paths with one XXH3-128). Returns an LMDB code.
+ */
+static int file_under_dir(tdm_store_t *s, MDB_txn *txn, commit_arg_t *a,
+                          const char *path, uint64_t *dir, const char **name) {
+  const char *slash = path != NULL ? strrchr(path, '/') : NULL;
+  uint8_t hk[16], idb[8];
+  MDB_val k = {16, hk}, v;
+  XXH128_hash_t x;
+  size_t dlen;
+  uint64_t id;
+  char *copy;
+  int rc;
+
+  *dir = 0;
+  *name = path;
+  if (!s->has_dirs || slash == NULL || slash[1] == '\0')
+    return 0;
+  dlen = (size_t)(slash - path);
+  if (a->dir.path != NULL && strlen(a->dir.path) == dlen &&
+      memcmp(a->dir.path, path, dlen) == 0) {
+    *dir = a->dir.id;
+    *name = slash + 1;
+    return 0;
+  }
+  x = XXH3_128bits(path, dlen);
+  tdm__put_be64(hk, x.high64);
+  tdm__put_be64(hk + 8, x.low64);
+  rc = mdb_get(txn, s->dbi[DB_DIRKEYS], &k, &v);
+  if (rc == 0) {
+    MDB_val dk = {8, idb}, dv;
+    if (v.mv_size != 8)
+      return 0; /* damaged: the whole path is stored */
+    id = tdm__get_be64(v.mv_data);
+    tdm__put_be64(idb, id);
+    if (mdb_get(txn, s->dbi[DB_DIRS], &dk, &dv) != 0 ||
+        dv.mv_size != dlen + 1 || memcmp(dv.mv_data, path, dlen) != 0)
+      return 0; /* another path has this key */
+  } else if (rc == MDB_NOTFOUND) {
+    MDB_val dk = {8, idb}, dv = {dlen + 1, NULL}, iv = {8, idb};
+    id = a->next_dir++;
+    tdm__put_be64(idb, id);
+    if ((rc = mdb_put(txn, s->dbi[DB_DIRS], &dk, &dv, MDB_RESERVE)) != 0)
+      return rc;
+    memcpy(dv.mv_data, path, dlen);
+    ((char *)dv.mv_data)[dlen] = '\0';
+    if ((rc = mdb_put(txn, s->dbi[DB_DIRKEYS], &k, &iv, 0)) != 0)
+      return rc;
+  } else {
+    return rc;
+  }
+  if ((copy = malloc(dlen + 1)) != NULL) {
+    memcpy(copy, path, dlen);
+    copy[dlen] = '\0';
+    free(a->dir.path);
+    a->dir.path = copy;
+    a->dir.id = id;
+  }
+  *dir = id;
+  *name = slash + 1;
+  return 0;
+}
+
 /* The body of one checkpoint transaction (see write_txn). */
-static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
-  const commit_arg_t *a = arg;
+static int apply_batch(tdm_store_t *s, MDB_txn *txn, void *arg) {
+  commit_arg_t *a = arg;
   const tdm_store_batch_t *b = a->b;
   uint8_t id[8];
   MDB_val k = {8, id}, v;
   size_t i;
   int rc;
 
+  /* From the committed state: a replay (a grown map) starts again. */
+  a->next_dir = s->next_dir;
+  free(a->dir.path);
+  a->dir.path = s->last_dir.path != NULL ? strdup(s->last_dir.path) : NULL;
+  a->dir.id = s->last_dir.id;
+
   for (i = 0; i < b->n_del_files; i++) {
-    put_be64(id, b->del_files[i]);
+    tdm__put_be64(id, b->del_files[i]);
     rc = mdb_del(txn, s->dbi[DB_FILES], &k, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND)
       return rc;
   }
   for (i = 0; i < b->n_put_files; i++) {
     const tdm_file_rec_t *r = b->put_files[i];
-    put_be64(id, r->id);
-    v.mv_size = rec_size(r);
+    const char *name;
+    uint64_t dir;
+    if ((rc = file_under_dir(s, txn, a, r->path, &dir, &name)) != 0)
+      return rc;
+    tdm__put_be64(id, r->id);
+    v.mv_size = tdm__record_size(r, dir, name);
     /* MDB_RESERVE: encode straight into the page, no buffer. */
     if ((rc = mdb_put(txn, s->dbi[DB_FILES], &k, &v, MDB_RESERVE)) != 0)
       return rc;
-    rec_encode(r, v.mv_data);
+    tdm__record_write(r, dir, name, v.mv_data);
   }
   for (i = 0; i < b->n_blobs; i++) {
     char kb[SPEC_KEY_CAP];
@@ -1414,12 +1008,15 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
   }
   for (i = 0; i < b->n_hashes; i++) {
     MDB_val hk = {16, (void *)b->hashes[i].hash}, hv = {8, id};
-    put_be64(id, b->hashes[i].file_id);
+    tdm__put_be64(id, b->hashes[i].file_id);
     if ((rc = mdb_put(txn, s->dbi[DB_HASHES], &hk, &hv, 0)) != 0)
       return rc;
   }
   if (b->next_id > s->next_id &&
       (rc = meta_put(s, txn, "next_id", b->next_id, 8)) != 0)
+    return rc;
+  if (a->next_dir > s->next_dir &&
+      (rc = meta_put(s, txn, "next_dir", a->next_dir, 8)) != 0)
     return rc;
   if (b->add_lost_files > 0 &&
       (rc = meta_put(s, txn, "lost_files", s->lost_files + b->add_lost_files,
@@ -1429,7 +1026,7 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, const void *arg) {
 }
 
 int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
-  commit_arg_t a = {b, 0};
+  commit_arg_t a = {b, 0, 0, {NULL, 0}};
   struct timespec ts;
   size_t i;
   int rc;
@@ -1459,8 +1056,14 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
 
   clock_gettime(CLOCK_REALTIME, &ts);
   a.now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-  if ((rc = write_txn(s, apply_batch, &a)) != 0)
+  if ((rc = write_txn(s, apply_batch, &a)) != 0) {
+    free(a.dir.path);
+    s->failed = 1;
     return fail(s, rc, "checkpoint");
+  }
+  free(s->last_dir.path);
+  s->last_dir = a.dir;
+  s->next_dir = a.next_dir;
   if (b->next_id > s->next_id)
     s->next_id = b->next_id;
   s->checkpoint_ns = a.now;
@@ -1468,17 +1071,25 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
   return 0;
 }
 
-static int drop_files(tdm_store_t *s, MDB_txn *txn, const void *arg) {
+static int drop_files(tdm_store_t *s, MDB_txn *txn, void *arg) {
   int rc;
 
   (void)arg;
   rc = mdb_drop(txn, s->dbi[DB_FILES], 0); /* 0: empty it, keep the handle */
   if (rc == 0)
     rc = mdb_drop(txn, s->dbi[DB_HASHES], 0);
+  if (rc == 0 && s->has_dirs)
+    rc = mdb_drop(txn, s->dbi[DB_DIRS], 0);
+  if (rc == 0 && s->has_dirs)
+    rc = mdb_drop(txn, s->dbi[DB_DIRKEYS], 0);
   return rc;
 }
 
 int tdm_store_clear_files(tdm_store_t *s) {
   int rc = write_txn(s, drop_files, NULL);
+  if (rc != 0)
+    s->failed = 1;
+  free(s->last_dir.path); /* its entry is gone */
+  s->last_dir.path = NULL;
   return rc != 0 ? fail(s, rc, "forgetting the file records") : 0;
 }

@@ -4,6 +4,8 @@
  * Layout of a state directory DIR:
  *   DIR/data.mdb, DIR/lock.mdb   the LMDB environment
  *   DIR/writer.lock              our own writer lock (flock), holds the pid
+ *   DIR/checked                  when the corruption check may be skipped
+ *                                (see check.h)
  *
  * Named databases (opened once, at open time):
  *   "meta"   "schema" -> u32 LE TDM_STORE_SCHEMA; "next_id" -> u64 LE;
@@ -12,9 +14,15 @@
  *            unreachable, see tdm_store_batch_t.add_lost_files; absent: 0)
  *            "instance" -> 8 random bytes, made by the first writer that
  *            finds none (stores older than 0.2 get one, same schema)
- *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see store.c)
+ *   "files"  u64 BE file id -> encoded tdm_file_rec_t (see record.h)
  *   "procs"  processor spec string -> restore blob (<= TDM_RESTORE_MAX)
  *   "hashes" 16-byte canonical XXH3-128 -> u64 BE file id (whole mode)
+ *   "dirs"   u64 BE directory id -> its path, NUL-terminated (schema 2): a
+ *            record's path is its directory's id and the name in it
+ *   "dirkeys" XXH3-128 of a directory's path -> u64 BE directory id
+ *            (schema 2; meta "next_dir" -> u64 LE, the next unused id)
+ * A store of schema 1 (tidemark 0.2) is brought to schema 2 by the first
+ * writer that opens it; a reader reads either.
  *
  * The engine keeps every file record in memory; the store is the durable
  * copy, written by one all-or-nothing tdm_store_commit() per checkpoint.
@@ -29,7 +37,7 @@
 
 #include "base/log.h"
 
-#define TDM_STORE_SCHEMA 1u
+#define TDM_STORE_SCHEMA 2u
 
 /* tdm_file_rec_t.state */
 typedef enum tdm_file_state {
@@ -104,12 +112,23 @@ const char *tdm_store_dir(const tdm_store_t *s);
 /*
  * Call `cb` for every file record, in id order, inside one read transaction.
  * The record and its strings are valid only during the call. A non-zero
- * return from `cb` stops the walk and is returned. TDM_ESTATE on a record
+ * return from `cb` stops the walk and is returned. The map's pages the walk
+ * has passed are let go as it goes (the page cache keeps them), so a walk
+ * over millions of records does not hold them all resident. TDM_ESTATE on a record
  * that does not decode (logged with its id).
  */
 int tdm_store_load_files(tdm_store_t *s,
                          int (*cb)(void *arg, const tdm_file_rec_t *rec),
                          void *arg);
+
+/*
+ * Call `cb` with the record of file `id`, valid only during the call; its
+ * result is returned. -ENOENT when there is none, TDM_ESTATE when it does not
+ * decode (logged).
+ */
+int tdm_store_get_file(tdm_store_t *s, uint64_t id,
+                       int (*cb)(void *arg, const tdm_file_rec_t *rec),
+                       void *arg);
 
 /*
  * Call `cb` for every processor restore blob (key: the processor's spec, not
@@ -194,16 +213,6 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b);
 /* Forget every file record and content hash (`reset` with no paths). Blobs
    are kept: they describe processors' outputs, not the inputs. */
 int tdm_store_clear_files(tdm_store_t *s);
-
-/*
- * Internal, for the fuzz target (tests/fuzz/fuzz-record.c): the file record
- * codec of the "files" database (format in store.c).
- * decode: parse `len` bytes into `r` (all but id; its strings point into
- * `data`). 0, or -1 when they are not a well-formed record.
- * encode: the encoded size of `r`; writes it into `buf` when `cap` holds it.
- */
-int tdm__store_record_decode(const void *data, size_t len, tdm_file_rec_t *r);
-size_t tdm__store_record_encode(const tdm_file_rec_t *r, void *buf, size_t cap);
 
 /* For tests: the map size a new store starts with (default 1 GiB; the file
    is sparse), e.g. 64 KiB to exercise growth. Affects later opens only. */

@@ -35,6 +35,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->progress_ms = 250;
   o->decompress = TDM_DECOMPRESS_AUTO;
   o->multiline_timeout_ms = 1000;
+  o->max_tries = 5;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -105,6 +106,14 @@ static int check_options(const tdm_options_t *o, const tdm__log_t *log) {
     tdm__error(log, "--decompress: unknown value %d", (int)o->decompress);
     return TDM_EUSAGE;
   }
+  if (o->max_tries == 0) {
+    tdm__error(log, "--max-tries: must be at least 1");
+    return TDM_EUSAGE;
+  }
+  if (o->dead_letter != NULL && o->dead_letter[0] == '\0') {
+    tdm__error(log, "--dead-letter: the path is empty");
+    return TDM_EUSAGE;
+  }
   return 0;
 }
 
@@ -145,6 +154,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t = calloc(1, sizeof(*t));
   if (t == NULL)
     return -ENOMEM;
+  t->dl.fd = -1;
   t->log.level = o->log_level;
   t->log.cb = o->log_cb;
   t->log.arg = o->log_arg;
@@ -170,6 +180,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t->opts.metrics_file = o->metrics_file ? strdup(o->metrics_file) : NULL;
   t->opts.multiline_start = NULL;
   t->opts.on_done = t->opts.on_failed = NULL;
+  t->opts.dead_letter = NULL; /* t->dl has it */
   rc = -ENOMEM;
   if (t->opts.state_dir == NULL || (o->plugin_dir && !t->opts.plugin_dir) ||
       (o->metrics_listen && !t->opts.metrics_listen) ||
@@ -186,6 +197,8 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
     goto err;
   /* A state directory inside a source is not data. */
   t->filter.skip_dir = t->state_real = realpath(o->state_dir, NULL);
+  if (o->dead_letter != NULL && (rc = tdm__deadletter_open(t, o->dead_letter)) != 0)
+    goto err;
   if ((rc = tdm_registry_open(o->plugin_dir, &t->log, &t->registry)) != 0)
     goto err;
   if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
@@ -221,6 +234,8 @@ void tdm_close(tdm_t *t) {
     free(t->procs[i].key);
   }
   free(t->procs);
+  tdm__deadletter_close(&t->dl);
+  free(t->suspects);
   for (size_t i = 0; i < t->n_roots; i++)
     free(t->roots[i]);
   free(t->roots);

@@ -9,9 +9,10 @@
  * the file is reported gone with the size it had at the last look.
  *
  * JSON (`status --json`) is one object on one line:
- *   {"state_dir":"/abs","schema":1,"instance":"16 hex"|null,
+ *   {"state_dir":"/abs","schema":2,"instance":"16 hex"|null,
  *    "processors":[{"spec":"nats:...","note":"text"|null}, ...],
  *    "last_checkpoint":"...Z"|null, "lost_files":N,
+ *    "dead_letters":N (records set aside by --dead-letter, ever),
  *    "files":[{"id":1,"path":"/abs/p","present":true,"dev":2049,
  *              "inode":1234,"size":100,"bookmark":100,"pending":0,
  *              "state":"active","truncations":0,"pieces":0,
@@ -40,6 +41,7 @@
 
 #include "state/store.h"
 #include "base/log.h"
+#include "engine/deadletter.h"
 
 static const char *const state_names[] = {
   [TDM_FILE_ACTIVE] = "active",       [TDM_FILE_DONE] = "done",
@@ -109,21 +111,18 @@ static int collect(void *arg, const tdm_file_rec_t *rec) {
   return 0;
 }
 
-/* Fill present/size/pending of each row from what is at its path now. */
-static void look_now(rows *r) {
-  for (size_t i = 0; i < r->n; i++) {
-    row *w = &r->v[i];
-    struct stat st;
-    if (lstat(w->path, &st) == 0 && (uint64_t)st.st_dev == w->rec.dev &&
-        (uint64_t)st.st_ino == w->rec.ino) {
-      w->present = 1;
-      w->size = (uint64_t)st.st_size;
-    } else {
-      w->present = 0;
-      w->size = w->rec.size;
-    }
-    w->pending = w->size > w->rec.offset ? w->size - w->rec.offset : 0;
+/* Fill present/size/pending of row `w` from what is at its path now. */
+static void look(row *w) {
+  struct stat st;
+  if (lstat(w->rec.path, &st) == 0 && (uint64_t)st.st_dev == w->rec.dev &&
+      (uint64_t)st.st_ino == w->rec.ino) {
+    w->present = 1;
+    w->size = (uint64_t)st.st_size;
+  } else {
+    w->present = 0;
+    w->size = w->rec.size;
   }
+  w->pending = w->size > w->rec.offset ? w->size - w->rec.offset : 0;
 }
 
 /*
@@ -171,32 +170,45 @@ static int check_state(const char *dir, const tdm__log_t *log) {
 }
 
 /*
- * Open the store of `dir` (`flags` as tdm_store_open) and load every record
- * into `r`. Returns 0, or a negative code after a message (the store's own,
- * or ours).
+ * Open the store of `dir` (`flags` as tdm_store_open). Returns 0, or a
+ * negative code after a message (the store's own, or ours).
  */
-static int open_and_load(const char *dir, unsigned flags,
-                         const tdm__log_t *log, tdm_store_t **s, rows *r) {
+static int open_store(const char *dir, unsigned flags, const tdm__log_t *log,
+                      tdm_store_t **s) {
   char qb[1024];
   int rc;
 
   if ((rc = check_state(dir, log)) != 0)
     return rc;
   rc = tdm_store_open(dir, flags, log, s);
-  if (rc != 0) {
-    /* The store has logged its message, naming the directory. */
-    if (rc == -ENOENT)
-      tdm__error(log, "no tidemark state in %s",
-              tdm__quote(dir, qb, sizeof(qb)));
-    return rc;
-  }
-  rc = tdm_store_load_files(*s, collect, r);
-  if (rc != 0) {
+  /* The store has logged its message, naming the directory. */
+  if (rc == -ENOENT)
+    tdm__error(log, "no tidemark state in %s", tdm__quote(dir, qb, sizeof(qb)));
+  return rc;
+}
+
+/* Walk every file record of `s` into `cb`; a failure of the walk itself
+   (not of `cb`) is said naming `dir`. */
+static int walk_files(const char *dir, const tdm__log_t *log, tdm_store_t *s,
+                      int (*cb)(void *arg, const tdm_file_rec_t *rec),
+                      void *arg) {
+  char qb[1024];
+  int rc = tdm_store_load_files(s, cb, arg);
+  if (rc != 0 && rc != -ENOMEM && rc != -EPIPE)
     tdm__error(log, "reading the state in %s: %s",
-            tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
-    return rc;
-  }
-  return 0;
+               tdm__quote(dir, qb, sizeof(qb)), tdm_strerror(rc));
+  return rc;
+}
+
+/* Open the store of `dir` and load every record into `r` (reset). */
+static int open_and_load(const char *dir, unsigned flags,
+                         const tdm__log_t *log, tdm_store_t **s, rows *r) {
+  int rc = open_store(dir, flags, log, s);
+  if (rc == 0)
+    rc = walk_files(dir, log, *s, collect, r);
+  if (rc == -ENOMEM)
+    tdm__error(log, "reading the state: out of memory");
+  return rc;
 }
 
 /* ---- text and JSON ------------------------------------------------------- */
@@ -284,6 +296,21 @@ static int hash_is_zero(const uint8_t h[16]) {
 
 /* A processor's restore blob that is printable text is a note for status
    (the nats processor's stream and duplicate window); others are not. */
+/* Records set aside in dead-letter files, as the store recorded them. */
+static int sum_dead(void *arg, const char *key, size_t key_len,
+                    const void *blob, size_t len) {
+  uint64_t n;
+  if (tdm__deadletter_blob_count(key, key_len, blob, len, &n))
+    *(uint64_t *)arg += n;
+  return 0;
+}
+
+static uint64_t dead_letters(tdm_store_t *s) {
+  uint64_t n = 0;
+  tdm_store_load_blobs(s, sum_dead, &n);
+  return n;
+}
+
 typedef struct note_ctx {
   FILE *out;
   int json;
@@ -296,7 +323,10 @@ static int print_note(void *arg, const char *key, size_t key_len,
   char k[1024], note[TDM_RESTORE_MAX + 1], q[2048];
   const unsigned char *b = blob;
   int text = len > 0 && len <= TDM_RESTORE_MAX;
+  uint64_t dead;
 
+  if (tdm__deadletter_blob_count(key, key_len, blob, len, &dead))
+    return 0; /* a dead-letter file's, not a processor's */
   for (size_t i = 0; text && i < len; i++)
     text = b[i] >= 0x20 && b[i] < 0x7f;
   if (key_len >= sizeof(k))
@@ -319,58 +349,63 @@ static int print_note(void *arg, const char *key, size_t key_len,
   return 0;
 }
 
-static void print_json(FILE *out, const char *state_abs, int64_t ckpt_ns,
-                       uint64_t lost, const rows *r, tdm_store_t *s) {
-  note_ctx nc = {out, 1, 0};
-  fputs("{\"state_dir\":", out);
-  tdm__status_json_string(out, state_abs);
-  fprintf(out, ",\"schema\":%u,\"instance\":", TDM_STORE_SCHEMA);
-  tdm__status_json_string(out, tdm_store_instance(s)[0] ? tdm_store_instance(s) : NULL);
-  fputs(",\"processors\":[", out);
-  tdm_store_load_blobs(s, print_note, &nc);
-  fputs("],\"last_checkpoint\":", out);
-  json_time(out, ckpt_ns);
-  fprintf(out, ",\"lost_files\":%" PRIu64, lost);
-  fputs(",\"files\":[", out);
-  for (size_t i = 0; i < r->n; i++) {
-    const row *w = &r->v[i];
-    const tdm_file_rec_t *rec = &w->rec;
-    int escaped;
-    fprintf(out, "%s{\"id\":%" PRIu64 ",\"path\":", i > 0 ? "," : "",
-            rec->id);
-    escaped = tdm__status_json_string(out, w->path);
-    fprintf(out,
-            ",\"present\":%s,\"dev\":%" PRIu64 ",\"inode\":%" PRIu64
-            ",\"size\":%" PRIu64 ",\"bookmark\":%" PRIu64
-            ",\"pending\":%" PRIu64 ",\"state\":\"%s\",\"truncations\":%" PRIu32
-            ",\"pieces\":%" PRIu64 ",\"first_seen\":",
-            w->present ? "true" : "false", rec->dev, rec->ino, w->size,
-            rec->offset, w->pending, state_name(rec->state), rec->truncations,
-            rec->pieces);
-    json_time(out, rec->first_seen_ns);
-    fputs(",\"updated\":", out);
-    json_time(out, rec->updated_ns);
-    fputs(",\"content_hash\":", out);
-    if (hash_is_zero(rec->content_hash)) {
-      fputs("null", out);
-    } else {
-      putc('"', out);
-      for (int k = 0; k < 16; k++)
-        fprintf(out, "%02x", rec->content_hash[k]);
-      putc('"', out);
-    }
-    fputs(",\"duplicate_of\":", out);
-    if (rec->dup_of != 0)
-      fprintf(out, "%" PRIu64, rec->dup_of);
-    else
-      fputs("null", out);
-    fprintf(out, ",\"attempts\":%" PRIu32 ",\"exit_status\":%" PRId32
-                 ",\"error\":",
-            rec->attempts, rec->exit_status);
-    tdm__status_json_string(out, w->error);
-    fprintf(out, ",\"path_escaped\":%s}", escaped ? "true" : "false");
+/* ---- the streamed walk ----------------------------------------------------
+ *
+ * status writes each file as the store's walk reaches it: the records are
+ * not held, so memory stays flat however many files are tracked (the store
+ * also lets go of the map's pages behind the walk). The table sizes its
+ * columns on its first HEAD_ROWS rows, held until then; a later, wider
+ * value takes the room it needs on its own line.
+ */
+#define HEAD_ROWS 4096
+
+typedef struct sweep {
+  FILE *out;
+  tdm_store_t *s;
+  int json;
+  size_t n, gone;
+  uint64_t pending;
+  rows head;  /* table: the rows held until the columns are sized */
+  int sized;
+  int ws, wb, wz, wp;
+} sweep_t;
+
+static void json_file(FILE *out, const row *w, int first) {
+  const tdm_file_rec_t *rec = &w->rec;
+  int escaped;
+
+  fprintf(out, "%s{\"id\":%" PRIu64 ",\"path\":", first ? "" : ",", rec->id);
+  escaped = tdm__status_json_string(out, rec->path);
+  fprintf(out,
+          ",\"present\":%s,\"dev\":%" PRIu64 ",\"inode\":%" PRIu64
+          ",\"size\":%" PRIu64 ",\"bookmark\":%" PRIu64
+          ",\"pending\":%" PRIu64 ",\"state\":\"%s\",\"truncations\":%" PRIu32
+          ",\"pieces\":%" PRIu64 ",\"first_seen\":",
+          w->present ? "true" : "false", rec->dev, rec->ino, w->size,
+          rec->offset, w->pending, state_name(rec->state), rec->truncations,
+          rec->pieces);
+  json_time(out, rec->first_seen_ns);
+  fputs(",\"updated\":", out);
+  json_time(out, rec->updated_ns);
+  fputs(",\"content_hash\":", out);
+  if (hash_is_zero(rec->content_hash)) {
+    fputs("null", out);
+  } else {
+    putc('"', out);
+    for (int k = 0; k < 16; k++)
+      fprintf(out, "%02x", rec->content_hash[k]);
+    putc('"', out);
   }
-  fputs("]}\n", out);
+  fputs(",\"duplicate_of\":", out);
+  if (rec->dup_of != 0)
+    fprintf(out, "%" PRIu64, rec->dup_of);
+  else
+    fputs("null", out);
+  fprintf(out, ",\"attempts\":%" PRIu32 ",\"exit_status\":%" PRId32
+               ",\"error\":",
+          rec->attempts, rec->exit_status);
+  tdm__status_json_string(out, rec->error);
+  fprintf(out, ",\"path_escaped\":%s}", escaped ? "true" : "false");
 }
 
 /* Digits of v in decimal. */
@@ -383,100 +418,276 @@ static int width_of(uint64_t v) {
   return n;
 }
 
-/* The row with id `id`, or NULL. */
-static const row *find_row(const rows *r, uint64_t id) {
-  for (size_t i = 0; i < r->n; i++)
-    if (r->v[i].rec.id == id)
-      return &r->v[i];
-  return NULL;
+/* tdm_store_get_file() callback: the path of the file a duplicate names. */
+static int copy_path(void *arg, const tdm_file_rec_t *rec) {
+  char **path = arg;
+  *path = strdup(rec->path != NULL ? rec->path : "");
+  return 0;
 }
 
-static void print_text(FILE *out, int64_t ckpt_ns, uint64_t lost,
-                       const rows *r, tdm_store_t *s) {
-  note_ctx nc = {out, 0, 0};
-  int ws = (int)strlen("STATE"), wb = (int)strlen("BOOKMARK");
-  int wz = (int)strlen("SIZE"), wp = (int)strlen("PENDING");
-  uint64_t pending = 0;
-  size_t gone = 0;
+static void text_row(sweep_t *sw, const row *w) {
+  FILE *out = sw->out;
   char qb[8192];
+
+  fprintf(out, "%-*s  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s", sw->ws,
+          state_name(w->rec.state), sw->wb, w->rec.offset, sw->wz, w->size,
+          sw->wp, w->pending, tdm__quote(w->rec.path, qb, sizeof(qb)));
+  if (!w->present)
+    fputs(" (gone)", out);
+  if (w->rec.state == TDM_FILE_DUPLICATE && w->rec.dup_of != 0) {
+    char *orig = NULL;
+    if (tdm_store_get_file(sw->s, w->rec.dup_of, copy_path, &orig) == 0 &&
+        orig != NULL)
+      fprintf(out, " (duplicate of %s)", tdm__quote(orig, qb, sizeof(qb)));
+    else
+      fprintf(out, " (duplicate of file #%" PRIu64 ")", w->rec.dup_of);
+    free(orig);
+  }
+  if (w->rec.error != NULL)
+    fprintf(out, " (error: %s)", tdm__quote(w->rec.error, qb, sizeof(qb)));
+  putc('\n', out);
+}
+
+/* Size the table's columns on the rows held, print its head and them. */
+static void size_columns(sweep_t *sw) {
+  sw->ws = (int)strlen("STATE");
+  sw->wb = (int)strlen("BOOKMARK");
+  sw->wz = (int)strlen("SIZE");
+  sw->wp = (int)strlen("PENDING");
+  for (size_t i = 0; i < sw->head.n; i++) {
+    const row *w = &sw->head.v[i];
+    int n = (int)strlen(state_name(w->rec.state));
+    sw->ws = n > sw->ws ? n : sw->ws;
+    n = width_of(w->rec.offset);
+    sw->wb = n > sw->wb ? n : sw->wb;
+    n = width_of(w->size);
+    sw->wz = n > sw->wz ? n : sw->wz;
+    n = width_of(w->pending);
+    sw->wp = n > sw->wp ? n : sw->wp;
+  }
+  if (sw->head.n > 0)
+    fprintf(sw->out, "%-*s  %*s  %*s  %*s  %s\n", sw->ws, "STATE", sw->wb,
+            "BOOKMARK", sw->wz, "SIZE", sw->wp, "PENDING", "PATH");
+  for (size_t i = 0; i < sw->head.n; i++)
+    text_row(sw, &sw->head.v[i]);
+  rows_free(&sw->head);
+  sw->sized = 1;
+}
+
+/* tdm_store_load_files() callback: one file, looked at now and written. */
+static int sweep_file(void *arg, const tdm_file_rec_t *rec) {
+  sweep_t *sw = arg;
+  row w;
+
+  memset(&w, 0, sizeof(w));
+  w.rec = *rec;
+  look(&w);
+  sw->gone += !w.present;
+  sw->pending += w.pending;
+  if (sw->json) {
+    json_file(sw->out, &w, sw->n++ == 0);
+  } else if (sw->sized) {
+    sw->n++;
+    text_row(sw, &w);
+  } else {
+    int rc = collect(&sw->head, rec);
+    if (rc != 0)
+      return rc;
+    sw->head.v[sw->head.n - 1].present = w.present;
+    sw->head.v[sw->head.n - 1].size = w.size;
+    sw->head.v[sw->head.n - 1].pending = w.pending;
+    if (++sw->n == HEAD_ROWS)
+      size_columns(sw);
+  }
+  /* A closed pipe (status | head): stop walking. */
+  return ferror(sw->out) ? -EPIPE : 0;
+}
+
+static void json_head(FILE *out, const char *state_abs, tdm_store_t *s) {
+  note_ctx nc = {out, 1, 0};
+  fputs("{\"state_dir\":", out);
+  tdm__status_json_string(out, state_abs);
+  fprintf(out, ",\"schema\":%u,\"instance\":", TDM_STORE_SCHEMA);
+  tdm__status_json_string(out, tdm_store_instance(s)[0] ? tdm_store_instance(s) : NULL);
+  fputs(",\"processors\":[", out);
+  tdm_store_load_blobs(s, print_note, &nc);
+  fputs("],\"last_checkpoint\":", out);
+  json_time(out, tdm_store_checkpoint_ns(s));
+  fprintf(out, ",\"lost_files\":%" PRIu64, tdm_store_lost_files(s));
+  fprintf(out, ",\"dead_letters\":%" PRIu64, dead_letters(s));
+}
+
+static void text_tail(const sweep_t *sw) {
+  FILE *out = sw->out;
+  note_ctx nc = {out, 0, 0};
+  int64_t ckpt_ns = tdm_store_checkpoint_ns(sw->s);
+  uint64_t lost = tdm_store_lost_files(sw->s), dead;
   char when[64];
 
-  for (size_t i = 0; i < r->n; i++) {
-    const row *w = &r->v[i];
-    int n = (int)strlen(state_name(w->rec.state));
-    ws = n > ws ? n : ws;
-    n = width_of(w->rec.offset);
-    wb = n > wb ? n : wb;
-    n = width_of(w->size);
-    wz = n > wz ? n : wz;
-    n = width_of(w->pending);
-    wp = n > wp ? n : wp;
-  }
-  if (r->n > 0)
-    fprintf(out, "%-*s  %*s  %*s  %*s  %s\n", ws, "STATE", wb, "BOOKMARK", wz,
-            "SIZE", wp, "PENDING", "PATH");
-  for (size_t i = 0; i < r->n; i++) {
-    const row *w = &r->v[i];
-    fprintf(out, "%-*s  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s", ws,
-            state_name(w->rec.state), wb, w->rec.offset, wz, w->size, wp,
-            w->pending, tdm__quote(w->path, qb, sizeof(qb)));
-    if (!w->present) {
-      fputs(" (gone)", out);
-      gone++;
-    }
-    if (w->rec.state == TDM_FILE_DUPLICATE && w->rec.dup_of != 0) {
-      const row *d = find_row(r, w->rec.dup_of);
-      if (d != NULL)
-        fprintf(out, " (duplicate of %s)", tdm__quote(d->path, qb, sizeof(qb)));
-      else
-        fprintf(out, " (duplicate of file #%" PRIu64 ")", w->rec.dup_of);
-    }
-    if (w->error != NULL)
-      fprintf(out, " (error: %s)", tdm__quote(w->error, qb, sizeof(qb)));
-    putc('\n', out);
-    pending += w->pending;
-  }
-  fprintf(out, "%zu file%s", r->n, r->n == 1 ? "" : "s");
-  if (gone > 0)
-    fprintf(out, " (%zu gone)", gone);
-  fprintf(out, ", %" PRIu64 " byte%s pending, last checkpoint %s\n", pending,
-          pending == 1 ? "" : "s",
+  fprintf(out, "%zu file%s", sw->n, sw->n == 1 ? "" : "s");
+  if (sw->gone > 0)
+    fprintf(out, " (%zu gone)", sw->gone);
+  fprintf(out, ", %" PRIu64 " byte%s pending, last checkpoint %s\n",
+          sw->pending, sw->pending == 1 ? "" : "s",
           ckpt_ns != 0 ? tdm__status_iso8601(ckpt_ns, when, sizeof(when))
                        : "never");
   if (lost > 0)
     fprintf(out, "%" PRIu64 " file%s renamed away or deleted before new bytes "
             "could be read (no descriptor was held; each named in the log "
             "when it happened)\n", lost, lost == 1 ? "" : "s");
-  if (tdm_store_instance(s)[0] != '\0')
-    fprintf(out, "instance %s\n", tdm_store_instance(s));
-  tdm_store_load_blobs(s, print_note, &nc);
+  if ((dead = dead_letters(sw->s)) > 0)
+    fprintf(out, "%" PRIu64 " record%s set aside in the dead-letter file "
+            "(--dead-letter)\n", dead, dead == 1 ? "" : "s");
+  if (tdm_store_instance(sw->s)[0] != '\0')
+    fprintf(out, "instance %s\n", tdm_store_instance(sw->s));
+  tdm_store_load_blobs(sw->s, print_note, &nc);
 }
 
 int tdm__status_print(const char *dir, int json, const tdm__log_t *log,
                       FILE *out) {
-  tdm_store_t *s = NULL;
-  rows r = {NULL, 0, 0};
+  sweep_t sw;
   char *abs = NULL;
-  int64_t ckpt_ns;
   int rc;
 
-  if ((rc = open_and_load(dir, TDM_STORE_RDONLY, log, &s, &r)) != 0)
+  memset(&sw, 0, sizeof(sw));
+  sw.out = out;
+  sw.json = json;
+  if ((rc = open_store(dir, TDM_STORE_RDONLY, log, &sw.s)) != 0)
     goto out;
-  ckpt_ns = tdm_store_checkpoint_ns(s);
-  look_now(&r);
   if (json) {
     abs = realpath(dir, NULL);
     if (abs == NULL)
       abs = tdm__status_abspath(dir);
-    print_json(out, abs != NULL ? abs : dir, ckpt_ns, tdm_store_lost_files(s),
-               &r, s);
+    json_head(out, abs != NULL ? abs : dir, sw.s);
+    fputs(",\"files\":[", out);
+  }
+  rc = walk_files(dir, log, sw.s, sweep_file, &sw);
+  if (rc == -ENOMEM)
+    tdm__error(log, "status: out of memory");
+  if (rc != 0)
+    goto out;
+  if (json) {
+    fputs("]}\n", out);
   } else {
-    print_text(out, ckpt_ns, tdm_store_lost_files(s), &r, s);
+    if (!sw.sized)
+      size_columns(&sw);
+    text_tail(&sw);
   }
 
 out:
   free(abs);
-  rows_free(&r);
+  rows_free(&sw.head);
+  tdm_store_close(sw.s);
+  return rc == -EPIPE ? 0 : rc;
+}
+
+/* ---- the summary -------------------------------------------------------- */
+
+typedef struct tally {
+  uint64_t n;
+  uint64_t by_state[TDM_FILE_GONE + 2]; /* the last: unknown */
+  uint64_t pending, pending_files;
+  int64_t oldest_ns;  /* when the oldest pending file's bookmark last moved */
+  char *oldest_path;
+} tally_t;
+
+static int tally_file(void *arg, const tdm_file_rec_t *rec) {
+  tally_t *t = arg;
+  uint32_t st = rec->state <= TDM_FILE_GONE ? rec->state : TDM_FILE_GONE + 1;
+
+  t->n++;
+  t->by_state[st]++;
+  if (rec->size > rec->offset && rec->state != TDM_FILE_DONE &&
+      rec->state != TDM_FILE_DUPLICATE) {
+    int64_t since = rec->updated_ns != 0 ? rec->updated_ns : rec->first_seen_ns;
+    t->pending += rec->size - rec->offset;
+    t->pending_files++;
+    if (t->oldest_path == NULL || since < t->oldest_ns) {
+      char *p = strdup(rec->path != NULL ? rec->path : "");
+      if (p == NULL)
+        return -ENOMEM;
+      free(t->oldest_path);
+      t->oldest_path = p;
+      t->oldest_ns = since;
+    }
+  }
+  return 0;
+}
+
+int tdm__status_summary(const char *dir, int json, const tdm__log_t *log,
+                        FILE *out) {
+  tdm_store_t *s = NULL;
+  tally_t t;
+  char when[64], qb[8192];
+  char *abs = NULL;
+  int rc, first = 1;
+
+  memset(&t, 0, sizeof(t));
+  if ((rc = open_store(dir, TDM_STORE_RDONLY, log, &s)) != 0 ||
+      (rc = walk_files(dir, log, s, tally_file, &t)) != 0) {
+    if (rc == -ENOMEM)
+      tdm__error(log, "status: out of memory");
+    goto out;
+  }
+  if (json) {
+    abs = realpath(dir, NULL);
+    if (abs == NULL)
+      abs = tdm__status_abspath(dir);
+    fputs("{\"state_dir\":", out);
+    tdm__status_json_string(out, abs != NULL ? abs : dir);
+    fprintf(out, ",\"files\":%" PRIu64 ",\"states\":{", t.n);
+    for (uint32_t i = 0; i <= TDM_FILE_GONE + 1; i++)
+      if (t.by_state[i] > 0) {
+        fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",", state_name(i),
+                t.by_state[i]);
+        first = 0;
+      }
+    fprintf(out, "},\"pending_bytes\":%" PRIu64 ",\"pending_files\":%" PRIu64
+                 ",\"oldest_pending\":", t.pending, t.pending_files);
+    if (t.oldest_path != NULL) {
+      fputs("{\"path\":", out);
+      tdm__status_json_string(out, t.oldest_path);
+      fputs(",\"since\":", out);
+      json_time(out, t.oldest_ns);
+      putc('}', out);
+    } else {
+      fputs("null", out);
+    }
+    fputs(",\"last_checkpoint\":", out);
+    json_time(out, tdm_store_checkpoint_ns(s));
+    fprintf(out, ",\"lost_files\":%" PRIu64 ",\"dead_letters\":%" PRIu64 "}\n",
+            tdm_store_lost_files(s), dead_letters(s));
+    goto out;
+  }
+  fprintf(out, "%" PRIu64 " file%s", t.n, t.n == 1 ? "" : "s");
+  for (uint32_t i = 0; i <= TDM_FILE_GONE + 1; i++)
+    if (t.by_state[i] > 0) {
+      fprintf(out, "%s%" PRIu64 " %s", first ? ": " : ", ", t.by_state[i],
+              state_name(i));
+      first = 0;
+    }
+  fprintf(out, "\n%" PRIu64 " byte%s pending in %" PRIu64 " file%s at the "
+          "last look", t.pending, t.pending == 1 ? "" : "s", t.pending_files,
+          t.pending_files == 1 ? "" : "s");
+  if (t.oldest_path != NULL)
+    fprintf(out, "; the oldest since %s: %s",
+            t.oldest_ns != 0 ? tdm__status_iso8601(t.oldest_ns, when,
+                                                   sizeof(when))
+                             : "never",
+            tdm__quote(t.oldest_path, qb, sizeof(qb)));
+  fprintf(out, "\nlast checkpoint %s\n",
+          tdm_store_checkpoint_ns(s) != 0
+              ? tdm__status_iso8601(tdm_store_checkpoint_ns(s), when,
+                                    sizeof(when))
+              : "never");
+  if (tdm_store_lost_files(s) > 0)
+    fprintf(out, "%" PRIu64 " file%s renamed away or deleted before new bytes "
+            "could be read\n", tdm_store_lost_files(s),
+            tdm_store_lost_files(s) == 1 ? "" : "s");
+
+out:
+  free(abs);
+  free(t.oldest_path);
   tdm_store_close(s);
   return rc;
 }
@@ -531,11 +742,37 @@ int tdm_status_write(const tdm_options_t *o, tdm_status_format_t format,
   int rc = sink_of(o, &log);
   if (rc != 0)
     return rc;
-  if (format != TDM_STATUS_TABLE && format != TDM_STATUS_JSON) {
-    tdm__error(&log, "status: unknown format %d", (int)format);
-    return TDM_EUSAGE;
+  switch (format) {
+  case TDM_STATUS_TABLE:
+  case TDM_STATUS_JSON:
+    return tdm__status_print(o->state_dir, format == TDM_STATUS_JSON, &log,
+                             out);
+  case TDM_STATUS_SUMMARY:
+  case TDM_STATUS_SUMMARY_JSON:
+    return tdm__status_summary(o->state_dir,
+                               format == TDM_STATUS_SUMMARY_JSON, &log, out);
   }
-  return tdm__status_print(o->state_dir, format == TDM_STATUS_JSON, &log, out);
+  tdm__error(&log, "status: unknown format %d", (int)format);
+  return TDM_EUSAGE;
+}
+
+int tdm_status_write_fd(const tdm_options_t *o, tdm_status_format_t format,
+                        int fd) {
+  int dupfd = dup(fd), rc;
+  FILE *out;
+
+  if (dupfd < 0)
+    return -errno;
+  if ((out = fdopen(dupfd, "w")) == NULL) {
+    rc = -errno;
+    close(dupfd);
+    return rc;
+  }
+  rc = tdm_status_write(o, format, out);
+  if (fflush(out) != 0 && rc == 0 && errno != EPIPE)
+    rc = -errno;
+  fclose(out);
+  return rc;
 }
 
 void tdm_free(void *p) {

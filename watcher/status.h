@@ -17,12 +17,23 @@
 
 /*
  * Print the state of `dir` on `out`: a table, or with `json` one JSON object
- * on one line (status.c says its fields). The store is opened read-only, so
- * this works while a writer runs. 0, or a negative code after a message:
+ * on one line (status.c says its fields), each file written as the store's
+ * walk reaches it (memory does not grow with the number of files). The
+ * store is opened read-only, so this works while a writer runs. 0, or a negative code after a message:
  * -ENOENT (no state there), -ENOTDIR, TDM_ESTATE (corrupt), TDM_ESTORE.
  */
 int tdm__status_print(const char *dir, int json, const tdm__log_t *log,
                       FILE *out);
+
+/*
+ * Print a summary of `dir` on `out`, from the records alone (no file is
+ * looked at): the files by state, the bytes pending at the last look and
+ * in how many files, the oldest of them (since when its bookmark has not
+ * moved), the last checkpoint; with `json`, as one JSON object. 0, or a
+ * negative code after a message, as tdm__status_print.
+ */
+int tdm__status_summary(const char *dir, int json, const tdm__log_t *log,
+                        FILE *out);
 
 /*
  * Open `dir` as the writer and forget every file (no PATHs), or every file

@@ -73,7 +73,7 @@ def test_exception_keeps_bookmark_and_raises(state, src):
     assert err.code == "EPROC"
     assert "ValueError: cannot take 7 bytes" in err.message
     assert "boom" in err.message
-    assert err.stats["proc_failures"] == 1
+    assert err.stats["proc_failures"] == 5  # offered alone max_tries (5) times
     assert isinstance(err.__cause__, ValueError)
     (rec,) = tidemark.status(state)
     assert rec["bookmark"] == 6 and rec["state"] == "failed"
@@ -156,6 +156,24 @@ def test_status_equals_the_command(state, src, tmp_path):
     assert len(cli["files"]) == 3
     with pytest.raises(tidemark.Error) as ei:
         tidemark.status(tmp_path / "nothing")
+    assert ei.value.code == "ENOENT"
+
+
+def test_status_iterates(state, src, tmp_path):
+    # The iterator form yields what the list form holds, one entry at a
+    # time, across more than one read of the pipe (64 KiB).
+    for i in range(600):
+        (src / ("file-%04d-\u00e9.log" % i)).write_bytes(b"x\n" * (i % 3))
+    collect(state, src)
+    it = tidemark.status(state, iterate=True)
+    assert not isinstance(it, list)
+    assert list(it) == tidemark.status(state)
+    # Stopped early: the library's walk ends, nothing is left hanging.
+    it = tidemark.status(state, iterate=True)
+    assert next(it)["path"].startswith(os.fspath(src))
+    it.close()
+    with pytest.raises(tidemark.Error) as ei:
+        list(tidemark.status(tmp_path / "nothing", iterate=True))
     assert ei.value.code == "ENOENT"
 
 

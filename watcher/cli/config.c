@@ -41,9 +41,12 @@ enum {
   OPT_MULTILINE_TIMEOUT_MS,
   OPT_ON_DONE,
   OPT_ON_FAILED,
+  OPT_DEAD_LETTER,
+  OPT_MAX_TRIES,
   OPT_VERBOSE,
   OPT_QUIET,
   OPT_JSON,
+  OPT_SUMMARY,
   OPT_CONFIG,
   OPT_DIR,
   OPT_METRICS,
@@ -95,9 +98,12 @@ static const optdef opts[OPT_COUNT_] = {
                                 FOR_WATCH, 1},
   [OPT_ON_DONE] = {"on-done", 0, required_argument, FOR_WATCH, 1},
   [OPT_ON_FAILED] = {"on-failed", 0, required_argument, FOR_WATCH, 1},
+  [OPT_DEAD_LETTER] = {"dead-letter", 0, required_argument, FOR_WATCH, 1},
+  [OPT_MAX_TRIES] = {"max-tries", 0, required_argument, FOR_WATCH, 1},
   [OPT_VERBOSE] = {"verbose", 'v', no_argument, FOR_ALL, 1},
   [OPT_QUIET] = {"quiet", 'q', no_argument, FOR_ALL, 1},
   [OPT_JSON] = {"json", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
+  [OPT_SUMMARY] = {"summary", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
   [OPT_CONFIG] = {"config", 'c', required_argument, FOR_ALL, 0},
   [OPT_HELP] = {"help", 'h', no_argument, FOR_ALL, 0},
   [OPT_VERSION] = {"version", 'V', no_argument, FOR_ALL, 0},
@@ -136,6 +142,7 @@ typedef struct layer {
   int from_end;
   int verbosity;
   int json;
+  int summary;
   int progress;      /* --progress 1, --no-progress 0 */
   char *metrics;
   char *metrics_file;
@@ -154,6 +161,8 @@ typedef struct layer {
   uint32_t multiline_timeout_ms;
   char *on_done;
   char *on_failed;
+  char *dead_letter;
+  uint32_t max_tries;
   /* INI only: where each value tdm_open checks was written (parallel:
      "FILE:LINE: key", the option id as text, the value). */
   strlist lib_where;
@@ -212,6 +221,7 @@ static void layer_free(layer *l) {
   free(l->multiline_start);
   free(l->on_done);
   free(l->on_failed);
+  free(l->dead_letter);
   strlist_free(&l->processors);
   strlist_free(&l->processor_origins);
   strlist_free(&l->include);
@@ -464,6 +474,17 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
   case OPT_RETRY_TIMEOUT_MS:
     rc = parse_ms(who, value, &l->retry_timeout_ms, err, cap);
     break;
+  case OPT_DEAD_LETTER:
+    rc = set_string(&l->dead_letter, value);
+    break;
+  case OPT_MAX_TRIES: {
+    num_result r = tdm__parse_u64(value, 0, &v);
+    if (r != NUM_OK || v < 1 || v > 1000000)
+      return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not a number of tries "
+                  "from 1 to 1000000", who, q(value, qb, sizeof(qb)));
+    l->max_tries = (uint32_t)v;
+    break;
+  }
   case OPT_VERBOSE:
     if (from_ini) {
       num_result r = tdm__parse_u64(value, 0, &v);
@@ -485,6 +506,9 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
     return 0;
   case OPT_JSON:
     l->json = 1;
+    break;
+  case OPT_SUMMARY:
+    l->summary = 1;
     break;
   case OPT_DIR:
     rc = strlist_push(&l->dirs, value);
@@ -899,6 +923,12 @@ static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
     c->on_failed = top->on_failed;
     top->on_failed = NULL;
   }
+  if ((top = PICK(OPT_DEAD_LETTER)) != NULL) {
+    c->dead_letter = top->dead_letter;
+    top->dead_letter = NULL;
+  }
+  if ((top = PICK(OPT_MAX_TRIES)) != NULL)
+    o->max_tries = top->max_tries;
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
   c->progress = (top = PICK(OPT_PROGRESS)) != NULL ? top->progress : -1;
@@ -911,6 +941,7 @@ static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
     top->metrics_file = NULL;
   }
   c->json = cli->json;
+  c->summary = cli->summary;
 #undef PICK
   return 0;
 }
@@ -981,6 +1012,7 @@ static int merge(tdm_config_t *c, layer *cli, layer *file) {
   o->multiline_start = c->multiline_start;
   o->on_done = c->on_done;
   o->on_failed = c->on_failed;
+  o->dead_letter = c->dead_letter;
   o->include = (const char *const *)c->include;
   o->n_include = c->n_include;
   o->exclude = (const char *const *)c->exclude;
@@ -1136,6 +1168,7 @@ void tdm__config_free(tdm_config_t *c) {
   free(c->multiline_start);
   free(c->on_done);
   free(c->on_failed);
+  free(c->dead_letter);
   memset(c, 0, sizeof(*c));
 }
 
@@ -1152,8 +1185,9 @@ const char *tdm__config_usage(void) {
 "                                     SIGINT/SIGTERM\n"
 "  tidemark once   [OPTIONS] DIR...   process everything new since the last\n"
 "                                     run, then exit\n"
-"  tidemark status [--state DIR] [--json]   what is tracked, how far, what is\n"
-"                                           pending\n"
+"  tidemark status [--state DIR] [--json] [--summary]\n"
+"                                     what is tracked, how far, what is\n"
+"                                     pending\n"
 "  tidemark reset  [--state DIR] [PATH...]  forget bookmarks (all, or for\n"
 "                                           PATHs and what lies under them)\n"
 "  tidemark processors [--plugin-dir DIR]   list built-in and plugin\n"
@@ -1196,6 +1230,12 @@ const char *tdm__config_usage(void) {
 "                         retry (e.g. a full disk) for N ms; the bookmark is\n"
 "                         kept, the exit status is 1; 0: never; run always\n"
 "                         retries (default: 60000)\n"
+"      --dead-letter FILE write each record a processor keeps refusing (or\n"
+"                         rejects) to FILE as one JSON line and go on after\n"
+"                         it, exactly once; without it the file stops there,\n"
+"                         marked failed (default: off)\n"
+"      --max-tries N      refusals of a record, offered alone, before it is\n"
+"                         set aside (default: 5)\n"
 "      --metrics ADDR:PORT\n"
 "                         run: serve Prometheus metrics, GET /metrics over\n"
 "                         HTTP, e.g. 127.0.0.1:9464 (default: off)\n"
@@ -1221,6 +1261,9 @@ const char *tdm__config_usage(void) {
 "      --on-failed move:DIR\n"
 "                         whole mode: move a failed file into DIR\n"
 "      --json             status: print one JSON object\n"
+"      --summary          status: only the counts by state, the bytes\n"
+"                         pending and the oldest pending file, from the\n"
+"                         records alone (quick over millions of files)\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"
 "  -h, --help             print this help and exit\n"

@@ -76,6 +76,7 @@ typedef struct tdm_config {
   tdm_options_t options;
   int verbosity;            /* -1: -q; 0: default; 1: -v; 2 or more: -vv */
   int json;                 /* status --json */
+  int summary;              /* status --summary */
   int progress;             /* once: -1 auto (stderr is a tty), 0 never, 1 always */
   char *metrics;            /* run: --metrics ADDR:PORT, or NULL */
   char *metrics_file;       /* --metrics-file PATH, or NULL */
@@ -102,6 +103,7 @@ typedef struct tdm_config {
   char *multiline_start;
   char *on_done;
   char *on_failed;
+  char *dead_letter;
 } tdm_config_t;
 
 /*

@@ -274,6 +274,10 @@ static void work_summary(tdm_t *t, int live, int rc, double t0) {
   if (st.proc_failures > 0 && o < sizeof(line))
     o += (size_t)snprintf(line + o, sizeof(line) - o,
                           "; %" PRIu64 " processor failures", st.proc_failures);
+  if (st.dead_letters > 0 && o < sizeof(line))
+    o += (size_t)snprintf(line + o, sizeof(line) - o,
+                          "; %" PRIu64 " record%s set aside (--dead-letter)",
+                          st.dead_letters, st.dead_letters == 1 ? "" : "s");
   if (st.checkpoint_errors > 0 && o < sizeof(line))
     snprintf(line + o, sizeof(line) - o, "; %" PRIu64 " failed checkpoints",
              st.checkpoint_errors);

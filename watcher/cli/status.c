@@ -22,8 +22,10 @@ static int flush_out(FILE *out) {
 }
 
 int tdm__status_run(const tdm_config_t *c, FILE *out) {
-  if (tdm_status_write(&c->options, c->json ? TDM_STATUS_JSON : TDM_STATUS_TABLE,
-                       out) != 0)
+  tdm_status_format_t f =
+      c->summary ? (c->json ? TDM_STATUS_SUMMARY_JSON : TDM_STATUS_SUMMARY)
+                 : (c->json ? TDM_STATUS_JSON : TDM_STATUS_TABLE);
+  if (tdm_status_write(&c->options, f, out) != 0)
     return 1;
   return flush_out(out);
 }

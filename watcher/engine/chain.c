@@ -5,10 +5,17 @@
  * then does the file's position move (and, at the next checkpoint, its
  * bookmark). A processor that answers RETRY gets the same chunk again after a
  * backoff, and the processors that already took it are not asked again.
+ *
+ * A processor that answers FAIL or REJECT may have done part of the chunk
+ * (rows written before the bad one): everything is rolled back to the last
+ * checkpoint at once, as a crash would (tdm__rollback), before anything is
+ * offered to it again. The reader then narrows down to the record refused
+ * (engine/reader.c).
  */
 #include "engine/chain.h"
 
 #include "base/clock.h"
+#include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/progress.h"
 
@@ -145,8 +152,16 @@ static int offer(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
 
     if (d->taken & (1ull << i))
       continue;
-    rc = p->desc != NULL ? p->desc->process(p->state, c, msg)
-                         : p->cb(p->cb_arg, c);
+    if (!p->open && tdm__proc_open(t, p) != 0) {
+      /* Not reopened after a rollback (a server down, say): like a
+         RETRY, it is tried again after the backoff. */
+      snprintf(msg, sizeof(msg), "could not be reopened from its last "
+               "checkpoint");
+      rc = TDM_PROC_RETRY;
+    } else {
+      rc = p->desc != NULL ? p->desc->process(p->state, c, msg)
+                           : p->cb(p->cb_arg, c);
+    }
     msg[sizeof(msg) - 1] = '\0';
     if (rc == TDM_PROC_OK) {
       d->taken |= 1ull << i;
@@ -169,17 +184,25 @@ static int offer(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
                   (unsigned long long)c->offset, msg[0] ? ": " : "", msg);
     } else {
       char err[TDM_MSG_MAX + 64];
+      int reject = rc == TDM_PROC_REJECT;
       t->stats.proc_failures++;
       p->m_failures++;
-      snprintf(err, sizeof(err), "processor '%s' failed%s%s", p->key,
-               msg[0] ? ": " : "", msg);
-      tdm__error(&t->log, "%s at offset %llu: %s",
-                 tdm__quote(f->path, q, sizeof(q)),
-                 (unsigned long long)c->offset, err);
+      snprintf(err, sizeof(err), "processor '%s' %s%s%s", p->key,
+               reject ? "rejected a record" : "failed", msg[0] ? ": " : "",
+               msg);
+      tdm__log(&t->log, d->quiet ? TDM_LOG_DEBUG : TDM_LOG_ERROR,
+               "%s at offset %llu: %s", tdm__quote(f->path, q, sizeof(q)),
+               (unsigned long long)c->offset, err);
+      d->fail_rc = reject ? TDM_PROC_REJECT : TDM_PROC_FAIL;
+      d->fail_key = p->key;
+      memcpy(d->fail_msg, msg, sizeof(d->fail_msg));
       f->rec.state = TDM_FILE_FAILED;
       tdm__file_set_error(f, err);
       f->dirty = 1;
       t->need_checkpoint = 1;
+      /* It may have kept part of the chunk: back to the last restore point
+         before it sees anything again. */
+      tdm__rollback(t, 0);
       return TDM_EPROC;
     }
   }

@@ -59,6 +59,12 @@ typedef struct tdm_delivery {
   uint64_t records;       /* records in the chunk, counted once (metrics) */
   const char *last_key;   /* the last processor that asked to retry */
   char last_msg[TDM_MSG_MAX];
+  int quiet;              /* in: a failure is logged at debug level only
+                             (the caller says what comes of it) */
+  int fail_rc;            /* out, with TDM_EPROC: TDM_PROC_FAIL or
+                             TDM_PROC_REJECT */
+  const char *fail_key;   /* out: the processor that refused */
+  char fail_msg[TDM_MSG_MAX]; /* out: its message ("" if none) */
 } tdm_delivery_t;
 
 /* tdm__deliver: nobody has the chunk yet and someone asks to retry. */
@@ -71,8 +77,12 @@ typedef struct tdm_delivery {
  * when all accepted; TDM__STALLED after a backoff in which no processor holds
  * any of it, so that the caller may checkpoint what came before (a commit
  * then covers exactly the bookmarks) and call again with the same `d`;
- * TDM_EPROC when one failed (logged, naming the processor and the file; the
- * file is marked failed); TDM_ESTOPPED.
+ * TDM_EPROC when one failed or rejected it (logged, naming the processor and
+ * the file; the file is marked failed; d->fail_* say who and why), after
+ * everything was rolled back to the last checkpoint (tdm__rollback: f->pos
+ * is its durable bookmark now), so that nothing is offered to that
+ * processor again before it is back at its last restore point;
+ * TDM_ESTOPPED.
  */
 int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
                  tdm_delivery_t *d);

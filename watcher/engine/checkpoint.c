@@ -9,7 +9,8 @@
  * is exactly once for a processor that can roll back (`file`) and at least
  * once for the rest.
  *
- * A failed checkpoint is undone in memory the same way a crash would be: each
+ * A failed checkpoint, and a processor that failed a chunk (tdm__rollback),
+ * are undone in memory the same way a crash would be: each
  * processor is closed and reopened with its last durable blob, and each file
  * goes back to its durable bookmark. A processor whose commit answers
  * TDM_PROC_RETRY (not now, nothing lost: say, acknowledgements still due)
@@ -19,15 +20,17 @@
 #include "engine/checkpoint.h"
 
 #include "base/clock.h"
+#include "engine/deadletter.h"
 #include "engine/engine.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
 
-/* Undo everything since the last durable checkpoint (see above). */
-static void rollback(tdm_t *t) {
+void tdm__rollback(tdm_t *t, int failed_checkpoint) {
   for (size_t i = 0; i < t->n_procs; i++) {
     tdm_proc_t *p = &t->procs[i];
     /* Only a processor that commits keeps durable state to go back to;
@@ -36,7 +39,7 @@ static void rollback(tdm_t *t) {
       continue;
     tdm__proc_close(p);
     if (tdm__proc_open(t, p) != 0)
-      tdm__error(&t->log, "processor '%s' could not be reopened after a failed "
+      tdm__error(&t->log, "processor '%s' could not be reopened from its last "
                  "checkpoint", p->key);
   }
   if (t->mode->committed != NULL)
@@ -50,7 +53,9 @@ static void rollback(tdm_t *t) {
     f->marker_len = f->rec.marker_len = f->durable_marker_len;
     f->in_piece = 0;
   }
-  t->stats.checkpoint_errors++;
+  tdm__deadletter_rollback(t);
+  if (failed_checkpoint)
+    t->stats.checkpoint_errors++;
 }
 
 /* A processor answered RETRY to commit: not now, nothing lost. */
@@ -73,8 +78,13 @@ static int commit_processors(tdm_t *t, uint8_t (*blobs)[TDM_RESTORE_MAX],
 
     if (p->desc == NULL)
       continue;
-    if (p->desc->commit != NULL)
+    if (!p->open && tdm__proc_open(t, p) != 0) {
+      /* Not reopened after a rollback: nothing of it to commit yet. */
+      snprintf(msg, sizeof(msg), "could not be reopened");
+      crc = TDM_PROC_RETRY;
+    } else if (p->desc->commit != NULL) {
       crc = p->desc->commit(p->state, blobs[i], &len, msg);
+    }
     msg[sizeof(msg) - 1] = '\0';
     if (crc == TDM_PROC_RETRY) {
       if (!t->checkpoint_deferred++)
@@ -86,7 +96,7 @@ static int commit_processors(tdm_t *t, uint8_t (*blobs)[TDM_RESTORE_MAX],
       tdm__error(&t->log, "processor '%s' could not commit%s%s; the checkpoint "
                  "is cancelled and delivery resumes from the last one", p->key,
                  msg[0] ? ": " : "", msg);
-      rollback(t);
+      tdm__rollback(t, 1);
       return TDM_EPROC;
     }
     if (p->desc->commit == NULL || len > TDM_RESTORE_MAX)
@@ -94,6 +104,21 @@ static int commit_processors(tdm_t *t, uint8_t (*blobs)[TDM_RESTORE_MAX],
     sblobs[*n_blobs].key = p->key;
     sblobs[*n_blobs].data = blobs[i];
     sblobs[*n_blobs].len = len;
+    (*n_blobs)++;
+  }
+  if (t->dl.fd >= 0) { /* its length goes with the bookmarks */
+    int err = tdm__deadletter_commit(t, blobs[t->n_procs]);
+    if (err != 0) {
+      char q[4096];
+      tdm__error(&t->log, "--dead-letter %s: %s; the checkpoint is cancelled "
+                 "and delivery resumes from the last one",
+                 tdm__quote(t->dl.path, q, sizeof(q)), strerror(-err));
+      tdm__rollback(t, 1);
+      return TDM_EPROC;
+    }
+    sblobs[*n_blobs].key = t->dl.key;
+    sblobs[*n_blobs].data = blobs[t->n_procs];
+    sblobs[*n_blobs].len = TDM_DEADLETTER_BLOB_LEN;
     (*n_blobs)++;
   }
   return 0;
@@ -118,6 +143,8 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
     f->durable_marker_len = f->rec.marker_len;
     f->dirty = 0;
   }
+  if (t->dl.fd >= 0)
+    tdm__deadletter_adopt(t);
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;
@@ -145,8 +172,9 @@ static int checkpoint(tdm_t *t) {
      the first checkpoint after 100,000 new files. */
   for (size_t i = 0; i < t->files.n; i++)
     n_dirty += t->files.all[i]->dirty;
-  blobs = calloc(t->n_procs ? t->n_procs : 1, sizeof(*blobs));
-  sblobs = calloc(t->n_procs ? t->n_procs : 1, sizeof(*sblobs));
+  /* One more for the dead-letter file's. */
+  blobs = calloc(t->n_procs + 1, sizeof(*blobs));
+  sblobs = calloc(t->n_procs + 1, sizeof(*sblobs));
   puts = malloc((n_dirty ? n_dirty : 1) * sizeof(*puts));
   if (blobs == NULL || sblobs == NULL || puts == NULL)
     goto out;
@@ -178,7 +206,7 @@ static int checkpoint(tdm_t *t) {
   b.n_hashes = t->mode->batch != NULL ? t->mode->batch(t, &hashes) : 0;
   b.hashes = hashes;
   if ((rc = tdm_store_commit(t->store, &b)) != 0)
-    rollback(t);
+    tdm__rollback(t, 1);
   else
     adopt(t, sblobs, n_blobs);
 out:
@@ -221,10 +249,16 @@ int tdm__checkpoint_maybe(tdm_t *t) {
 
 int tdm__deliver_checkpointing(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
   tdm_delivery_t d;
-  int rc;
 
   memset(&d, 0, sizeof(d));
-  while ((rc = tdm__deliver(t, f, c, &d)) == TDM__STALLED) {
+  return tdm__deliver_checkpointing_d(t, f, c, &d);
+}
+
+int tdm__deliver_checkpointing_d(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
+                                 tdm_delivery_t *d) {
+  int rc;
+
+  while ((rc = tdm__deliver(t, f, c, d)) == TDM__STALLED) {
     uint64_t done = t->stats.checkpoints;
     /* A long stall must not keep what was delivered before it out of the
        store. A failed checkpoint rolled everything back: the pass ends. */
@@ -232,7 +266,7 @@ int tdm__deliver_checkpointing(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c) {
       return rc;
     /* Every processor committed: they are moving, slowly, not stuck. */
     if (t->stats.checkpoints != done)
-      d.since_ms = 0;
+      d->since_ms = 0;
   }
   return rc;
 }

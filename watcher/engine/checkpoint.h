@@ -6,6 +6,7 @@
 #define TDM_CHECKPOINT_H
 
 #include "core/filetable.h"
+#include "engine/chain.h"
 #include "tidemark.h"
 
 /* Checkpoint at the latest after this many bytes, whatever the clock says. */
@@ -21,6 +22,17 @@
  */
 int tdm__checkpoint(tdm_t *t);
 
+/*
+ * Undo everything since the last durable checkpoint, as a crash would: every
+ * processor with a commit() is closed and reopened with its last durable
+ * restore blob (those without carry on: they have no restore point), every
+ * file goes back to its durable bookmark, the dead-letter file to its
+ * checkpointed length. Files moved back are read again at their next look.
+ * `failed_checkpoint`: counted as a checkpoint error (else: a processor
+ * failed a chunk).
+ */
+void tdm__rollback(tdm_t *t, int failed_checkpoint);
+
 /* Checkpoint if --checkpoint-ms or TDM_CHECKPOINT_BYTES says it is time. */
 int tdm__checkpoint_maybe(tdm_t *t);
 
@@ -31,5 +43,9 @@ int tdm__checkpoint_maybe(tdm_t *t);
  * failed checkpoint's.
  */
 int tdm__deliver_checkpointing(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c);
+/* The same with the caller's delivery state (zeroed, d->quiet set as wanted):
+   d->fail_* tell who refused the chunk. */
+int tdm__deliver_checkpointing_d(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
+                                 tdm_delivery_t *d);
 
 #endif /* TDM_CHECKPOINT_H */

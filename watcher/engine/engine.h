@@ -36,12 +36,32 @@
 #include "core/filter.h"
 #include "core/framing.h"
 #include "engine/chain.h"
+#include "engine/deadletter.h"
 #include "engine/hashset.h"
 #include "engine/mode.h"
 #include "engine/outputs.h"
 #include "processors/registry.h"
 #include "state/store.h"
 #include "tidemark.h"
+
+/* Where a processor refused a chunk of a file (engine/reader.c): delivery
+   narrows down from the chunk [start, end) to the record refused. */
+typedef struct tdm_suspect {
+  uint64_t file_id;
+  uint64_t start, end;    /* the refused chunk; `start` moves on through
+                             its records as each goes through or is set
+                             aside */
+  uint32_t generation;    /* the file's truncations then (tdm_chunk_t's) */
+  uint32_t tries;         /* refusals of the record offered alone */
+  int settled;            /* refused for good: REJECT, or max_tries */
+  int rejected;           /* the last refusal was a REJECT */
+  uint64_t hold_until_ms; /* settled, no --dead-letter: not offered again
+                             before this (0: now) */
+  unsigned backoff;       /* ms between tries of the record alone */
+  unsigned hold_ms;       /* run, no --dead-letter: the last hold (doubles) */
+  const char *key;        /* the processor that refused (its tdm_proc_t's) */
+  char msg[TDM_MSG_MAX];  /* and why */
+} tdm_suspect_t;
 
 /* Defined in live/live.h: the engine only holds the pointer. */
 typedef struct tdm_live tdm_live_t;
@@ -114,6 +134,14 @@ struct tdm_s {
   int ml_flush;           /* multiline: the file has been quiet for
                              --multiline-timeout-ms: its last record is
                              complete (set for each read) */
+  /* Failures (engine/reader.c, engine/deadletter.c). */
+  tdm_deadletter_t dl;    /* --dead-letter; dl.fd < 0: none */
+  tdm_suspect_t *suspects;/* places a processor refused, being narrowed */
+  size_t n_suspects, cap_suspects;
+  int rolled_back;        /* a processor refused a record in tail mode and
+                             everything was rolled back since this was
+                             cleared: files already read must be read again
+                             (tdm_run_once: a new pass; run: a rescan) */
 };
 
 #endif /* TDM_ENGINE_H */

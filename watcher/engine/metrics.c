@@ -160,6 +160,8 @@ int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
            offsetof(tdm_proc_t, m_retries));
   per_proc(&x, t, "processor_failures_total",
            "Chunks each processor failed.", offsetof(tdm_proc_t, m_failures));
+  metric(&x, "dead_letter_records_total", "counter",
+         "Records set aside in the --dead-letter file.", st->dead_letters);
   metric(&x, "bytes_pending", "gauge",
          "Bytes seen in tracked files and not yet handed to every processor.",
          bytes_pending);

@@ -41,14 +41,23 @@ int tdm__outputs_collect(tdm_t *t) {
   tdm_outputs_t old = t->outputs, now = {NULL, 0};
   size_t cap = 0;
 
-  for (size_t i = 0; i < t->n_procs; i++) {
-    tdm_proc_t *p = &t->procs[i];
+  /* One round per processor, and one more for the dead-letter file. */
+  for (size_t i = 0; i <= t->n_procs; i++) {
+    tdm_proc_t *p = i < t->n_procs ? &t->procs[i] : NULL;
     const char *paths[MAX_PER_PROC];
     size_t n;
 
-    if (p->desc == NULL || !p->open || !TDM_PROCESSOR_HAS(p->desc, outputs))
+    if (p == NULL) {
+      if (t->dl.fd < 0)
+        continue;
+      paths[0] = t->dl.path;
+      n = 1;
+    } else if (p->desc == NULL || !p->open ||
+               !TDM_PROCESSOR_HAS(p->desc, outputs)) {
       continue;
-    n = p->desc->outputs(p->state, paths, MAX_PER_PROC);
+    } else {
+      n = p->desc->outputs(p->state, paths, MAX_PER_PROC);
+    }
     if (n > MAX_PER_PROC)
       n = MAX_PER_PROC;
     for (size_t k = 0; k < n; k++) {
@@ -68,7 +77,7 @@ int tdm__outputs_collect(tdm_t *t) {
       if ((o->path = strdup(paths[k])) == NULL)
         goto nomem;
       now.n++;
-      o->proc = p->key;
+      o->proc = p != NULL ? p->key : "--dead-letter";
       o->said = said_before(&old, o->path);
       refresh(o);
     }
@@ -109,8 +118,12 @@ int tdm__outputs_skip(tdm_t *t, const char *path, const struct stat *st,
     return 0;
   if (!o->said) {
     o->said = 1;
-    tdm__warn(&t->log, "%s: output of processor '%s': not read as input",
-              tdm__quote(path, q, sizeof(q)), o->proc);
+    if (o->proc[0] == '-') /* --dead-letter */
+      tdm__warn(&t->log, "%s: the %s file: not read as input",
+                tdm__quote(path, q, sizeof(q)), o->proc + 2);
+    else
+      tdm__warn(&t->log, "%s: output of processor '%s': not read as input",
+                tdm__quote(path, q, sizeof(q)), o->proc);
   }
   return 1;
 }

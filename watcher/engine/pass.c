@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "engine/outputs.h"
 #include "engine/progress.h"
+#include "engine/reader.h"
 #include "engine/reconcile.h"
 #include "engine/mode.h"
 
@@ -74,6 +75,18 @@ static int finish_settling(tdm_t *t, int rc) {
   return rc;
 }
 
+/* Did a processor's failure leave a file failed? (Tail mode: a file whose
+   refused record was set aside, or that went through on a later try, is
+   not failed any more; whole mode counts failures as they happen.) */
+static int left_failed(const tdm_t *t) {
+  if (t->opts.mode != TDM_MODE_TAIL)
+    return t->stats.proc_failures > 0;
+  for (size_t i = 0; i < t->files.n; i++)
+    if (t->files.all[i]->rec.state == TDM_FILE_FAILED)
+      return 1;
+  return 0;
+}
+
 int tdm__pass_once(tdm_t *t) {
   int rc;
 
@@ -88,7 +101,18 @@ int tdm__pass_once(tdm_t *t) {
     return rc;
   if ((rc = tdm__progress_begin(t)) != 0)
     return rc;
+  tdm__suspects_release(t);
+  t->rolled_back = 0;
   rc = tdm__reconcile_all(t, NULL);
+  /* A processor's refusal rolled every file back to its bookmark, those
+     already read in this pass too: they are read again (each refusal is
+     settled where it happened, so this ends). */
+  for (int again = 0; again < 16 && t->rolled_back && !t->stop &&
+                      (rc == 0 || rc == TDM_EPARTIAL);
+       again++) {
+    t->rolled_back = 0;
+    rc = tdm__reconcile_all(t, NULL);
+  }
   if (t->mode->poll != NULL && (rc == 0 || rc == TDM_EPARTIAL))
     rc = finish_settling(t, rc);
   tdm__progress_end(t);
@@ -100,7 +124,7 @@ int tdm__pass_once(tdm_t *t) {
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
       rc = crc != 0 ? crc : rc;
   }
-  if (rc == 0 && (t->stats.file_errors > 0 || t->stats.proc_failures > 0))
+  if (rc == 0 && (t->stats.file_errors > 0 || left_failed(t)))
     rc = TDM_EPARTIAL;
   if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))
     rc = TDM_EPROC;

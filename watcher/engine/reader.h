@@ -23,6 +23,10 @@
  */
 int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end);
 
+/* tdm_run_once begins: records that stopped their file in the last call
+   (settled, no --dead-letter) are offered again in this one. */
+void tdm__suspects_release(tdm_t *t);
+
 /* The chunk of the `cut` bytes at t->buf, read from `f` at f->pos (a piece
    of an over-long record when `piece`). Fields about records are left as
    they are. */

@@ -202,6 +202,28 @@ typedef struct tdm_options {
   uint32_t multiline_timeout_ms;   /* 1000 */
   const char *on_done;             /* whole: NULL, "delete" or "move:DIR" */
   const char *on_failed;           /* whole: NULL or "move:DIR" */
+  /* 0.3, Failures (appended). A processor that fails a chunk
+     (TDM_PROC_FAIL) or rejects it (TDM_PROC_REJECT) is rolled back first:
+     every processor with a commit() is closed and reopened with its last
+     durable restore blob, and every file goes back to its durable bookmark,
+     as after a crash (exactly once for processors that roll back, at least
+     once for the others, callbacks included). Delivery then narrows down
+     from the chunk to the record that is refused: the records before it are
+     delivered, and the record is offered alone, up to `max_tries` times
+     (TDM_PROC_REJECT: once). A record refused that often is set aside: with
+     `dead_letter`, written to that file as one JSON line (path, offset,
+     length, processor, error, data, time; see README.md) and its file goes
+     on after it, exactly once (the file is cut back to its checkpointed
+     length on restart, as the `file` processor's output is); without it,
+     its file stops before it, marked failed (tdm_run_once: TDM_EPARTIAL;
+     tdm_run and tdm_start offer it again later, with a growing pause).
+     Records are lines (--records lines), multiline records, or whole chunks
+     (--records bytes). In whole mode and in compressed files a failure
+     fails the file as in 0.2 (after the rollback). */
+  const char *dead_letter;         /* NULL: none; PATH: created if missing;
+                                      tdm_open fails with TDM_EUSAGE when it
+                                      cannot be written */
+  uint32_t max_tries;              /* 5; at least 1 */
 } tdm_options_t;
 
 /* The 0.2 layout: the smallest `size` tdm_open() accepts. */
@@ -257,7 +279,12 @@ TDM_EXTERN int tdm_add_processor(tdm_t *t, const char *spec);
 /*
  * A processor that is a plain C callback, called for each chunk; `chunk` and
  * what it points to are valid only during the call. Return TDM_PROC_OK,
- * TDM_PROC_RETRY or TDM_PROC_FAIL. It runs on the thread doing the work:
+ * TDM_PROC_RETRY, TDM_PROC_FAIL or TDM_PROC_REJECT (see
+ * tdm_options_t.dead_letter). A callback has no restore point: when it or
+ * another processor fails a chunk, it is not reopened, and the bytes since
+ * the last checkpoint come to it again (at least once); a processor that
+ * must not see them twice is a descriptor with commit()
+ * (tdm_add_processor_desc). It runs on the thread doing the work:
  * the caller's in tdm_run_once(), one of libuv's pool threads after
  * tdm_start()/tdm_run() (never two calls at once). `name` (copied)
  * identifies it in logs and stats; `arg` is the caller's and must live until
@@ -298,8 +325,9 @@ TDM_EXTERN int tdm_add_processor_desc(tdm_t *t, const tdm_processor_t *desc,
  * Process every file under the sources up to its current end, checkpoint,
  * and return; runs on the calling thread. Returns 0 when everything was
  * handed over, TDM_EPARTIAL when some file or source could not be (each one
- * logged and counted), TDM_EPROC when a processor failed (the bookmark stays
- * before the chunk it failed), TDM_ESTOPPED when tdm_stop() interrupted it (a
+ * logged and counted; a file a processor's refusal stopped before a record,
+ * without options.dead_letter, is one), TDM_EPROC when a processor failed
+ * (the bookmark stays before the chunk it failed), TDM_ESTOPPED when tdm_stop() interrupted it (a
  * final checkpoint was made), TDM_ESTORE when a checkpoint failed (nothing
  * was recorded past the last good one), TDM_EUSAGE (no source or no
  * processor), -EBUSY when the tdm_t is started, -ENOMEM.
@@ -416,6 +444,9 @@ typedef struct tdm_stats {
   uint64_t files_moved;       /* whole: moved by --on-done/--on-failed */
   uint64_t files_deleted;     /* whole: deleted by --on-done delete */
   uint64_t after_errors;      /* whole: a move/delete that failed */
+  /* 0.3, Failures (appended) */
+  uint64_t dead_letters;      /* records set aside in options.dead_letter
+                                 (net of what a rollback took back) */
 } tdm_stats_t;
 
 /* Zero every counter and set `size` to sizeof(tdm_stats_t). */
@@ -466,7 +497,11 @@ TDM_EXTERN int tdm_reset(const char *state_dir, const char *const *paths, size_t
 /* What tdm_status_write writes. */
 typedef enum tdm_status_format {
   TDM_STATUS_TABLE = 0, /* `tidemark status`: a table for people */
-  TDM_STATUS_JSON = 1   /* `tidemark status --json`: as tdm_status_json */
+  TDM_STATUS_JSON = 1,  /* `tidemark status --json`: as tdm_status_json */
+  TDM_STATUS_SUMMARY = 2, /* `tidemark status --summary`: counts by state,
+                             bytes pending, the oldest pending file, from
+                             the records alone (no file is looked at) */
+  TDM_STATUS_SUMMARY_JSON = 3 /* `status --summary --json`: one object */
 } tdm_status_format_t;
 
 /*
@@ -479,6 +514,17 @@ typedef enum tdm_status_format {
  */
 TDM_EXTERN int tdm_status_write(const tdm_options_t *o,
                                 tdm_status_format_t format, FILE *out);
+
+/*
+ * tdm_status_write to the open descriptor `fd` (not closed; written
+ * through a stream of its own, flushed before the return): for a pipe read
+ * by another thread, as the Python binding's iterator does. A reader that
+ * stops reading ends the walk: the write fails with EPIPE (the caller
+ * ignores SIGPIPE) and the call returns 0. Errors as tdm_status_write, and
+ * -errno of a failed dup/write.
+ */
+TDM_EXTERN int tdm_status_write_fd(const tdm_options_t *o,
+                                   tdm_status_format_t format, int fd);
 
 /*
  * tdm_reset with a log sink: of `o` only state_dir, log_level, log_cb and

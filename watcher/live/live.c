@@ -180,8 +180,10 @@ static void work_cb(uv_work_t *req) {
       lv->status = rc;
   }
   lv->want_checkpoint = 0;
-  if (t->checkpoint_rc != 0)
+  if (t->checkpoint_rc != 0 || t->rolled_back) {
+    t->rolled_back = 0;
     lv->want_rescan = 1; /* rolled back: read it all again */
+  }
   /* Loaders running and nothing else to do: wait a little for their
      outcomes here (exec's poll wakes when a child exits), so each is made
      durable promptly; the loop queues the worker again at once. */

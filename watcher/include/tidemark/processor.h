@@ -49,8 +49,14 @@ typedef enum tdm_proc_result {
   TDM_PROC_OK = 0,    /* accepted / done */
   TDM_PROC_RETRY = 1, /* not accepted now (backpressure, transient error):
                          the host offers the same chunk again later */
-  TDM_PROC_FAIL = 2,  /* not accepted, will not be: the host stops feeding this
-                         file to the processor and reports `msg` */
+  TDM_PROC_FAIL = 2,  /* not accepted: something in the chunk failed (it may
+                         have done part of the chunk). The host rolls the
+                         processor back before offering it anything again
+                         (see process()), narrows the chunk down to the
+                         record that fails and offers that record alone up
+                         to --max-tries times; then it is set aside
+                         (--dead-letter) or its file stops before it, marked
+                         failed, and `msg` is reported */
   TDM_PROC_PENDING = 3, /* file() only: accepted, the outcome will come from
                           poll() */
   TDM_PROC_UNAVAILABLE = 4, /* open() only: the parameters are right but what
@@ -64,8 +70,9 @@ typedef enum tdm_proc_result {
                          been kept. The host rolls the processor back, narrows
                          the chunk down to the record and sets that record
                          aside (--dead-letter) without the retries FAIL gets;
-                         the rest of the file goes on. A host older than 0.3
-                         takes it as FAIL. */
+                         the rest of the file goes on (without --dead-letter
+                         the file stops before it, marked failed). A host
+                         older than 0.3 takes it as FAIL. */
 } tdm_proc_result_t;
 
 /* How the host reads files (--mode): tail follows appends, whole hands
@@ -219,9 +226,22 @@ typedef struct tdm_processor {
 
   /*
    * Take a chunk. TDM_PROC_OK means the processor owns the bytes now; they need
-   * not be durable before the next commit(). On TDM_PROC_RETRY or
-   * TDM_PROC_FAIL the processor must not have kept any part of the chunk.
-   * `msg` (TDM_MSG_MAX bytes) is for an error message.
+   * not be durable before the next commit(). On TDM_PROC_RETRY the processor
+   * must not have kept any part of the chunk. `msg` (TDM_MSG_MAX bytes) is
+   * for an error message.
+   *
+   * TDM_PROC_FAIL and TDM_PROC_REJECT may come halfway through a chunk, after
+   * the processor did part of it (rows written before the bad record): the
+   * host does not offer anything to it again before it is back at its last
+   * restore point. It rolls back the whole state as a crash would: every
+   * processor that has commit() is closed and reopened with the restore blob
+   * of the last durable checkpoint (so open() must roll its output back to
+   * it, as it does after a restart), and every file goes back to its durable
+   * bookmark, the dead-letter file to its checkpointed length. Delivery then
+   * resumes from the bookmarks: exactly once for processors that roll back,
+   * at least once (as after a crash) for those without commit(), which carry
+   * on as they are. The record that failed is then offered alone, after a
+   * checkpoint, so that a second failure rolls back only that record.
    */
   int (*process)(void *state, const tdm_chunk_t *chunk, char *msg);
 

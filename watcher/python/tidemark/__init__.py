@@ -647,22 +647,94 @@ def open(state, sources=(), **options):
     return Tidemark(state, sources, **options)
 
 
-def status(state):
+def _status_error(lib, rc, state):
+    return _error(rc, "%s: %s" % (os.fspath(state),
+                                  lib.tdm_strerror(rc).decode())
+                  if rc != -2 else "no tidemark state in %s"
+                  % os.fspath(state))
+
+
+def status(state, iterate=False):
     """The files `tidemark status --json` lists for `state`, as a list of
-    dicts (read-only: works while a writer runs)."""
+    dicts (read-only: works while a writer runs). With iterate=True, an
+    iterator that yields them one by one as the store is read: memory stays
+    flat over millions of files (the list form holds the whole JSON)."""
     lib = _lib_handle()
+    if iterate:
+        return _status_iter(lib, state)
     out = ctypes.c_void_p()
     rc = lib.tdm_status_json(_fs(state), ctypes.byref(out))
     if rc != 0:
-        raise _error(rc, "%s: %s" % (os.fspath(state),
-                                     lib.tdm_strerror(rc).decode())
-                     if rc != -2 else "no tidemark state in %s"
-                     % os.fspath(state))
+        raise _status_error(lib, rc, state)
     try:
         text = ctypes.string_at(out.value)
     finally:
         lib.tdm_free(out)
     return _json.loads(text.decode("utf-8", "surrogateescape"))["files"]
+
+
+_STATUS_JSON = 1  # tdm_status_format_t TDM_STATUS_JSON
+
+
+def _status_iter(lib, state):
+    """status(iterate=True): the library writes the JSON into a pipe from a
+    thread (ctypes lets go of the GIL meanwhile); the entries of "files" are
+    decoded here as they come. Closing the iterator early closes the pipe,
+    which ends the library's walk."""
+    import codecs
+    rfd, wfd = os.pipe()
+    result = {}
+
+    def write():
+        try:
+            o = _lib.padded(_lib.Options_t)
+            lib.tdm_options_init(ctypes.byref(o))
+            o.state_dir = _fs(state)
+            o.log_level = _lib.LOG_WARN
+            result["rc"] = lib.tdm_status_write_fd(ctypes.byref(o),
+                                                   _STATUS_JSON, wfd)
+        finally:
+            os.close(wfd)
+
+    th = threading.Thread(target=write, name="tidemark-status", daemon=True)
+    th.start()
+    dec = _json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    buf, pos, in_files, done = "", 0, False, False
+    try:
+        with os.fdopen(rfd, "rb", buffering=0) as r:
+            rfd = None
+            while not done:
+                chunk = r.read(1 << 16)
+                buf = buf[pos:] + utf8.decode(chunk, final=not chunk)
+                pos = 0
+                if not in_files:
+                    at = buf.find('"files":[')
+                    if at < 0:
+                        if not chunk:
+                            break
+                        continue
+                    pos, in_files = at + len('"files":['), True
+                while True:  # each complete entry in the buffer
+                    while pos < len(buf) and buf[pos] in ", \n":
+                        pos += 1
+                    if pos < len(buf) and buf[pos] == "]":
+                        done = True
+                        break
+                    try:
+                        entry, end = dec.raw_decode(buf, pos)
+                    except ValueError:
+                        break  # not all of it yet
+                    pos = end
+                    yield entry
+                if not chunk:
+                    break
+    finally:
+        if rfd is not None:
+            os.close(rfd)
+        th.join()
+    if result.get("rc", 0) != 0:
+        raise _status_error(lib, result["rc"], state)
 
 
 def reset(state, paths=None):

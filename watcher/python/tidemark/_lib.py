@@ -163,6 +163,7 @@ def _declare(lib):
     fn("tdm_get_stats", None, t, c_void_p)
     fn("tdm_close", None, t)
     fn("tdm_status_json", c_int, c_char_p, POINTER(c_void_p))
+    fn("tdm_status_write_fd", c_int, c_void_p, c_int, c_int)
     fn("tdm_reset", c_int, c_char_p, POINTER(c_char_p), c_size_t,
        POINTER(c_size_t))
     fn("tdm_free", None, c_void_p)

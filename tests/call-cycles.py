@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""call-cycles.py BUILD: no two files of libtidemark call each other.
+"""call-cycles.py OBJECTS|BUILD: no two files of libtidemark call each other.
 
-For every object file of the library's parts in the build tree BUILD (the
-per-layer object libraries: tdm_base, tdm_core, ..., tdm_builtin), the
+For every object file of the library's parts (the per-layer object
+libraries: tdm_base, tdm_core, ..., tdm_builtin; listed one a line in the
+file OBJECTS, which the build writes, or else found under the build tree
+BUILD, where a stale object of a deleted source would also count), the
 symbols it defines and the ones it needs (nm). A file that needs a symbol
 another defines depends on it; the check fails, naming each cycle and the
 symbols that close it, when the files' dependencies go round in a circle
@@ -13,15 +15,20 @@ Registered as the ctest `call-cycles`; exits 0 with a count when none.
 """
 import collections
 import glob
+import os
 import subprocess
 import sys
 
 
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
-    objs = sorted(o for o in glob.glob(build + "/**/CMakeFiles/tdm_*.dir/**/*.o",
-                                       recursive=True)
-                  if "/tdm_test_main.dir/" not in o)
+    if os.path.isfile(build):
+        with open(build) as f:
+            objs = sorted(line.strip() for line in f if line.strip())
+    else:
+        objs = sorted(o for o in glob.glob(
+            build + "/**/CMakeFiles/tdm_*.dir/**/*.o", recursive=True)
+            if "/tdm_test_main.dir/" not in o)
     if not objs:
         print(f"call-cycles: no object files of the library under {build}")
         return 2

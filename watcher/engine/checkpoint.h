@@ -22,17 +22,6 @@
  */
 int tdm__checkpoint(tdm_t *t);
 
-/*
- * Undo everything since the last durable checkpoint, as a crash would: every
- * processor with a commit() is closed and reopened with its last durable
- * restore blob (those without carry on: they have no restore point), every
- * file goes back to its durable bookmark, the dead-letter file to its
- * checkpointed length. Files moved back are read again at their next look.
- * `failed_checkpoint`: counted as a checkpoint error (else: a processor
- * failed a chunk).
- */
-void tdm__rollback(tdm_t *t, int failed_checkpoint);
-
 /* Checkpoint if --checkpoint-ms or TDM_CHECKPOINT_BYTES says it is time. */
 int tdm__checkpoint_maybe(tdm_t *t);
 

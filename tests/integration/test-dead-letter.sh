@@ -96,6 +96,21 @@ expect_out "$OUT" BAD "$D/k.log" "$D/m.log"
 status_json "$S"
 assert_eq "$(jq .dead_letters "$T/status.json")" "$bad" "status dead_letters after kill -9"
 
+say "kill -9 in a long run of rejected records (set aside, not yet checkpointed)"
+rm -rf "$D"; mkdir -p "$D"
+awk 'BEGIN { for (i = 1; i <= 3000; i++) printf (i > 50 && i <= 2550 ? "BAD %d\n" : "ok %d\n"), i }' > "$D/r.log"
+S=$T/s2r; OUT=$T/out2r; DL=$T/dead2r.jsonl
+ARGS=(-s "$S" --plugin-dir "$P" --dead-letter "$DL" --checkpoint-ms 200
+      -p "refuse:path=$OUT,pattern=BAD,mode=reject,slow_us=1000" "$D")
+for i in 1 2 3 4 5 6; do
+  run_bg "$T/run2r.out" "${ARGS[@]}"
+  sleep "0.$((RANDOM % 6 + 3))"
+  kill9_bg "$RUN_PID"
+done
+tdm once "${ARGS[@]}"
+check_dead "$DL" 2500
+expect_out "$OUT" BAD "$D/r.log"
+
 say "REJECT goes straight to FILE, without --max-tries retries"
 rm -rf "$D"; mkdir -p "$D"
 printf 'a\nb\nBAD 1\nc\nBAD 2\nd\n' > "$D/r.log"

@@ -12,15 +12,17 @@ import os
 import signal
 import sqlite3
 import sys
+from typing import Optional
 
 import tidemark
 
 
 class SqliteSink:
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
 
-    def open(self, restore):            # restore: what commit() last returned
+    def open(self, restore: Optional[bytes]) -> None:
+        # restore: what commit() last returned (None the first time)
         self.db = sqlite3.connect(self.path)
         self.db.execute("CREATE TABLE IF NOT EXISTS lines "
                         "(n INTEGER PRIMARY KEY, path TEXT, line TEXT)")
@@ -28,24 +30,24 @@ class SqliteSink:
         self.db.execute("DELETE FROM lines WHERE n > ?", (self.count,))
         self.db.commit()
 
-    def process(self, chunk):           # inside the open transaction
+    def process(self, chunk: tidemark.Chunk) -> None:  # in the open transaction
         lines = bytes(chunk.data).decode().splitlines()
         self.db.executemany(
             "INSERT INTO lines VALUES (?, ?, ?)",
             [(self.count + 1 + i, chunk.path, s) for i, s in enumerate(lines)])
         self.count += len(lines)
 
-    def commit(self):
+    def commit(self) -> bytes:
         self.db.commit()
         if self.count and os.environ.get("SINK_DIE_AFTER_COMMIT"):
             os.kill(os.getpid(), signal.SIGKILL)  # tests: the worst moment
         return str(self.count).encode()
 
-    def close(self):
+    def close(self) -> None:
         self.db.close()
 
 
-def main():
+def main() -> None:
     state, db, folder = sys.argv[1:4]
     with tidemark.open(state, sources=[folder], include=["*.csv", "*.log"],
                        checkpoint_ms=int(os.environ.get("SINK_CHECKPOINT_MS",

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import tidemark
-from conftest import spawn, tidemark_bin
+from conftest import child_env, spawn, tidemark_bin
 
 
 def collect(state, src, **kw):
@@ -129,15 +129,70 @@ def test_memoryview_is_released_after_the_call(state, src):
     assert chunk.path == str(src / "a.log") and chunk.offset == 0
 
 
-def test_exported_buffer_is_a_failure(state, src):
+def test_exported_buffer_outlives_the_call_as_a_copy(state, src):
     (src / "a.log").write_bytes(b"hello\n")
     held = []  # a pending re iterator holds an export of the buffer
     with tidemark.open(state, sources=[src]) as t:
         t.add_processor(lambda c: held.append(re.finditer(b"l", c.data)),
                         name="h")
-        with pytest.raises(tidemark.Error, match="kept past the call"):
-            t.run_once()
-    assert tidemark.status(state)[0]["bookmark"] == 0
+        t.run_once()
+    assert tidemark.status(state)[0]["bookmark"] == 6
+    assert [m.start() for m in held[0]] == [2, 3]
+
+
+SLICE_CHILD = r"""
+import sys, tidemark
+kept = []
+def p(c):
+    kept.append(c.data[0:5])            # a slice: outlives the call
+    kept.append(c.data[1:][::2])        # a slice of a slice
+t = tidemark.open("st", sources=["src"])
+t.add_processor(p, name="p")
+t.run_once()
+open("src/a.log", "ab").write(b"ZZZZZZZZZZ\n")
+t.run_once()
+t.close()
+junk = [bytearray(b"J" * (1 << 20)) for _ in range(40)]   # reuse freed memory
+print(repr([bytes(k) for k in kept]))
+"""
+
+
+def test_kept_slice_of_data_is_a_copy(tmp_path):
+    """A slice of chunk.data kept past the call (0.2: SIGSEGV after close)
+    keeps the bytes of its own chunk, whatever happens after."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.log").write_bytes(b"alpha\nbravo\ncharlie\n")
+    r = subprocess.run([sys.executable, "-c", SLICE_CHILD], cwd=tmp_path,
+                       env=child_env(), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert eval(r.stdout) == [b"alpha", b"lh\nrv\nhri\n", b"ZZZZZ",
+                                   b"ZZZZZ"]
+
+
+@pytest.mark.parametrize("blob", [7, 10**9, "text", 1.5])
+def test_commit_must_return_bytes(state, src, blob):
+    (src / "a.log").write_bytes(b"x\n")
+
+    class S(Recorder):
+        def commit(self):
+            return blob
+
+    log = []
+    t = tidemark.open(state, sources=[src])
+    t.add_processor(S(log), name="s")
+    with pytest.raises(tidemark.Error) as ei:
+        t.run_once()
+    with pytest.raises(tidemark.Error, match="must return bytes"):
+        t.close()                                       # the final commit
+    assert ei.value.code == "EPROC"
+    assert "TypeError: commit() returned %s; it must return bytes" \
+        % type(blob).__name__ in ei.value.message
+    # nothing committed
+    assert [r["bookmark"] for r in tidemark.status(state)] in ([], [0])
+    log.clear()
+    with tidemark.open(state, sources=[src]) as t:      # never b"\0" * 7
+        t.add_processor(Recorder(log), name="s")
+    assert log[0] == ("open", None)
 
 
 def test_status_equals_the_command(state, src, tmp_path):

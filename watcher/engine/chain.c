@@ -165,6 +165,7 @@ static int offer(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
     msg[sizeof(msg) - 1] = '\0';
     if (rc == TDM_PROC_OK) {
       d->taken |= 1ull << i;
+      t->accepted = 1;
       p->m_bytes += c->len;
       if (t->count_records) {
         if (d->records == 0)
@@ -202,7 +203,7 @@ static int offer(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
       t->need_checkpoint = 1;
       /* It may have kept part of the chunk: back to the last restore point
          before it sees anything again. */
-      tdm__rollback(t, 0);
+      d->rolled_all = tdm__rollback(t, 0);
       return TDM_EPROC;
     }
   }
@@ -239,7 +240,7 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
   }
 }
 
-void tdm__rollback(tdm_t *t, int failed_checkpoint) {
+int tdm__rollback(tdm_t *t, int failed_checkpoint) {
   for (size_t i = 0; i < t->n_procs; i++) {
     tdm_proc_t *p = &t->procs[i];
     /* Only a processor that commits keeps durable state to go back to;
@@ -251,6 +252,12 @@ void tdm__rollback(tdm_t *t, int failed_checkpoint) {
       tdm__error(&t->log, "processor '%s' could not be reopened from its last "
                  "checkpoint", p->key);
   }
+  /* Tail mode, and no processor accepted anything since the last
+     checkpoint: reopened, they are where they were before the chunk that
+     failed, and what moved files since (records set aside, truncations)
+     is no processor's: it stays. */
+  if (!failed_checkpoint && !t->accepted && t->opts.mode == TDM_MODE_TAIL)
+    return 0;
   if (t->mode->committed != NULL)
     t->mode->committed(t, 0);
   for (size_t i = 0; i < t->files.n; i++) {
@@ -263,6 +270,9 @@ void tdm__rollback(tdm_t *t, int failed_checkpoint) {
     f->in_piece = 0;
   }
   tdm__deadletter_rollback(t);
+  t->accepted = 0;
+  t->unsaved_dead = 0;
   if (failed_checkpoint)
     t->stats.checkpoint_errors++;
+  return 1;
 }

@@ -65,6 +65,8 @@ typedef struct tdm_delivery {
                              TDM_PROC_REJECT */
   const char *fail_key;   /* out: the processor that refused */
   char fail_msg[TDM_MSG_MAX]; /* out: its message ("" if none) */
+  int rolled_all;         /* out: tdm__rollback moved every file back (not
+                             only the processors) */
 } tdm_delivery_t;
 
 /* tdm__deliver: nobody has the chunk yet and someone asks to retry. */
@@ -94,9 +96,14 @@ int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
  * file goes back to its durable bookmark, the dead-letter file to its
  * checkpointed length. Files moved back are read again at their next look.
  * `failed_checkpoint`: counted as a checkpoint error (else: a processor
- * failed a chunk). Here, beside the processors it reopens: the chain calls
- * it when a processor fails a chunk, the checkpoint when a commit fails.
+ * failed a chunk). In tail mode, when a processor failed a chunk and none
+ * accepted anything since the last checkpoint (t->accepted), only the
+ * processors are reopened: the files and the dead-letter file hold nothing a
+ * processor took, and stay. Returns 1 when everything went back, 0 when only
+ * the processors did. Here, beside the processors it reopens: the chain
+ * calls it when a processor fails a chunk, the checkpoint when a commit
+ * fails.
  */
-void tdm__rollback(tdm_t *t, int failed_checkpoint);
+int tdm__rollback(tdm_t *t, int failed_checkpoint);
 
 #endif /* TDM_CHAIN_H */

@@ -117,6 +117,8 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
   }
   if (t->dl.fd >= 0)
     tdm__deadletter_adopt(t);
+  t->accepted = 0;
+  t->unsaved_dead = 0;
   t->n_dead = 0;
   t->need_checkpoint = 0;
   t->bytes_since_checkpoint = 0;

@@ -138,6 +138,11 @@ struct tdm_s {
   tdm_deadletter_t dl;    /* --dead-letter; dl.fd < 0: none */
   tdm_suspect_t *suspects;/* places a processor refused, being narrowed */
   size_t n_suspects, cap_suspects;
+  int accepted;           /* a processor accepted a chunk since the last
+                             checkpoint (a rollback must move files back) */
+  int unsaved_dead;       /* a record was set aside since the last
+                             checkpoint: the next chunk accepted is made
+                             durable at once, with it */
   int rolled_back;        /* a processor refused a record in tail mode and
                              everything was rolled back since this was
                              cleared: files already read must be read again

@@ -14,8 +14,9 @@
  * offered one at a time. The one refused alone is offered again (with a
  * growing pause, and a checkpoint just before it, so that a refusal only
  * rolls back that record) until it was refused --max-tries times (REJECT:
- * once). Then it is settled: with --dead-letter it is written there, the
- * bookmark moves past it and a checkpoint makes both durable at once; without,
+ * once). Then it is settled: with --dead-letter it is written there and the
+ * bookmark moves past it, both made durable by one checkpoint before any
+ * rollback could take them back (see set_aside); without,
  * the file stops before it, marked failed, and is offered again only on a
  * later pass (run: after a pause that doubles up to a minute).
  */
@@ -138,7 +139,8 @@ static int refused(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
   /* Every file went back to its bookmark: those read since the last
      checkpoint are read again (tdm_run_once: another pass; run: a rescan),
      this one at once. */
-  t->rolled_back = 1;
+  if (d->rolled_all)
+    t->rolled_back = 1;
   if (s == NULL && (s = suspect_add(t, f)) == NULL)
     return -ENOMEM;
   if (s->generation != f->rec.truncations || c->offset < s->start ||
@@ -326,9 +328,17 @@ static int set_aside(tdm_t *t, tdm_file_t *f, int fd, tdm_suspect_t *s,
   } else {
     suspect_drop(t, s);
   }
-  /* Durable now, with the bookmark past it: no later rollback takes it
-     back (and sets it aside once more). */
-  return tdm__checkpoint(t);
+  /* A processor accepted something since the last checkpoint: a refusal
+     now would roll files back, this one too. Durable at once, then. */
+  if (t->accepted)
+    return tdm__checkpoint(t);
+  /* Else it is made durable with the next chunk a processor accepts
+     (tdm__read), or by the next checkpoint if none comes first: until
+     then a refusal rolls back only the processors (nothing accepted since
+     the last checkpoint), never this; after a crash it is set aside
+     again. */
+  t->unsaved_dead = 1;
+  return tdm__checkpoint_maybe(t);
 }
 
 /*
@@ -367,9 +377,10 @@ static int narrow(tdm_t *t, tdm_file_t *f, int fd, tdm_chunk_t *c, int *piece) {
     s->tries = 0;
     s->backoff = 0;
   }
-  /* A record refused alone before: what came before it is made durable
-     first, so that its next refusal rolls back nothing else. */
-  if (s->tries > 0 && t->need_checkpoint && (rc = tdm__checkpoint(t)) != 0)
+  /* A record refused alone before: what was accepted before it is made
+     durable first, so that its next refusal rolls back nothing else. */
+  if (s->tries > 0 && t->accepted && t->need_checkpoint &&
+      (rc = tdm__checkpoint(t)) != 0)
     return rc;
   return 0;
 }
@@ -454,7 +465,10 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
       return rc;
     if (t->n_suspects > 0)
       delivered(t, f, start);
-    if ((rc = tdm__checkpoint_maybe(t)) != 0)
+    /* Records set aside before this chunk are durable with it: from now
+       on a refusal rolls files back, and must not take them back. */
+    if ((rc = t->unsaved_dead ? tdm__checkpoint(t)
+                              : tdm__checkpoint_maybe(t)) != 0)
       return rc;
     if (cut == framed && framed < (size_t)n && (size_t)n < t->buf_cap &&
         start + (size_t)n >= end &&

@@ -237,8 +237,9 @@ typedef struct tdm_processor {
    * processor that has commit() is closed and reopened with the restore blob
    * of the last durable checkpoint (so open() must roll its output back to
    * it, as it does after a restart), and every file goes back to its durable
-   * bookmark, the dead-letter file to its checkpointed length. Delivery then
-   * resumes from the bookmarks: exactly once for processors that roll back,
+   * bookmark, the dead-letter file to its checkpointed length (when no
+   * processor accepted anything since that checkpoint, reopening them is
+   * all it takes). Delivery then resumes from the bookmarks: exactly once for processors that roll back,
    * at least once (as after a crash) for those without commit(), which carry
    * on as they are. The record that failed is then offered alone, after a
    * checkpoint, so that a second failure rolls back only that record.

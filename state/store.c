@@ -610,6 +610,31 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
 }
 
 uint64_t tdm_store_lost_files(const tdm_store_t *s) { return s->lost_files; }
+
+int tdm_store_refresh(tdm_store_t *s, uint64_t *txnid) {
+  uint64_t next_id = s->next_id, ns = (uint64_t)s->checkpoint_ns,
+           lost = s->lost_files;
+  MDB_txn *txn;
+  int rc;
+
+  if (!s->rdonly) {
+    *txnid = 0;
+    return -EINVAL;
+  }
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "reading the store");
+  *txnid = (uint64_t)mdb_txn_id(txn);
+  rc = load_meta(s, txn, &next_id, &ns, &lost);
+  mdb_txn_abort(txn);
+  if (rc == TDM_ESTATE)
+    return rc;
+  if (rc != 0)
+    return fail(s, rc, "reading the store");
+  s->next_id = next_id;
+  s->checkpoint_ns = (int64_t)ns;
+  s->lost_files = lost;
+  return 0;
+}
 /*
  * Let go of the pages of the map between `lo` and `hi` (addresses of values
  * a walk has read: LMDB does not say where its map starts, but a value read

@@ -69,7 +69,10 @@ typedef struct tdm_file_rec {
   uint32_t marker_len;  /* bytes before `offset` that `marker` hashes */
   uint64_t marker;      /* XXH3-64 of [offset - marker_len, offset) */
   uint32_t state;       /* tdm_file_state_t */
-  uint32_t truncations;
+  uint32_t truncations;  /* the file's generation (tdm_chunk_t.generation):
+                            tail mode, times its offsets began again at 0;
+                            whole mode, also each new content after the
+                            first (a rewrite, a new file on a reused inode) */
   uint64_t pieces;      /* records cut into pieces (over --max-record) */
   int64_t first_seen_ns;
   int64_t updated_ns;   /* last time the bookmark moved */
@@ -173,6 +176,16 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s);
    away or deleted while no descriptor was held), ever: each was warned
    about by name when it happened. */
 uint64_t tdm_store_lost_files(const tdm_store_t *s);
+
+/*
+ * Readers (TDM_STORE_RDONLY) only: read next_id, the checkpoint time, the
+ * lost files and the instance again, as the last commit left them (a
+ * reader's copies are otherwise those of its open). *txnid = the id of that
+ * commit: equal ids mean nothing was committed in between, so a reader that
+ * polls need not walk the files again. 0, or -EINVAL (a writer), TDM_ESTATE,
+ * TDM_ESTORE (logged, naming the directory).
+ */
+int tdm_store_refresh(tdm_store_t *s, uint64_t *txnid);
 
 typedef struct tdm_store_blob {
   const char *key;

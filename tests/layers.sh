@@ -11,8 +11,8 @@
 #     only (core and the engine above may include them; core only state/)
 #   built-in processors (processors/builtin/): tidemark/processor.h, base/,
 #     each other's own headers, and libc
-#   plugins (processors/template, processors/nats, tests/plugins) and the
-#     processor ABI itself: tidemark/processor.h only
+#   plugins (processors/template, processors/nats, processors/postgres,
+#     tests/plugins) and the processor ABI itself: tidemark/processor.h only
 #   programs outside the library (tests/install, tests/integration/host.c):
 #     the public headers only
 # The build enforces most of this too (each target's include root holds only
@@ -36,7 +36,7 @@ layer_of() {
     state/*) echo state ;;
     processors/registry.* | processors/spec.c) echo registry ;;
     processors/builtin/*) echo builtin ;;
-    processors/template/* | processors/nats/* | tests/plugins/*) echo plugin ;;
+    processors/template/* | processors/nats/* | processors/postgres/* | tests/plugins/*) echo plugin ;;
     tests/install/* | tests/integration/host.c) echo program ;;
     *) echo unknown ;;
   esac

@@ -11,6 +11,7 @@
 #include "engine/pass.h"
 #include "engine/reader.h"
 #include "live/live.h"
+#include "status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -154,6 +155,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   t = calloc(1, sizeof(*t));
   if (t == NULL)
     return -ENOMEM;
+  t->status_print = tdm__status_print;
   t->dl.fd = -1;
   t->log.level = o->log_level;
   t->log.cb = o->log_cb;

@@ -2,43 +2,67 @@
  * nats/nats.c: the `nats` processor, a plugin. Publishes records to a NATS
  * JetStream stream, exactly once across crashes, restarts and hosts.
  *
- *   nats:url=nats://HOST:4222,subject=SUBJECT[,stream=NAME]
- *        [,records=line|chunk][,max-pending=N][,timeout-ms=N][,creds=FILE]
+ *   nats:url=nats://HOST:4222[|nats://HOST2:4222...],subject=SUBJECT
+ *        [,stream=NAME][,records=line|chunk][,max-pending=N][,timeout-ms=N]
+ *        [,creds=FILE]
+ *
+ * Several URLs are the seed servers of a cluster (natsOptions_SetServers);
+ * the client also fails over to the servers the cluster advertises.
  *
  * How exactly-once works. Every message carries Nats-Msg-Id =
  * INSTANCE:FILE_ID:OFFSET (INSTANCE: the state directory's random id, so two
  * hosts never collide; OFFSET: the record's first byte), and the stream
- * drops a message whose id it has seen within its duplicate window (after a
- * truncation the file's offsets begin again at 0: FILE_ID is then written
- * FILE_ID.GEN, GEN counting its truncations). commit()
- * answers OK only when JetStream acknowledged every message published so far,
- * so a bookmark never passes an unacknowledged record; after a crash the
- * records after the bookmark are published again with the same ids and
- * dropped. An ack that timed out or failed is re-sent with the same id until
- * it is acknowledged (a Duplicate ack is success).
+ * drops a message whose id it has seen within its duplicate window (once
+ * the same offsets may name other bytes, after a truncation or for a new
+ * version of a whole file, FILE_ID is written FILE_ID.GEN:
+ * tdm_chunk_t.generation). commit() answers OK only when JetStream
+ * acknowledged every message published so far, so a bookmark never passes
+ * an unacknowledged record; after a crash the records after the bookmark
+ * are published again with the same ids and dropped. An ack that timed out
+ * or failed is re-sent with the same id until it is acknowledged (a
+ * Duplicate ack is success).
  *
  * records=line (default): one message per line, without its newline; a line
- * longer than the server's max payload goes out in pieces, each with the id
- * of its first byte. With --multiline-start the host says where records end
- * (tdm_chunk_t.record_ends): one message per record (a stack trace is one
- * message), its id INSTANCE:FILE_ID:OFFSET:LEN (a record the timeout ended
- * may be longer on replay). records=chunk: one message per chunk (cut to the
- * max payload); since chunk boundaries depend on how much was there to read, a
- * replay may cut differently, so a chunk's id is INSTANCE:FILE_ID:OFFSET:LEN:
- * a replay never loses data to the duplicate window, but may publish a
- * differently cut chunk again (at least once). The same id form is used for a
- * partial last line of a chunk (--records bytes).
+ * longer than a message may carry goes out in pieces, each with the id of
+ * its first byte. Pieces are sized with their headers, under the smaller of
+ * the server's max payload and the stream's max message size; a file whose
+ * headers alone leave no room is answered TDM_PROC_REJECT (it can never be
+ * published; the others go on). With --multiline-start the host says where
+ * records end (tdm_chunk_t.record_ends): one message per record (a stack
+ * trace is one message). records=chunk: one message per chunk (cut to what
+ * a message may carry).
  *
- * Threads: acks arrive on a cnats thread (in every case measured). The
- * ack handler only counts and, for a failed or timed-out ack, keeps the
- * message for re-sending, under `mu`; every publish (first or re-send)
- * happens on the host's thread, in process() and commit(). The number of
- * messages in flight is capped by our own `max-pending` (cnats' own cap is
- * set out of the way): process() waits for acks while connected, and answers
- * TDM_PROC_RETRY (reading pauses, memory bounded) when the cap stays full or
- * the server is away. Connection events also come on a cnats thread; they are
- * logged from the next method call (a processor logs only on the host's
- * thread): one warning per outage naming the URL, reconnection forever.
+ * A multiline record the timeout ended, and a chunk, are cut by how the file
+ * was read, and a replay may cut them otherwise (it reads more at once; a
+ * continuation line came while tidemark was down). Their ids carry no
+ * length either; instead, until a file's first message the stream did not
+ * have, its messages are published one at a time (fstate_t): a Duplicate
+ * ack gives the sequence of the message an earlier run stored under that
+ * offset, whose end (Tidemark-End, or its offset plus its length) says what
+ * of ours is new; only that is published, under its own offset, checked the
+ * same way. So each byte is published once however the replay cuts. A
+ * partial last line (--records bytes) keeps INSTANCE:FILE_ID:OFFSET:LEN: a
+ * replay that reads it whole publishes it again (at least once).
+ *
+ * Servers away at the start: the connection is made in the background
+ * (natsOptions_SetRetryOnFailedConnect) and process() answers TDM_PROC_RETRY
+ * until a server answers and the stream is found, looking again after a
+ * backoff: `run` waits without limit, `once` gives up after the host's
+ * --retry-timeout-ms. JetStream that does not answer (a cluster electing its
+ * leader) is waited for the same way; a stream that JetStream says is not
+ * there is an error at open() when a server answered then.
+ *
+ * Threads: acks arrive on a cnats thread. The ack handler only counts and,
+ * for a failed or timed-out ack, keeps the message for re-sending, under
+ * `mu`; every publish (first or re-send) happens on the host's thread, in
+ * process() and commit(). The number of messages in flight is capped by our
+ * own `max-pending` (cnats' own cap is set out of the way: publishing faster
+ * than it from the thread that must read the acks stalls): process() waits
+ * for acks while connected, and answers TDM_PROC_RETRY (reading pauses,
+ * memory bounded) when the cap stays full or the server is away. Connection
+ * events also come on a cnats thread; they are logged from the next method
+ * call (a processor logs only on the host's thread): one warning per outage
+ * naming the URL, reconnection forever.
  */
 #include <nats/nats.h>
 
@@ -57,16 +81,39 @@
 #define DEFAULT_MAX_PENDING 4096
 #define DEFAULT_TIMEOUT_MS 5000
 #define MAX_PENDING_BYTES (64u << 20) /* in-flight payload bytes, at most */
-#define ID_MAX 96
+#define ID_MAX 128
+/* Waiting for a server or for JetStream (start of `run`): the first retry
+   after this long, doubling up to WAIT_MAX_MS. */
+#define WAIT_MIN_MS 250
+#define WAIT_MAX_MS 2000
 /* A window shorter than this many checkpoint intervals plus RESTART_MS may
    forget an id before a replay re-sends it. */
 #define RESTART_MS 60000u
 
 static int nats_used; /* libnats was started (by an open): see nats_unload */
 
+/*
+ * Where the stream stands for one file whose messages are cut by how the
+ * file was read (records=chunk; multiline records, which the timeout may
+ * end). Until the first message the stream did not have (resolving), each
+ * is published and acknowledged one at a time: a duplicate names the
+ * message an earlier run stored under the same first byte, whose end
+ * (`covered`) tells what of ours is new. After it (live), nothing from here
+ * on was published before: publishing is asynchronous again.
+ */
+typedef struct fstate {
+  uint64_t file_id;
+  uint32_t gen;
+  int used, live;
+  uint64_t covered; /* resolving: the stream holds the bytes before it */
+  uint64_t next;    /* live: where the next chunk must begin */
+} fstate_t;
+
 typedef struct nats_out {
   /* parameters */
-  char *url, *subject, *stream, *creds;
+  char *url, *subject, *stream, *creds; /* url: as given (URL|URL|...) */
+  char **urls;                           /* url split at '|' */
+  int n_urls;
   int chunk_records;
   int64_t max_pending;
   int64_t timeout_ms;
@@ -78,8 +125,23 @@ typedef struct nats_out {
   natsOptions *opts;
   natsConnection *nc;
   jsCtx *js;
-  int max_payload;
+  int max_payload;        /* the server's, headers included */
+  int64_t max_msg;        /* the stream's max message size (0: none) */
   int64_t dup_window_ns;
+  char *hpath;            /* the chunk's path as a header value */
+  size_t hpath_cap;
+
+  /* Ready: connected once and the stream found. Until then process()
+     answers RETRY (reading pauses) and looks again after a backoff. */
+  int ready;
+  int64_t next_try_ms, try_wait_ms;
+  char why[TDM_MSG_MAX];  /* what is waited for */
+  char why_said[TDM_MSG_MAX];
+
+  /* Files whose cut varies (records=chunk, multiline records): where the
+     stream stands for each, by (file_id, generation). */
+  struct fstate *fs;
+  size_t fs_cap, fs_n;
 
   /* shared with the cnats threads, under mu */
   pthread_mutex_t mu;
@@ -93,12 +155,13 @@ typedef struct nats_out {
   int closed;             /* the connection's closed callback came */
   int64_t progress_ms;    /* when an ack last came back */
   int outages;            /* disconnections seen (by the cnats thread) */
+  int connects;           /* first connections made in the background */
   int reconnects;         /* reconnections seen */
   uint64_t duplicates;    /* acks that said Duplicate */
   char last_err[160];
 
   /* host thread only */
-  int outages_said, reconnects_said;
+  int outages_said, reconnects_said, connects_said;
   int resend_warned;
 } nats_out_t;
 
@@ -183,6 +246,29 @@ static void on_closed(natsConnection *nc, void *closure) {
   pthread_mutex_unlock(&n->mu);
 }
 
+/* The first connection, made in the background (the servers were away when
+   open() tried). */
+static void on_connected(natsConnection *nc, void *closure) {
+  nats_out_t *n = closure;
+  (void)nc;
+  pthread_mutex_lock(&n->mu);
+  n->connected = 1;
+  n->connects++;
+  n->progress_ms = now_ms();
+  pthread_cond_broadcast(&n->cond);
+  pthread_mutex_unlock(&n->mu);
+}
+
+/* Between two rounds over every server: 250 ms, doubling up to 2 s. */
+static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure) {
+  int64_t d = WAIT_MIN_MS;
+  (void)nc;
+  (void)closure;
+  while (attempts-- > 1 && d < WAIT_MAX_MS)
+    d *= 2;
+  return d < WAIT_MAX_MS ? d : WAIT_MAX_MS;
+}
+
 static void on_reconnected(natsConnection *nc, void *closure) {
   nats_out_t *n = closure;
   (void)nc;
@@ -198,11 +284,19 @@ static void on_reconnected(natsConnection *nc, void *closure) {
 /* Log the connection events the cnats threads saw: one warning per outage,
    one line when it is over. */
 static void say_events(nats_out_t *n) {
-  int outages, reconnects;
+  int outages, reconnects, connects;
+  char at[256] = "";
   pthread_mutex_lock(&n->mu);
   outages = n->outages;
   reconnects = n->reconnects;
+  connects = n->connects;
   pthread_mutex_unlock(&n->mu);
+  if (connects != n->connects_said) {
+    n->connects_said = connects;
+    if (natsConnection_GetConnectedUrl(n->nc, at, sizeof(at)) != NATS_OK)
+      at[0] = '\0';
+    say(n, TDM_PROC_LOG_WARN, "nats: connected to %s", at[0] ? at : n->url);
+  }
   if (outages != n->outages_said) {
     n->outages_said = outages;
     say(n, TDM_PROC_LOG_WARN,
@@ -212,8 +306,10 @@ static void say_events(nats_out_t *n) {
   }
   if (reconnects != n->reconnects_said) {
     n->reconnects_said = reconnects;
+    if (natsConnection_GetConnectedUrl(n->nc, at, sizeof(at)) != NATS_OK)
+      at[0] = '\0';
     say(n, TDM_PROC_LOG_WARN, "nats: reconnected to %s; delivery resumes",
-        n->url);
+        at[0] ? at : n->url);
   }
 }
 
@@ -319,41 +415,106 @@ static void wait_until(nats_out_t *n, int64_t deadline_ms) {
 
 
 /* Headers carry text on one line: bytes below 0x20, 0x7f and '%' of a path
-   are written %XX. */
-static void header_path(const char *path, char *out, size_t cap) {
+   are written %XX. Into n->hpath (grown as needed). 0 or -ENOMEM. */
+static int header_path(nats_out_t *n, const char *path) {
   static const char hex[] = "0123456789ABCDEF";
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)path;
-       *p != '\0' && o + 4 < cap; p++) {
+  size_t need = 3 * strlen(path) + 1, o = 0;
+  if (need > n->hpath_cap) {
+    char *b = realloc(n->hpath, need);
+    if (b == NULL)
+      return -ENOMEM;
+    n->hpath = b;
+    n->hpath_cap = need;
+  }
+  for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
     if (*p < 0x20 || *p == 0x7f || *p == '%') {
-      out[o++] = '%';
-      out[o++] = hex[*p >> 4];
-      out[o++] = hex[*p & 15];
+      n->hpath[o++] = '%';
+      n->hpath[o++] = hex[*p >> 4];
+      n->hpath[o++] = hex[*p & 15];
     } else {
-      out[o++] = (char)*p;
+      n->hpath[o++] = (char)*p;
     }
   }
-  out[o] = '\0';
+  n->hpath[o] = '\0';
+  return 0;
 }
 
-/* One message: data[0..len) at `offset` of the chunk's file. `whole`: a
-   record whose bytes never change with how the file was read (a line, a
-   piece of a long line): id without the length. */
-static natsStatus send_one(nats_out_t *n, const tdm_chunk_t *c,
-                           const char *hpath, const char *data, size_t len,
-                           uint64_t offset, int whole) {
+/* Bytes of data a message of the chunk's file may carry: the smaller of the
+   server's max payload and the stream's max message size, less the headers
+   at their longest ("NATS/1.0\r\n", "Key: value\r\n" each, "\r\n"). */
+static int64_t room(const nats_out_t *n, size_t hpath_len) {
+  int64_t lim = n->max_payload, hdr;
+  hdr = 10 + 2 + (int64_t)(sizeof("Nats-Msg-Id: \r\n") - 1 + ID_MAX) +
+        (int64_t)(sizeof("Tidemark-Path: \r\n") - 1 + hpath_len) +
+        (int64_t)(sizeof("Tidemark-Offset: \r\n") - 1 + 20) +
+        (int64_t)(sizeof("Tidemark-End: \r\n") - 1 + 20);
+  if (n->max_msg > 0 && n->max_msg < lim)
+    lim = n->max_msg;
+  return lim - hdr;
+}
+
+/* The per-file state of a file whose cut varies; NULL when out of memory. */
+static fstate_t *fs_get(nats_out_t *n, uint64_t file_id, uint32_t gen) {
+  size_t i;
+  if (2 * (n->fs_n + 1) > n->fs_cap) {
+    size_t cap = n->fs_cap ? n->fs_cap * 2 : 64;
+    fstate_t *v = calloc(cap, sizeof(*v));
+    if (v == NULL)
+      return NULL;
+    for (size_t k = 0; k < n->fs_cap; k++) {
+      if (!n->fs[k].used)
+        continue;
+      i = (size_t)((n->fs[k].file_id * 0x9E3779B97F4A7C15ull) ^ n->fs[k].gen);
+      while (v[i & (cap - 1)].used)
+        i++;
+      v[i & (cap - 1)] = n->fs[k];
+    }
+    free(n->fs);
+    n->fs = v;
+    n->fs_cap = cap;
+  }
+  i = (size_t)((file_id * 0x9E3779B97F4A7C15ull) ^ gen);
+  for (;; i++) {
+    fstate_t *e = &n->fs[i & (n->fs_cap - 1)];
+    if (e->used && e->file_id == file_id && e->gen == gen)
+      return e;
+    if (!e->used) {
+      memset(e, 0, sizeof(*e));
+      e->used = 1;
+      e->file_id = file_id;
+      e->gen = gen;
+      n->fs_n++;
+      return e;
+    }
+  }
+}
+
+/* How a message is named. */
+enum {
+  ID_OFFSET = 0, /* INSTANCE:FILE:OFFSET: the bytes never change with how
+                    the file was read (a line, a piece of a long line) */
+  ID_LEN = 1     /* INSTANCE:FILE:OFFSET:LEN: a partial last line
+                    (--records bytes), which a replay may read longer */
+};
+
+/* One message: data[0..len) at `offset` of the chunk's file; `end` is the
+   file offset after the bytes it stands for (offset + len, or one more for a
+   record's newline, which is not sent; written as Tidemark-End then). */
+static natsStatus make_msg(nats_out_t *n, const tdm_chunk_t *c,
+                           const char *data, size_t len, uint64_t offset,
+                           uint64_t end, int idk, natsMsg **out) {
   uint32_t gen = TDM_CHUNK_HAS(c, generation) ? c->generation : 0;
   char id[ID_MAX], off[24], fid[40];
   natsMsg *m = NULL;
   natsStatus s;
 
-  /* FILE_ID, or FILE_ID.GEN once the file's offsets began again at 0 (a
-     truncation): a record after it must not share an id with one before. */
+  /* FILE_ID, or FILE_ID.GEN once the same offsets may name other bytes (a
+     truncation, a new version of a whole file). */
   if (gen == 0)
     snprintf(fid, sizeof(fid), "%" PRIu64, c->file_id);
   else
     snprintf(fid, sizeof(fid), "%" PRIu64 ".%" PRIu32, c->file_id, gen);
-  if (whole)
+  if (idk == ID_OFFSET)
     snprintf(id, sizeof(id), "%s:%s:%" PRIu64, n->instance, fid, offset);
   else
     snprintf(id, sizeof(id), "%s:%s:%" PRIu64 ":%zu", n->instance, fid,
@@ -363,13 +524,30 @@ static natsStatus send_one(nats_out_t *n, const tdm_chunk_t *c,
   if (s == NATS_OK)
     s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
   if (s == NATS_OK)
-    s = natsMsgHeader_Set(m, "Tidemark-Path", hpath);
+    s = natsMsgHeader_Set(m, "Tidemark-Path", n->hpath);
   if (s == NATS_OK)
     s = natsMsgHeader_Set(m, "Tidemark-Offset", off);
+  if (s == NATS_OK && end != offset + len) {
+    snprintf(off, sizeof(off), "%" PRIu64, end);
+    s = natsMsgHeader_Set(m, "Tidemark-End", off);
+  }
   if (s != NATS_OK) {
     natsMsg_Destroy(m);
     return s;
   }
+  *out = m;
+  return NATS_OK;
+}
+
+/* Publish a message asynchronously: its ack comes to on_ack. */
+static natsStatus send_one(nats_out_t *n, const tdm_chunk_t *c,
+                           const char *data, size_t len, uint64_t offset,
+                           uint64_t end, int idk) {
+  natsMsg *m = NULL;
+  natsStatus s = make_msg(n, c, data, len, offset, end, idk, &m);
+
+  if (s != NATS_OK)
+    return s;
   if (publish(n, &m) != NATS_OK) {
     /* Not taken (e.g. the reconnect buffer is full): ours to send later. */
     pthread_mutex_lock(&n->mu);
@@ -386,6 +564,98 @@ static natsStatus send_one(nats_out_t *n, const tdm_chunk_t *c,
     }
     n->resend[n->n_resend++] = m;
     pthread_mutex_unlock(&n->mu);
+  }
+  return NATS_OK;
+}
+
+/* The end (file offset after its bytes) of the message stored as `seq`,
+   which should begin at `offset`: Tidemark-End, or Tidemark-Offset plus its
+   length. 0 when it is gone from the stream or names another offset. */
+static natsStatus stored_end(nats_out_t *n, uint64_t seq, uint64_t offset,
+                             uint64_t *end) {
+  natsMsg *m = NULL;
+  jsErrCode jerr = 0;
+  const char *v = NULL;
+  natsStatus s = js_GetMsg(&m, n->js, n->stream, seq, NULL, &jerr);
+
+  *end = 0;
+  if (s == NATS_NOT_FOUND)
+    return NATS_OK;
+  if (s != NATS_OK)
+    return s;
+  if (natsMsgHeader_Get(m, "Tidemark-Offset", &v) == NATS_OK &&
+      strtoull(v, NULL, 10) == offset) {
+    if (natsMsgHeader_Get(m, "Tidemark-End", &v) == NATS_OK)
+      *end = strtoull(v, NULL, 10);
+    else
+      *end = offset + (uint64_t)natsMsg_GetDataLength(m);
+  }
+  natsMsg_Destroy(m);
+  return NATS_OK;
+}
+
+/*
+ * A message whose cut depends on how the file was read (see fstate_t):
+ * data[0..len) at `offset`, standing for the file's bytes up to `end`.
+ * Resolving: published and acknowledged on its own; a duplicate (the id of
+ * a message an earlier run published) tells where that message ended, and
+ * only what lies after it is published (under its own offset, checked the
+ * same way). So a replay that reads a record longer, or a chunk cut
+ * elsewhere, publishes each byte once.
+ */
+static natsStatus send_var(nats_out_t *n, const tdm_chunk_t *c, fstate_t *fs,
+                           const char *data, size_t len, uint64_t offset,
+                           uint64_t end) {
+  if (fs->live)
+    return send_one(n, c, data, len, offset, end, ID_OFFSET);
+  while (len > 0 || end > offset) {
+    jsPubOptions po;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsMsg *m = NULL;
+    uint64_t seq, was;
+    natsStatus s;
+    int dup;
+
+    if (end <= fs->covered)
+      return NATS_OK; /* the stream has all of it */
+    if (offset < fs->covered) {
+      uint64_t skip = fs->covered - offset;
+      if (skip >= len)
+        return NATS_OK; /* only the newline, which is not sent */
+      data += skip;
+      len -= (size_t)skip;
+      offset = fs->covered;
+    }
+    if ((s = make_msg(n, c, data, len, offset, end, ID_OFFSET, &m)) != NATS_OK)
+      return s;
+    jsPubOptions_Init(&po);
+    po.MaxWait = n->timeout_ms;
+    s = js_PublishMsg(&pa, n->js, m, &po, &jerr);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK) {
+      pthread_mutex_lock(&n->mu);
+      snprintf(n->last_err, sizeof(n->last_err), "publish: %s",
+               natsStatus_GetText(s));
+      pthread_mutex_unlock(&n->mu);
+      return s;
+    }
+    dup = pa->Duplicate;
+    seq = pa->Sequence;
+    jsPubAck_Destroy(pa);
+    if (!dup) {
+      fs->live = 1; /* nothing after this was published before */
+      return NATS_OK;
+    }
+    pthread_mutex_lock(&n->mu);
+    n->duplicates++;
+    pthread_mutex_unlock(&n->mu);
+    if ((s = stored_end(n, seq, offset, &was)) != NATS_OK)
+      return s;
+    /* Gone from the stream, or not ours: take it as covering this one. */
+    fs->covered = was > offset ? was : end;
+    if (fs->covered >= end)
+      return NATS_OK;
   }
   return NATS_OK;
 }
@@ -414,58 +684,56 @@ static int make_room(nats_out_t *n) {
 }
 
 /* Multiline records (--multiline-start): one message per record, a stack
-   trace whole, without its last newline. A record's extent can depend on
-   when it was read (completed by the timeout, or by the next start line),
-   so its id carries its length: a replay that cuts it the same way is
-   dropped by the stream, one that cuts it otherwise is published (at least
-   once, never lost). The bytes after the last end of a piece chunk are a
-   piece of an over-long record. Returns NATS_OK or what send_one said. */
+   trace whole, without its last newline (Tidemark-End says where it ends),
+   in pieces of at most `max` bytes. Its extent can depend on when it was
+   read (completed by the timeout, or by the next start line): send_var
+   publishes a replay that reads it longer without publishing the first part
+   twice. The bytes after the last end of a piece chunk are a piece of an
+   over-long record. */
 static natsStatus send_records(nats_out_t *n, const tdm_chunk_t *c,
-                               const char *hpath) {
+                               fstate_t *fs, size_t max) {
   const char *base = c->data, *p = base, *end = base + c->len;
-  size_t max = (size_t)n->max_payload;
   natsStatus s = NATS_OK;
 
   for (size_t k = 0; k <= c->n_records && s == NATS_OK; k++) {
     const char *stop = k < c->n_records ? base + c->record_ends[k] : end;
-    const char *q = p;
+    const char *rend = stop, *q = p;
     if (stop > end || stop < p)
       break; /* a record end outside the chunk: ignore the rest */
     if (k == c->n_records && p == end)
       break; /* the chunk ends with its last record */
     if (k < c->n_records && stop > p && stop[-1] == '\n')
       stop--;
-    do { /* pieces of at most the max payload (an empty line: empty) */
+    do { /* pieces of at most `max` (an empty line: empty) */
       size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
-      s = send_one(n, c, hpath, q, len,
-                   c->offset + (uint64_t)(q - base), 0);
+      const char *e = q + len == stop ? rend : q + len;
+      s = send_var(n, c, fs, q, len, c->offset + (uint64_t)(q - base),
+                   c->offset + (uint64_t)(e - base));
       q += len;
     } while (q < stop && s == NATS_OK);
-    p = k < c->n_records ? base + c->record_ends[k] : end;
+    p = rend;
   }
   return s;
 }
 
-/* chunk-records: the chunk as messages of at most the max payload. */
+/* records=chunk: the chunk as messages of at most `max` bytes. */
 static natsStatus send_chunk(nats_out_t *n, const tdm_chunk_t *c,
-                             const char *hpath) {
-  const char *p = c->data, *end = p + c->len;
-  size_t max = (size_t)n->max_payload;
+                             fstate_t *fs, size_t max) {
+  const char *base = c->data, *p = base, *end = p + c->len;
   natsStatus s = NATS_OK;
 
   while (p < end && s == NATS_OK) {
     size_t len = (size_t)(end - p) > max ? max : (size_t)(end - p);
-    s = send_one(n, c, hpath, p, len, c->offset + (uint64_t)(p - (const char *)c->data), 0);
+    uint64_t off = c->offset + (uint64_t)(p - base);
+    s = send_var(n, c, fs, p, len, off, off + len);
     p += len;
   }
   return s;
 }
 
-/* One message per line (pieces of at most the max payload). */
-static natsStatus send_lines(nats_out_t *n, const tdm_chunk_t *c,
-                             const char *hpath) {
-  const char *p = c->data, *end = p + c->len;
-  size_t max = (size_t)n->max_payload;
+/* One message per line (pieces of at most `max` bytes). */
+static natsStatus send_lines(nats_out_t *n, const tdm_chunk_t *c, size_t max) {
+  const char *base = c->data, *p = base, *end = p + c->len;
   natsStatus s = NATS_OK;
 
   while (p < end && s == NATS_OK) {
@@ -473,12 +741,12 @@ static natsStatus send_lines(nats_out_t *n, const tdm_chunk_t *c,
     const char *stop = nl != NULL ? nl : end;
     /* a line without its newline: complete only if the chunk ends a
        piece of a long record (then it is cut the same way every time) */
-    int whole = nl != NULL || (c->flags & TDM_CHUNK_PIECE);
+    int idk = nl != NULL || (c->flags & TDM_CHUNK_PIECE) ? ID_OFFSET : ID_LEN;
     const char *q = p;
-    do { /* pieces of at most the max payload */
+    do { /* pieces of at most `max` */
       size_t len = (size_t)(stop - q) > max ? max : (size_t)(stop - q);
-      s = send_one(n, c, hpath, q, len,
-                   c->offset + (uint64_t)(q - (const char *)c->data), whole);
+      uint64_t off = c->offset + (uint64_t)(q - base);
+      s = send_one(n, c, q, len, off, off + len, idk);
       q += len;
     } while (q < stop && s == NATS_OK);
     p = nl != NULL ? nl + 1 : end;
@@ -486,17 +754,42 @@ static natsStatus send_lines(nats_out_t *n, const tdm_chunk_t *c,
   return s;
 }
 
+static int get_ready(nats_out_t *n);
+
 static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
   nats_out_t *n = state;
-  char hpath[4096];
+  uint32_t gen = TDM_CHUNK_HAS(c, generation) ? c->generation : 0;
+  int multi = TDM_CHUNK_HAS(c, n_records) && c->record_ends != NULL;
+  fstate_t *fs = NULL;
+  int64_t max;
   natsStatus s;
 
   say_events(n);
+  if (!n->ready && !get_ready(n)) {
+    snprintf(msg, TDM_MSG_MAX, "nats: waiting for %.230s", n->why);
+    return TDM_PROC_RETRY;
+  }
   resend(n);
   if (n->broken) {
     snprintf(msg, TDM_MSG_MAX, "nats: %s: out of memory keeping a message "
              "to re-send; the processor must be reopened", n->url);
     return TDM_PROC_FAIL;
+  }
+  if (header_path(n, c->path) != 0) {
+    snprintf(msg, TDM_MSG_MAX, "nats: out of memory");
+    return TDM_PROC_RETRY;
+  }
+  if ((max = room(n, strlen(n->hpath))) <= 0) {
+    /* Its headers alone are over the limit: no server takes any of it. */
+    snprintf(msg, TDM_MSG_MAX, "nats: a message of this file at offset %"
+             PRIu64 " cannot be published: its headers (its path is %zu "
+             "bytes) leave no room under the %s of %" PRId64 " bytes",
+             c->offset, strlen(n->hpath),
+             n->max_msg > 0 && n->max_msg < n->max_payload
+                 ? "stream's max message size" : "server's max payload",
+             n->max_msg > 0 && n->max_msg < n->max_payload
+                 ? n->max_msg : (int64_t)n->max_payload);
+    return TDM_PROC_REJECT;
   }
   if (!make_room(n)) {
     pthread_mutex_lock(&n->mu);
@@ -508,22 +801,38 @@ static int nats_process(void *state, const tdm_chunk_t *c, char *msg) {
     pthread_mutex_unlock(&n->mu);
     return TDM_PROC_RETRY;
   }
-  header_path(c->path, hpath, sizeof(hpath));
+  if (n->chunk_records || (multi && !n->chunk_records)) {
+    if ((fs = fs_get(n, c->file_id, gen)) == NULL) {
+      snprintf(msg, TDM_MSG_MAX, "nats: out of memory");
+      return TDM_PROC_RETRY;
+    }
+    if (fs->live && fs->next != c->offset) {
+      fs->live = 0; /* not where this run left off: check again */
+      fs->covered = 0;
+    }
+  }
 
   /* From here the chunk is taken whole: what cannot be published now waits
      in the re-send list (bounded: one chunk over the cap at most). */
-  if (!n->chunk_records && TDM_CHUNK_HAS(c, n_records) && c->record_ends != NULL)
-    s = send_records(n, c, hpath);
-  else if (n->chunk_records)
-    s = send_chunk(n, c, hpath);
+  if (n->chunk_records)
+    s = send_chunk(n, c, fs, (size_t)max);
+  else if (multi)
+    s = send_records(n, c, fs, (size_t)max);
   else
-    s = send_lines(n, c, hpath);
+    s = send_lines(n, c, (size_t)max);
   if (s != NATS_OK) {
-    /* Only a message that could not even be built: out of memory. The
-       messages of this chunk already out are re-sent with the same ids. */
-    snprintf(msg, TDM_MSG_MAX, "nats: %s: %s", n->url, natsStatus_GetText(s));
+    /* A message that could not be built (out of memory), or one checked
+       on its own that was not acknowledged: offered again, the messages of
+       this chunk already out are re-sent with the same ids. */
+    pthread_mutex_lock(&n->mu);
+    snprintf(msg, TDM_MSG_MAX, "nats: %s: %s%s%s", n->url,
+             natsStatus_GetText(s), n->last_err[0] ? "; last error: " : "",
+             n->last_err);
+    pthread_mutex_unlock(&n->mu);
     return TDM_PROC_RETRY;
   }
+  if (fs != NULL && fs->live)
+    fs->next = c->offset + c->len;
   return TDM_PROC_OK;
 }
 
@@ -538,8 +847,11 @@ static int nats_caught_up(void *state, char *msg) {
 /* The restore blob: text for `tidemark status` (nothing needs restoring:
    the stream itself, with its duplicate window, is the state). */
 static size_t blob_text(const nats_out_t *n, char *buf, size_t cap) {
-  int w = snprintf(buf, cap, "nats %s stream %s, duplicate window %" PRId64
-                   " s", n->url, n->stream, n->dup_window_ns / 1000000000);
+  int w = n->stream == NULL
+              ? snprintf(buf, cap, "nats %s, no stream found yet", n->url)
+              : snprintf(buf, cap, "nats %s stream %s, duplicate window %"
+                         PRId64 " s", n->url, n->stream,
+                         n->dup_window_ns / 1000000000);
   return w < 0 ? 0 : (size_t)w >= cap ? cap - 1 : (size_t)w;
 }
 
@@ -622,6 +934,11 @@ static void nats_close(void *state) {
   free(n->resend);
   pthread_mutex_destroy(&n->mu);
   pthread_cond_destroy(&n->cond);
+  for (int i = 0; i < n->n_urls; i++)
+    free(n->urls[i]);
+  free(n->urls);
+  free(n->hpath);
+  free(n->fs);
   free(n->url);
   free(n->subject);
   free(n->stream);
@@ -750,29 +1067,67 @@ static int parse_params(nats_out_t *n, const tdm_open_args_t *a) {
   return TDM_PROC_OK;
 }
 
+/* Split the url parameter at '|' into n->urls. TDM_PROC_FAIL naming an
+   empty element. */
+static int split_urls(nats_out_t *n, const tdm_open_args_t *a) {
+  const char *p = n->url;
+  int count = 1;
+  for (const char *q = p; *q != '\0'; q++)
+    count += *q == '|';
+  if ((n->urls = calloc((size_t)count, sizeof(*n->urls))) == NULL)
+    return bad(a, "nats: out of memory");
+  for (int i = 0; i < count; i++) {
+    const char *e = strchr(p, '|');
+    size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+    while (len > 0 && (*p == ' ' || *p == '\t')) {
+      p++;
+      len--;
+    }
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+      len--;
+    if (len == 0)
+      return bad(a, "nats: parameter \"url\": \"%s\" has an empty URL (URLs "
+                 "are separated by '|': nats://a:4222|nats://b:4222)", n->url);
+    if ((n->urls[i] = strndup(p, len)) == NULL)
+      return bad(a, "nats: out of memory");
+    n->n_urls++;
+    p = e != NULL ? e + 1 : p + len;
+  }
+  return TDM_PROC_OK;
+}
+
+/* Is this a definite answer that the stream is not there (as opposed to a
+   server or a JetStream cluster that does not answer yet)? */
+static int stream_missing(natsStatus s, jsErrCode jerr) {
+  return s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr;
+}
+
 /* Find the stream (named, or the one capturing the subject) and read its
-   duplicate window. TDM_PROC_UNAVAILABLE with a message naming URL, subject
-   and stream. */
-static int find_stream(nats_out_t *n, const tdm_open_args_t *a) {
+   duplicate window and max message size. TDM_PROC_OK; TDM_PROC_UNAVAILABLE
+   when JetStream answered that no such stream is there (a configuration to
+   fix); TDM_PROC_RETRY when it did not answer (not enabled, a cluster
+   electing its leader, a timeout). `msg` (TDM_MSG_MAX) says which. */
+static int find_stream(nats_out_t *n, char *msg) {
   jsStreamInfo *si = NULL;
   jsErrCode jerr = 0;
   natsStatus s;
 
   if (n->stream != NULL) {
     s = js_GetStreamInfo(&si, n->js, n->stream, NULL, &jerr);
-    if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
-      snprintf(a->msg, TDM_MSG_MAX, "nats: %s has no stream \"%s\" (for "
+    if (stream_missing(s, jerr)) {
+      snprintf(msg, TDM_MSG_MAX, "nats: %s has no stream \"%s\" (for "
                "subject \"%s\"); create it first", n->url, n->stream,
                n->subject);
       return TDM_PROC_UNAVAILABLE;
     }
     if (s != NATS_OK) {
-      snprintf(a->msg, TDM_MSG_MAX, "nats: %s: stream \"%s\": %s (is "
-               "JetStream enabled?)", n->url, n->stream, natsStatus_GetText(s));
-      return TDM_PROC_UNAVAILABLE;
+      snprintf(msg, TDM_MSG_MAX, "JetStream on %s to answer for stream "
+               "\"%s\" (%s; is JetStream enabled?)", n->url, n->stream,
+               natsStatus_GetText(s));
+      return TDM_PROC_RETRY;
     }
     if (!stream_captures(si, n->subject)) {
-      snprintf(a->msg, TDM_MSG_MAX, "nats: %s: stream \"%s\" does not "
+      snprintf(msg, TDM_MSG_MAX, "nats: %s: stream \"%s\" does not "
                "capture subject \"%s\"", n->url, n->stream, n->subject);
       jsStreamInfo_Destroy(si);
       return TDM_PROC_UNAVAILABLE;
@@ -781,50 +1136,65 @@ static int find_stream(nats_out_t *n, const tdm_open_args_t *a) {
     jsStreamNamesList *names = NULL;
     s = js_StreamNames(&names, n->js, NULL, &jerr);
     if (s != NATS_OK && s != NATS_NOT_FOUND) {
-      snprintf(a->msg, TDM_MSG_MAX, "nats: %s: listing streams: %s (is "
-               "JetStream enabled?)", n->url, natsStatus_GetText(s));
-      return TDM_PROC_UNAVAILABLE;
+      snprintf(msg, TDM_MSG_MAX, "JetStream on %s to list its streams (%s; "
+               "is JetStream enabled?)", n->url, natsStatus_GetText(s));
+      return TDM_PROC_RETRY;
     }
     for (int i = 0; names != NULL && i < names->Count && si == NULL; i++) {
       jsStreamInfo *x = NULL;
-      if (js_GetStreamInfo(&x, n->js, names->List[i], NULL, NULL) == NATS_OK &&
-          stream_captures(x, n->subject))
+      s = js_GetStreamInfo(&x, n->js, names->List[i], NULL, &jerr);
+      if (s == NATS_OK && stream_captures(x, n->subject)) {
         si = x;
-      else
+      } else {
         jsStreamInfo_Destroy(x);
+        if (s != NATS_OK && !stream_missing(s, jerr)) {
+          snprintf(msg, TDM_MSG_MAX, "JetStream on %s to describe stream "
+                   "\"%s\" (%s)", n->url, names->List[i],
+                   natsStatus_GetText(s));
+          jsStreamNamesList_Destroy(names);
+          return TDM_PROC_RETRY;
+        }
+      }
     }
     jsStreamNamesList_Destroy(names);
     if (si == NULL) {
-      snprintf(a->msg, TDM_MSG_MAX, "nats: %s: no stream captures subject "
+      snprintf(msg, TDM_MSG_MAX, "nats: %s: no stream captures subject "
                "\"%s\" (stream: none given); create one first", n->url,
                n->subject);
       return TDM_PROC_UNAVAILABLE;
     }
     if ((n->stream = strdup(si->Config->Name)) == NULL) {
       jsStreamInfo_Destroy(si);
-      snprintf(a->msg, TDM_MSG_MAX, "nats: out of memory");
-      return TDM_PROC_FAIL;
+      snprintf(msg, TDM_MSG_MAX, "nats: out of memory");
+      return TDM_PROC_RETRY;
     }
   }
   n->dup_window_ns = si->Config->Duplicates;
+  n->max_msg = si->Config->MaxMsgSize > 0 ? si->Config->MaxMsgSize : 0;
   jsStreamInfo_Destroy(si);
   return TDM_PROC_OK;
 }
 
-/* The connection's options: url, timeouts, reconnects, callbacks, creds.
-   Returns TDM_PROC_OK, or TDM_PROC_FAIL with a->msg naming the parameter. */
+/* The connection's options: the servers, timeouts, reconnects for ever,
+   callbacks, creds. A first connection that fails goes on in the
+   background (on_connected). Returns TDM_PROC_OK, or TDM_PROC_FAIL with
+   a->msg naming the parameter. */
 static int set_options(nats_out_t *n, const tdm_open_args_t *a) {
   natsStatus s;
 
   s = natsOptions_Create(&n->opts);
   if (s == NATS_OK)
-    s = natsOptions_SetURL(n->opts, n->url);
+    s = natsOptions_SetServers(n->opts, (const char **)n->urls, n->n_urls);
+  if (s == NATS_OK) /* what the server's monitoring shows (connz) */
+    s = natsOptions_SetName(n->opts, "tidemark");
   if (s == NATS_OK)
     s = natsOptions_SetTimeout(n->opts, n->timeout_ms);
   if (s == NATS_OK)
     s = natsOptions_SetMaxReconnect(n->opts, -1);
   if (s == NATS_OK)
-    s = natsOptions_SetReconnectWait(n->opts, 250);
+    s = natsOptions_SetReconnectWait(n->opts, WAIT_MIN_MS);
+  if (s == NATS_OK)
+    s = natsOptions_SetCustomReconnectDelay(n->opts, reconnect_delay, n);
   if (s == NATS_OK) /* room for what max-pending lets through an outage */
     s = natsOptions_SetReconnectBufSize(n->opts, (int)MAX_PENDING_BYTES + (8 << 20));
   if (s == NATS_OK)
@@ -843,23 +1213,40 @@ static int set_options(nats_out_t *n, const tdm_open_args_t *a) {
   return TDM_PROC_OK;
 }
 
-/* Connect to the server and open its JetStream context. Returns
-   TDM_PROC_OK, or TDM_PROC_UNAVAILABLE with a->msg naming the url. */
+/* Connect and open the JetStream context. TDM_PROC_OK also when no server
+   answers yet (cnats goes on trying in the background, n->connected stays
+   0); TDM_PROC_UNAVAILABLE with a->msg naming the URLs when a server
+   refused us (credentials): no retry makes that work. */
 static int connect_js(nats_out_t *n, const tdm_open_args_t *a) {
   jsOptions jo;
   natsStatus s;
 
+  /* One try first: what a server answers (a refusal) is final. */
   s = natsConnection_Connect(&n->nc, n->opts);
-  if (s != NATS_OK) {
-    snprintf(a->msg, TDM_MSG_MAX, "nats: cannot connect to %s: %s", n->url,
-             natsStatus_GetText(s));
+  if (s == NATS_NO_SERVER || s == NATS_TIMEOUT || s == NATS_IO_ERROR ||
+      s == NATS_CONNECTION_CLOSED) {
+    /* None answered: go on trying in the background. */
+    natsConnection_Destroy(n->nc);
+    n->nc = NULL;
+    s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, n);
+    if (s == NATS_OK)
+      s = natsConnection_Connect(&n->nc, n->opts);
+  }
+  if (s == NATS_OK) {
+    n->connected = 1;
+    n->progress_ms = now_ms();
+  } else if (s == NATS_NOT_YET_CONNECTED) {
+    snprintf(n->why, sizeof(n->why), "a server of %s to answer (none "
+             "does)", n->url);
+  } else {
+    /* cnats' text, without its "(conn.c:123): " */
+    const char *e = nats_GetLastError(NULL), *r;
+    if (e != NULL && e[0] == '(' && (r = strstr(e, "): ")) != NULL)
+      e = r + 3;
+    snprintf(a->msg, TDM_MSG_MAX, "nats: %s refused the connection: %s",
+             n->url, e != NULL && e[0] ? e : natsStatus_GetText(s));
     return TDM_PROC_UNAVAILABLE;
   }
-  n->connected = 1;
-  n->progress_ms = now_ms();
-  n->max_payload = (int)natsConnection_GetMaxPayload(n->nc) - 1024;
-  if (n->max_payload < 1024)
-    n->max_payload = 1024;
 
   jsOptions_Init(&jo);
   jo.Wait = n->timeout_ms;
@@ -897,6 +1284,46 @@ static void say_window(nats_out_t *n) {
         "the stream's duplicate window", n->stream, n->url, win_ms, need_ms);
 }
 
+/* Connected, with the stream found? Looks (again) once the backoff is over:
+   a server and JetStream that were away at the start are waited for, and a
+   stream found missing then is said once (an error: create it) and looked
+   for again. Returns 1 when ready. */
+static int get_ready(nats_out_t *n) {
+  char why[TDM_MSG_MAX];
+  int64_t now = now_ms();
+  int connected, rc;
+
+  if (n->ready)
+    return 1;
+  if (now < n->next_try_ms)
+    return 0;
+  n->try_wait_ms = n->try_wait_ms == 0 ? WAIT_MIN_MS
+                   : n->try_wait_ms * 2 > WAIT_MAX_MS ? WAIT_MAX_MS
+                                                      : n->try_wait_ms * 2;
+  n->next_try_ms = now + n->try_wait_ms;
+  pthread_mutex_lock(&n->mu);
+  connected = n->connected;
+  pthread_mutex_unlock(&n->mu);
+  if (!connected)
+    return 0; /* n->why says what is waited for */
+  n->max_payload = (int)natsConnection_GetMaxPayload(n->nc);
+  rc = find_stream(n, why);
+  if (rc == TDM_PROC_OK) {
+    n->ready = 1;
+    say_window(n);
+    if (n->why_said[0] != '\0')
+      say(n, TDM_PROC_LOG_WARN, "nats: %s answers now; delivery starts",
+          n->url);
+    return 1;
+  }
+  snprintf(n->why, sizeof(n->why), "%s", why);
+  if (rc == TDM_PROC_UNAVAILABLE && strcmp(n->why_said, why) != 0) {
+    snprintf(n->why_said, sizeof(n->why_said), "%s", why);
+    say(n, TDM_PROC_LOG_ERROR, "%s; reading pauses until it is there", why);
+  }
+  return 0;
+}
+
 static int nats_open(void **state, const tdm_open_args_t *a) {
   nats_out_t *n;
   int rc;
@@ -919,15 +1346,34 @@ static int nats_open(void **state, const tdm_open_args_t *a) {
   n->checkpoint_ms = a->checkpoint_ms;
   n->log = a->log;
   n->log_arg = a->log_arg;
-  if ((rc = parse_params(n, a)) != TDM_PROC_OK)
+  if ((rc = parse_params(n, a)) != TDM_PROC_OK ||
+      (rc = split_urls(n, a)) != TDM_PROC_OK)
     goto err;
 
   nats_used = 1;
   if ((rc = set_options(n, a)) != TDM_PROC_OK ||
-      (rc = connect_js(n, a)) != TDM_PROC_OK ||
-      (rc = find_stream(n, a)) != TDM_PROC_OK)
+      (rc = connect_js(n, a)) != TDM_PROC_OK)
     goto err;
-  say_window(n);
+  if (n->connected) {
+    /* Answered: a stream found missing is a configuration to fix now. */
+    n->max_payload = (int)natsConnection_GetMaxPayload(n->nc);
+    rc = find_stream(n, a->msg);
+    if (rc == TDM_PROC_UNAVAILABLE)
+      goto err;
+    if (rc == TDM_PROC_OK) {
+      n->ready = 1;
+      say_window(n);
+    } else {
+      snprintf(n->why, sizeof(n->why), "%s", a->msg);
+      a->msg[0] = '\0';
+    }
+  }
+  if (!n->ready) {
+    snprintf(n->why_said, sizeof(n->why_said), "%s", n->why);
+    say(n, TDM_PROC_LOG_WARN, "nats: waiting for %s; reading pauses until "
+        "then (run: retrying without limit; once: up to "
+        "--retry-timeout-ms)", n->why);
+  }
   *state = n;
   return TDM_PROC_OK;
 

@@ -2,9 +2,10 @@
  * jsclient.c: tdm-jsclient, the tests' own JetStream client (libnats), to
  * set up streams and to read back what the `nats` processor published.
  *
- *   tdm-jsclient URL create STREAM SUBJECT [DUP_WINDOW_S]
+ *   tdm-jsclient URL create STREAM SUBJECT [DUP_WINDOW_S [REPLICAS [MAX_MSG]]]
  *       create a file-backed stream capturing SUBJECT (duplicate window
- *       DUP_WINDOW_S seconds, default 120)
+ *       DUP_WINDOW_S seconds, default 120; REPLICAS copies on a cluster,
+ *       default 1; MAX_MSG: the largest message in bytes, default none)
  *   tdm-jsclient URL count STREAM
  *       print the number of messages in STREAM
  *   tdm-jsclient URL dump STREAM
@@ -14,6 +15,7 @@
  *   tdm-jsclient URL payloads STREAM
  *       the payloads only, raw and back to back (records=chunk content)
  *
+ * URL may be several, separated by commas (the servers of a cluster).
  * Exit 0, or 1 with a message on stderr.
  */
 #include <nats/nats.h>
@@ -60,9 +62,24 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: tdm-jsclient URL create|count|dump|payloads STREAM [...]\n");
     return 2;
   }
-  s = natsConnection_ConnectTo(&nc, argv[1]);
-  if (s != NATS_OK)
-    return die(argv[1], s, 0);
+  {
+    const char *urls[16];
+    char *list = strdup(argv[1]), *save = NULL;
+    int n = 0;
+    natsOptions *o = NULL;
+    for (char *u = strtok_r(list, ",", &save); u != NULL && n < 16;
+         u = strtok_r(NULL, ",", &save))
+      urls[n++] = u;
+    s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+      s = natsOptions_SetServers(o, urls, n);
+    if (s == NATS_OK)
+      s = natsConnection_Connect(&nc, o);
+    natsOptions_Destroy(o);
+    free(list);
+    if (s != NATS_OK)
+      return die(argv[1], s, 0);
+  }
   s = natsConnection_JetStream(&js, nc, NULL);
   if (s != NATS_OK)
     return die("JetStream", s, 0);
@@ -77,6 +94,9 @@ int main(int argc, char **argv) {
     cfg.SubjectsLen = 1;
     cfg.Storage = js_FileStorage;
     cfg.Duplicates = (int64_t)(argc >= 6 ? atoll(argv[5]) : 120) * 1000000000LL;
+    cfg.Replicas = argc >= 7 ? atoi(argv[6]) : 1;
+    if (argc >= 8)
+      cfg.MaxMsgSize = (int32_t)atoi(argv[7]);
     s = js_AddStream(&si, js, &cfg, NULL, &jerr);
     if (s != NATS_OK)
       rc = die("create stream", s, jerr);

@@ -600,3 +600,111 @@ wait_count() {
     sleep 0.2
   done
 }
+
+# ---- postgres (tests/integration/test-postgres-*.sh) ------------------------
+# A real PostgreSQL cluster of the test's own: initdb in $T/pg (owned by the
+# postgres user when the test runs as root: the server refuses root),
+# listening only on a unix socket in $T/pg/sock, stopped by pid.
+#   need_pg                    skip unless built with libpq (the postgres
+#                              plugin); fail without the server binaries
+#                              (CI installs postgresql)
+#   pg_start                   initdb (first time), start the server, wait
+#                              until it answers. Sets PG_PID, PG_SOCK,
+#                              PG_PORT, PG_URI (a libpq URI, no commas). The
+#                              EXIT trap stops it
+#   pg_crash                   SIGQUIT to the postmaster (what pg_ctl stop -m
+#                              immediate sends: no checkpoint, recovery at the
+#                              next start); waits until it is gone
+#   pg_stop                    SIGINT (a fast shutdown), waits until it is gone
+#   psql_q SQL                 run SQL, print the rows unaligned (fails the
+#                              test on error)
+#   pg_wait_rows TABLE N SECS [PID]
+#                              poll until TABLE holds >= N rows; fail after
+#                              SECS, or when PID is no longer running
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+need_pg() {
+  [ -e "$(dirname "$TIDEMARK")/tidemark-plugins/postgres.so" ] ||
+    skip "built without libpq (libpq-dev): no postgres processor"
+  [ -x "$PG_BIN/initdb" ] || fail "PostgreSQL server binaries not found (apt-get install postgresql)"
+  command -v psql >/dev/null || fail "psql not found (apt-get install postgresql-client)"
+}
+
+_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_start() {
+  local end
+  PG_DIR=$T/pg
+  PG_SOCK=$PG_DIR/sock
+  if [ ! -d "$PG_DIR/data" ]; then
+    mkdir -p "$PG_SOCK"
+    chmod 755 "$T"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres "$PG_DIR"
+    _pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-sync \
+      > "$PG_DIR/initdb.log" 2>&1 || fail "initdb: $(tail -n 5 "$PG_DIR/initdb.log")"
+    # Only a socket in the test's directory: the port is part of its name
+    # and cannot collide with another test's.
+    PG_PORT=${PG_PORT:-$((20000 + RANDOM % 30000))}
+    {
+      echo "listen_addresses = ''"
+      echo "port = $PG_PORT"
+      echo "unix_socket_directories = '$PG_SOCK'"
+      echo "shared_buffers = 32MB"
+      echo "max_wal_size = 256MB"
+      echo "log_min_messages = warning"
+    } >> "$PG_DIR/data/postgresql.conf"
+  fi
+  PG_URI="postgresql:///postgres?host=$PG_SOCK&port=$PG_PORT&user=postgres"
+  _pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start \
+    > "$PG_DIR/pg_ctl.log" 2>&1 || fail "pg_ctl start: $(tail -n 5 "$PG_DIR/server.log")"
+  PG_PID=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+  end=$((SECONDS + 30))
+  until psql "$PG_URI" -Atqc 'select 1' >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$end" ] || fail "postgres on $PG_SOCK does not answer: $(tail -n 5 "$PG_DIR/server.log")"
+    sleep 0.05
+  done
+  trap _tdm_exit_pg EXIT
+}
+
+_pg_gone() {
+  local pid=$1 end=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    [ "$SECONDS" -lt "$end" ] || { kill -9 "$pid" 2>/dev/null; fail "postgres (pid $pid) did not stop"; }
+    sleep 0.05
+  done
+}
+
+pg_crash() { kill -QUIT "$PG_PID" 2>/dev/null || true; _pg_gone "$PG_PID"; }
+pg_stop() { kill -INT "$PG_PID" 2>/dev/null || true; _pg_gone "$PG_PID"; }
+
+# The EXIT trap once a test started a server: stop it, then the usual one.
+_tdm_exit_pg() {
+  local rc=$?
+  if [ -n "${PG_PID:-}" ] && kill -0 "$PG_PID" 2>/dev/null; then
+    kill -QUIT "$PG_PID" 2>/dev/null || true
+    local end=$((SECONDS + 20))
+    while kill -0 "$PG_PID" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
+  fi
+  (exit "$rc")
+  _tdm_exit
+}
+
+psql_q() {
+  psql "$PG_URI" -X -Atq -v ON_ERROR_STOP=1 -c "$1" > "$T/.psql.out" 2> "$T/.psql.err" ||
+    fail "psql: $1: $(cat "$T/.psql.err")"
+  cat "$T/.psql.out"
+}
+
+pg_wait_rows() {
+  local table=$1 n=$2 secs=$3 pid=${4:-} have end=$((SECONDS + $3))
+  while :; do
+    have=$(psql "$PG_URI" -X -Atqc "select count(*) from $table" 2>/dev/null || echo 0)
+    [ "${have:-0}" -ge "$n" ] && return 0
+    if [ -n "$pid" ] && ! is_running "$pid"; then
+      fail "tidemark (pid $pid) exited while waiting for $n rows in $table (has $have)"
+    fi
+    [ "$SECONDS" -lt "$end" ] || fail "timed out after ${secs}s waiting for $n rows in $table (has $have)"
+    sleep 0.2
+  done
+}

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # nats: what is wrong is said at start, naming it. Bad parameters: exit 2
 # naming the key. A missing stream, a subject no stream captures, a stream
-# that does not capture the subject, a server that does not answer: exit 1
-# naming URL, subject and stream. A duplicate window shorter than twice the
-# checkpoint interval plus a minute: a warning naming the stream.
+# that does not capture the subject: exit 1 naming URL, subject and stream;
+# credentials a server refuses: exit 1 naming the URL. A duplicate window
+# shorter than twice the checkpoint interval plus a minute: a warning
+# naming the stream. No server answers: `once` waits --retry-timeout-ms,
+# then exits 1 naming the URLs.
 source "$(dirname "$0")/lib.sh"
 need_nats
 nats_start
@@ -53,8 +55,31 @@ tdm once -s "$S" -p "nats:url=$U,subject=short.x" --checkpoint-ms 1000 "$D"
 assert_contains "$STDERR" "stream SHORT on $U keeps ids for 10000 ms"
 assert_eq "$(js_count SHORT)" 1 "messages in SHORT"
 
-say "the server down: exit 1 naming the URL"
+say "credentials a server refuses: exit 1 at once, naming the URL"
+"$NATS_SERVER" -a 127.0.0.1 -p -1 --user u --pass right > "$T/auth.log" 2>&1 </dev/null &
+APID=$!; TDM_BG_PIDS+=("$APID")
+end=$((SECONDS + 20))
+until aport=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/auth.log") && [ -n "$aport" ]; do
+  [ "$SECONDS" -lt "$end" ] || fail "the second nats-server did not listen: $(tail -n 3 "$T/auth.log")"
+  sleep 0.05
+done
+t0=$(now_ms)
+assert_exit 1 "$TIDEMARK" once -s "$T/state3" -p "nats:url=nats://u:wrong@127.0.0.1:$aport,subject=logs.x" "$D"
+assert_contains "$STDERR" "nats://u:wrong@127.0.0.1:$aport refused the connection: Authorization Violation"
+[ $(( $(now_ms) - t0 )) -lt 10000 ] || fail "a refused connection took $(( $(now_ms) - t0 )) ms to say so"
+kill "$APID"; { wait "$APID"; } 2>/dev/null || true
+
+say "the server down: once waits --retry-timeout-ms, then exits 1 naming the URLs"
 nats_stop
-assert_exit 1 "$TIDEMARK" once -s "$T/state2" -p "nats:url=$U,subject=logs.x,timeout-ms=500" "$D"
-assert_contains "$STDERR" "cannot connect to $U"
+t0=$(now_ms)
+assert_exit 1 "$TIDEMARK" once -s "$T/state2" --retry-timeout-ms 1500 -p "nats:url=$U|nats://127.0.0.1:1,subject=logs.x,timeout-ms=500" "$D"
+waited=$(( $(now_ms) - t0 ))
+assert_contains "$STDERR" "waiting for a server of $U|nats://127.0.0.1:1 to answer"
+assert_contains "$STDERR" "giving up on $D/a.log"
+[ "$waited" -ge 1500 ] || fail "once gave up after $waited ms, before --retry-timeout-ms 1500"
+[ "$waited" -lt 15000 ] || fail "once gave up only after $waited ms (--retry-timeout-ms 1500)"
+
+say "an empty URL in the list: exit 2 naming the parameter"
+assert_exit 2 "$TIDEMARK" once -s "$S" -p "nats:url=$U||nats://b:4222,subject=logs.x" "$D"
+assert_contains "$STDERR" 'parameter "url"'
 pass

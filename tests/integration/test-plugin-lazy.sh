@@ -19,8 +19,8 @@ run_bg "$T/out" -s "$T/s" -p count "$T/d"
 wait_for 10 test -r "/proc/$RUN_PID/maps"
 wait_for 10 grep -q "tidemark: run:" "$T/run.err"
 sleep 0.3
-if grep -q "nats" "/proc/$RUN_PID/maps"; then
-  grep "nats" "/proc/$RUN_PID/maps" | head -3
+if grep -qE "nats\.so|libnats" "/proc/$RUN_PID/maps"; then
+  grep -E "nats\.so|libnats" "/proc/$RUN_PID/maps" | head -3
   fail "the nats plugin was mapped by a run that does not use it"
 fi
 stop_bg "$RUN_PID"

@@ -3,7 +3,9 @@
    (nats records=line) sees. It reads tdm_chunk_t.record_ends (multiline);
    without them each line is a record. Exactly once like `file`: its restore
    blob is the output's length, and open() cuts the output back to it.
-   Spec: records:path=OUT. */
+   Spec: records:path=OUT[,hold=FILE]. hold: while FILE exists, commit()
+   answers RETRY, so no checkpoint is made (a test holds the bookmarks back
+   to replay what the other processors of the chain published). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -14,23 +16,31 @@
 
 typedef struct st {
   int fd;
+  char *hold;
   char *buf;
   size_t cap;
 } st_t;
 
 static int rec_open(void **state, const tdm_open_args_t *a) {
-  const char *path = NULL;
+  const char *path = NULL, *hold = NULL;
   uint64_t keep = 0;
   st_t *s;
 
   for (size_t i = 0; i < a->n_params; i++)
     if (strcmp(a->params[i].key, "path") == 0)
       path = a->params[i].value;
+    else if (strcmp(a->params[i].key, "hold") == 0)
+      hold = a->params[i].value;
   if (path == NULL)
     return TDM_PROC_FAIL;
   if ((s = calloc(1, sizeof(*s))) == NULL)
     return TDM_PROC_FAIL;
+  if (hold != NULL && (s->hold = strdup(hold)) == NULL) {
+    free(s);
+    return TDM_PROC_FAIL;
+  }
   if ((s->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+    free(s->hold);
     free(s);
     return TDM_PROC_FAIL;
   }
@@ -38,6 +48,7 @@ static int rec_open(void **state, const tdm_open_args_t *a) {
     memcpy(&keep, a->restore, sizeof(keep));
   if (ftruncate(s->fd, (off_t)keep) != 0 || lseek(s->fd, 0, SEEK_END) < 0) {
     close(s->fd);
+    free(s->hold);
     free(s);
     return TDM_PROC_FAIL;
   }
@@ -86,7 +97,10 @@ static int rec_commit(void *state, void *restore, size_t *len, char *msg) {
   st_t *s = state;
   off_t end = lseek(s->fd, 0, SEEK_CUR);
   uint64_t v = (uint64_t)end;
-  (void)msg;
+  if (s->hold != NULL && access(s->hold, F_OK) == 0) {
+    strcpy(msg, "held (the hold file exists)");
+    return TDM_PROC_RETRY;
+  }
   if (end < 0 || fsync(s->fd) != 0)
     return TDM_PROC_FAIL;
   memcpy(restore, &v, sizeof(v));
@@ -99,6 +113,7 @@ static void rec_close(void *state) {
   if (s == NULL)
     return;
   close(s->fd);
+  free(s->hold);
   free(s->buf);
   free(s);
 }

@@ -611,6 +611,55 @@ TEST(reader_in_other_process_sees_commits) {
   tdm_store_close(s);
 }
 
+/* tdm_store_refresh: a reader (another process) learns whether the writer
+   committed since its last look, and the new checkpoint time; a writer may
+   not call it. */
+TEST(refresh_tells_a_reader_of_new_commits) {
+  const char *dir = tdm_test_path("state");
+  int up[2], down[2];
+  uint64_t id;
+  tdm_store_t *s;
+  char c;
+  pid_t pid;
+
+  s = open_ok(dir, 0);
+  commit_many(s, 1, 11, 10);
+  ASSERT_EQ(tdm_store_refresh(s, &id), -EINVAL);
+  ASSERT_EQ(pipe(up), 0);
+  ASSERT_EQ(pipe(down), 0);
+  pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    uint64_t a, b, d;
+    int64_t ns;
+    tdm_store_t *r;
+    close(up[0]);
+    close(down[1]);
+    alarm(60);
+    r = open_ok(dir, TDM_STORE_RDONLY);
+    ASSERT_EQ(tdm_store_refresh(r, &a), 0);
+    ASSERT(a > 0);
+    ns = tdm_store_checkpoint_ns(r);
+    ASSERT(ns > 0);
+    ASSERT_EQ(tdm_store_refresh(r, &b), 0);
+    ASSERT_EQ(b, a); /* nothing committed in between */
+    ASSERT_EQ(write(up[1], "r", 1), 1);
+    ASSERT_EQ(read(down[0], &c, 1), 1); /* the writer committed again */
+    ASSERT_EQ(tdm_store_refresh(r, &d), 0);
+    ASSERT(d > a);
+    ASSERT(tdm_store_checkpoint_ns(r) >= ns);
+    tdm_store_close(r);
+    _exit(0);
+  }
+  close(up[1]);
+  close(down[0]);
+  ASSERT_EQ(read(up[0], &c, 1), 1);
+  commit_many(s, 11, 21, 10);
+  ASSERT_EQ(write(down[1], "w", 1), 1);
+  wait_child_ok(pid);
+  tdm_store_close(s);
+}
+
 /* status run by a user who may read the store but not write lock.mdb. */
 TEST(reader_without_lock_write_access) {
   const char *dir = tdm_test_path("state");

@@ -53,6 +53,8 @@ enum {
   OPT_METRICS_FILE,
   OPT_PROGRESS,
   OPT_NO_PROGRESS,
+  OPT_INTERVAL_MS,
+  OPT_ONCE,
   OPT_HELP,
   OPT_VERSION,
   OPT_COUNT_
@@ -63,7 +65,7 @@ enum {
 #define FOR_WATCH (CMD_BIT(TDM_CMD_RUN) | CMD_BIT(TDM_CMD_ONCE))
 #define FOR_ALL                                                         \
   (FOR_WATCH | CMD_BIT(TDM_CMD_STATUS) | CMD_BIT(TDM_CMD_RESET) |       \
-   CMD_BIT(TDM_CMD_PROCESSORS))
+   CMD_BIT(TDM_CMD_PROCESSORS) | CMD_BIT(TDM_CMD_TOP))
 
 typedef struct optdef {
   const char *name;   /* long option, and the INI key */
@@ -75,7 +77,8 @@ typedef struct optdef {
 
 static const optdef opts[OPT_COUNT_] = {
   [OPT_STATE] = {"state", 's', required_argument,
-                 FOR_WATCH | CMD_BIT(TDM_CMD_STATUS) | CMD_BIT(TDM_CMD_RESET),
+                 FOR_WATCH | CMD_BIT(TDM_CMD_STATUS) | CMD_BIT(TDM_CMD_RESET) |
+                     CMD_BIT(TDM_CMD_TOP),
                  1},
   [OPT_MODE] = {"mode", 'm', required_argument, FOR_WATCH, 1},
   [OPT_PROCESSOR] = {"processor", 'p', required_argument, FOR_WATCH, 1},
@@ -109,10 +112,14 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_VERSION] = {"version", 'V', no_argument, FOR_ALL, 0},
   /* INI only: the DIR operands of run/once. */
   [OPT_DIR] = {"dir", 0, -1, FOR_WATCH, 1},
-  [OPT_METRICS] = {"metrics", 0, required_argument, CMD_BIT(TDM_CMD_RUN), 1},
+  [OPT_METRICS] = {"metrics", 0, required_argument,
+                   CMD_BIT(TDM_CMD_RUN) | CMD_BIT(TDM_CMD_TOP), 1},
   [OPT_METRICS_FILE] = {"metrics-file", 0, required_argument, FOR_WATCH, 1},
   [OPT_PROGRESS] = {"progress", 0, no_argument, FOR_WATCH, 1},
   [OPT_NO_PROGRESS] = {"no-progress", 0, no_argument, FOR_WATCH, 0},
+  [OPT_INTERVAL_MS] = {"interval-ms", 0, required_argument,
+                       CMD_BIT(TDM_CMD_TOP), 0},
+  [OPT_ONCE] = {"once", 0, no_argument, CMD_BIT(TDM_CMD_TOP), 0},
 };
 
 /* getopt_long's `val` for a long-only option. */
@@ -122,6 +129,7 @@ static const char *const command_names[] = {
   [TDM_CMD_NONE] = "",         [TDM_CMD_RUN] = "run",
   [TDM_CMD_ONCE] = "once",     [TDM_CMD_STATUS] = "status",
   [TDM_CMD_RESET] = "reset",   [TDM_CMD_PROCESSORS] = "processors",
+  [TDM_CMD_TOP] = "top",
   [TDM_CMD_HELP] = "",         [TDM_CMD_VERSION] = "",
 };
 
@@ -144,6 +152,8 @@ typedef struct layer {
   int json;
   int summary;
   int progress;      /* --progress 1, --no-progress 0 */
+  uint32_t interval_ms;
+  int once;
   char *metrics;
   char *metrics_file;
   uint64_t max_record;
@@ -526,6 +536,16 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
     l->progress = 0;
     l->set |= 1ul << OPT_PROGRESS; /* one setting */
     return 0;
+  case OPT_INTERVAL_MS:
+    rc = parse_ms(who, value, &l->interval_ms, err, cap);
+    if (rc == 0 && (l->interval_ms < 100 || l->interval_ms > 3600000))
+      return fail(TDM_EUSAGE, err, cap,
+                  "%s: '%s' is out of range (100 to 3600000 ms)", who,
+                  q(value, qb, sizeof(qb)));
+    break;
+  case OPT_ONCE:
+    l->once = 1;
+    break;
   default:
     return fail(TDM_EUSAGE, err, cap, "%s: not settable here", who);
   }
@@ -844,8 +864,8 @@ static int parse_argv(tdm_config_t *c, layer *l, strlist *operands, int argc,
     return rc;
   if (cmd == TDM_CMD_NONE)
     return fail(TDM_EUSAGE, err, cap,
-                "no command given (run, once, status, reset or processors "
-                "comes first)");
+                "no command given (run, once, status, reset, processors or "
+                "top comes first)");
   for (int i = optind; i < argc; i++)
     if ((rc = strlist_push(operands, argv[i])) != 0)
       return fail(rc, err, cap, "out of memory");
@@ -932,7 +952,10 @@ static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
   c->progress = (top = PICK(OPT_PROGRESS)) != NULL ? top->progress : -1;
-  if ((top = PICK(OPT_METRICS)) != NULL && c->command == TDM_CMD_RUN) {
+  c->interval_ms = IS_SET(cli, OPT_INTERVAL_MS) ? cli->interval_ms : 1000;
+  c->top_once = cli->once;
+  if ((top = PICK(OPT_METRICS)) != NULL &&
+      (c->command == TDM_CMD_RUN || c->command == TDM_CMD_TOP)) {
     c->metrics = top->metrics;
     top->metrics = NULL;
   }
@@ -1052,11 +1075,12 @@ static int take_operands(tdm_config_t *c, strlist *operands, layer *file,
     take_list(operands, &c->paths, &c->n_paths);
     return 0;
   case TDM_CMD_STATUS:
+  case TDM_CMD_TOP:
     if (operands->n > 0)
       return fail(TDM_EUSAGE, err, cap,
-                  "'status' takes no DIR or other argument (got '%s'); the "
+                  "'%s' takes no DIR or other argument (got '%s'); the "
                   "state directory is given with --state",
-                  q(operands->v[0], qb, sizeof(qb)));
+                  name, q(operands->v[0], qb, sizeof(qb)));
     return 0;
   default:
     if (operands->n > 0)
@@ -1083,8 +1107,8 @@ int tdm__config_parse(tdm_config_t *c, int argc, char **argv, char *err,
 
   if (argc < 2)
     return fail(TDM_EUSAGE, err, errcap,
-                "no command given (run, once, status, reset or processors)");
-  for (int i = TDM_CMD_RUN; i <= TDM_CMD_PROCESSORS; i++)
+                "no command given (run, once, status, reset, processors or top)");
+  for (int i = TDM_CMD_RUN; i <= TDM_CMD_TOP; i++)
     if (strcmp(argv[1], command_names[i]) == 0)
       c->command = (tdm_command_t)i;
   if (c->command != TDM_CMD_NONE) {
@@ -1092,8 +1116,8 @@ int tdm__config_parse(tdm_config_t *c, int argc, char **argv, char *err,
     sub_argv = argv + 1;
   } else if (argv[1][0] != '-') {
     return fail(TDM_EUSAGE, err, errcap,
-                "unknown command '%s' (expected run, once, status, reset or "
-                "processors)",
+                "unknown command '%s' (expected run, once, status, reset, "
+                "processors or top)",
                 q(argv[1], qb, sizeof(qb)));
   }
 
@@ -1192,6 +1216,9 @@ const char *tdm__config_usage(void) {
 "                                           PATHs and what lies under them)\n"
 "  tidemark processors [--plugin-dir DIR]   list built-in and plugin\n"
 "                                           processors\n"
+"  tidemark top [--state DIR] [--metrics ADDR:PORT] [--interval-ms N] [--once]\n"
+"                                     live view of a running instance: files\n"
+"                                     most behind, rates, processors\n"
 "  tidemark --help | --version\n"
 "\n"
 "Options of run and once (--state also for status and reset, --plugin-dir\n"
@@ -1203,7 +1230,11 @@ const char *tdm__config_usage(void) {
 "  -m, --mode tail|whole  tail: deliver appended bytes of growing files;\n"
 "                         whole: deliver each complete file once (default: tail)\n"
 "  -p, --processor SPEC   NAME or NAME:key=value,key=value; repeatable: every\n"
-"                         processor gets every chunk (default: stdout)\n"
+"                         processor gets every chunk (default: stdout); e.g.\n"
+"                         file:path=OUT, nats:url=URL,subject=S, or\n"
+"                         postgres:conninfo=URI,table=T (rows in a\n"
+"                         PostgreSQL table, exactly once; see `tidemark\n"
+"                         processors`)\n"
 "  -i, --include GLOB     only files matching GLOB, matched on the name (on\n"
 "                         the path under DIR if GLOB has a '/'); repeatable\n"
 "  -x, --exclude GLOB     skip files matching GLOB; repeatable\n"
@@ -1238,7 +1269,9 @@ const char *tdm__config_usage(void) {
 "                         set aside (default: 5)\n"
 "      --metrics ADDR:PORT\n"
 "                         run: serve Prometheus metrics, GET /metrics over\n"
-"                         HTTP, e.g. 127.0.0.1:9464 (default: off)\n"
+"                         HTTP, e.g. 127.0.0.1:9464, with a status page\n"
+"                         (GET /) and GET /status.json (default: off);\n"
+"                         top: read live rates from that endpoint\n"
 "      --metrics-file PATH\n"
 "                         write the same metrics to PATH atomically at each\n"
 "                         checkpoint, for node_exporter (default: off)\n"
@@ -1264,13 +1297,21 @@ const char *tdm__config_usage(void) {
 "      --summary          status: only the counts by state, the bytes\n"
 "                         pending and the oldest pending file, from the\n"
 "                         records alone (quick over millions of files)\n"
+"      --interval-ms N    top: refresh every N ms, 100 to 3600000\n"
+"                         (default: 1000)\n"
+"      --once             top: print one plain snapshot and exit (also when\n"
+"                         stdin or stdout is not a terminal); keys of the\n"
+"                         live view: s sort, / filter, Esc clear, q quit\n"
 "  -v, --verbose          more logging on stderr (-vv: debug)\n"
 "  -q, --quiet            errors only: no start/stop line, no warnings\n"
 "  -h, --help             print this help and exit\n"
 "  -V, --version          print the version and exit\n"
 "\n"
 "Processors: stdout, count, file:path=OUT, exec:cmd=PROGRAM ARGS and plugins;\n"
-"'tidemark processors' lists those of this build.\n"
+"'tidemark processors' lists those of this build. nats (a plugin):\n"
+"  nats:url=URL[|URL...],subject=S[,stream=NAME][,records=line|chunk]\n"
+"  several URLs: the seed servers of a cluster; a server away at start:\n"
+"  run waits for it, once gives up after --retry-timeout-ms.\n"
 "\n"
 "Config file (-c FILE): 'key = value' lines, before any section or under\n"
 "[tidemark]; keys are the long options without dashes, e.g.\n"

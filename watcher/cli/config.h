@@ -49,6 +49,7 @@ typedef enum tdm_command {
   TDM_CMD_STATUS,     /* status [--state DIR] [--json] */
   TDM_CMD_RESET,      /* reset [--state DIR] [PATH...] */
   TDM_CMD_PROCESSORS, /* processors [--plugin-dir DIR] */
+  TDM_CMD_TOP,        /* top [--state DIR] [--metrics ADDR:PORT] ... */
   TDM_CMD_HELP,       /* --help / -h anywhere: print tdm__config_usage() */
   TDM_CMD_VERSION     /* --version / -V anywhere */
 } tdm_command_t;
@@ -78,7 +79,10 @@ typedef struct tdm_config {
   int json;                 /* status --json */
   int summary;              /* status --summary */
   int progress;             /* once: -1 auto (stderr is a tty), 0 never, 1 always */
-  char *metrics;            /* run: --metrics ADDR:PORT, or NULL */
+  uint32_t interval_ms;     /* top: --interval-ms (default 1000) */
+  int top_once;             /* top: --once */
+  char *metrics;            /* run: --metrics ADDR:PORT to serve; top: to
+                               read from; or NULL */
   char *metrics_file;       /* --metrics-file PATH, or NULL */
   char *config_file;        /* -c FILE as given, or NULL */
   char **dirs;              /* run/once: the DIRs, as given */
@@ -173,5 +177,16 @@ int tdm__status_run(const tdm_config_t *c, FILE *out);
  * PATH matched nothing (the others are still reset).
  */
 int tdm__status_reset(const tdm_config_t *c, FILE *out);
+
+/* ---- top.c ------------------------------------------------------------- */
+
+/*
+ * `tidemark top`: a live view of the instance whose state is c->state_dir
+ * (read-only) and, with c->metrics, whose metrics endpoint that is; a plain
+ * snapshot when stdout or stdin is not a terminal, or with --once. Returns
+ * the exit status: 0; 1 when the store cannot be read (said, naming the
+ * directory), or --once/a snapshot could not reach --metrics (said).
+ */
+int tdm__top_run(const tdm_config_t *c);
 
 #endif /* TDM_CONFIG_H */

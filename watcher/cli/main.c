@@ -456,6 +456,9 @@ int main(int argc, char **argv) {
   case TDM_CMD_PROCESSORS:
     status = cmd_processors(&c);
     break;
+  case TDM_CMD_TOP:
+    status = tdm__top_run(&c);
+    break;
   default:
     usage_error("no command given");
     status = 2;

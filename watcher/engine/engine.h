@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/log.h"
 #include "core/filetable.h"
@@ -75,6 +76,10 @@ struct tdm_s {
   tdm_registry_t *registry;
   tdm_filter_t filter;
   char *state_real;       /* the state directory, resolved */
+  /* `status` of a state directory onto `out` (status.c, one layer up; set
+     by tdm_open): the metrics endpoint serves it as /status.json. */
+  int (*status_print)(const char *dir, int json, const tdm__log_t *log,
+                      FILE *out);
   char **roots;           /* absolute, resolved source directories */
   size_t n_roots;
   uint8_t *root_gone;     /* root_gone[r]: source r was missing when last

@@ -635,7 +635,10 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
   return rc == -ENOENT ? 0 : rc;
 }
 
-/* Tail mode keeps nothing beyond the file table: only its look. */
+/* Look again at the files waiting (f->waiting): whole mode's settling
+   files; tail mode's compressed files still being written and files whose
+   last multiline record is still open, so that --multiline-timeout-ms
+   completes the record of a file that has gone quiet (run: at each tick). */
 int tdm__recheck_waiting(tdm_t *t) {
   for (size_t i = 0; i < t->files.n && t->n_waiting > 0;) {
     tdm_file_t *f = t->files.all[i];
@@ -657,6 +660,8 @@ int tdm__recheck_waiting(tdm_t *t) {
   return 0;
 }
 
+/* Tail mode keeps nothing beyond the file table: its look, and a look
+   again at waiting files. */
 const tdm_mode_ops_t tdm__mode_tail = {
   .look = tail_look,
   .forget = NULL,

@@ -257,6 +257,7 @@ static int deliver_piece(void *arg, const char *buf, size_t n) {
   c.offset = z->off;
   c.data = buf;
   c.len = n;
+  c.generation = z->f->rec.truncations;
   if ((rc = tdm__deliver_checkpointing(z->t, z->f, &c)) != 0)
     return rc;
   z->off += n;
@@ -288,6 +289,7 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
     c.data = t->buf;
     c.len = (size_t)n;
     c.flags = 0;
+    c.generation = f->rec.truncations;
     if ((rc = tdm__deliver_checkpointing(t, f, &c)) != 0)
       return rc;
     off += (uint64_t)n;
@@ -598,6 +600,13 @@ static int deliver_new(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   return hand_over(t, f, hex);
 }
 
+static int hash_is_zero(const uint8_t h[16]) {
+  for (int i = 0; i < 16; i++)
+    if (h[i] != 0)
+      return 0;
+  return 1;
+}
+
 static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   struct stat a;
   uint8_t h[16];
@@ -629,6 +638,14 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     close(fd);
     return rc;
   }
+  /* Other content than the file id had before (rewritten in place, or a new
+     file on the inode of a deleted one): a new generation, so that its
+     records never share a name (FILE_ID, GEN, offset) with the old ones. It
+     goes to the store with the new hash, so a replay after a crash finds
+     both and names the records as the first try did. */
+  if (!hash_is_zero(f->rec.content_hash) &&
+      memcmp(f->rec.content_hash, h, 16) != 0)
+    f->rec.truncations++;
   memcpy(f->rec.content_hash, h, 16);
   if (other != 0 && other != f->rec.id) {
     duplicate(t, f, path, other);

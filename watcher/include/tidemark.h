@@ -565,6 +565,74 @@ TDM_EXTERN int tdm_processors_list(const tdm_options_t *o,
    tdm_processors_list). */
 TDM_EXTERN void tdm_free(void *p);
 
+/* ---- 0.3: `tidemark top`, a live view of a running instance ------------- */
+
+/*
+ * What `tidemark top` shows of the instance whose state directory is
+ * o->state_dir: its store, read-only (beside the running writer, as
+ * tdm_status_write reads it), and with o->metrics_listen (the ADDR:PORT the
+ * instance serves its metrics on; NULL: the store alone) its metrics, for
+ * live rates and the state of each processor. A file's size now is looked
+ * at (lstat) for 1,000 files per refresh in turn and for the files last
+ * rendered; the store is walked again only after a new commit, and no more
+ * often than keeps the walks under 1% of the time.
+ */
+typedef struct tdm_top_s tdm_top_t;
+
+typedef enum tdm_top_sort {
+  TDM_TOP_BY_PENDING = 0, /* bytes pending, then longest behind */
+  TDM_TOP_BY_BEHIND = 1,  /* longest behind, then bytes pending */
+  TDM_TOP_BY_RATE = 2,    /* fastest bookmark */
+  TDM_TOP_BY_PATH = 3     /* path, bytewise */
+} tdm_top_sort_t;
+#define TDM_TOP_SORTS 4
+
+/*
+ * Open the view and look once. Of `o`: state_dir, metrics_listen, log_level,
+ * log_cb, log_arg (initialise it with tdm_options_init). Errors, logged
+ * naming the directory or the option: TDM_EUSAGE (metrics_listen is not
+ * ADDR:PORT), -ENOENT (no state there), -ENOTDIR, TDM_ESTATE (not a store,
+ * corrupt), TDM_ESTORE, -ENOMEM. An endpoint that does not answer is not an
+ * error: see tdm_top_metrics_error.
+ */
+TDM_EXTERN int tdm_top_open(const tdm_options_t *o, tdm_top_t **out);
+
+/* Accepts NULL. */
+TDM_EXTERN void tdm_top_close(tdm_top_t *v);
+
+/*
+ * Look again: the store, and the metrics endpoint (1 s at most). 0, or the
+ * store's error (logged once; the last view stays and the header says it).
+ */
+TDM_EXTERN int tdm_top_refresh(tdm_top_t *v);
+
+/* Why the last look at the metrics endpoint failed ("ADDR:PORT: not
+   answering: ..."), or NULL. Valid until the next refresh. */
+TDM_EXTERN const char *tdm_top_metrics_error(const tdm_top_t *v);
+
+/* One screen of the view. */
+typedef struct tdm_top_frame {
+  int width;             /* columns; 0: no limit */
+  int rows;              /* the screen's rows; 0: every file, no keys line
+                            (a snapshot) */
+  tdm_top_sort_t sort;
+  const char *filter;    /* only paths holding this; NULL or "": all */
+  int editing;           /* the filter is being typed: the last row says so */
+} tdm_top_frame_t;
+
+/*
+ * Call line(arg, row, text, reverse) for each row of `f`, top to bottom
+ * (row from 0): the header, the column titles (reverse), the files in order
+ * `f->sort`, then with f->rows blank rows and the keys line (reverse) on
+ * the last row. `text` is UTF-8 with control characters escaped, at most
+ * f->width columns, valid during the call. The files rendered are looked at
+ * at the next refresh.
+ */
+TDM_EXTERN void tdm_top_render(tdm_top_t *v, const tdm_top_frame_t *f,
+                               void (*line)(void *arg, int row,
+                                            const char *text, int reverse),
+                               void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -131,6 +131,16 @@ static void publish(tdm_t *t, int force) {
   free(old);
 }
 
+/* After every checkpoint, on the worker: the --metrics-file as before, and
+   the text the loop thread serves (at most every PUBLISH_MS), so that a
+   long work item (a catch-up) does not leave /metrics, and the rates `top`
+   and the status page make of it, standing still until it ends. */
+static void checkpointed(tdm_t *t) {
+  tdm__metrics_checkpointed(t);
+  if (t->live != NULL)
+    publish(t, 0);
+}
+
 static void work_cb(uv_work_t *req) {
   tdm_t *t = req->data;
   tdm_live_t *lv = t->live;
@@ -426,12 +436,17 @@ static int start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg,
   lv->stopped_cb = cb;
   lv->stopped_arg = arg;
   if (t->opts.metrics_listen != NULL &&
-      (rc = tdm__metrics_http_start(loop, t->opts.metrics_listen, &t->log,
-                                    metrics_text, t, &lv->http)) != 0) {
+      ((rc = tdm__metrics_http_start(loop, t->opts.metrics_listen, &t->log,
+                                     metrics_text, t, &lv->http)) != 0 ||
+       (rc = tdm__metrics_http_pages(lv->http, t->state_real,
+                                     t->status_print)) != 0)) {
+    if (lv->http != NULL)
+      tdm__metrics_http_close(lv->http, NULL, NULL); /* frees itself */
     free(lv);
     return rc;
   }
   t->live = lv; /* the backend's handles carry t */
+  t->checkpointed = checkpointed;
   if ((rc = open_watch(t, loop)) != 0) {
     if (lv->http != NULL)
       tdm__metrics_http_close(lv->http, NULL, NULL); /* frees itself */

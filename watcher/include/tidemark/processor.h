@@ -123,11 +123,15 @@ typedef struct tdm_chunk {
      them when TDM_CHUNK_HAS(c, n_records) and record_ends != NULL. */
   const uint32_t *record_ends;
   size_t n_records;
-  /* Appended. How many times this file's offsets began again at 0 under the
-     same file_id (tail mode: truncations, logrotate's copytruncate; it
-     survives restarts). A processor that names a record by (file_id,
-     offset), as nats does for deduplication, must add it once it is not 0,
-     or a record after a truncation looks like one before it. */
+  /* Appended. A new value whenever the same (file_id, offset) could name
+     different bytes: tail mode counts the times the file's offsets began
+     again at 0 (truncations, logrotate's copytruncate); whole mode also
+     counts each new content of the file id (rewritten in place, or a new
+     file on the inode of a deleted one). It survives restarts, and a replay
+     after a crash sees the value the first try saw. A processor that names
+     a record by (file_id, offset), as nats does for deduplication, must add
+     it once it is not 0, or a record of one generation looks like one of
+     another. */
   uint32_t generation;
 } tdm_chunk_t;
 

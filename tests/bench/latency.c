@@ -24,7 +24,9 @@
  * arrived when its line is in OUT, read as it grows (woken by inotify on
  * OUT). The output line then starts "latency: sink=file".
  */
+#ifndef _GNU_SOURCE /* the build defines it for every file */
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

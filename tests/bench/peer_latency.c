@@ -16,7 +16,9 @@
  *     latency: files=200 samples=300 median_ms=... p99_ms=... max_ms=... timeouts=0
  * on stdout. Exit 0 when every sample arrived, 1 otherwise.
  */
+#ifndef _GNU_SOURCE /* the build defines it for every file */
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

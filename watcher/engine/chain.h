@@ -89,4 +89,21 @@ typedef struct tdm_delivery {
 int tdm__deliver(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
                  tdm_delivery_t *d);
 
+/*
+ * Undo everything since the last durable checkpoint, as a crash would: every
+ * processor with a commit() is closed and reopened with its last durable
+ * restore blob (those without carry on: they have no restore point), every
+ * file goes back to its durable bookmark, the dead-letter file to its
+ * checkpointed length. Files moved back are read again at their next look.
+ * `failed_checkpoint`: counted as a checkpoint error (else: a processor
+ * failed a chunk). In tail mode, when a processor failed a chunk and none
+ * accepted anything since the last checkpoint (t->accepted), only the
+ * processors are reopened: the files and the dead-letter file hold nothing a
+ * processor took, and stay. Returns 1 when everything went back, 0 when only
+ * the processors did. Here, beside the processors it reopens: the chain
+ * calls it when a processor fails a chunk, the checkpoint when a commit
+ * fails.
+ */
+int tdm__rollback(tdm_t *t, int failed_checkpoint);
+
 #endif /* TDM_CHAIN_H */

@@ -9,8 +9,8 @@
  * is exactly once for a processor that can roll back (`file`) and at least
  * once for the rest.
  *
- * A failed checkpoint, and a processor that failed a chunk (tdm__rollback),
- * are undone in memory the same way a crash would be: each
+ * A failed checkpoint, and a processor that failed a chunk (tdm__rollback,
+ * engine/chain.c), are undone in memory the same way a crash would be: each
  * processor is closed and reopened with its last durable blob, and each file
  * goes back to its durable bookmark. A processor whose commit answers
  * TDM_PROC_RETRY (not now, nothing lost: say, acknowledgements still due)
@@ -29,43 +29,6 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
-
-int tdm__rollback(tdm_t *t, int failed_checkpoint) {
-  for (size_t i = 0; i < t->n_procs; i++) {
-    tdm_proc_t *p = &t->procs[i];
-    /* Only a processor that commits keeps durable state to go back to;
-       the others (count, callbacks) carry on. */
-    if (p->desc == NULL || p->desc->commit == NULL)
-      continue;
-    tdm__proc_close(p);
-    if (tdm__proc_open(t, p) != 0)
-      tdm__error(&t->log, "processor '%s' could not be reopened from its last "
-                 "checkpoint", p->key);
-  }
-  /* Tail mode, and no processor accepted anything since the last
-     checkpoint: reopened, they are where they were before the chunk that
-     failed, and what moved files since (records set aside, truncations)
-     is no processor's: it stays. */
-  if (!failed_checkpoint && !t->accepted && t->opts.mode == TDM_MODE_TAIL)
-    return 0;
-  if (t->mode->committed != NULL)
-    t->mode->committed(t, 0);
-  for (size_t i = 0; i < t->files.n; i++) {
-    tdm_file_t *f = t->files.all[i];
-    if (f->pos != f->durable_offset)
-      f->rec.mtime_ns = -1; /* not "unchanged": the next look reads again */
-    f->pos = f->rec.offset = f->durable_offset;
-    f->marker = f->rec.marker = f->durable_marker;
-    f->marker_len = f->rec.marker_len = f->durable_marker_len;
-    f->in_piece = 0;
-  }
-  tdm__deadletter_rollback(t);
-  t->accepted = 0;
-  t->unsaved_dead = 0;
-  if (failed_checkpoint)
-    t->stats.checkpoint_errors++;
-  return 1;
-}
 
 /* A processor answered RETRY to commit: not now, nothing lost. */
 #define DEFERRED 1

@@ -36,8 +36,8 @@ int tdm__bury(tdm_t *t, uint64_t id);
 void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on);
 void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on);
 /* A file is settling (whole), or a compressed one is still being written or
-   a multiline record is still open (tail): tdm__whole_recheck looks at it
-   again. */
+   a multiline record is still open (tail): the mode's recheck()
+   (tdm__recheck_waiting) looks at it again. */
 void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on);
 
 /* Hold `fd` as f's descriptor (closing another it held), counted in

@@ -55,8 +55,10 @@ typedef struct tdm_mode_ops {
      first. Returns 0 or what ends the pass. Only called while
      t->n_inflight > 0. */
   int (*poll)(tdm_t *t, int wait_ms);
-  /* Look again at the files still settling (f->waiting). Returns 0 or what
-     ends the pass. Only called while t->n_waiting > 0. */
+  /* Look again at the files waiting (f->waiting: settling, a compressed file
+     still being written, an open multiline record); both modes use
+     tdm__recheck_waiting (reconcile.h). Returns 0 or what ends the pass.
+     Only called while t->n_waiting > 0. */
   int (*recheck)(tdm_t *t);
   /* The milliseconds until the first settling file may be complete (0: none
      is settling). */

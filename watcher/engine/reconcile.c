@@ -11,7 +11,6 @@
  * others.
  */
 #include "engine/reconcile.h"
-#include "engine/whole.h"
 
 #include "base/clock.h"
 #include "core/identity.h"
@@ -840,10 +839,27 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
   return rc == -ENOENT ? 0 : rc;
 }
 
-/* Files whose last multiline record is still open (waiting): looked at
-   again, so that --multiline-timeout-ms completes the record of a file
-   that has gone quiet (run: at each tick). */
-static int tail_recheck(tdm_t *t) {
+/* Look again at the files waiting (f->waiting): whole mode's settling
+   files; tail mode's compressed files still being written and files whose
+   last multiline record is still open, so that --multiline-timeout-ms
+   completes the record of a file that has gone quiet (run: at each tick). */
+uint64_t tdm__next_settle_ms(const tdm_t *t) {
+  int64_t now = tdm__wall_ns(), first = INT64_MAX;
+  for (size_t i = 0; i < t->files.n; i++) {
+    const tdm_file_t *f = t->files.all[i];
+    struct stat st;
+    if (!f->waiting || lstat(f->path, &st) != 0)
+      continue;
+    int64_t left = mtime_ns(&st) + (int64_t)t->opts.settle_ms * 1000000 - now;
+    if (left < first)
+      first = left;
+  }
+  if (first == INT64_MAX)
+    return 0;
+  return first <= 0 ? 1 : (uint64_t)(first / 1000000) + 1;
+}
+
+int tdm__recheck_waiting(tdm_t *t) {
   for (size_t i = 0; i < t->files.n && t->n_waiting > 0;) {
     tdm_file_t *f = t->files.all[i];
     size_t before = t->files.n;
@@ -852,7 +868,7 @@ static int tail_recheck(tdm_t *t) {
 
     if (f->waiting) {
       if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
-        rc = tail_look(t, f->path, &st, 0);
+        rc = tdm__look(t, f->path, &st, 0);
       else
         tdm__set_waiting(t, f, 0); /* gone: the next sweep forgets it */
       if (rc < 0)
@@ -865,7 +881,7 @@ static int tail_recheck(tdm_t *t) {
 }
 
 /* Tail mode keeps nothing beyond the file table: its look, and a look
-   again at files with an open multiline record. */
+   again at waiting files. */
 const tdm_mode_ops_t tdm__mode_tail = {
   .look = tail_look,
   .forget = NULL,
@@ -873,7 +889,7 @@ const tdm_mode_ops_t tdm__mode_tail = {
   .committed = NULL,
   .resume = NULL,
   .poll = NULL,
-  .recheck = tail_recheck,
-  .next_settle_ms = tdm__whole_next_settle_ms, /* compressed files settling */
+  .recheck = tdm__recheck_waiting, /* compressed files, multiline records */
+  .next_settle_ms = tdm__next_settle_ms, /* compressed files settling */
   .free = NULL,
 };

@@ -39,6 +39,18 @@ int tdm__drain(tdm_t *t, tdm_file_t *f);
 void tdm__trim_fds(tdm_t *t);
 
 /*
+ * Look again at the files waiting (f->waiting: whole mode's settling files;
+ * tail mode's compressed files still being written and open multiline
+ * records): each mode's recheck() (engine/mode.h). Returns 0 or what ends
+ * the pass (see tdm__look).
+ */
+int tdm__recheck_waiting(tdm_t *t);
+
+/* The milliseconds until the first file still settling (f->waiting) may be
+   complete: its mtime plus --settle-ms; 0 when none is settling. */
+uint64_t tdm__next_settle_ms(const tdm_t *t);
+
+/*
  * Scan every source against the store and forget what is gone. `on_dir` as
  * in tdm_scan_t. Returns 0, TDM_EPARTIAL when a source could not be read, or
  * what ended the pass (see tdm__look).

@@ -749,42 +749,6 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   return rc != 0 ? rc : tdm__checkpoint_maybe(t);
 }
 
-int tdm__whole_recheck(tdm_t *t) {
-  for (size_t i = 0; i < t->files.n && t->n_waiting > 0;) {
-    tdm_file_t *f = t->files.all[i];
-    size_t before = t->files.n;
-    struct stat st;
-    int rc = 0;
-
-    if (f->waiting) {
-      if (lstat(f->path, &st) == 0 && S_ISREG(st.st_mode))
-        rc = tdm__look(t, f->path, &st, 0);
-      else
-        tdm__set_waiting(t, f, 0); /* gone: the next sweep forgets it */
-      if (rc < 0)
-        return rc;
-    }
-    if (t->files.n == before)
-      i++;
-  }
-  return 0;
-}
-
-uint64_t tdm__whole_next_settle_ms(const tdm_t *t) {
-  int64_t now = tdm__wall_ns(), first = INT64_MAX;
-  for (size_t i = 0; i < t->files.n; i++) {
-    const tdm_file_t *f = t->files.all[i];
-    struct stat st;
-    if (!f->waiting || lstat(f->path, &st) != 0)
-      continue;
-    int64_t left = mtime_ns(&st) + (int64_t)t->opts.settle_ms * 1000000 - now;
-    if (left < first)
-      first = left;
-  }
-  if (first == INT64_MAX)
-    return 0;
-  return first <= 0 ? 1 : (uint64_t)(first / 1000000) + 1;
-}
 
 const tdm_mode_ops_t tdm__mode_whole = {
   .look = tdm__whole_look,
@@ -793,7 +757,7 @@ const tdm_mode_ops_t tdm__mode_whole = {
   .committed = tdm__whole_committed,
   .resume = tdm__after_durable,
   .poll = tdm__whole_poll,
-  .recheck = tdm__whole_recheck,
-  .next_settle_ms = tdm__whole_next_settle_ms,
+  .recheck = tdm__recheck_waiting,
+  .next_settle_ms = tdm__next_settle_ms,
   .free = tdm__whole_free,
 };

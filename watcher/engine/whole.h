@@ -24,11 +24,6 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
    for the first. Outcomes collected are made durable at once, all in one
    checkpoint. Returns 0 or what ends the pass. */
 int tdm__whole_poll(tdm_t *t, int wait_ms);
-/* Look again at files that were settling. */
-int tdm__whole_recheck(tdm_t *t);
-/* The milliseconds until the first settling file may be complete (0: none
-   settling). */
-uint64_t tdm__whole_next_settle_ms(const tdm_t *t);
 /* tdm_mode_ops_t.batch, .committed and .free: the done hashes to write,
    forgetting them after a commit (ok) or a rollback (!ok), freeing them. */
 size_t tdm__whole_batch(tdm_t *t, tdm_store_hash_t **out);

@@ -394,6 +394,12 @@ static size_t fd_budget(void) {
   return rl.rlim_cur > 16384 ? 8192 : (size_t)(rl.rlim_cur - 128) / 2;
 }
 
+/* How a watch backend calls back (live/watch.h). */
+static const tdm_watch_host_t watch_host = {
+  .kick = tdm__live_kick,
+  .on_dir = tdm__live_on_dir,
+};
+
 /* inotify, unless --poll-ms asks for polling or the kernel refuses an
    instance; then polling. */
 static int open_watch(tdm_t *t, uv_loop_t *loop) {
@@ -402,7 +408,7 @@ static int open_watch(tdm_t *t, uv_loop_t *loop) {
 
   if (t->opts.poll_ms == 0) {
     lv->watch = &tdm__watch_inotify;
-    rc = lv->watch->open(t, loop, &lv->watch_state);
+    rc = lv->watch->open(t, loop, &watch_host, &lv->watch_state);
     if (rc == 0)
       return 0;
     if (rc != -EMFILE && rc != -ENFILE) {
@@ -414,7 +420,7 @@ static int open_watch(tdm_t *t, uv_loop_t *loop) {
               TDM_WATCH_FALLBACK_MS);
   }
   lv->watch = &tdm__watch_poll;
-  return lv->watch->open(t, loop, &lv->watch_state);
+  return lv->watch->open(t, loop, &watch_host, &lv->watch_state);
 }
 
 static int start(tdm_t *t, uv_loop_t *loop, tdm_stopped_cb cb, void *arg,

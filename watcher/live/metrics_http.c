@@ -117,6 +117,29 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   srv_handle_closed(s);
 }
 
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer (TDM_TSAN) does not see libuv close a descriptor: libuv
+   uses syscall(SYS_close), which TSan does not intercept. Told nothing, it
+   takes the next descriptor of the same number (a file the worker opens)
+   for this one, and libuv's last epoll_ctl, accept4 or read on it for a
+   race with the worker. This hook (libtsan's, for code that makes raw
+   system calls) says it is closed. */
+void __sanitizer_syscall_pre_impl_close(long fd);
+#define SAY_CLOSED(fd) __sanitizer_syscall_pre_impl_close((long)(fd))
+#else
+#define SAY_CLOSED(fd) ((void)(fd))
+#endif
+
+/* uv_close on a socket handle: libuv closes its descriptor before it
+   returns (the callback comes later). */
+static void close_socket(uv_tcp_t *h, uv_close_cb cb) {
+  uv_os_fd_t fd = -1;
+  int have = uv_fileno((uv_handle_t *)h, &fd) == 0;
+  uv_close((uv_handle_t *)h, cb);
+  if (have)
+    SAY_CLOSED(fd);
+}
+
 /* Kill and reap the child answering `c`, if any. */
 static void child_end(conn_t *c) {
   if (c->child <= 0)
@@ -144,7 +167,7 @@ static void conn_close(conn_t *c) {
   else
     s->tail = c->prev;
   s->n--;
-  uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+  close_socket(&c->tcp, on_conn_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
@@ -497,7 +520,7 @@ static void on_connection(uv_stream_t *l, int status) {
   s->handles++;
   if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
     c->closing = 1;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    close_socket(&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
     return;
   }
@@ -588,7 +611,7 @@ int tdm__metrics_http_start(uv_loop_t *loop, const char *listen,
                uv_strerror(rc));
     s->closing = 1;
     uv_close((uv_handle_t *)&s->sampler, on_listener_closed);
-    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    close_socket(&s->listener, on_listener_closed);
     return rc;
   }
   tdm__info(log, "metrics: serving http://%s/metrics", listen);
@@ -617,5 +640,5 @@ void tdm__metrics_http_close(tdm_metrics_http_t *s, void (*done)(void *arg),
   while (s->head != NULL)
     conn_close(s->head);
   uv_close((uv_handle_t *)&s->sampler, on_listener_closed);
-  uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+  close_socket(&s->listener, on_listener_closed);
 }

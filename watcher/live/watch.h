@@ -29,16 +29,29 @@
    backend's interval without --poll-ms. */
 #define TDM_WATCH_FALLBACK_MS 1000u
 
+/* What the live engine gives a backend at open(): a backend calls the
+   engine's live side only through this table, never live.c by name (so
+   the calls between live.c and a backend run one way). */
+typedef struct tdm_watch_host {
+  /* Loop thread: queue the worker (events arrived): tdm__live_kick. */
+  void (*kick)(tdm_t *t);
+  /* Worker: tdm_scan_t.on_dir of the scans a backend starts (a new
+     directory): tdm__live_on_dir. */
+  int (*on_dir)(void *arg, const char *path);
+} tdm_watch_host_t;
+
 /* Every method but open and sweep_ms may be NULL: nothing to do. */
 typedef struct tdm_watch_ops {
   const char *name;  /* "inotify", "poll": for messages */
 
   /*
    * Set up on `loop` and start taking events; *state is the backend's.
+   * `host` (static, outlives the backend) is how it calls back.
    * Returns 0, or -errno when the backend cannot run here (the caller says
    * why and falls back to polling): -EMFILE/-ENFILE for inotify instances.
    */
-  int (*open)(tdm_t *t, uv_loop_t *loop, void **state);
+  int (*open)(tdm_t *t, uv_loop_t *loop, const tdm_watch_host_t *host,
+              void **state);
 
   /* Stop taking events: tidemark is stopping. */
   void (*stop)(void *state);

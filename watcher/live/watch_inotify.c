@@ -140,6 +140,7 @@ void tdm__inotify_remove_under(tdm_inotify_t *in, const char *path) {
    and the raw events the loop thread read and the worker has not taken. */
 typedef struct inotify_backend {
   tdm_t *t;
+  const tdm_watch_host_t *host; /* kick, on_dir: the live engine's */
   tdm_inotify_t in;
   uv_poll_t readable;
   pthread_mutex_t lock;   /* guards the queue */
@@ -161,7 +162,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   if (status < 0) {
     tdm__error(&b->t->log, "inotify: %s", uv_strerror(status));
     b->t->live->want_rescan = 1;
-    tdm__live_kick(b->t);
+    b->host->kick(b->t);
     return;
   }
   for (;;) {
@@ -192,16 +193,18 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     }
     pthread_mutex_unlock(&b->lock);
   }
-  tdm__live_kick(b->t);
+  b->host->kick(b->t);
 }
 
-static int backend_open(tdm_t *t, uv_loop_t *loop, void **state) {
+static int backend_open(tdm_t *t, uv_loop_t *loop,
+                        const tdm_watch_host_t *host, void **state) {
   inotify_backend_t *b;
   int rc;
 
   if ((b = calloc(1, sizeof(*b))) == NULL)
     return -ENOMEM;
   b->t = t;
+  b->host = host;
   if ((rc = tdm__inotify_open(&b->in)) != 0) {
     free(b);
     return rc;
@@ -285,7 +288,7 @@ static int on_dir_event(tdm_t *t, inotify_backend_t *b, const tdm_watch_t *w,
   if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && t->opts.recursive &&
       tdm__filter_dir(&t->filter, ev->name) &&
       (t->filter.skip_dir == NULL || strcmp(path, t->filter.skip_dir) != 0))
-    return tdm__reconcile_dir(t, w->root, path, tdm__live_on_dir);
+    return tdm__reconcile_dir(t, w->root, path, b->host->on_dir);
   if (ev->mask & (IN_MOVED_FROM | IN_DELETE))
     tdm__inotify_remove_under(&b->in, path);
   return 0;

@@ -10,7 +10,9 @@
 
 #include "engine/engine.h"
 
-static int poll_open(tdm_t *t, uv_loop_t *loop, void **state) {
+static int poll_open(tdm_t *t, uv_loop_t *loop, const tdm_watch_host_t *host,
+                     void **state) {
+  (void)host;
   (void)t;
   (void)loop;
   *state = NULL;

@@ -1,0 +1,164 @@
+/*
+ * test-files.c: watcher/engine/files.c, the life of a file record: tracked
+ * (ids, dirty, written at the next checkpoint), renamed, its live flags and
+ * held descriptor counted, retired to a ghost or forgotten, buried.
+ */
+#include "probe.h"
+
+#include "engine/checkpoint.h"
+#include "engine/files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+/* A tracked record for src/NAME (which is written first). */
+static tdm_file_t *track(tdm_t *t, const char *name) {
+  tdm_file_rec_t rec;
+  struct stat st;
+  const char *p = src(name);
+
+  tdm_test_write(p, "line\n", 5);
+  ASSERT_EQ(stat(p, &st), 0);
+  memset(&rec, 0, sizeof(rec));
+  rec.state = TDM_FILE_ACTIVE;
+  rec.size = (uint64_t)st.st_size;
+  return tdm__track(t, p, &st, &rec);
+}
+
+TEST(track_makes_a_record_written_at_the_checkpoint) {
+  tdm_options_t o = probe_options();
+  tdm_t *t = (src(""), probe_open_tdm(&o));
+  tdm_file_t *a, *b;
+  stored_t s;
+
+  ASSERT_EQ(tdm__checkpoint(t), 0); /* the probe's first restore point */
+  a = track(t, "a.log");
+  b = track(t, "b.log");
+  ASSERT_NOT_NULL(a);
+  ASSERT_NOT_NULL(b);
+  ASSERT_EQ(b->rec.id, a->rec.id + 1);
+  ASSERT(a->dirty && t->need_checkpoint);
+  ASSERT(a->rec.first_seen_ns > 0);
+  ASSERT(tdm__filetable_by_path(&t->files, src("a.log")) == a);
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  ASSERT(!a->dirty);
+  tdm_close(t); /* the store is read after the writer is gone */
+  stored_load(&s, NULL, 0);
+  ASSERT_EQ(s.n, 2);
+  ASSERT_NOT_NULL(stored_find(&s, "a.log"));
+}
+
+/* A file met under a new name takes it, and is written again. */
+TEST(seen_at_a_new_name_is_a_rename) {
+  tdm_options_t o = probe_options();
+  tdm_t *t = (src(""), probe_open_tdm(&o));
+  tdm_file_t *a = track(t, "a.log");
+  stored_t s;
+
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  ASSERT_EQ(rename(src("a.log"), src("a.1")), 0);
+  ASSERT_EQ(tdm__file_seen_at(t, a, src("a.1")), 0);
+  ASSERT(a->dirty);
+  ASSERT(tdm__filetable_by_path(&t->files, src("a.1")) == a);
+  ASSERT_NULL(tdm__filetable_by_path(&t->files, src("a.log")));
+  ASSERT_EQ(tdm__file_seen_at(t, a, src("a.1")), 0); /* same name: nothing */
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  tdm_close(t);
+  stored_load(&s, NULL, 0);
+  ASSERT_NOT_NULL(stored_find(&s, "a.1"));
+  ASSERT_NULL(stored_find(&s, "a.log"));
+}
+
+/* Each live flag is counted once however often it is set; forgetting a
+   file clears them; a held descriptor is counted and replaced. */
+TEST(flags_and_descriptors_counted) {
+  tdm_options_t o = probe_options();
+  tdm_t *t = (src(""), probe_open_tdm(&o));
+  tdm_file_t *a = track(t, "a.log"), *b = track(t, "b.log");
+  int fd1 = open(src("a.log"), O_RDONLY), fd2 = open(src("a.log"), O_RDONLY);
+  size_t open0 = t->n_open;
+
+  tdm__set_ready(t, a, 1);
+  tdm__set_ready(t, a, 1);
+  tdm__set_ready(t, b, 1);
+  tdm__set_orphan(t, a, 1);
+  tdm__set_waiting(t, b, 1);
+  ASSERT_EQ(t->n_ready, 2);
+  ASSERT_EQ(t->n_orphans, 1);
+  ASSERT_EQ(t->n_waiting, 1);
+  tdm__hold(t, a, fd1);
+  ASSERT_EQ(t->n_open, open0 + 1);
+  tdm__hold(t, a, fd2); /* closes fd1 */
+  ASSERT_EQ(t->n_open, open0 + 1);
+  ASSERT_EQ(fcntl(fd1, F_GETFD), -1);
+  ASSERT_EQ(tdm__forget(t, a), 0);
+  ASSERT_EQ(t->n_ready, 1);
+  ASSERT_EQ(t->n_orphans, 0);
+  ASSERT_EQ(t->n_open, open0);
+  ASSERT_EQ(fcntl(fd2, F_GETFD), -1);
+  tdm__release(t, b); /* holds none: nothing */
+  ASSERT_EQ(t->n_open, open0);
+  tdm__set_waiting(t, b, 0);
+  ASSERT_EQ(t->n_waiting, 0);
+  tdm_close(t);
+}
+
+/* A forgotten file's record is deleted at the next checkpoint; so is a
+   buried id. */
+TEST(forget_and_bury_delete_records) {
+  tdm_options_t o = probe_options();
+  tdm_t *t = (src(""), probe_open_tdm(&o));
+  tdm_file_t *a = track(t, "a.log"), *b = track(t, "b.log");
+  uint64_t bid = b->rec.id;
+  stored_t s;
+
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  ASSERT_EQ(tdm__forget(t, a), 0);
+  ASSERT_NULL(tdm__filetable_by_path(&t->files, src("a.log")));
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  tdm_close(t);
+  stored_load(&s, NULL, 0);
+  ASSERT_EQ(s.n, 1);
+  ASSERT_EQ(s.rec[0].id, bid);
+
+  t = probe_open_tdm(&o); /* loads b's record */
+  ASSERT_EQ(tdm__bury(t, bid), 0);
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  tdm_close(t);
+  stored_load(&s, NULL, 0);
+  ASSERT_EQ(s.n, 0);
+}
+
+/* Tail mode with --decompress auto keeps a gone file as a ghost (a
+   compressed copy may turn up); with --decompress never it is forgotten;
+   ghosts go when they expire. */
+TEST(retire_to_a_ghost_or_forget) {
+  tdm_options_t o = probe_options();
+  tdm_t *t = (src(""), probe_open_tdm(&o));
+  tdm_file_t *a = track(t, "a.log"), *g;
+  uint64_t id;
+
+  a->rec.fp_len = 5; /* it has a fingerprint to be known by */
+  id = a->rec.id;
+  ASSERT_EQ(tdm__retire(t, a), 0);
+  g = tdm__filetable_get(&t->files, 0, id);
+  ASSERT_NOT_NULL(g);
+  ASSERT_EQ(g->rec.state, TDM_FILE_GONE);
+  ASSERT(g->dirty);
+  ASSERT_EQ(tdm__ghosts_expire(t), 0); /* young: stays */
+  ASSERT_NOT_NULL(tdm__filetable_get(&t->files, 0, id));
+  g->rec.updated_ns = 1; /* long ago */
+  ASSERT_EQ(tdm__ghosts_expire(t), 0);
+  ASSERT_NULL(tdm__filetable_get(&t->files, 0, id));
+  tdm_close(t);
+
+  o.decompress = TDM_DECOMPRESS_NEVER;
+  t = probe_open_tdm(&o);
+  a = track(t, "b.log");
+  a->rec.fp_len = 5;
+  id = a->rec.id;
+  ASSERT_EQ(tdm__retire(t, a), 0);
+  ASSERT_NULL(tdm__filetable_get(&t->files, 0, id));
+  ASSERT_EQ(t->files.n, 0);
+  tdm_close(t);
+}

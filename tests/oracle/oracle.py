@@ -3,7 +3,7 @@
 
 Real writer threads append, rotate, truncate and drop files (every record
 unique and written in a ledger); real faults hit at random moments (kill -9
-of the daemon, kill -9 and SIGSTOP of nats-server, a full tmpfs, a low
+of the daemon, kill -9 and SIGSTOP of nats-server and of PostgreSQL, a full tmpfs, a low
 descriptor cap); then the daemon catches up and every sink is checked
 against the ledger: no record lost, none duplicated, none torn, none
 invented. A record the writers made unreachable on purpose (written before
@@ -86,6 +86,10 @@ SCENARIOS = {
     "tail-sqlite": dict(mode="tail", sink="sqlite", lanes=["append"] * 2, ops=["rename"],
                         faults=["kill9"]),
     "whole-sqlite": dict(mode="whole", sink="sqlite", lanes=["drops"] * 2, faults=["kill9"]),
+    "tail-postgres": dict(mode="tail", sink="postgres", lanes=["append"] * 2, ops=["rename"],
+                          faults=["kill9", "server-kill9", "server-stop"]),
+    "whole-postgres": dict(mode="whole", sink="postgres", lanes=["drops"] * 2,
+                           faults=["kill9"]),
 }
 
 

@@ -17,7 +17,9 @@ but never be doubled or torn.
                                             TDM_ORACLE_MINUTES, else 2.75)
 
 Environment: TIDEMARK (the binary), TDM_JSCLIENT (nats scenarios), TDM_LIB
-(libtidemark.so, for the Python sink), TDM_KEEP=1 (keep every work
+(libtidemark.so, for the Python sink), PG_BIN (PostgreSQL's initdb and
+pg_ctl, for the postgres scenarios; default the newest
+/usr/lib/postgresql/N/bin), TDM_KEEP=1 (keep every work
 directory), TDM_ORACLE_VERBOSE=1 (the daemon logs with -vv). A failure prints its seed and the one command that replays it;
 its work directory (logs, sink contents, the ledger) is kept.
 

@@ -268,7 +268,17 @@ class SqliteSink:
         pass
 
 
-PG_BIN = os.environ.get("PG_BIN") or "/usr/lib/postgresql/15/bin"
+def _pg_bin():
+    """PG_BIN, else the newest /usr/lib/postgresql/N/bin (Debian's layout)."""
+    if os.environ.get("PG_BIN"):
+        return os.environ["PG_BIN"]
+    import glob
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                   key=lambda d: int(d.split("/")[-2]) if d.split("/")[-2].isdigit() else 0)
+    return found[-1] if found else "/usr/lib/postgresql/bin"
+
+
+PG_BIN = _pg_bin()
 
 
 def _children(pid):

@@ -91,7 +91,14 @@ SCENARIOS = {
     "tail-postgres": dict(mode="tail", sink="postgres", lanes=["append"] * 2, ops=["rename"],
                           faults=["kill9", "server-kill9", "server-stop"]),
     "whole-postgres": dict(mode="whole", sink="postgres", lanes=["drops"] * 2,
-                           faults=["kill9"]),
+                           faults=["kill9"],
+                           xfail="found by this scenario, no issue item yet: a file id "
+                                 "is used in delivered record ids before the next id is "
+                                 "durable, so a kill -9 hands the same id to another "
+                                 "file after the restart; its rows with equal offsets "
+                                 "are dropped as replays (lost) and the first file, "
+                                 "tracked again under a new id, is delivered twice "
+                                 "(seed 77: ids 4, 14, 15 reused; 4 lost, 81 twice)"),
 }
 
 

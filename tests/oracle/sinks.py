@@ -281,36 +281,27 @@ def _pg_bin():
 PG_BIN = _pg_bin()
 
 
-def _children(pid):
-    """The pids of `pid`'s children (a postmaster's backends and workers)."""
+def _group_alive(pgid):
+    """Whether a process of group `pgid` exists, a zombie included: a
+    postmaster's pid that is not reaped yet still holds its lock file (the
+    next start refuses), and a backend still holds shared memory."""
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def _alive(pid):
-    """Whether `pid` exists, a zombie included: a postmaster's pid that is
-    not reaped yet still holds its lock file (the next start refuses)."""
-    try:
-        os.kill(pid, 0)
+        os.killpg(pgid, 0)
         return True
     except ProcessLookupError:
         return False
 
 
-def _signal(pids, sig):
-    for p in pids:
-        try:
-            os.kill(p, sig)
-        except ProcessLookupError:
-            pass
+def _killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
 
 
-def _wait_gone(pids, secs):
+def _wait_gone(pgid, secs):
     end = time.time() + secs
-    while any(_alive(p) for p in pids):
+    while _group_alive(pgid):
         if time.time() > end:
             return False
         time.sleep(0.05)
@@ -321,15 +312,14 @@ class PgServer:
     """A PostgreSQL cluster of the scenario's own, in DIR (owned by the
     postgres user when the oracle runs as root: the server refuses root),
     listening only on a unix socket in DIR/sock. kill9 is a crash: SIGKILL
-    to the postmaster and to every process it started (recovery at the next
-    start); pause and resume SIGSTOP and SIGCONT all of them."""
+    to the postmaster and every process of it (recovery at the next start);
+    pause and resume SIGSTOP and SIGCONT all of them."""
     name = "postgres"
 
     def __init__(self, d):
         self.dir, self.data, self.sock = d, os.path.join(d, "data"), os.path.join(d, "sock")
         self.logpath = os.path.join(d, "server.log")
         self.pid = None
-        self.stopped = []
 
     def _as_pg(self, argv):
         return (["runuser", "-u", "postgres", "--"] + argv) if os.geteuid() == 0 else argv
@@ -368,35 +358,28 @@ class PgServer:
         with open(os.path.join(self.data, "postmaster.pid")) as f:
             self.pid = int(f.readline())
 
-    def _all(self):
-        return [self.pid] + _children(self.pid)
-
+    # pg_ctl starts the postmaster in a session of its own, so its process
+    # group is every process of the server, a backend forked a moment ago
+    # included.
     def kill9(self):
-        pids = self._all()
-        _signal(pids, signal.SIGKILL)
-        # A backend started just now is not in the list: wait for the
-        # orphans too (they leave once they see the postmaster gone).
-        _signal(_children(self.pid), signal.SIGKILL)
-        if not _wait_gone(pids, 30):
-            raise RuntimeError("postgres processes %s survived SIGKILL" % pids)
+        _killpg(self.pid, signal.SIGKILL)
+        if not _wait_gone(self.pid, 30):
+            raise RuntimeError("postgres (process group %d) survived SIGKILL" % self.pid)
 
     def pause(self):
-        self.stopped = self._all()
-        _signal(self.stopped, signal.SIGSTOP)
+        _killpg(self.pid, signal.SIGSTOP)
 
     def resume(self):
-        _signal(self.stopped, signal.SIGCONT)
-        self.stopped = []
+        _killpg(self.pid, signal.SIGCONT)
 
     def stop(self):
-        if self.pid is None or not _alive(self.pid):
+        if self.pid is None or not _group_alive(self.pid):
             return
-        pids = self._all()
-        _signal(pids + self.stopped, signal.SIGCONT)
-        _signal([self.pid], signal.SIGINT)  # a fast shutdown
-        if not _wait_gone([self.pid], 20):
-            _signal(self._all(), signal.SIGKILL)
-            _wait_gone(pids, 10)
+        _killpg(self.pid, signal.SIGCONT)
+        _killpg(self.pid, signal.SIGINT)  # the postmaster: a fast shutdown
+        if not _wait_gone(self.pid, 20):
+            _killpg(self.pid, signal.SIGKILL)
+            _wait_gone(self.pid, 10)
 
 
 _COPY_ESC = re.compile(rb"\\(.)")

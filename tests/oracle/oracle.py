@@ -3,7 +3,7 @@
 
 Real writer threads append, rotate, truncate and drop files (every record
 unique and written in a ledger); real faults hit at random moments (kill -9
-of the daemon, kill -9 and SIGSTOP of nats-server, a full tmpfs, a low
+of the daemon, kill -9 and SIGSTOP of nats-server and of PostgreSQL, a full tmpfs, a low
 descriptor cap); then the daemon catches up and every sink is checked
 against the ledger: no record lost, none duplicated, none torn, none
 invented. A record the writers made unreachable on purpose (written before
@@ -17,7 +17,9 @@ but never be doubled or torn.
                                             TDM_ORACLE_MINUTES, else 2.75)
 
 Environment: TIDEMARK (the binary), TDM_JSCLIENT (nats scenarios), TDM_LIB
-(libtidemark.so, for the Python sink), TDM_KEEP=1 (keep every work
+(libtidemark.so, for the Python sink), PG_BIN (PostgreSQL's initdb and
+pg_ctl, for the postgres scenarios; default the newest
+/usr/lib/postgresql/N/bin), TDM_KEEP=1 (keep every work
 directory), TDM_ORACLE_VERBOSE=1 (the daemon logs with -vv). A failure prints its seed and the one command that replays it;
 its work directory (logs, sink contents, the ledger) is kept.
 
@@ -90,6 +92,17 @@ SCENARIOS = {
     "tail-sqlite": dict(mode="tail", sink="sqlite", lanes=["append"] * 2, ops=["rename"],
                         faults=["kill9"]),
     "whole-sqlite": dict(mode="whole", sink="sqlite", lanes=["drops"] * 2, faults=["kill9"]),
+    "tail-postgres": dict(mode="tail", sink="postgres", lanes=["append"] * 2, ops=["rename"],
+                          faults=["kill9", "server-kill9", "server-stop"]),
+    "whole-postgres": dict(mode="whole", sink="postgres", lanes=["drops"] * 2,
+                           faults=["kill9"],
+                           xfail="found by this scenario, no issue item yet: a file id "
+                                 "is used in delivered record ids before the next id is "
+                                 "durable, so a kill -9 hands the same id to another "
+                                 "file after the restart; its rows with equal offsets "
+                                 "are dropped as replays (lost) and the first file, "
+                                 "tracked again under a new id, is delivered twice "
+                                 "(seed 77: ids 4, 14, 15 reused; 4 lost, 81 twice)"),
 }
 
 

@@ -24,16 +24,17 @@ this order:
     sink.stop()                  stop what start() started (by pid)
 
 `policy` says what the sink promises: "exactly" (every record once: file,
-nats, sqlite, exec in whole mode, whose handler here is idempotent by the
+nats, sqlite, postgres, exec in whole mode, whose handler here is idempotent by the
 file's hash) or "at-least" (exec in tail mode streams into a program that
 cannot roll back, so a kill -9 of tidemark may repeat what followed the last
 checkpoint; still no record lost, torn or invented).
 
-To add a sink (e.g. `postgres` when it lands): write a class like these,
-register it in SINKS, and add scenarios using it to SCENARIOS in oracle.py;
-Server covers a database server as well (start command, kill -9, SIGSTOP).
+To add a sink: write a class like these, register it in SINKS, and add
+scenarios using it to SCENARIOS in oracle.py; a server needs the methods of
+Server (start, kill9, pause, resume, stop), as PgServer has.
 """
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -267,6 +268,187 @@ class SqliteSink:
         pass
 
 
+def _pg_bin():
+    """PG_BIN, else the newest /usr/lib/postgresql/N/bin (Debian's layout)."""
+    if os.environ.get("PG_BIN"):
+        return os.environ["PG_BIN"]
+    import glob
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                   key=lambda d: int(d.split("/")[-2]) if d.split("/")[-2].isdigit() else 0)
+    return found[-1] if found else "/usr/lib/postgresql/bin"
+
+
+PG_BIN = _pg_bin()
+
+
+def _group_alive(pgid):
+    """Whether a process of group `pgid` exists, a zombie included: a
+    postmaster's pid that is not reaped yet still holds its lock file (the
+    next start refuses), and a backend still holds shared memory."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _killpg(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(pgid, secs):
+    end = time.time() + secs
+    while _group_alive(pgid):
+        if time.time() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class PgServer:
+    """A PostgreSQL cluster of the scenario's own, in DIR (owned by the
+    postgres user when the oracle runs as root: the server refuses root),
+    listening only on a unix socket in DIR/sock. kill9 is a crash: SIGKILL
+    to the postmaster and every process of it (recovery at the next start);
+    pause and resume SIGSTOP and SIGCONT all of them."""
+    name = "postgres"
+
+    def __init__(self, d):
+        self.dir, self.data, self.sock = d, os.path.join(d, "data"), os.path.join(d, "sock")
+        self.logpath = os.path.join(d, "server.log")
+        self.pid = None
+
+    def _as_pg(self, argv):
+        return (["runuser", "-u", "postgres", "--"] + argv) if os.geteuid() == 0 else argv
+
+    def _run(self, argv, what):
+        r = subprocess.run(self._as_pg(argv), capture_output=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("%s: %s%s" % (what, r.stderr.decode(errors="replace")[-800:],
+                                             self.log_tail()))
+
+    def log_tail(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return "\n" + b"".join(f.readlines()[-5:]).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def init(self):
+        self.port = free_port()
+        os.makedirs(self.sock)
+        if os.geteuid() == 0:
+            for root, dirs, files in os.walk(self.dir):
+                for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+                    shutil.chown(n, "postgres")
+        self._run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust",
+                   "-U", "postgres", "--no-sync"], "initdb")
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("listen_addresses = ''\nport = %d\nunix_socket_directories = '%s'\n"
+                    "shared_buffers = 32MB\nmax_wal_size = 256MB\n"
+                    "log_min_messages = warning\n" % (self.port, self.sock))
+        self.uri = "postgresql:///postgres?host=%s&port=%d&user=postgres" % (self.sock, self.port)
+
+    def start(self):
+        self._run([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-l", self.logpath,
+                   "-w", "-t", "60", "start"], "pg_ctl start")
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+
+    # pg_ctl starts the postmaster in a session of its own, so its process
+    # group is every process of the server, a backend forked a moment ago
+    # included.
+    def kill9(self):
+        _killpg(self.pid, signal.SIGKILL)
+        if not _wait_gone(self.pid, 30):
+            raise RuntimeError("postgres (process group %d) survived SIGKILL" % self.pid)
+
+    def pause(self):
+        _killpg(self.pid, signal.SIGSTOP)
+
+    def resume(self):
+        _killpg(self.pid, signal.SIGCONT)
+
+    def stop(self):
+        if self.pid is None or not _group_alive(self.pid):
+            return
+        _killpg(self.pid, signal.SIGCONT)
+        _killpg(self.pid, signal.SIGINT)  # the postmaster: a fast shutdown
+        if not _wait_gone(self.pid, 20):
+            _killpg(self.pid, signal.SIGKILL)
+            _wait_gone(self.pid, 10)
+
+
+_COPY_ESC = re.compile(rb"\\(.)")
+_COPY_MAP = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"\\": b"\\"}
+
+
+class PostgresSink:
+    """-p postgres:...,create=yes: the C plugin into a table of a
+    PostgreSQL cluster the sink makes (initdb) and the faults crash
+    (kill -9 of the postmaster and its children) and SIGSTOP. Exactly once:
+    a replayed row's record_id is dropped by the table's unique index."""
+    policy = "exactly"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.server = None
+
+    def start(self):
+        plugin = os.path.join(os.path.dirname(self.ctx.tidemark), "tidemark-plugins", "postgres.so")
+        if not os.path.exists(plugin):
+            raise Skip("built without libpq (libpq-dev): no postgres processor")
+        if not os.access(os.path.join(PG_BIN, "initdb"), os.X_OK):
+            raise Skip("no PostgreSQL server binaries in %s" % PG_BIN)
+        if not shutil.which("psql"):
+            raise Skip("no psql")
+        # The server (the postgres user) must reach its directory.
+        os.chmod(self.ctx.work, 0o755)
+        self.server = PgServer(os.path.join(self.ctx.work, "pg"))
+        self.server.init()
+        self.server.start()
+
+    def daemon_argv(self, common):
+        spec = "postgres:conninfo=%s,table=lines,create=yes" % self.server.uri
+        return [self.ctx.tidemark, "run"] + common[:-1] + ["-p", spec, common[-1]]
+
+    def servers(self):
+        return [self.server]
+
+    def delivered(self):
+        sql = "SELECT to_regclass('lines') IS NULL"
+        r = None
+        for _ in range(50):
+            r = subprocess.run(["psql", self.server.uri, "-X", "-Atq", "-v", "ON_ERROR_STOP=1",
+                                "-c", sql], capture_output=True, timeout=60)
+            if r.returncode == 0:
+                if r.stdout.strip() == b"t":
+                    return b""  # the daemon has not made the table yet
+                r = subprocess.run(["psql", self.server.uri, "-X", "-Atq", "-v",
+                                    "ON_ERROR_STOP=1", "-c",
+                                    "COPY (SELECT line FROM lines) TO STDOUT"],
+                                   capture_output=True, timeout=60)
+                if r.returncode == 0:
+                    break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("psql: %s" % r.stderr.decode(errors="replace"))
+        out = []
+        for row in r.stdout.split(b"\n"):
+            if not row:
+                continue
+            line = _COPY_ESC.sub(lambda m: _COPY_MAP.get(m.group(1), m.group(1)), row)
+            out.append(line if line.endswith(b"\n") else line + b"\n")
+        return b"".join(out)
+
+    def stop(self):
+        if self.server is not None:
+            self.server.stop()
+
+
 class Skip(Exception):
     """The scenario cannot run here (a missing server or permission)."""
 
@@ -280,4 +462,5 @@ def free_port():
     return p
 
 
-SINKS = {"file": FileSink, "exec": ExecSink, "nats": NatsSink, "sqlite": SqliteSink}
+SINKS = {"file": FileSink, "exec": ExecSink, "nats": NatsSink, "sqlite": SqliteSink,
+         "postgres": PostgresSink}

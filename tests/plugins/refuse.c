@@ -130,7 +130,7 @@ static int ref_process(void *state, const tdm_chunk_t *c, char *msg) {
         if (write(s->log, line, (size_t)n) != n)
           return TDM_PROC_FAIL;
       }
-      snprintf(msg, TDM_MSG_MAX, "refused: holds \"%s\"", s->pattern);
+      snprintf(msg, TDM_MSG_MAX, "refused: holds \"%.200s\"", s->pattern);
       return s->reject ? TDM_PROC_REJECT : TDM_PROC_FAIL;
     }
     if (write_all(s->fd, d + at, end - at, s->written) != 0) {

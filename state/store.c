@@ -1096,21 +1096,6 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
   return 0;
 }
 
-static int put_next_id(tdm_store_t *s, MDB_txn *txn, void *arg) {
-  return meta_put(s, txn, "next_id", *(const uint64_t *)arg, 8);
-}
-
-int tdm_store_reserve_ids(tdm_store_t *s, uint64_t upto) {
-  int rc;
-
-  if (upto <= s->next_id)
-    return 0;
-  if ((rc = write_txn(s, put_next_id, &upto)) != 0)
-    return fail(s, rc, "reserving file ids");
-  s->next_id = upto;
-  return 0;
-}
-
 static int drop_files(tdm_store_t *s, MDB_txn *txn, void *arg) {
   int rc;
 

@@ -164,17 +164,6 @@ int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
    through tdm_store_batch_t.next_id). */
 uint64_t tdm_store_next_id(const tdm_store_t *s);
 
-/*
- * Writer only: make every file id below `upto` taken, durably, in a write
- * transaction of its own (meta "next_id"; nothing else is written). The
- * engine reserves ids in blocks before it hands one out: a file id goes into
- * the record ids that id-keyed sinks deduplicate by (nats, postgres) long
- * before the checkpoint that records the file, and an id handed out again
- * after a kill -9 would name another file's records alike (they would be
- * dropped as replays). 0, or a negative code after a message.
- */
-int tdm_store_reserve_ids(tdm_store_t *s, uint64_t upto);
-
 /* The store's instance id: 16 lower-case hex digits, made once per state
    directory; "" for a reader of a store no 0.2 writer has opened yet.
    Valid until close. */

@@ -162,26 +162,3 @@ TEST(retire_to_a_ghost_or_forget) {
   ASSERT_EQ(t->files.n, 0);
   tdm_close(t);
 }
-
-/* A file id is durable before it is handed out: a kill -9 before the
-   checkpoint that records the file must not hand the same id to another
-   file after the restart (id-keyed sinks would drop that file's records as
-   replays of the first one's). */
-TEST(ids_are_reserved_before_they_are_handed_out) {
-  tdm_options_t o = probe_options();
-  tdm_t *t = (src(""), probe_open_tdm(&o));
-  tdm_file_t *a = track(t, "a.log");
-  uint64_t id;
-
-  ASSERT_NOT_NULL(a);
-  id = a->rec.id;
-  ASSERT(id < tdm_store_next_id(t->store)); /* durable: no checkpoint yet */
-  tdm_close(t);
-  /* Opened again (a restart without that checkpoint): the next file gets a
-     new id. */
-  t = probe_open_tdm(&o);
-  a = track(t, "b.log");
-  ASSERT_NOT_NULL(a);
-  ASSERT(a->rec.id > id);
-  tdm_close(t);
-}

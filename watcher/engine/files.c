@@ -145,10 +145,6 @@ int tdm__forget(tdm_t *t, tdm_file_t *f) {
   return 0;
 }
 
-/* File ids reserved in the store at a time (one small write transaction
-   per block). */
-#define TDM_ID_BLOCK 4096
-
 tdm_file_t *tdm__track(tdm_t *t, const char *path, const struct stat *st,
                        tdm_file_rec_t *rec) {
   tdm_file_t *f;
@@ -156,12 +152,6 @@ tdm_file_t *tdm__track(tdm_t *t, const char *path, const struct stat *st,
   rec->dev = (uint64_t)st->st_dev;
   rec->ino = (uint64_t)st->st_ino;
   rec->path = path;
-  /* Ids are reserved in the store a block at a time before one is handed
-     out (tdm_store_reserve_ids says why): never the same id twice, even
-     across a kill -9 before the checkpoint that records this file. */
-  if (t->next_id >= tdm_store_next_id(t->store) &&
-      tdm_store_reserve_ids(t->store, t->next_id + TDM_ID_BLOCK) != 0)
-    return NULL;
   rec->id = t->next_id++;
   rec->first_seen_ns = tdm__wall_ns();
   if ((f = tdm__filetable_add(&t->files, rec)) == NULL)

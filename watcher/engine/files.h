@@ -15,8 +15,7 @@
    `rec` (state and what the caller knows of it: fingerprint, bookmark,
    size) gets them, the next id and its first-seen time, goes into the
    table, and is written at the next checkpoint. The one place a record is
-   made. NULL on out of memory, or when the store could not reserve ids
-   (said, naming the store). */
+   made. NULL on out of memory. */
 tdm_file_t *tdm__track(tdm_t *t, const char *path, const struct stat *st,
                        tdm_file_rec_t *rec);
 

@@ -169,7 +169,8 @@ TEST(dead_letter_sets_the_record_aside_once) {
 
   sink_reset();
   snprintf(dl, sizeof(dl), "%s", tdm_test_path("dead.jsonl"));
-  tdm_test_write(src("a.log"), "a\nb\nBAD \xff\"x\nc\n", 16);
+  static const char input[] = "a\nb\nBAD \xff\"x\nc\n";
+  tdm_test_write(src("a.log"), input, sizeof(input) - 1);
   sink.broken = 1;
   ASSERT_EQ(sink_run(dl, 3, &st), 0);
   ASSERT_EQ(st.dead_letters, 1);
@@ -203,7 +204,7 @@ TEST(reject_goes_straight_to_the_dead_letter_file) {
 
   sink_reset();
   snprintf(dl, sizeof(dl), "%s", tdm_test_path("dead.jsonl"));
-  tdm_test_write(src("a.log"), "a\nBAD\nb\nBAD2\nc\n", 16);
+  tdm_test_write(src("a.log"), "a\nBAD\nb\nBAD2\nc\n", 15);
   sink.broken = 1;
   sink.reject = 1;
   ASSERT_EQ(sink_run(dl, 100, &st), 0);

@@ -978,7 +978,10 @@ TEST(damaged_free_list_page_is_estate) {
     _exit(0);
   }
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT(WIFSIGNALED(status));
+  /* Killed by a signal (SIGBUS, SIGSEGV), or, under AddressSanitizer, its
+     report of the overflow and exit 1 (the child's own failures exit 2-4). */
+  ASSERT(WIFSIGNALED(status) ||
+         (WIFEXITED(status) && WEXITSTATUS(status) == 1));
   /* The child's commits died before writing: the damage is still there. */
   logbuf[0] = '\0';
   ASSERT_EQ(open_err(dir, 0), TDM_ESTATE);

@@ -407,18 +407,19 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
 /* One file put off by tdm__defer, as tdm__flush_fresh finds it again. */
 typedef struct deferred {
   uint64_t dev, ino, id;
-  char *path;
 } deferred_t;
 
 /* Tail mode's deferred(): read `f` through the descriptor held since its
    look identified it; none held any more (trimmed): look at it again. */
-static int tail_deferred(tdm_t *t, tdm_file_t *f, const char *path) {
+static int tail_deferred(tdm_t *t, tdm_file_t *f) {
+  char path[PATH_MAX]; /* a look may forget `f` */
   struct stat st;
   int fd, rc;
 
   if (f->fd < 0 || fstat(f->fd, &st) != 0) {
     /* Gone or renamed since: the next scan or event finds it (its size was
        not taken: it is read then). */
+    snprintf(path, sizeof(path), "%s", f->path);
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
       return 0;
     return tdm__look(t, path, &st, 0);
@@ -437,14 +438,14 @@ static int tail_deferred(tdm_t *t, tdm_file_t *f, const char *path) {
 int tdm__flush_fresh(tdm_t *t) {
   deferred_t *v;
   size_t n = 0;
-  int rc = 0;
+  int rc;
 
   if (t->n_deferred == 0 || t->flushing)
     return 0;
   if ((v = malloc(t->n_deferred * sizeof(*v))) == NULL)
     return -ENOMEM;
-  /* Who they are now: a look may rename, forget or add files. New files
-     are the last in the table: looked for from its end. */
+  /* Who they are (a look may forget or add files, and move them in the
+     table). New files are the last in it: looked for from its end. */
   for (size_t i = t->files.n; i-- > 0 && n < t->n_deferred;) {
     tdm_file_t *f = t->files.all[i];
     if (!f->deferred)
@@ -452,18 +453,10 @@ int tdm__flush_fresh(tdm_t *t) {
     f->deferred = 0;
     v[n].dev = f->rec.dev;
     v[n].ino = f->rec.ino;
-    v[n].id = f->rec.id;
-    if ((v[n].path = strdup(f->path)) == NULL) {
-      rc = -ENOMEM;
-      for (size_t k = 0; k < t->files.n; k++)
-        t->files.all[k]->deferred = 0;
-      break;
-    }
-    n++;
+    v[n++].id = f->rec.id;
   }
   t->n_deferred = 0;
-  if (rc == 0)
-    rc = tdm__register(t);
+  rc = tdm__register(t);
   t->flushing = 1;
   for (size_t i = n; i-- > 0;) { /* in the order they were met */
     tdm_file_t *f = tdm__filetable_get(&t->files, v[i].dev, v[i].ino);
@@ -471,13 +464,12 @@ int tdm__flush_fresh(tdm_t *t) {
        After what ended the pass, the rest wait for the next flush. */
     if (f != NULL && f->rec.id == v[i].id) {
       if (rc == 0)
-        rc = t->mode->deferred(t, f, v[i].path);
+        rc = t->mode->deferred(t, f);
       else if (!f->deferred) {
         f->deferred = 1;
         t->n_deferred++;
       }
     }
-    free(v[i].path);
   }
   t->flushing = 0;
   free(v);

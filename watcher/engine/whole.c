@@ -162,13 +162,14 @@ static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
   }
 }
 
-static int unhold(tdm_t *t, const tdm_file_t *f, int *fd, tdm_comp_t *kind);
+static int unhold(tdm_t *t, const tdm_file_t *f, int *fd, tdm_comp_t *kind,
+                  int unclaim);
 
 void tdm__whole_forget(tdm_t *t, tdm_file_t *f) {
   int fd;
   tdm_comp_t kind;
 
-  if (unhold(t, f, &fd, &kind))
+  if (unhold(t, f, &fd, &kind, 1))
     close(fd);
   tdm__set_waiting(t, f, 0);
   if (f->inflight)
@@ -698,10 +699,11 @@ static int hold(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
   return 0;
 }
 
-/* Take f's held descriptor back (its hash claim with it): 1 and *fd,
-   *kind, or 0 when none is held. tdm__flush_fresh takes them back in the
-   order they were put off: each is the first one left. */
-static int unhold(tdm_t *t, const tdm_file_t *f, int *fd, tdm_comp_t *kind) {
+/* Take f's held descriptor back, and with `unclaim` its hash claim: 1 and
+   *fd, *kind, or 0 when none is held. tdm__flush_fresh takes them back in
+   the order they were put off: each is the first one left. */
+static int unhold(tdm_t *t, const tdm_file_t *f, int *fd, tdm_comp_t *kind,
+                  int unclaim) {
   for (size_t i = t->first_held; i < t->n_held; i++) {
     if (t->held[i].id != f->rec.id)
       continue;
@@ -712,7 +714,8 @@ static int unhold(tdm_t *t, const tdm_file_t *f, int *fd, tdm_comp_t *kind) {
       t->first_held++;
     if (t->first_held == t->n_held)
       t->first_held = t->n_held = 0;
-    hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
+    if (unclaim)
+      hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
     return 1;
   }
   return 0;
@@ -822,14 +825,17 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
 }
 
 /* Whole mode's deferred(): deliver the content `f` was hashed to through the
-   descriptor held since, if it is unchanged; else look at it again. */
-static int whole_deferred(tdm_t *t, tdm_file_t *f, const char *path) {
+   descriptor held since, if it is unchanged (its hash still claimed for it:
+   deliver_new keeps the claim); else look at it again. */
+static int whole_deferred(tdm_t *t, tdm_file_t *f) {
+  char path[PATH_MAX]; /* a look may forget `f` */
   uint8_t h[16];
   tdm_comp_t kind;
   struct stat a;
   int fd, rc;
 
-  if (!unhold(t, f, &fd, &kind)) {
+  snprintf(path, sizeof(path), "%s", f->path);
+  if (!unhold(t, f, &fd, &kind, 0)) {
     if (lstat(path, &a) != 0 || !S_ISREG(a.st_mode))
       return 0; /* gone or renamed: the next scan or event finds it */
     return tdm__whole_look(t, path, &a, TDM_HINT_COMPLETE);
@@ -838,6 +844,8 @@ static int whole_deferred(tdm_t *t, tdm_file_t *f, const char *path) {
       (uint64_t)a.st_size != f->rec.size || mtime_ns(&a) != f->rec.mtime_ns ||
       ctime_ns(&a) != f->rec.ctime_ns) {
     close(fd); /* changed since it was hashed */
+    if (!f->inflight)
+      hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
     if (lstat(path, &a) != 0 || !S_ISREG(a.st_mode))
       return 0;
     return tdm__whole_look(t, path, &a, TDM_HINT_COMPLETE);

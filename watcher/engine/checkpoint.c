@@ -264,6 +264,8 @@ int tdm__register(tdm_t *t) {
     f->rec.marker_len = f->durable_marker_len = recs[i].marker_len;
     tdm__set_fresh(t, f, 0);
   }
+  /* Pages of the records' tree this commit passed: not kept resident. */
+  tdm_store_shed_map(t->store);
   tdm__debug(&t->log, "%zu new file record%s made durable", k,
              k == 1 ? "" : "s");
 out:

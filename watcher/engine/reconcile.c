@@ -428,10 +428,13 @@ static int tail_deferred(tdm_t *t, tdm_file_t *f) {
   f->fd = -1;
   t->n_open--;
   rc = read_file(t, f, fd, &st);
-  if (t->keep_open)
+  if (t->keep_open) {
     tdm__hold(t, f, fd);
-  else
+    if (t->n_open > t->max_open)
+      tdm__trim_fds(t);
+  } else {
     close(fd);
+  }
   return outcome(t, rc);
 }
 
@@ -674,6 +677,8 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
      descriptor is held meanwhile, for the look that reads it. */
   if ((uint64_t)st.st_size > f->pos && tdm__defer(t, f)) {
     tdm__hold(t, f, fd);
+    if (t->keep_open && t->n_open > t->max_open)
+      tdm__trim_fds(t); /* read ones first: a deferred file has unread bytes */
     return 0;
   }
   rc = read_file(t, f, fd, &st);

@@ -826,7 +826,9 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
 
 /* Whole mode's deferred(): deliver the content `f` was hashed to through the
    descriptor held since, if it is unchanged (its hash still claimed for it:
-   deliver_new keeps the claim); else look at it again. */
+   deliver_new keeps the claim); else look at it again, as any file that
+   changed: whether it is complete is decided anew (it may still be being
+   written). */
 static int whole_deferred(tdm_t *t, tdm_file_t *f) {
   char path[PATH_MAX]; /* a look may forget `f` */
   uint8_t h[16];
@@ -838,7 +840,7 @@ static int whole_deferred(tdm_t *t, tdm_file_t *f) {
   if (!unhold(t, f, &fd, &kind, 0)) {
     if (lstat(path, &a) != 0 || !S_ISREG(a.st_mode))
       return 0; /* gone or renamed: the next scan or event finds it */
-    return tdm__whole_look(t, path, &a, TDM_HINT_COMPLETE);
+    return tdm__whole_look(t, path, &a, 0);
   }
   if (fstat(fd, &a) != 0 || f->inflight || f->rec.state != TDM_FILE_PENDING ||
       (uint64_t)a.st_size != f->rec.size || mtime_ns(&a) != f->rec.mtime_ns ||
@@ -848,7 +850,7 @@ static int whole_deferred(tdm_t *t, tdm_file_t *f) {
       hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
     if (lstat(path, &a) != 0 || !S_ISREG(a.st_mode))
       return 0;
-    return tdm__whole_look(t, path, &a, TDM_HINT_COMPLETE);
+    return tdm__whole_look(t, path, &a, 0);
   }
   memcpy(h, f->rec.content_hash, 16);
   rc = deliver_new(t, f, path, fd, kind, h);

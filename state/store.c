@@ -1118,3 +1118,28 @@ int tdm_store_clear_files(tdm_store_t *s) {
   s->last_dir.path = NULL;
   return rc != 0 ? fail(s, rc, "forgetting the file records") : 0;
 }
+
+void tdm_store_shed_map(tdm_store_t *s) {
+  MDB_val k = {6, "schema"}, v;
+  uintptr_t at = 0, lo, hi;
+  char line[512];
+  MDB_txn *txn;
+  FILE *maps;
+
+  /* LMDB does not say where its map is: a value read lies in it, and
+     /proc/self/maps says which mapping holds that address. */
+  if (read_txn(s, &txn) != 0)
+    return;
+  if (mdb_get(txn, s->dbi[DB_META], &k, &v) == 0)
+    at = (uintptr_t)v.mv_data;
+  mdb_txn_abort(txn);
+  if (at == 0 || (maps = fopen("/proc/self/maps", "re")) == NULL)
+    return;
+  while (fgets(line, sizeof(line), maps) != NULL)
+    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2 && lo <= at &&
+        at < hi) {
+      (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+      break;
+    }
+  fclose(maps);
+}

@@ -223,6 +223,14 @@ typedef struct tdm_store_batch {
  */
 int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b);
 
+/*
+ * Let go of the map's pages in this process (they stay in the page cache and
+ * come back on the next access): a commit that wrote records over the whole
+ * tree (every new file of a pass, made durable before it is read) would
+ * otherwise keep each page it passed resident until the process ends.
+ */
+void tdm_store_shed_map(tdm_store_t *s);
+
 /* Forget every file record and content hash (`reset` with no paths). Blobs
    are kept: they describe processors' outputs, not the inputs. */
 int tdm_store_clear_files(tdm_store_t *s);

@@ -6,6 +6,7 @@
 
 #include "base/listen.h"
 #include "engine/checkpoint.h"
+#include "engine/files.h"
 #include "engine/metrics.h"
 #include "engine/options.h"
 #include "engine/pass.h"
@@ -44,11 +45,15 @@ void tdm_options_init(tdm_options_t *o) {
 static int load_file(void *arg, const tdm_file_rec_t *rec) {
   tdm_t *t = arg;
   if (tdm__filetable_get(&t->files, rec->dev, rec->ino) != NULL) {
-    /* Two records for one inode can only come from an older crash between
-       a rewrite's delete and insert; the newer id wins. */
+    /* Two records for one inode: a rewritten file's new record was made
+       durable before its first chunk (tdm__register) and a kill -9 came
+       before the checkpoint that deletes the old one. The newer id wins;
+       the other is deleted at the next checkpoint. */
     tdm_file_t *old = tdm__filetable_get(&t->files, rec->dev, rec->ino);
     if (old->rec.id > rec->id)
-      return 0;
+      return tdm__bury(t, rec->id);
+    if (tdm__bury(t, old->rec.id) != 0)
+      return -ENOMEM;
     tdm__filetable_remove(&t->files, old);
   }
   return tdm__filetable_add(&t->files, rec) != NULL ? 0 : -ENOMEM;

@@ -84,26 +84,14 @@ SCENARIOS = {
     "tail-nats-multiline": dict(mode="tail", sink="nats", lanes=["multiline"] * 2,
                                 faults=["kill9", "server-stop"]),
     "whole-nats": dict(mode="whole", sink="nats", lanes=["drops"] * 2,
-                       faults=["kill9", "server-kill9"],
-                       xfail="as whole-postgres: a file id is used in record ids "
-                             "before it is durable, so a kill -9 can hand it to another "
-                             "file (its records dropped as replays) and a file not yet "
-                             "checkpointed is delivered again under a new id (seeds "
-                             "835316713821: 8306 twice, 1 lost; 12: 4385 twice, 2 lost)"),
+                       faults=["kill9", "server-kill9"]),
     "tail-sqlite": dict(mode="tail", sink="sqlite", lanes=["append"] * 2, ops=["rename"],
                         faults=["kill9"]),
     "whole-sqlite": dict(mode="whole", sink="sqlite", lanes=["drops"] * 2, faults=["kill9"]),
     "tail-postgres": dict(mode="tail", sink="postgres", lanes=["append"] * 2, ops=["rename"],
                           faults=["kill9", "server-kill9", "server-stop"]),
     "whole-postgres": dict(mode="whole", sink="postgres", lanes=["drops"] * 2,
-                           faults=["kill9"],
-                           xfail="found by this scenario, no issue item yet: a file id "
-                                 "is used in delivered record ids before the next id is "
-                                 "durable, so a kill -9 hands the same id to another "
-                                 "file after the restart; its rows with equal offsets "
-                                 "are dropped as replays (lost) and the first file, "
-                                 "tracked again under a new id, is delivered twice "
-                                 "(seed 77: ids 4, 14, 15 reused; 4 lost, 81 twice)"),
+                           faults=["kill9"]),
 }
 
 

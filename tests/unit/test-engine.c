@@ -6,8 +6,10 @@
 #include "tidemark.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What the callback saw, and how it should answer. */
@@ -354,4 +356,111 @@ TEST(stalled_processor_still_checkpoints_earlier_files) {
   tdm_close(t);
   ASSERT_EQ(st.retries, 12);
   ASSERT_EQ(st.child_status, 0); /* a.log's bookmark was durable meanwhile */
+}
+
+/* ---- a chunk's name is durable before the chunk is handed over ---------- */
+
+typedef struct named {
+  int chunks;
+  int bad;              /* chunks whose name the store did not hold */
+  uint64_t max_id;      /* the largest file id seen */
+} named_t;
+
+typedef struct want_rec {
+  uint32_t generation;
+  uint64_t offset;
+  int ok;
+} want_rec_t;
+
+static int check_rec(void *arg, const tdm_file_rec_t *rec) {
+  want_rec_t *w = arg;
+  w->ok = rec->truncations == w->generation && rec->offset <= w->offset;
+  return 0;
+}
+
+/* A second process reads the store: does it hold file `c->file_id` at
+   generation `c->generation`, from a bookmark not past the chunk, and is
+   that id taken? (What a restart after a kill -9 now would find.) */
+static int named_in_store(const tdm_chunk_t *c) {
+  pid_t pid = fork();
+  int status;
+  if (pid == 0) {
+    tdm__log_t log = {TDM_LOG_ERROR, quiet, NULL};
+    want_rec_t w = {c->generation, c->offset, 0};
+    tdm_store_t *s;
+    if (tdm_store_open(tdm_test_path("state"), TDM_STORE_RDONLY, &log, &s) != 0)
+      _exit(100);
+    if (tdm_store_get_file(s, c->file_id, check_rec, &w) != 0)
+      _exit(2);
+    if (tdm_store_next_id(s) <= c->file_id)
+      _exit(3);
+    tdm_store_close(s);
+    _exit(w.ok ? 0 : 1);
+  }
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+static int naming(void *arg, const tdm_chunk_t *c) {
+  named_t *n = arg;
+  n->chunks++;
+  n->bad += named_in_store(c) != 0;
+  if (c->file_id > n->max_id)
+    n->max_id = c->file_id;
+  return TDM_PROC_OK;
+}
+
+static int run_named(named_t *n, tdm_mode_t mode) {
+  tdm_options_t o;
+  tdm_t *t;
+  int rc;
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  o.mode = mode;
+  o.checkpoint_ms = 600000; /* no checkpoint but the last */
+  ASSERT_EQ(tdm_open(&o, &t), 0);
+  ASSERT_EQ(tdm_add_source(t, tdm_test_path("src")), 0);
+  ASSERT_EQ(tdm_add_callback(t, "naming", naming, n), 0);
+  rc = tdm_run_once(t);
+  tdm_close(t);
+  return rc;
+}
+
+/* Id-keyed sinks name a record (file id, generation, offset): a kill -9
+   before the next checkpoint must find that name in the store, or the id
+   goes to another file and the file comes back under a new one. */
+TEST(a_chunk_is_named_durably_before_it_is_handed_over) {
+  named_t n = {0};
+  char name[32];
+  for (int i = 0; i < 40; i++) { /* new files, one store commit for all */
+    snprintf(name, sizeof(name), "f%02d.log", i);
+    tdm_test_write(src(name), "a line\nanother line\n", 20);
+  }
+  ASSERT_EQ(run_named(&n, TDM_MODE_TAIL), 0);
+  ASSERT_EQ(n.chunks, 40);
+  ASSERT_EQ(n.bad, 0);
+  /* Truncated and written again: a new generation, from 0. */
+  tdm_test_write(src("f00.log"), "short\n", 6);
+  memset(&n, 0, sizeof(n));
+  ASSERT_EQ(run_named(&n, TDM_MODE_TAIL), 0);
+  ASSERT_EQ(n.chunks, 1);
+  ASSERT_EQ(n.bad, 0);
+}
+
+TEST(a_whole_version_is_named_durably_before_it_is_handed_over) {
+  named_t n = {0};
+  struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+  tdm_test_write(src("drop.csv"), "a,b\n1,2\n", 8);
+  ASSERT_EQ(utimensat(AT_FDCWD, src("drop.csv"), old, 0), 0);
+  ASSERT_EQ(run_named(&n, TDM_MODE_WHOLE), 0);
+  ASSERT_EQ(n.chunks, 1);
+  ASSERT_EQ(n.bad, 0);
+  /* Written again in place with other content: a new version. */
+  tdm_test_write(src("drop.csv"), "a,b\n3,4\n5,6\n", 12);
+  ASSERT_EQ(utimensat(AT_FDCWD, src("drop.csv"), old, 0), 0);
+  memset(&n, 0, sizeof(n));
+  ASSERT_EQ(run_named(&n, TDM_MODE_WHOLE), 0);
+  ASSERT_EQ(n.chunks, 1);
+  ASSERT_EQ(n.bad, 0);
 }

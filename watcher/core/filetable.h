@@ -40,6 +40,13 @@ typedef struct tdm_file {
                              turns up again in the tree */
   unsigned after : 1;     /* whole: done/failed, --on-done/--on-failed
                              to act on once that is durable */
+  unsigned fresh : 1;     /* its id, generation or content hash is not in
+                             the store yet: none of its chunks may be
+                             handed over before tdm__register makes it
+                             durable (record ids are built from them) */
+  unsigned deferred : 1;  /* fresh, and its reading put off until the
+                             records of every fresh file go to the store in
+                             one commit (tdm__defer, tdm__flush_fresh) */
   uint64_t pending_mask;  /* whole: processors whose outcome is awaited */
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */

@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "engine/deadletter.h"
 #include "engine/engine.h"
+#include "engine/files.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -114,6 +115,7 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
     f->durable_marker = f->rec.marker;
     f->durable_marker_len = f->rec.marker_len;
     f->dirty = 0;
+    tdm__set_fresh(t, f, 0); /* its record is in the store now */
   }
   if (t->dl.fd >= 0)
     tdm__deadletter_adopt(t);
@@ -193,6 +195,86 @@ out:
   return rc;
 }
 
+/* What the store may hold of fresh file `f` before any chunk of it is
+   handed over: its id, generation, head fingerprint and content hash, with
+   the bookmark it starts from (its durable one; 0 after a truncation) and a
+   state that says nothing was handled yet. */
+static void fresh_record(const tdm_t *t, const tdm_file_t *f,
+                         tdm_file_rec_t *r) {
+  *r = f->rec;
+  if (t->opts.mode == TDM_MODE_WHOLE) {
+    r->state = TDM_FILE_PENDING; /* its outcome comes with a checkpoint */
+    r->offset = 0;
+    r->marker = 0;
+    r->marker_len = 0;
+  } else if (f->pos < f->durable_offset) { /* truncated: from its start */
+    r->offset = f->pos;
+    r->marker = f->marker;
+    r->marker_len = f->marker_len;
+  } else {
+    r->offset = f->durable_offset;
+    r->marker = f->durable_marker;
+    r->marker_len = f->durable_marker_len;
+  }
+}
+
+int tdm__register(tdm_t *t) {
+  tdm_file_rec_t *recs = NULL;
+  tdm_file_t **fs = NULL;
+  const tdm_file_rec_t **puts = NULL;
+  tdm_store_batch_t b;
+  size_t n = t->n_fresh, k = 0;
+  int rc;
+
+  if (n == 0)
+    return 0;
+  recs = malloc(n * sizeof(*recs));
+  fs = malloc(n * sizeof(*fs));
+  puts = malloc(n * sizeof(*puts));
+  if (recs == NULL || fs == NULL || puts == NULL) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  /* New files are the last in the table: looked for from its end. */
+  for (size_t i = t->files.n; i-- > 0 && k < n;) {
+    tdm_file_t *f = t->files.all[i];
+    if (!f->fresh)
+      continue;
+    fresh_record(t, f, &recs[k]);
+    puts[k] = &recs[k];
+    fs[k++] = f;
+  }
+  memset(&b, 0, sizeof(b));
+  b.put_files = puts;
+  b.n_put_files = k;
+  b.next_id = t->next_id;
+  if ((rc = tdm_store_commit(t->store, &b)) != 0) {
+    /* Said by the store, naming it. Nothing of theirs was handed over: the
+       pass ends as after a failed checkpoint, and they wait. */
+    t->checkpoint_rc = rc;
+    t->stats.checkpoint_errors++;
+    goto out;
+  }
+  for (size_t i = 0; i < k; i++) {
+    tdm_file_t *f = fs[i];
+    /* The bookmark the store holds now, where a rollback goes back to;
+       the record stays dirty for the checkpoint that moves it. */
+    f->rec.offset = f->durable_offset = recs[i].offset;
+    f->rec.marker = f->durable_marker = recs[i].marker;
+    f->rec.marker_len = f->durable_marker_len = recs[i].marker_len;
+    tdm__set_fresh(t, f, 0);
+  }
+  /* Pages of the records' tree this commit passed: not kept resident. */
+  tdm_store_shed_map(t->store);
+  tdm__debug(&t->log, "%zu new file record%s made durable", k,
+             k == 1 ? "" : "s");
+out:
+  free(recs);
+  free(fs);
+  free(puts);
+  return rc;
+}
+
 /* The checkpoint, timed for the metrics; then t->checkpointed. */
 int tdm__checkpoint(tdm_t *t) {
   struct timespec a, b;
@@ -232,6 +314,10 @@ int tdm__deliver_checkpointing_d(tdm_t *t, tdm_file_t *f, const tdm_chunk_t *c,
                                  tdm_delivery_t *d) {
   int rc;
 
+  /* Record ids are built from the file's id and generation: both are
+     durable before the first of them leaves. */
+  if (f->fresh && (rc = tdm__register(t)) != 0)
+    return rc;
   while ((rc = tdm__deliver(t, f, c, d)) == TDM__STALLED) {
     uint64_t done = t->stats.checkpoints;
     /* A long stall must not keep what was delivered before it out of the

@@ -22,6 +22,19 @@
  */
 int tdm__checkpoint(tdm_t *t);
 
+/*
+ * Make the record of every fresh file (f->fresh: new, truncated, a new
+ * whole-mode version) and the next file id durable, in ONE store commit and
+ * without the processors: id-keyed sinks (nats, postgres) name records by
+ * (file id, generation, offset), so a kill -9 before the next checkpoint
+ * must neither give that id to another file nor track the file again under
+ * a new id. Each is written with the bookmark it starts from, never a
+ * position moved by delivery, and (whole mode) as pending. Called before
+ * the first chunk of a fresh file is handed over. 0 (also when none is
+ * fresh), or the store's error (said; t->checkpoint_rc set: the pass ends).
+ */
+int tdm__register(tdm_t *t);
+
 /* Checkpoint if --checkpoint-ms or TDM_CHECKPOINT_BYTES says it is time. */
 int tdm__checkpoint_maybe(tdm_t *t);
 

@@ -89,6 +89,13 @@ struct tdm_s {
   size_t n_procs;
   tdm_filetable_t files;
   uint64_t next_id;
+  size_t n_fresh;         /* files with f->fresh */
+  size_t n_deferred;      /* files deferred (f->deferred) since the last
+                             tdm__flush_fresh */
+  size_t defer_max;       /* flush when this many are deferred (0: not
+                             worked out yet) */
+  int flushing;           /* tdm__flush_fresh is reading them: no more
+                             deferring */
   uint64_t *dead;         /* ids to delete at the next checkpoint */
   size_t n_dead, cap_dead;
   char *buf;              /* the read buffer */
@@ -114,6 +121,13 @@ struct tdm_s {
   size_t scan_root;       /* the source being scanned */
   tdm_live_t *live;       /* NULL unless started */
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
+  struct tdm_whole_held { /* whole: files put off (tdm__defer) once hashed:
+                             what their content is delivered through */
+    uint64_t id;          /* the file's; 0: taken back */
+    int fd;
+    int kind;             /* its tdm_comp_t */
+  } *held;                /* in the order they were put off */
+  size_t first_held, n_held, cap_held; /* [first_held, n_held) in use */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
   /* Metrics (engine/metrics.c). */

@@ -48,6 +48,13 @@ void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on) {
   }
 }
 
+void tdm__set_fresh(tdm_t *t, tdm_file_t *f, int on) {
+  if (f->fresh != (unsigned)!!on) {
+    f->fresh = !!on;
+    t->n_fresh += on ? 1 : (size_t)-1;
+  }
+}
+
 void tdm__set_waiting(tdm_t *t, tdm_file_t *f, int on) {
   if (f->waiting != (unsigned)!!on) {
     f->waiting = !!on;
@@ -105,6 +112,7 @@ int tdm__retire(tdm_t *t, tdm_file_t *f) {
   rec.updated_ns = tdm__wall_ns();
   tdm__set_ready(t, f, 0);
   tdm__set_orphan(t, f, 0);
+  tdm__set_fresh(t, f, 0);
   tdm__release(t, f);
   if ((g = tdm__filetable_add(&t->files, &rec)) == NULL)
     return -ENOMEM;
@@ -138,6 +146,7 @@ int tdm__forget(tdm_t *t, tdm_file_t *f) {
   tdm__set_ready(t, f, 0);
   tdm__set_orphan(t, f, 0);
   tdm__set_waiting(t, f, 0);
+  tdm__set_fresh(t, f, 0);
   if (t->mode->forget != NULL)
     t->mode->forget(t, f);
   tdm__release(t, f);
@@ -157,7 +166,18 @@ tdm_file_t *tdm__track(tdm_t *t, const char *path, const struct stat *st,
   if ((f = tdm__filetable_add(&t->files, rec)) == NULL)
     return NULL;
   f->dirty = 1;
+  tdm__set_fresh(t, f, 1); /* its id goes to the store before any chunk */
   t->need_checkpoint = 1;
   t->stats.files_new++;
   return f;
+}
+
+int tdm__defer(tdm_t *t, tdm_file_t *f) {
+  if (!f->fresh || t->flushing)
+    return 0;
+  if (!f->deferred) {
+    f->deferred = 1;
+    t->n_deferred++;
+  }
+  return 1;
 }

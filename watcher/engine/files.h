@@ -15,9 +15,15 @@
    `rec` (state and what the caller knows of it: fingerprint, bookmark,
    size) gets them, the next id and its first-seen time, goes into the
    table, and is written at the next checkpoint. The one place a record is
-   made. NULL on out of memory. */
+   made. It is fresh (f->fresh): its record goes to the store before its
+   first chunk is handed over (tdm__register). NULL on out of memory. */
 tdm_file_t *tdm__track(tdm_t *t, const char *path, const struct stat *st,
                        tdm_file_rec_t *rec);
+/* A look found bytes to hand over from `f`: if it is fresh, put its reading
+   off (f->deferred) until tdm__flush_fresh makes the records of every fresh
+   file durable in one store commit and looks at it again, and return 1;
+   else (not fresh, or that flush is running) 0: read it now. */
+int tdm__defer(tdm_t *t, tdm_file_t *f);
 
 /* `f` was met at `path`: if that is a new name (a rename), take it. */
 int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path);
@@ -34,6 +40,9 @@ int tdm__ghosts_expire(tdm_t *t);
 int tdm__bury(tdm_t *t, uint64_t id);
 
 void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on);
+/* `f`'s record is (on) or is no longer (off) to be made durable before its
+   next chunk (f->fresh, counted in t->n_fresh). */
+void tdm__set_fresh(tdm_t *t, tdm_file_t *f, int on);
 void tdm__set_orphan(tdm_t *t, tdm_file_t *f, int on);
 /* A file is settling (whole), or a compressed one is still being written or
    a multiline record is still open (tail): the mode's recheck()

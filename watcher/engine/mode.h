@@ -60,6 +60,12 @@ typedef struct tdm_mode_ops {
      tdm__recheck_waiting (reconcile.h). Returns 0 or what ends the pass.
      Only called while t->n_waiting > 0. */
   int (*recheck)(tdm_t *t);
+  /* Hand over the bytes of `f`, whose reading a look put off (tdm__defer)
+     until tdm__flush_fresh made its record durable: tail mode reads it
+     through the descriptor held since, whole mode delivers the content it
+     hashed then (each looks at it again if that cannot be). Returns what
+     look returns. Never NULL. */
+  int (*deferred)(tdm_t *t, tdm_file_t *f);
   /* The milliseconds until the first settling file may be complete (0: none
      is settling). */
   uint64_t (*next_settle_ms)(const tdm_t *t);

@@ -143,6 +143,13 @@ int tdm__pass_once(tdm_t *t) {
     t->rolled_back = 0;
     rc = tdm__reconcile_all(t, NULL);
   }
+  /* Each scan reads the fresh files it put off; none is left unread by
+     the pass whatever ended a scan. */
+  if (t->n_deferred > 0 && (rc == 0 || rc == TDM_EPARTIAL)) {
+    int r = tdm__flush_fresh(t);
+    if (r != 0)
+      rc = r;
+  }
   if (t->mode->poll != NULL && (rc == 0 || rc == TDM_EPARTIAL)) {
     rc = finish_whole(t, rc);
   } else if (settling(t) > 0 && (rc == 0 || rc == TDM_EPARTIAL)) {

@@ -28,6 +28,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -302,6 +303,7 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     f->marker_len = 0;
     f->in_piece = 0;
     f->restart = 1;
+    tdm__set_fresh(t, f, 1); /* its new generation: durable before its chunks */
     /* The head is what is there now (maybe nothing): a file truncated to 0
        that grows again is still this file, not a rewritten one. */
     if ((*rc = refingerprint(t, f, fd, st, path)) != 0)
@@ -369,9 +371,25 @@ static int outcome(tdm_t *t, int rc) {
   return 0; /* a file that failed was logged and counted */
 }
 
+/* How many fresh files may wait for their records to go to the store
+   before they are read (tdm__flush_fresh): one store commit per so many in
+   a pass over many new files. Each holds a descriptor meanwhile: a quarter
+   of RLIMIT_NOFILE, at least 16, at most 4,096. */
+static size_t defer_max(tdm_t *t) {
+  struct rlimit rl;
+  if (t->defer_max == 0) {
+    t->defer_max = 4096;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 4 < t->defer_max)
+      t->defer_max = rl.rlim_cur / 4 < 16 ? 16 : (size_t)rl.rlim_cur / 4;
+  }
+  return t->defer_max;
+}
+
 int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints) {
   tdm_file_t *f;
+  int rc;
 
   if (t->outputs.n > 0) { /* our own output is not input */
     f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
@@ -379,7 +397,86 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
     if (tdm__outputs_skip(t, path, lst, f == NULL))
       return f != NULL ? tdm__forget(t, f) : 0;
   }
-  return t->mode->look(t, path, lst, hints);
+  rc = t->mode->look(t, path, lst, hints);
+  if (rc == 0 && t->n_deferred >= 16 && t->n_deferred >= defer_max(t) &&
+      !t->flushing)
+    rc = tdm__flush_fresh(t);
+  return rc;
+}
+
+/* One file put off by tdm__defer, as tdm__flush_fresh finds it again. */
+typedef struct deferred {
+  uint64_t dev, ino, id;
+} deferred_t;
+
+/* Tail mode's deferred(): read `f` through the descriptor held since its
+   look identified it; none held any more (trimmed): look at it again. */
+static int tail_deferred(tdm_t *t, tdm_file_t *f) {
+  char path[PATH_MAX]; /* a look may forget `f` */
+  struct stat st;
+  int fd, rc;
+
+  if (f->fd < 0 || fstat(f->fd, &st) != 0) {
+    /* Gone or renamed since: the next scan or event finds it (its size was
+       not taken: it is read then). */
+    snprintf(path, sizeof(path), "%s", f->path);
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      return 0;
+    return tdm__look(t, path, &st, 0);
+  }
+  fd = f->fd;
+  f->fd = -1;
+  t->n_open--;
+  rc = read_file(t, f, fd, &st);
+  if (t->keep_open) {
+    tdm__hold(t, f, fd);
+    if (t->n_open > t->max_open)
+      tdm__trim_fds(t);
+  } else {
+    close(fd);
+  }
+  return outcome(t, rc);
+}
+
+int tdm__flush_fresh(tdm_t *t) {
+  deferred_t *v;
+  size_t n = 0;
+  int rc;
+
+  if (t->n_deferred == 0 || t->flushing)
+    return 0;
+  if ((v = malloc(t->n_deferred * sizeof(*v))) == NULL)
+    return -ENOMEM;
+  /* Who they are (a look may forget or add files, and move them in the
+     table). New files are the last in it: looked for from its end. */
+  for (size_t i = t->files.n; i-- > 0 && n < t->n_deferred;) {
+    tdm_file_t *f = t->files.all[i];
+    if (!f->deferred)
+      continue;
+    f->deferred = 0;
+    v[n].dev = f->rec.dev;
+    v[n].ino = f->rec.ino;
+    v[n++].id = f->rec.id;
+  }
+  t->n_deferred = 0;
+  rc = tdm__register(t);
+  t->flushing = 1;
+  for (size_t i = n; i-- > 0;) { /* in the order they were met */
+    tdm_file_t *f = tdm__filetable_get(&t->files, v[i].dev, v[i].ino);
+    /* Forgotten meanwhile, or another record now: its own look read it.
+       After what ended the pass, the rest wait for the next flush. */
+    if (f != NULL && f->rec.id == v[i].id) {
+      if (rc == 0)
+        rc = t->mode->deferred(t, f);
+      else if (!f->deferred) {
+        f->deferred = 1;
+        t->n_deferred++;
+      }
+    }
+  }
+  t->flushing = 0;
+  free(v);
+  return rc;
 }
 
 /* `f` (found by the lstat's identity) is met at `path` again: take that
@@ -574,6 +671,15 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
       t->need_checkpoint = 1;
     }
     rc = 0;
+  }
+  /* A fresh file's first chunk waits until its record is durable, with
+     those of the other fresh files this pass meets (tdm__flush_fresh); its
+     descriptor is held meanwhile, for the look that reads it. */
+  if ((uint64_t)st.st_size > f->pos && tdm__defer(t, f)) {
+    tdm__hold(t, f, fd);
+    if (t->keep_open && t->n_open > t->max_open)
+      tdm__trim_fds(t); /* read ones first: a deferred file has unread bytes */
+    return 0;
   }
   rc = read_file(t, f, fd, &st);
   if (t->keep_open) {
@@ -809,6 +915,8 @@ int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
   t->stats.skipped_special += s.stats.special;
   t->stats.file_errors += s.stats.errors;
   if (rc == 0)
+    rc = tdm__flush_fresh(t); /* the new files this scan met */
+  if (rc == 0)
     rc = collect_garbage(t, scanned);
   else
     for (size_t i = 0; i < t->files.n; i++)
@@ -832,6 +940,11 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
   scan_init(t, &s, on_dir);
   t->scan_root = root;
   rc = tdm__scan(&s, t->roots[root], rel);
+  if (rc == 0 || rc == -ENOENT) {
+    int frc = tdm__flush_fresh(t);
+    if (frc != 0)
+      rc = frc;
+  }
   for (size_t i = 0; i < t->files.n; i++)
     t->files.all[i]->seen = 0;
   t->stats.skipped_special += s.stats.special;
@@ -877,7 +990,7 @@ int tdm__recheck_waiting(tdm_t *t) {
     if (t->files.n == before)
       i++;
   }
-  return 0;
+  return tdm__flush_fresh(t);
 }
 
 /* Tail mode keeps nothing beyond the file table: its look, and a look
@@ -890,6 +1003,7 @@ const tdm_mode_ops_t tdm__mode_tail = {
   .resume = NULL,
   .poll = NULL,
   .recheck = tdm__recheck_waiting, /* compressed files, multiline records */
+  .deferred = tail_deferred,
   .next_settle_ms = tdm__next_settle_ms, /* compressed files settling */
   .free = NULL,
 };

@@ -23,6 +23,15 @@ int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints);
 
 /*
+ * Make the records of the fresh files durable in one store commit
+ * (tdm__register), then look again at those deferred (tdm__defer): their
+ * bytes are handed over now. Every batch of looks ends with it (a scan, the
+ * waiting files, run's events) and tdm__look calls it when many are
+ * deferred. Returns 0 or what ends the pass (see tdm__look).
+ */
+int tdm__flush_fresh(tdm_t *t);
+
+/*
  * `f` is gone from the tree (its name leads elsewhere or nowhere) and no
  * descriptor is held for it: forget it. If bytes were written to it that
  * were never read (f->stale, or a bookmark short of its last size), they are

@@ -89,6 +89,12 @@ static void drop_any(tdm_hnode_t *n, void *arg) {
 }
 
 void tdm__whole_free(tdm_t *t) {
+  for (size_t i = t->first_held; i < t->n_held; i++)
+    if (t->held[i].id != 0)
+      close(t->held[i].fd);
+  free(t->held);
+  t->held = NULL;
+  t->first_held = t->n_held = t->cap_held = 0;
   tdm__hmap_walk(&t->hashes.map, drop_any, &t->hashes);
   tdm__hmap_free(&t->hashes.map);
 }
@@ -156,7 +162,15 @@ static void set_inflight(tdm_t *t, tdm_file_t *f, int on) {
   }
 }
 
+static int unhold(tdm_t *t, const tdm_file_t *f, int *fd, tdm_comp_t *kind,
+                  int unclaim);
+
 void tdm__whole_forget(tdm_t *t, tdm_file_t *f) {
+  int fd;
+  tdm_comp_t kind;
+
+  if (unhold(t, f, &fd, &kind, 1))
+    close(fd);
   tdm__set_waiting(t, f, 0);
   if (f->inflight)
     hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
@@ -427,6 +441,8 @@ static int hand_over(tdm_t *t, tdm_file_t *f, const char *hex) {
   info.hash = f->rec.content_hash;
   info.hash_hex = hex;
   f->pending_mask = 0;
+  if (f->fresh && tdm__register(t) != 0) /* info.file_id names it */
+    return TDM_ESTOPPED; /* the pass ends (the failure was said) */
   for (size_t i = 0; i < t->n_procs; i++) {
     tdm_proc_t *p = &t->procs[i];
     char msg[TDM_MSG_MAX] = "", err[TDM_MSG_MAX + 64];
@@ -655,6 +671,56 @@ static int hash_is_zero(const uint8_t h[16]) {
   return 1;
 }
 
+/* ---- files put off until their records are durable --------------------- */
+
+/* `f` (hashed, at `fd` of compression `kind`) waits for tdm__flush_fresh:
+   keep the descriptor (not f->fd: the tail reader's) and claim its hash, so
+   that a copy met meanwhile is its duplicate. Returns 0 (out of memory:
+   the descriptor is closed, and the flush looks at the file again). */
+static int hold(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
+  if (t->n_held == t->cap_held) {
+    size_t cap = t->cap_held ? t->cap_held * 2 : 64;
+    struct tdm_whole_held *v = realloc(t->held, cap * sizeof(*v));
+    if (v == NULL) {
+      close(fd);
+      return 0;
+    }
+    t->held = v;
+    t->cap_held = cap;
+  }
+  if (hs_put(&t->hashes, f->rec.content_hash, f->rec.id) != 0) {
+    close(fd);
+    return 0;
+  }
+  t->held[t->n_held].id = f->rec.id;
+  t->held[t->n_held].fd = fd;
+  t->held[t->n_held].kind = (int)kind;
+  t->n_held++;
+  return 0;
+}
+
+/* Take f's held descriptor back, and with `unclaim` its hash claim: 1 and
+   *fd, *kind, or 0 when none is held. tdm__flush_fresh takes them back in
+   the order they were put off: each is the first one left. */
+static int unhold(tdm_t *t, const tdm_file_t *f, int *fd, tdm_comp_t *kind,
+                  int unclaim) {
+  for (size_t i = t->first_held; i < t->n_held; i++) {
+    if (t->held[i].id != f->rec.id)
+      continue;
+    *fd = t->held[i].fd;
+    *kind = (tdm_comp_t)t->held[i].kind;
+    t->held[i].id = 0;
+    while (t->first_held < t->n_held && t->held[t->first_held].id == 0)
+      t->first_held++;
+    if (t->first_held == t->n_held)
+      t->first_held = t->n_held = 0;
+    if (unclaim)
+      hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
+    return 1;
+  }
+  return 0;
+}
+
 static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   struct stat a;
   uint8_t h[16];
@@ -694,6 +760,11 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   if (!hash_is_zero(f->rec.content_hash) &&
       memcmp(f->rec.content_hash, h, 16) != 0)
     f->rec.truncations++;
+  /* The generation and the content it names are durable before a record
+     of it is handed over (tdm__register): a replay after a crash then
+     finds other content under a new generation, never under this one. */
+  if (memcmp(f->rec.content_hash, h, 16) != 0)
+    tdm__set_fresh(t, f, 1);
   memcpy(f->rec.content_hash, h, 16);
   if (other != 0 && other != f->rec.id) {
     duplicate(t, f, path, other);
@@ -701,6 +772,8 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
     return 0;
   }
   f->rec.dup_of = 0;
+  if (tdm__defer(t, f)) /* handed over once its record is durable */
+    return hold(t, f, fd, kind);
   return deliver_new(t, f, path, fd, kind, h);
 }
 
@@ -728,6 +801,8 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
       return -ENOMEM;
     if (f->inflight)
       return 0; /* its outcome is awaited */
+    if (f->deferred)
+      return 0; /* tdm__flush_fresh hands it over, or looks again */
     if ((uint64_t)lst->st_size == f->rec.size &&
         mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
         f->rec.state != TDM_FILE_PENDING)
@@ -749,6 +824,40 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
   return rc != 0 ? rc : tdm__checkpoint_maybe(t);
 }
 
+/* Whole mode's deferred(): deliver the content `f` was hashed to through the
+   descriptor held since, if it is unchanged (its hash still claimed for it:
+   deliver_new keeps the claim); else look at it again, as any file that
+   changed: whether it is complete is decided anew (it may still be being
+   written). */
+static int whole_deferred(tdm_t *t, tdm_file_t *f) {
+  char path[PATH_MAX]; /* a look may forget `f` */
+  uint8_t h[16];
+  tdm_comp_t kind;
+  struct stat a;
+  int fd, rc;
+
+  snprintf(path, sizeof(path), "%s", f->path);
+  if (!unhold(t, f, &fd, &kind, 0)) {
+    if (lstat(path, &a) != 0 || !S_ISREG(a.st_mode))
+      return 0; /* gone or renamed: the next scan or event finds it */
+    return tdm__whole_look(t, path, &a, 0);
+  }
+  if (fstat(fd, &a) != 0 || f->inflight || f->rec.state != TDM_FILE_PENDING ||
+      (uint64_t)a.st_size != f->rec.size || mtime_ns(&a) != f->rec.mtime_ns ||
+      ctime_ns(&a) != f->rec.ctime_ns) {
+    close(fd); /* changed since it was hashed */
+    if (!f->inflight)
+      hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
+    if (lstat(path, &a) != 0 || !S_ISREG(a.st_mode))
+      return 0;
+    return tdm__whole_look(t, path, &a, 0);
+  }
+  memcpy(h, f->rec.content_hash, 16);
+  rc = deliver_new(t, f, path, fd, kind, h);
+  if (rc == 0 && t->n_inflight > 0)
+    return tdm__whole_poll(t, 0); /* outcomes that came meanwhile */
+  return rc != 0 ? rc : tdm__checkpoint_maybe(t);
+}
 
 const tdm_mode_ops_t tdm__mode_whole = {
   .look = tdm__whole_look,
@@ -758,6 +867,7 @@ const tdm_mode_ops_t tdm__mode_whole = {
   .resume = tdm__after_durable,
   .poll = tdm__whole_poll,
   .recheck = tdm__recheck_waiting,
+  .deferred = whole_deferred,
   .next_settle_ms = tdm__next_settle_ms,
   .free = tdm__whole_free,
 };

@@ -177,6 +177,10 @@ static void work_cb(uv_work_t *req) {
   if (!t->stop && lv->want_drain && t->n_waiting > 0 && t->mode->recheck != NULL)
     rc = t->mode->recheck(t);
   lv->want_drain = 0;
+  /* New files these events met: their records go to the store in one
+     commit, then they are read. */
+  if (!t->stop && t->n_deferred > 0)
+    rc = tdm__flush_fresh(t);
   /* Everything there was is read: buffering processors hand it over now,
      not at the next checkpoint. */
   if (!t->stop && t->n_ready == 0)

@@ -5,7 +5,8 @@
 # tidemark, continues from that bookmark (only the tail unread at the
 # truncation arrives from it) and is delivered once, also when it is
 # compressed first (logrotate's compress), after two truncations in a row,
-# and under kill -9 between the truncation's checkpoint and the copy. A copy
+# under kill -9 between the truncation's checkpoint and the copy, and when
+# the copy is met before the original's content was read at all. A copy
 # continues from a truncation once: the store keeps nothing of it after.
 source "$(dirname "$0")/lib.sh"
 
@@ -78,6 +79,24 @@ tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"
   seq -f 'e %g' 5; } > "$T/wantc"
 assert_lines_once "$T/wantc" "$OUT" "OUT after two copies of two truncations"
 assert_eq "$(ghosts_at "$S" "$D/app.log")" 0 "ghosts of app.log once both copies continued"
+
+say "once: copied before a byte of the original's content was read"
+D=$T/e; S=$T/se; OUT=$T/oute; mkdir -p "$D"
+seq -f 'a %g' 100 > "$D/app.log"
+tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"
+: > "$D/app.log"
+tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"   # truncated, empty
+seq -f 'b %g' 20 >> "$D/app.log"
+cp "$D/app.log" "$D/app.log.1"
+# The copy is met while app.log (left out by -x, its record kept) has read
+# none of what it holds: the copy delivers it, app.log goes on after it.
+tdm once -v -s "$S" -i 'app.log*' -x app.log -p "file:path=$OUT" "$D"
+assert_contains "$STDERR" "app.log.1: a copy of"
+tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"   # app.log: nothing new
+: > "$D/app.log"; seq -f 'c %g' 5 >> "$D/app.log"
+tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"
+{ seq -f 'a %g' 100; seq -f 'b %g' 20; seq -f 'c %g' 5; } > "$T/wante"
+assert_lines_once "$T/wante" "$OUT" "OUT after a copy met before its original was read"
 
 say "run: kill -9 after the truncation's checkpoint, before the copy is read"
 D=$T/d; S=$T/sd; OUT=$T/outd; mkdir -p "$D"

@@ -100,7 +100,9 @@ static int live_holds(const tdm_file_t *live, int fd, uint64_t size,
  * named after it, the same head fingerprint, and at the tracked file's
  * bookmark the same marker. It continues from that bookmark, so only the
  * tail no reader had seen is delivered, as the compressed path does for a
- * gzipped copy. The truncated original restarts at 0. The tracked file may have
+ * gzipped copy. The truncated original restarts at 0. A tracked file that
+ * delivered nothing yet of what the copy holds, and still holds it, leaves
+ * all of it to the copy and goes on after it. The tracked file may have
  * been truncated already when the copy is met, even before a restart: what
  * it was then is a ghost of the truncation (tdm__ghost_truncated), found at
  * its path; a copy that continues from it forgets it, in the checkpoint
@@ -146,6 +148,10 @@ static int continue_copy(tdm_t *t, tdm_file_t *f, const char *path, int fd,
           from = g->path;
           live = g, ghost = NULL, found = 1;
         }
+      } else if (g->pos == 0 && !found && live_holds(g, fd, size, &m, &ml)) {
+        /* Copied before a byte of it was read from the original. */
+        from = g->path;
+        live = g, found = 1;
       }
     }
     /* What the files at that path were before their truncations (never

@@ -141,6 +141,7 @@ tdm_file_t *tdm__ghost_truncated(tdm_t *t, const tdm_file_t *f, uint64_t of,
   rec.state = TDM_FILE_GONE;
   rec.dup_of = of;
   rec.offset = f->pos;
+  rec.size = f->pos; /* nothing pending here: a copy delivers what followed */
   rec.marker = f->marker;
   rec.marker_len = f->marker_len;
   rec.error = NULL;

@@ -5,8 +5,9 @@
 # tidemark, continues from that bookmark (only the tail unread at the
 # truncation arrives from it) and is delivered once, also when it is
 # compressed first (logrotate's compress), after two truncations in a row,
-# under kill -9 between the truncation's checkpoint and the copy, and when
-# the copy is met before the original's content was read at all. A copy
+# under kill -9 between the truncation's checkpoint and the copy, when the
+# copy is met before the original's content was read at all, and when it is
+# met half written. A copy
 # continues from a truncation once: the store keeps nothing of it after.
 source "$(dirname "$0")/lib.sh"
 
@@ -15,6 +16,12 @@ ghosts_at() {
   status_json "$1"
   jq --arg p "$2" '[.files[] | select(.path == $p and .state == "gone")] | length' \
     "$T/status.json"
+}
+
+# A wait_for predicate: STATE has a record of PATH.
+tracked() {
+  status_quiet "$1" || return 1
+  [ "$(jq --arg p "$2" '[.files[] | select(.path == $p)] | length' "$T/st.json")" -ge 1 ]
 }
 
 # A wait_for predicate: in STATE, PATH is truncated once and what it was
@@ -97,6 +104,23 @@ tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"   # app.log: nothing new
 tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"
 { seq -f 'a %g' 100; seq -f 'b %g' 20; seq -f 'c %g' 5; } > "$T/wante"
 assert_lines_once "$T/wante" "$OUT" "OUT after a copy met before its original was read"
+
+say "run: the copy met while it is still being written"
+D=$T/f; S=$T/sf; OUT=$T/outf; mkdir -p "$D"
+gen_lines 1 1000 > "$D/app.log"
+run_bg "$T/runf.out" -s "$S" --checkpoint-ms 50 -i 'app.log*' -p "file:path=$OUT" "$D"
+wait_lines "$OUT" 1000 30 "$RUN_PID"
+head -c 20000 "$D/app.log" > "$D/app.log.1"   # cp, half way
+wait_for 30 tracked "$S" "$D/app.log.1"     # met half written
+tail -c +20001 "$D/app.log" >> "$D/app.log.1"  # cp, done
+: > "$D/app.log"
+gen_lines 1001 1010 >> "$D/app.log"
+wait_lines "$OUT" 1010 30 "$RUN_PID"
+sleep 2
+stop_bg "$RUN_PID"
+assert_eq "$STOP_RC" 0 "run's exit status"
+gen_lines 1 1010 > "$T/wantf"
+assert_lines_once "$T/wantf" "$OUT" "OUT after a copy met half written"
 
 say "run: kill -9 after the truncation's checkpoint, before the copy is read"
 D=$T/d; S=$T/sd; OUT=$T/outd; mkdir -p "$D"

@@ -261,7 +261,7 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
  */
 static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
                           const struct stat *st, const char *oldpath, int *rc) {
-  tdm_file_t *g;
+  tdm_file_t old;
   tdm_verdict_t v;
   char q[PATH_MAX];
 
@@ -315,14 +315,19 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               tdm__quote(path, q, sizeof(q)));
     t->stats.rewrites++;
     /* Truncated and written again, met late: its former content may have
-       been copied. The ghost is the new record's former content. */
-    if ((g = tdm__ghost_truncated(t, f, f->rec.id, rc)) == NULL && *rc != 0)
+       been copied. The ghost is the new record's former content, made
+       after it (a later id: the file comes first at its path). */
+    old = *f;
+    if ((old.path = strdup(f->path)) == NULL) {
+      *rc = -ENOMEM;
       return NULL;
-    if ((*rc = tdm__forget(t, f)) != 0 ||
-        (f = track(t, path, fd, st, rc)) == NULL)
-      return NULL;
-    if (g != NULL)
-      g->rec.dup_of = f->rec.id;
+    }
+    old.rec.path = old.path;
+    if ((*rc = tdm__forget(t, f)) == 0 &&
+        (f = track(t, path, fd, st, rc)) != NULL &&
+        tdm__ghost_truncated(t, &old, f->rec.id, rc) == NULL && *rc != 0)
+      f = NULL;
+    free(old.path);
     return f;
   }
   /* The fingerprint grows with the file up to its cap. */

@@ -5,6 +5,7 @@
 # tidemark, continues from that bookmark (only the tail unread at the
 # truncation arrives from it) and is delivered once, also when it is
 # compressed first (logrotate's compress), after two truncations in a row,
+# when the original was refilled past its old bookmark before it was seen,
 # under kill -9 between the truncation's checkpoint and the copy, when the
 # copy is met before the original's content was read at all, and when it is
 # met half written. A copy
@@ -86,6 +87,19 @@ tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"
   seq -f 'e %g' 5; } > "$T/wantc"
 assert_lines_once "$T/wantc" "$OUT" "OUT after two copies of two truncations"
 assert_eq "$(ghosts_at "$S" "$D/app.log")" 0 "ghosts of app.log once both copies continued"
+
+say "once: truncated and refilled past the old bookmark before it is seen"
+D=$T/g; S=$T/sg; OUT=$T/outg; mkdir -p "$D"
+seq -f 'a %g' 100 > "$D/app.log"
+tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"
+seq -f 'b %g' 10 >> "$D/app.log"
+cp "$D/app.log" "$D/app.log.1"; : > "$D/app.log"
+seq -f 'c %g' 500 >> "$D/app.log"            # longer than before: a new file
+tdm once -s "$S" -i 'app.log' -p "file:path=$OUT" "$D"
+tdm once -s "$S" -i 'app.log*' -p "file:path=$OUT" "$D"
+{ seq -f 'a %g' 100; seq -f 'b %g' 10; seq -f 'c %g' 500; } > "$T/wantg"
+assert_lines_once "$T/wantg" "$OUT" "OUT after the copy of a file refilled"
+assert_eq "$(ghosts_at "$S" "$D/app.log")" 0 "ghosts of app.log once the copy continued"
 
 say "once: copied before a byte of the original's content was read"
 D=$T/e; S=$T/se; OUT=$T/oute; mkdir -p "$D"

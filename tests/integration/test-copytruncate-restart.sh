@@ -8,8 +8,8 @@
 # when the original was refilled past its old bookmark before it was seen,
 # under kill -9 between the truncation's checkpoint and the copy, when the
 # copy is met before the original's content was read at all, and when it is
-# met half written. A copy
-# continues from a truncation once: the store keeps nothing of it after.
+# met half written. A copy continues from a truncation once: the store keeps
+# nothing of it after.
 source "$(dirname "$0")/lib.sh"
 
 # The records of PATH in state STATE whose state is "gone" (ghosts).

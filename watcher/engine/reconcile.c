@@ -103,8 +103,9 @@ static int live_holds(const tdm_file_t *live, int fd, uint64_t size,
  * gzipped copy. The truncated original restarts at 0. A tracked file that
  * delivered nothing yet of what the copy holds, and still holds it, leaves
  * all of it to the copy and goes on after it; a copy shorter than the
- * bookmark whose bytes the tracked file holds (one still being written)
- * continues at its end, so far. The tracked file may have
+ * bookmark (or than the head fingerprinted) whose bytes the tracked file
+ * holds (one still being written) continues at its end (or the bookmark),
+ * so far. The tracked file may have
  * been truncated already when the copy is met, even before a restart: what
  * it was then is a ghost of the truncation (tdm__ghost_truncated), found at
  * its path; a copy that continues from it forgets it, in the checkpoint
@@ -149,11 +150,16 @@ static int continue_copy(tdm_t *t, tdm_file_t *f, const char *path, int fd,
           best = g->pos, bm = g->marker, bml = g->marker_len;
           from = g->path;
           live = g, ghost = NULL, found = 1;
-        } else if (size < g->pos && !found && live_holds(g, fd, size, &m, &ml)) {
-          /* Shorter than the bookmark, every byte of it in the original:
-             a copy still being written (cp, or a sendfile seen page by
-             page), or of what was delivered already. */
-          best = size, bm = m, bml = ml;
+        } else if (!found && live_holds(g, fd, size, &m, &ml)) {
+          /* Every byte of it in the original, but shorter than the
+             original's bookmark or than its fingerprint: a copy still
+             being written (cp, or a sendfile seen page by page), or of
+             what was delivered already. It continues at the bookmark, or
+             at its end when that comes first. */
+          if (size < g->pos)
+            best = size, bm = m, bml = ml;
+          else
+            best = g->pos, bm = g->marker, bml = g->marker_len;
           from = g->path;
           live = g, found = 1;
         }

@@ -48,7 +48,9 @@ typedef enum tdm_file_state {
   TDM_FILE_PENDING = 4,   /* whole: seen, not complete yet */
   TDM_FILE_GONE = 5       /* tail: deleted or rotated away; kept a while
                              (dev 0, ino = id) so that its compressed copy
-                             continues from its bookmark */
+                             continues from its bookmark. With `dup_of`:
+                             what file dup_of was before a truncation, so
+                             that a copy made then (copytruncate) does */
 } tdm_file_state_t;
 
 /*
@@ -77,7 +79,8 @@ typedef struct tdm_file_rec {
   int64_t first_seen_ns;
   int64_t updated_ns;   /* last time the bookmark moved */
   uint8_t content_hash[16]; /* whole: canonical XXH3-128, zero if none */
-  uint64_t dup_of;      /* whole: id of the file this one duplicates */
+  uint64_t dup_of;      /* whole: id of the file this one duplicates;
+                           tail, GONE: id of the file truncated */
   uint32_t attempts;    /* whole: processing attempts */
   int32_t exit_status;  /* whole/exec: last status */
   const char *path;     /* absolute path at the last look */

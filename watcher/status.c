@@ -20,6 +20,8 @@
  *              "content_hash":"32 hex"|null,"duplicate_of":ID|null,
  *              "attempts":0,"exit_status":0,"error":"msg"|null,
  *              "path_escaped":false}, ...]}
+ * A "gone" file with a "duplicate_of" is what file ID was before a
+ * truncation (a copy of it made then continues from its bookmark).
  *
  * JSON text is UTF-8. A path (or message) that is not valid UTF-8 is given
  * the way the table and the log lines spell it (tdm__quote: \xNN for each
@@ -432,7 +434,9 @@ static void text_row(sweep_t *sw, const row *w) {
   fprintf(out, "%-*s  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s", sw->ws,
           state_name(w->rec.state), sw->wb, w->rec.offset, sw->wz, w->size,
           sw->wp, w->pending, tdm__quote(w->rec.path, qb, sizeof(qb)));
-  if (!w->present)
+  if (w->rec.state == TDM_FILE_GONE && w->rec.dup_of != 0)
+    fputs(" (as it was before a truncation)", out);
+  else if (!w->present)
     fputs(" (gone)", out);
   if (w->rec.state == TDM_FILE_DUPLICATE && w->rec.dup_of != 0) {
     char *orig = NULL;

@@ -60,6 +60,18 @@ tdm_file_t *tdm__filetable_by_path(const tdm_filetable_t *ft, const char *path) 
   return NULL;
 }
 
+tdm_file_t *tdm__filetable_ghost_at(const tdm_filetable_t *ft, const char *path,
+                                    const tdm_file_t *prev) {
+  tdm_hnode_t *n = prev != NULL ? tdm__hmap_next(&prev->by_path)
+                                : tdm__hmap_first(&ft->paths, path_hash(path));
+  for (; n != NULL; n = tdm__hmap_next(n)) {
+    tdm_file_t *f = tdm__container_of(n, tdm_file_t, by_path);
+    if (f->rec.state == TDM_FILE_GONE && strcmp(f->path, path) == 0)
+      return f;
+  }
+  return NULL;
+}
+
 int tdm__file_set_path(tdm_filetable_t *ft, tdm_file_t *f, const char *path) {
   char *p = strdup(path);
   if (p == NULL)

@@ -78,6 +78,10 @@ tdm_file_t *tdm__filetable_get(const tdm_filetable_t *ft, uint64_t dev,
 tdm_file_t *tdm__filetable_add(tdm_filetable_t *ft, const tdm_file_rec_t *rec);
 /* The file last seen at `path`, or NULL. */
 tdm_file_t *tdm__filetable_by_path(const tdm_filetable_t *ft, const char *path);
+/* The ghosts (state GONE) last seen at `path`: the first when `prev` is
+   NULL, else the next after `prev`; NULL when there are no more. */
+tdm_file_t *tdm__filetable_ghost_at(const tdm_filetable_t *ft, const char *path,
+                                    const tdm_file_t *prev);
 /* Unlink `f` from the table and free it (closing f->fd). */
 void tdm__filetable_remove(tdm_filetable_t *ft, tdm_file_t *f);
 /* Replace f's path (copied). -ENOMEM leaves it unchanged. */

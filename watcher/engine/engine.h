@@ -153,16 +153,6 @@ struct tdm_s {
   char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
   char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
   int after_swept;        /* our temporaries a kill -9 left in DIR removed */
-  /* Tail mode: what each of the last few truncated files was before its
-     truncation (head fingerprint, bookmark and its marker), so that a copy
-     made just before it (copytruncate's app.log.1) continues from there. */
-  struct tdm_trunc_ghost {
-    char path[PATH_MAX];  /* its name: a copy is named after it */
-    uint64_t dev, ino;    /* the truncated file itself: never its own copy */
-    uint64_t fp_hash, pos, marker;
-    uint32_t fp_len, marker_len;
-  } trunc_ghost[8];
-  size_t n_trunc_ghost;   /* entries used; the next goes at n % 8 */
   tdm_ends_t ends;        /* multiline: the record ends of the last cut */
   int ml_flush;           /* multiline: the file has been quiet for
                              --multiline-timeout-ms: its last record is

@@ -122,6 +122,52 @@ int tdm__retire(tdm_t *t, tdm_file_t *f) {
   return 0;
 }
 
+tdm_file_t *tdm__ghost_truncated(tdm_t *t, const tdm_file_t *f, uint64_t of,
+                                 int *rc) {
+  tdm_file_rec_t rec;
+  tdm_file_t *g, *oldest = NULL;
+  size_t n = 0;
+
+  *rc = 0;
+  if (t->opts.mode != TDM_MODE_TAIL || f->pos == 0 || f->rec.fp_len == 0)
+    return NULL;
+  /* The file's ghosts so far (at its path, of its id): the oldest goes
+     when there are as many as are kept. */
+  for (g = tdm__filetable_ghost_at(&t->files, f->path, NULL); g != NULL;
+       g = tdm__filetable_ghost_at(&t->files, f->path, g))
+    if (g->rec.dup_of == of) {
+      n++;
+      if (oldest == NULL || g->rec.updated_ns < oldest->rec.updated_ns)
+        oldest = g;
+    }
+  if (n >= TDM_TRUNC_GHOSTS && (*rc = tdm__forget(t, oldest)) != 0)
+    return NULL;
+  rec = f->rec;
+  rec.id = t->next_id++;
+  rec.dev = 0; /* no file has it: never found by identity */
+  rec.ino = rec.id;
+  rec.state = TDM_FILE_GONE;
+  rec.dup_of = of;
+  rec.offset = f->pos;
+  rec.size = f->pos; /* nothing pending here: a copy delivers what followed */
+  rec.marker = f->marker;
+  rec.marker_len = f->marker_len;
+  rec.error = NULL;
+  rec.first_seen_ns = rec.updated_ns = tdm__wall_ns();
+  if ((g = tdm__filetable_add(&t->files, &rec)) == NULL) {
+    *rc = -ENOMEM;
+    return NULL;
+  }
+  /* A rollback before the next checkpoint takes the processors back to
+     what f's durable bookmark says was delivered: so does the ghost. */
+  g->durable_offset = f->durable_offset;
+  g->durable_marker = f->durable_marker;
+  g->durable_marker_len = f->durable_marker_len;
+  g->dirty = 1;
+  t->need_checkpoint = 1;
+  return g;
+}
+
 int tdm__ghosts_expire(tdm_t *t) {
   int64_t now = tdm__wall_ns();
   for (size_t i = 0; i < t->files.n;) {
@@ -129,7 +175,8 @@ int tdm__ghosts_expire(tdm_t *t) {
     int rc;
     if (f->rec.state == TDM_FILE_GONE &&
         (now - f->rec.updated_ns > GHOST_TTL_NS ||
-         t->opts.decompress != TDM_DECOMPRESS_AUTO)) {
+         (t->opts.decompress != TDM_DECOMPRESS_AUTO &&
+          !tdm__is_trunc_ghost(f)))) {
       if ((rc = tdm__forget(t, f)) != 0)
         return rc;
       continue;

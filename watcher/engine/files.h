@@ -34,7 +34,25 @@ int tdm__forget(tdm_t *t, tdm_file_t *f);
    id, at no path) for a while when a compressed copy of it may still turn
    up (engine/zread.c), else forgotten. */
 int tdm__retire(tdm_t *t, tdm_file_t *f);
-/* Forget ghosts older than their time to live. */
+/* A tail file `f` found truncated (or written anew in place): what it was
+   before (its path, head fingerprint, bookmark and marker, as f has them
+   now) is kept as a ghost of the truncation (state GONE, dup_of = `of`, the
+   id of the file truncated), written in the same checkpoint as the
+   truncation itself, so that a copy made just before it (copytruncate's
+   app.log.1), met even after a restart, continues from that bookmark; the
+   copy that does forgets it. At most TDM_TRUNC_GHOSTS are kept per file
+   (the oldest goes), each for as long as any ghost. Returns the ghost,
+   NULL when f had no bookmark to keep or on out of memory (*rc = -ENOMEM;
+   else 0). */
+#define TDM_TRUNC_GHOSTS 8
+tdm_file_t *tdm__ghost_truncated(tdm_t *t, const tdm_file_t *f, uint64_t of,
+                                 int *rc);
+/* Is `f` the ghost of a truncation (tdm__ghost_truncated)? */
+static inline int tdm__is_trunc_ghost(const tdm_file_t *f) {
+  return f->rec.state == TDM_FILE_GONE && f->rec.dup_of != 0;
+}
+/* Forget ghosts older than their time to live (and those of files gone,
+   when compressed copies are not read: --decompress off). */
 int tdm__ghosts_expire(tdm_t *t);
 /* Delete record `id` at the next checkpoint. */
 int tdm__bury(tdm_t *t, uint64_t id);

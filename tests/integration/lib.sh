@@ -212,9 +212,13 @@ status_json() {
     fail "status --json is not one JSON object: $(head -c 500 "$T/status.json")"
 }
 
+# jfile FIELD PATH: FIELD of the file at PATH in $T/status.json; the file
+# there now before a record of one that was there and is gone (a ghost, a
+# whole-mode file kept until --forget-after).
 jfile() {
   jq -r --arg p "$2" --arg f "$1" \
-    '[.files[] | select(.path == $p)] | if length == 0 then "" else (.[0][$f] | tostring) end' \
+    '[.files[] | select(.path == $p)] | (map(select(.state != "gone")) + map(select(.state == "gone")))
+     | if length == 0 then "" else (.[0][$f] | tostring) end' \
     "$T/status.json"
 }
 

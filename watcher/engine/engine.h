@@ -139,6 +139,8 @@ struct tdm_s {
   char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
   char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
   int after_swept;        /* our temporaries a kill -9 left in DIR removed */
+  int64_t forget_due_ns;  /* whole: when the next gone record is due to be
+                             forgotten (--forget-after); 0: none known */
   /* Tail mode: what each of the last few truncated files was before its
      truncation (head fingerprint, bookmark and its marker), so that a copy
      made just before it (copytruncate's app.log.1) continues from there. */

@@ -24,11 +24,12 @@ int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path);
 
 /* Delete `f`'s record at the next checkpoint and drop it from memory. */
 int tdm__forget(tdm_t *t, tdm_file_t *f);
-/* A tail file that is gone: kept as a ghost (state GONE: dev 0, ino = its
-   id, at no path) for a while when a compressed copy of it may still turn
-   up (engine/zread.c), else forgotten. */
+/* A file that is gone: kept as a ghost (state GONE: dev 0, ino = its id,
+   at no path) for a while when a compressed copy of it may still turn up
+   (tail mode, engine/zread.c), or until --forget-after has passed (whole
+   mode, a done or duplicate file: engine/whole.c), else forgotten. */
 int tdm__retire(tdm_t *t, tdm_file_t *f);
-/* Forget ghosts older than their time to live. */
+/* Forget ghosts older than their time to live (tail mode). */
 int tdm__ghosts_expire(tdm_t *t);
 /* Delete record `id` at the next checkpoint. */
 int tdm__bury(tdm_t *t, uint64_t id);

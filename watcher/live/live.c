@@ -182,6 +182,10 @@ static void work_cb(uv_work_t *req) {
   if (!t->stop && t->n_ready == 0)
     tdm__caught_up(t);
 
+  /* Whole mode: gone files due to be forgotten are, after a checkpoint. */
+  if (lv->want_checkpoint && t->forget_due_ns != 0 &&
+      tdm__wall_ns() >= t->forget_due_ns)
+    t->need_checkpoint = 1;
   if ((lv->want_checkpoint || t->stop) && (t->need_checkpoint || t->n_dead > 0)) {
     rc = tdm__checkpoint(t);
     if (rc == 0 && t->stop && t->need_checkpoint)

@@ -46,7 +46,7 @@
    drops then acts on them (--on-done) and forgets them (--forget-after) as
    it goes, and the store never holds more than a few batches of records
    at once (LMDB's file keeps its largest size). */
-#define CHECKPOINT_FILES 4096
+#define CHECKPOINT_FILES 1024
 
 /* ---- the table of uncommitted hashes ------------------------------------ */
 
@@ -144,7 +144,7 @@ static void drop_done(tdm_hnode_t *n, void *arg) {
    one page of the forgotten set (copy on write), and the pages a
    transaction replaces are reused only by the next ones: small
    transactions keep the store small. */
-#define FORGET_BATCH 256
+#define FORGET_BATCH 128
 
 /* Drop the records of files gone for --forget-after, their hashes kept
    (see the top). */

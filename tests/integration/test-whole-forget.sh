@@ -8,7 +8,7 @@
 # again when dropped again). kill -9 during the forgetting of 6,000 records,
 # again and again: after each, tracked + forgotten = 6,000 and the store
 # passes its check; at the end nothing was handled twice. Bad durations are
-# usage errors naming the option, or FILE:LINE.
+# usage errors naming the option, or FILE:LINE. A quiet `run` forgets too.
 source "$(dirname "$0")/lib.sh"
 
 D=$T/drop; S=$T/state; LOG=$T/handled; FAILED=$T/failed
@@ -129,6 +129,21 @@ PY
 tdm once "${W[@]}" --forget-after 100ms "$D3"
 assert_eq "$(wc -l < "$OUT")" "$N" "lines handed over after the same content again"
 assert_eq "$(ls -A "$D3" | wc -l)" 0 "the drop directory (duplicates deleted)"
+
+say "run: a quiet run forgets when the duration is over, with nothing new"
+S5=$T/state5; D5=$T/drop5; mkdir -p "$D5"
+for i in 1 2 3; do echo "run drop $i" > "$D5/r$i.csv"; done
+run_bg /dev/null -m whole --settle-ms 0 --checkpoint-ms 100 --on-done delete --forget-after 1s \
+  -s "$S5" -p "$P" "$D5"
+forgotten_is() { [ "$(summary "$S5")" = "0 $1" ]; }
+wait_for 20 forgotten_is 3 || fail "run did not forget: $(summary "$S5")"
+# dropped as loaders drop: written under a hidden name, renamed into place
+echo "run drop 2" > "$D5/.a"; mv "$D5/.a" "$D5/again.csv"
+echo "run drop new" > "$D5/.n"; mv "$D5/.n" "$D5/new.csv"
+wait_for 20 forgotten_is 4 || fail "run did not forget the new one: $(summary "$S5")"
+stop_bg "$RUN_PID" TERM
+assert_eq "$STOP_RC" 0 "run's exit status"
+assert_eq "$(handled "run drop 2") $(handled "run drop new")" "1 1" "calls in run"
 
 say "bad durations: usage errors naming the option, the value, FILE:LINE"
 for v in x -1 10 1y 5.5s ""; do

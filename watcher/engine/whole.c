@@ -42,9 +42,9 @@
 #include <xxh_x86dispatch.h>
 
 #define RETRY_WAIT_MS 100 /* poll()'s wait while a file() says RETRY */
-/* A checkpoint at least every this many files done: a pass over a million
-   drops then acts on them (--on-done) and forgets them (--forget-after) as
-   it goes, and the store never holds more than a few batches of records
+/* With --on-done, a checkpoint at least every this many files done: a pass
+   over a million drops then acts on them and forgets them (--forget-after)
+   as it goes, and the store never holds more than a few batches of records
    at once (LMDB's file keeps its largest size). */
 #define CHECKPOINT_FILES 1024
 
@@ -835,7 +835,8 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
                 !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
   if (rc == 0 && t->n_inflight > 0)
     return tdm__whole_poll(t, 0); /* outcomes that came meanwhile */
-  if (rc == 0 && t->hashes.map.n >= CHECKPOINT_FILES + t->n_inflight)
+  if (rc == 0 && (t->after_delete || t->done_dir != NULL) &&
+      t->hashes.map.n >= CHECKPOINT_FILES + t->n_inflight)
     return tdm__checkpoint(t); /* done files' hashes waiting: enough */
   return rc != 0 ? rc : tdm__checkpoint_maybe(t);
 }

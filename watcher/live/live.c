@@ -221,6 +221,8 @@ static int has_work(const tdm_t *t) {
   return (lv->watch->pending && lv->watch->pending(lv->watch_state)) ||
          lv->want_rescan ||
          t->n_ready > 0 || (lv->want_checkpoint && t->need_checkpoint) ||
+         (lv->want_checkpoint && t->forget_due_ns != 0 && /* whole mode */
+          tdm__wall_ns() >= t->forget_due_ns) ||
          t->n_inflight > 0 || /* outcomes to collect as they come */
          (lv->want_drain &&
           (t->n_orphans > 0 || t->n_waiting > 0 || lv->m_stale)) ||

@@ -38,6 +38,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->decompress = TDM_DECOMPRESS_AUTO;
   o->multiline_timeout_ms = 1000;
   o->max_tries = 5;
+  o->forget_after_ms = 30ull * 24 * 3600 * 1000;
 }
 
 /* ---- open / close ------------------------------------------------------- */

@@ -213,8 +213,9 @@ status_json() {
     fail "status --json is not one JSON object: $(head -c 500 "$T/status.json")"
 }
 
-# The entry of PATH: the file there before any ghost of it (a "gone" record
-# at the same path: what it was before a truncation or a rewrite).
+# The entry of PATH: the file there now before any record of one that was
+# there and is gone (the ghost of a truncation or a rewrite; a whole-mode
+# file kept until --forget-after).
 JQ_ENTRY='[.files[] | select(.path == $p)] | map(select(.state != "gone")) + map(select(.state == "gone"))'
 
 jfile() {

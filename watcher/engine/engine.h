@@ -153,6 +153,8 @@ struct tdm_s {
   char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
   char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
   int after_swept;        /* our temporaries a kill -9 left in DIR removed */
+  int64_t forget_due_ns;  /* whole: when the next gone record is due to be
+                             forgotten (--forget-after); 0: none known */
   tdm_ends_t ends;        /* multiline: the record ends of the last cut */
   int ml_flush;           /* multiline: the file has been quiet for
                              --multiline-timeout-ms: its last record is

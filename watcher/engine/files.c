@@ -98,9 +98,15 @@ int tdm__bury(tdm_t *t, uint64_t id) {
 int tdm__retire(tdm_t *t, tdm_file_t *f) {
   tdm_file_rec_t rec;
   tdm_file_t *g;
+  /* Whole mode keeps a done (or duplicate) file gone from the tree until
+     --forget-after has passed (whole.c forgets it, its hash kept). */
+  int whole_kept = t->opts.mode == TDM_MODE_WHOLE && !f->inflight &&
+                   (f->rec.state == TDM_FILE_DONE ||
+                    f->rec.state == TDM_FILE_DUPLICATE);
 
-  if (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
-      f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE)
+  if (!whole_kept &&
+      (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
+       f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE))
     return tdm__forget(t, f);
   rec = f->rec;
   rec.dev = 0; /* no file has it: never found by identity */
@@ -170,6 +176,8 @@ tdm_file_t *tdm__ghost_truncated(tdm_t *t, const tdm_file_t *f, uint64_t of,
 
 int tdm__ghosts_expire(tdm_t *t) {
   int64_t now = tdm__wall_ns();
+  if (t->opts.mode == TDM_MODE_WHOLE)
+    return 0; /* gone whole files are forgotten by whole mode */
   for (size_t i = 0; i < t->files.n;) {
     tdm_file_t *f = t->files.all[i];
     int rc;

@@ -30,9 +30,10 @@ int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path);
 
 /* Delete `f`'s record at the next checkpoint and drop it from memory. */
 int tdm__forget(tdm_t *t, tdm_file_t *f);
-/* A tail file that is gone: kept as a ghost (state GONE: dev 0, ino = its
-   id, at no path) for a while when a compressed copy of it may still turn
-   up (engine/zread.c), else forgotten. */
+/* A file that is gone: kept as a ghost (state GONE: dev 0, ino = its id,
+   at no path) for a while when a compressed copy of it may still turn up
+   (tail mode, engine/zread.c), or until --forget-after has passed (whole
+   mode, a done or duplicate file: engine/whole.c), else forgotten. */
 int tdm__retire(tdm_t *t, tdm_file_t *f);
 /* A tail file `f` found truncated (or written anew in place): what it was
    before (its path, head fingerprint, bookmark and marker, as f has them
@@ -51,8 +52,8 @@ tdm_file_t *tdm__ghost_truncated(tdm_t *t, const tdm_file_t *f, uint64_t of,
 static inline int tdm__is_trunc_ghost(const tdm_file_t *f) {
   return f->rec.state == TDM_FILE_GONE && f->rec.dup_of != 0;
 }
-/* Forget ghosts older than their time to live (and those of files gone,
-   when compressed copies are not read: --decompress off). */
+/* Tail mode: forget ghosts older than their time to live (and those of
+   files gone, when compressed copies are not read: --decompress off). */
 int tdm__ghosts_expire(tdm_t *t);
 /* Delete record `id` at the next checkpoint. */
 int tdm__bury(tdm_t *t, uint64_t id);

@@ -161,6 +161,10 @@ int tdm__pass_once(tdm_t *t) {
   tdm__caught_up(t);
   if (t->need_checkpoint || t->n_dead > 0) {
     int crc = tdm__checkpoint(t);
+    /* What acting on its outcomes changed (whole mode: files deleted or
+       moved are gone now) goes into one more. */
+    if (crc == 0 && t->need_checkpoint && t->opts.mode == TDM_MODE_WHOLE)
+      crc = tdm__checkpoint(t);
     if (crc == 0 && t->need_checkpoint)
       crc = TDM_EPROC; /* a processor could not commit (logged) */
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)

@@ -413,8 +413,8 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
                const struct stat *st, tdm_comp_t kind, unsigned hints) {
   char head[TDM_FP_CAP], q[PATH_MAX];
   size_t hlen = 0;
-  uint64_t fp, short_len;
-  tdm_file_t *o;
+  uint64_t fp, short_len = UINT64_MAX;
+  tdm_file_t *o = NULL;
   int rc;
 
   if (!complete(t, fd, st, hints))
@@ -427,26 +427,33 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     return rc;
   fp = XXH3_64bits(head, hlen);
 
-  /* Known and fingerprinted: the same content, from its bookmark. */
+  /* Known and fingerprinted: the same content, from its bookmark. While
+     nothing of it is durable (its record goes to the store before its first
+     chunk: a kill -9 may come before a checkpoint moved its bookmark), it
+     may continue a file we followed, as when it was new. */
   if (f != NULL && f->rec.fp_len > 0) {
     if (f->rec.fp_len <= hlen && XXH3_64bits(head, f->rec.fp_len) == f->rec.fp_hash) {
-      rc = zread(t, f, fd, kind, st);
-      if (rc != 1)
+      if (f->pos == 0 && f->rec.offset == 0)
+        o = find_origin(t, f, fd, kind, head, hlen, &short_len);
+      if (o == NULL && (rc = zread(t, f, fd, kind, st)) != 1)
         return rc;
     }
-    /* Not the content this record knew (changed, or an inode of a deleted
-       file given to this one): the old record stays a ghost, so that a
-       compressed copy of it still continues its bookmark. */
-    tdm__info(&t->log, "%s: not the content its record knew: a new file",
-              tdm__quote(path, q, sizeof(q)));
-    t->stats.rewrites++;
-    if ((rc = tdm__retire(t, f)) != 0)
-      return rc;
-    f = NULL;
+    if (o == NULL) {
+      /* Not the content this record knew (changed, or an inode of a
+         deleted file given to this one): the old record stays a ghost, so
+         that a compressed copy of it still continues its bookmark. */
+      tdm__info(&t->log, "%s: not the content its record knew: a new file",
+                tdm__quote(path, q, sizeof(q)));
+      t->stats.rewrites++;
+      if ((rc = tdm__retire(t, f)) != 0)
+        return rc;
+      f = NULL;
+    }
   }
 
   /* New: does it continue a file we followed? */
-  o = find_origin(t, f, fd, kind, head, hlen, &short_len);
+  if (o == NULL)
+    o = find_origin(t, f, fd, kind, head, hlen, &short_len);
   if (f == NULL) {
     if ((f = track(t, path, st, fp, (uint32_t)hlen)) == NULL)
       return -ENOMEM;

@@ -131,6 +131,9 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
   t->checkpoint_deferred = 0;
   if (t->mode->committed != NULL)
     t->mode->committed(t, 1);
+  /* Not here: a caller up the stack may hold a file (a read that
+     checkpoints when stalled). */
+  t->rest_due = 1;
 }
 
 static int checkpoint(tdm_t *t) {

@@ -116,6 +116,8 @@ struct tdm_s {
   tdm_hashset_t hashes;   /* whole: hashes not in the store yet */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  int rest_due;           /* a checkpoint committed: tdm__rest() makes the
+                             files at rest cold at its next safe point */
   /* Metrics (engine/metrics.c). */
   int count_records;      /* count records per processor (metrics wanted) */
   uint64_t checkpoint_ns_sum; /* time spent in checkpoints */

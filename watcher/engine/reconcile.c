@@ -371,7 +371,24 @@ static int outcome(tdm_t *t, int rc) {
 
 int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints) {
+  tdm_cold_t *c = tdm__filetable_cold(&t->files, (uint64_t)lst->st_dev,
+                                      (uint64_t)lst->st_ino);
   tdm_file_t *f;
+
+  /* A cold file (at rest, core/filetable.h) unchanged at its path: what
+     each mode's look does with a file it knows unchanged, without making
+     it hot (tail: met_again(); whole: done or a duplicate, unchanged).
+     Anything else makes it hot below. */
+  if (c != NULL && !t->stop &&
+      !(t->outputs.n > 0 && tdm__outputs_skip(t, path, lst, 0)) &&
+      (uint64_t)lst->st_size == c->size && mtime_ns(lst) == c->mtime_ns &&
+      ctime_ns(lst) == c->ctime_ns && tdm__cold_at(&t->files, c, path)) {
+    t->stats.files_seen++;
+    c->seen = 1;
+    return 0;
+  }
+  if (c != NULL && tdm__filetable_thaw(&t->files, c) == NULL)
+    return t->files.err == -ENOMEM ? -ENOMEM : TDM_ESTATE;
 
   if (t->outputs.n > 0) { /* our own output is not input */
     f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
@@ -704,6 +721,7 @@ static int on_file(void *arg, const char *path, const char *rel,
   (void)rel;
   rc = tdm__look(t, path, st, 0);
   tdm__progress_file(t, t->stats.files_opened != opened);
+  tdm__rest(t); /* between two files: none is held */
   return rc;
 }
 
@@ -732,6 +750,27 @@ static int under(const char *path, const char *root) {
  * at its path but now excluded keeps its bookmark.
  */
 static int collect_garbage(tdm_t *t, const int *scanned) {
+  /* Cold files first: one not met and gone is made hot, for the walk
+     below (the last cold file is swapped into i). */
+  for (size_t i = 0; i < t->files.n_cold;) {
+    tdm_cold_t *c = &t->files.cold[i];
+    char path[PATH_MAX];
+    struct stat st;
+    int gone = 0;
+
+    if (!c->seen && tdm__cold_path(&t->files, c, path, sizeof(path)) == 0)
+      for (size_t r = 0; r < t->n_roots && !gone; r++)
+        if (scanned[r] && under(path, t->roots[r]))
+          gone = lstat(path, &st) != 0 ||
+                 (uint64_t)st.st_dev != t->files.devs[c->dev] ||
+                 (uint64_t)st.st_ino != c->ino;
+    if (!gone) {
+      c->seen = 0;
+      i++;
+    } else if (tdm__filetable_thaw(&t->files, c) == NULL) {
+      return t->files.err == -ENOMEM ? -ENOMEM : TDM_ESTATE;
+    }
+  }
   for (size_t i = 0; i < t->files.n;) {
     tdm_file_t *f = t->files.all[i];
     struct stat st;
@@ -766,6 +805,14 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
       return rc;
   }
   return tdm__ghosts_expire(t);
+}
+
+/* No file met by a scan any more. */
+static void unsee(tdm_t *t) {
+  for (size_t i = 0; i < t->files.n; i++)
+    t->files.all[i]->seen = 0;
+  for (size_t i = 0; i < t->files.n_cold; i++)
+    t->files.cold[i].seen = 0;
 }
 
 int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
@@ -811,8 +858,7 @@ int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
   if (rc == 0)
     rc = collect_garbage(t, scanned);
   else
-    for (size_t i = 0; i < t->files.n; i++)
-      t->files.all[i]->seen = 0;
+    unsee(t);
   free(scanned);
   return rc == 0 && partial ? TDM_EPARTIAL : rc;
 }
@@ -832,8 +878,7 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
   scan_init(t, &s, on_dir);
   t->scan_root = root;
   rc = tdm__scan(&s, t->roots[root], rel);
-  for (size_t i = 0; i < t->files.n; i++)
-    t->files.all[i]->seen = 0;
+  unsee(t);
   t->stats.skipped_special += s.stats.special;
   t->stats.file_errors += s.stats.errors;
   return rc == -ENOENT ? 0 : rc;

@@ -11,7 +11,7 @@
  * probing, at most 3/4 full, removal by shifting back, so no tombstones);
  * directories interned and counted; names end to end in one arena, which
  * is compacted when more than half of it is names of files gone hot.
- * Cost a cold file: 72 B + 2 x 4 B / load (1/2 on average: 16 B) + its
+ * Cost a cold file: 64 B + 2 x 4 B / load (1/2 on average: 16 B) + its
  * name and NUL; a few hundred bytes a directory.
  */
 #include "core/filetable.h"
@@ -270,7 +270,7 @@ static int cold_add(tdm_filetable_t *ft, const tdm_file_rec_t *rec,
   tdm_cold_t *c;
   int rc;
 
-  if (slash == NULL || rec->fp_len > UINT16_MAX)
+  if (slash == NULL || rec->fp_len > UINT16_MAX || rec->offset != rec->size)
     return -EINVAL;
   dlen = (size_t)(slash - path);
   nlen = strlen(slash + 1);
@@ -286,7 +286,6 @@ static int cold_add(tdm_filetable_t *ft, const tdm_file_rec_t *rec,
   c->id = rec->id;
   c->ino = rec->ino;
   c->size = rec->size;
-  c->offset = rec->offset;
   c->mtime_ns = rec->mtime_ns;
   c->ctime_ns = rec->ctime_ns;
   c->fp_hash = rec->fp_hash;
@@ -399,7 +398,7 @@ static int thaw_cb(void *arg, const tdm_file_rec_t *rec) {
     return -ESTALE; /* the store's record is another file's */
   r.path = a->path;
   r.size = a->c->size;
-  r.offset = a->c->offset;
+  r.offset = a->c->size;
   r.mtime_ns = a->c->mtime_ns;
   r.ctime_ns = a->c->ctime_ns;
   r.state = a->c->state;

@@ -5,7 +5,7 @@
  * and the engine's live state), found through the vector `all` and two
  * chained hash tables; every engine function works on these. Cold: a file
  * at rest (clean, nothing held, nothing pending), kept as a 64-byte
- * tdm_cold_t (72 bytes) with its directory shared and its name in one arena, in two
+ * tdm_cold_t (64 bytes) with its directory shared and its name in one arena, in two
  * open-addressing tables of 32-bit indices: about 90 bytes a file instead
  * of about 400. tdm__filetable_get() and tdm__filetable_by_path() make a
  * cold file hot again (thaw) by reading its record through `load` (the
@@ -68,8 +68,7 @@ typedef struct tdm_file {
 typedef struct tdm_cold {
   uint64_t id;
   uint64_t ino;
-  uint64_t size;
-  uint64_t offset;        /* == the delivered position: nothing pending */
+  uint64_t size;          /* == its bookmark (offset): nothing pending */
   int64_t mtime_ns;
   int64_t ctime_ns;
   uint64_t fp_hash;       /* for a compressed copy to find its origin by */
@@ -160,7 +159,8 @@ tdm_file_t *tdm__filetable_thaw(tdm_filetable_t *ft, tdm_cold_t *c);
  * Keep the file of record `rec` cold from the start (a record loaded from
  * the store, whose engine fields are all at rest). A hot or cold file of
  * the same (dev, ino) must not be in the table. 0, -ENOMEM, -EOVERFLOW
- * (names over 4 GiB: the caller keeps it hot).
+ * (names over 4 GiB), -EINVAL (a bookmark other than its size, a path with
+ * no '/'): the caller keeps it hot.
  */
 int tdm__filetable_add_cold(tdm_filetable_t *ft, const tdm_file_rec_t *rec);
 /* Make hot file `f` cold (freed). The caller has checked it is at rest

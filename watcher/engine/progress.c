@@ -34,7 +34,7 @@ static int count(void *arg, const char *path, const char *rel,
   if (c != NULL) { /* at rest: not made hot to be counted */
     if (size != c->size || mtime_ns(st) != c->mtime_ns) {
       p->files_total++;
-      p->bytes_total += size >= c->offset ? size - c->offset : size;
+      p->bytes_total += size >= c->size ? size - c->size : size;
     }
   } else if (f == NULL) {
     p->files_total++;

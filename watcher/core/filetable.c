@@ -41,8 +41,16 @@ static uint64_t cold_path_hash(uint32_t dir, const char *name, size_t len) {
   return tdm__hash_bytes(name, len) ^ tdm__hash_u64((uint64_t)dir + 1);
 }
 
+/* By identity: inodes allocated together (a directory's files, mostly)
+   land in one run of 64 slots, so a scan or a load in that order finds its
+   slots in a few cache lines instead of one miss a file. The rest of the
+   inode number and the device are mixed as usual. */
+static uint64_t cold_id_hash(uint64_t dev, uint64_t ino) {
+  return id_hash(dev, ino >> 6) ^ (ino & 63);
+}
+
 static uint64_t cold_id_hash_of(const tdm_filetable_t *ft, const tdm_cold_t *c) {
-  return id_hash(ft->devs[c->dev], c->ino);
+  return cold_id_hash(ft->devs[c->dev], c->ino);
 }
 
 static uint64_t cold_path_hash_of(const tdm_filetable_t *ft,
@@ -149,12 +157,19 @@ static uint32_t dev_index(tdm_filetable_t *ft, uint64_t dev) {
 
 static uint32_t dir_find(const tdm_filetable_t *ft, const char *path,
                          size_t len) {
-  uint64_t h = tdm__hash_bytes(path, len);
+  uint64_t h;
+  /* The last one found or made: files come a directory at a time. */
+  if (ft->last_dir < ft->n_dirs) {
+    const tdm_dir_t *d = ft->dirs[ft->last_dir];
+    if (d->refs > 0 && d->len == len && memcmp(d->path, path, len) == 0)
+      return ft->last_dir;
+  }
+  h = tdm__hash_bytes(path, len);
   for (tdm_hnode_t *n = tdm__hmap_first(&ft->dir_map, h); n;
        n = tdm__hmap_next(n)) {
     tdm_dir_t *d = tdm__container_of(n, tdm_dir_t, node);
     if (d->len == len && memcmp(d->path, path, len) == 0)
-      return d->index;
+      return ((tdm_filetable_t *)ft)->last_dir = d->index;
   }
   return NONE;
 }
@@ -199,6 +214,7 @@ static uint32_t dir_ref(tdm_filetable_t *ft, const char *path, size_t len) {
     return NONE;
   }
   d->refs = 1;
+  ft->last_dir = i;
   return i;
 }
 
@@ -323,7 +339,7 @@ tdm_cold_t *tdm__filetable_cold(const tdm_filetable_t *ft, uint64_t dev,
   size_t s;
   if (ft->n_cold == 0)
     return NULL;
-  s = id_hash(dev, ino) & ft->cold_mask;
+  s = cold_id_hash(dev, ino) & ft->cold_mask;
   for (; ft->cold_ids[s] != NONE; s = (s + 1) & ft->cold_mask) {
     tdm_cold_t *c = &ft->cold[ft->cold_ids[s]];
     if (c->ino == ino && ft->devs[c->dev] == dev)

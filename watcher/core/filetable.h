@@ -113,6 +113,7 @@ typedef struct tdm_filetable {
   tdm_dir_t **dirs;
   uint32_t n_dirs, cap_dirs;
   tdm_hmap_t dir_map;
+  uint32_t last_dir;      /* the directory last found: tried first */
   char *names;            /* NUL-terminated names, end to end */
   size_t names_len, names_cap, names_dead;
   tdm_file_load_fn load;  /* NULL: no file is made cold */

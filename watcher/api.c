@@ -238,6 +238,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
     goto err;
   t->next_id = tdm_store_next_id(t->store);
+  t->hot_floor = t->files.n;
   for (size_t i = 0; i < t->files.n; i++) { /* --on-done/--on-failed */
     tdm_file_t *f = t->files.all[i];
     if (f->rec.state == TDM_FILE_FAILED)

@@ -218,7 +218,8 @@ int tdm__checkpoint_maybe(tdm_t *t) {
     return 0;
   /* While a processor defers checkpoints, only the clock asks again. */
   if ((t->checkpoint_deferred > 0 ||
-       t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES) &&
+       (t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES &&
+        t->files.n < t->hot_floor + TDM_CHECKPOINT_FILES)) &&
       tdm__now_ms() - t->last_checkpoint_ms < t->opts.checkpoint_ms)
     return 0;
   return tdm__checkpoint(t);

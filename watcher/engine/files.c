@@ -119,6 +119,7 @@ void tdm__rest(tdm_t *t) {
     if (!at_rest(f) || tdm__filetable_freeze(&t->files, f) != 0)
       i++;
   }
+  t->hot_floor = t->files.n;
 }
 
 /* Ghosts: how long a gone file waits for its compressed copy. */

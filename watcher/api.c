@@ -67,6 +67,12 @@ static int loads_cold(const tdm_t *t, const tdm_file_rec_t *rec) {
 
 static int load_file(void *arg, const tdm_file_rec_t *rec) {
   tdm_t *t = arg;
+  if (loads_cold(t, rec)) {
+    int rc = tdm__filetable_add_cold(&t->files, rec);
+    if (rc == 0 || rc == -ENOMEM)
+      return rc;
+    /* A second record for one identity, or one to keep hot: below. */
+  }
   if (tdm__filetable_get(&t->files, rec->dev, rec->ino) != NULL) {
     /* Two records for one inode can only come from an older crash between
        a rewrite's delete and insert; the newer id wins. */
@@ -76,11 +82,6 @@ static int load_file(void *arg, const tdm_file_rec_t *rec) {
     tdm__filetable_remove(&t->files, old);
   } else if (t->files.err != 0) {
     return t->files.err; /* it could not be made hot */
-  }
-  if (loads_cold(t, rec)) {
-    int rc = tdm__filetable_add_cold(&t->files, rec);
-    if (rc != -EOVERFLOW && rc != -EINVAL)
-      return rc;
   }
   return tdm__filetable_add(&t->files, rec) != NULL ? 0 : -ENOMEM;
 }

@@ -200,6 +200,7 @@ TEST(cold_made_hot_with_its_fields) {
   tdm__filetable_init(&ft);
   tdm__filetable_set_load(&ft, load, NULL);
   ASSERT_EQ(tdm__filetable_add_cold(&ft, &r), 0);
+  ASSERT_EQ(tdm__filetable_add_cold(&ft, &r), -EEXIST); /* one identity */
   ASSERT_EQ(ft.n, 0);
   ASSERT_EQ(ft.n_cold, 1);
   ASSERT_EQ(tdm__filetable_count(&ft), 1);

@@ -32,6 +32,17 @@ static uint64_t path_hash(const char *path) {
 
 void tdm__filetable_init(tdm_filetable_t *ft) { memset(ft, 0, sizeof(*ft)); }
 
+static tdm_file_t *hot_get(const tdm_filetable_t *ft, uint64_t dev,
+                           uint64_t ino) {
+  uint64_t h = id_hash(dev, ino);
+  for (tdm_hnode_t *n = tdm__hmap_first(&ft->ids, h); n; n = tdm__hmap_next(n)) {
+    tdm_file_t *f = tdm__container_of(n, tdm_file_t, by_id);
+    if (f->rec.ino == ino && f->rec.dev == dev)
+      return f;
+  }
+  return NULL;
+}
+
 /* ---- cold files ----------------------------------------------------------- */
 
 #define NONE UINT32_MAX
@@ -41,12 +52,14 @@ static uint64_t cold_path_hash(uint32_t dir, const char *name, size_t len) {
   return tdm__hash_bytes(name, len) ^ tdm__hash_u64((uint64_t)dir + 1);
 }
 
-/* By identity: inodes allocated together (a directory's files, mostly)
-   land in one run of 64 slots, so a scan or a load in that order finds its
-   slots in a few cache lines instead of one miss a file. The rest of the
-   inode number and the device are mixed as usual. */
+/* By identity: 16 inodes allocated together (a directory's files, mostly)
+   land in the 16 slots of one cache line, so a scan or a load in that order
+   finds its slots in a few lines instead of one miss a file. The rest of
+   the inode number and the device are mixed as usual. (Runs of 64 made
+   the probes for identities not there, every load's and every new file's,
+   walk runs of a hundred slots.) */
 static uint64_t cold_id_hash(uint64_t dev, uint64_t ino) {
-  return id_hash(dev, ino >> 6) ^ (ino & 63);
+  return id_hash(dev, ino >> 4) ^ (ino & 15);
 }
 
 static uint64_t cold_id_hash_of(const tdm_filetable_t *ft, const tdm_cold_t *c) {
@@ -66,6 +79,18 @@ static uint32_t *cold_map(tdm_filetable_t *ft, int by_path) {
 static uint64_t cold_hash(const tdm_filetable_t *ft, int by_path, uint32_t i) {
   return by_path ? cold_path_hash_of(ft, &ft->cold[i])
                  : cold_id_hash_of(ft, &ft->cold[i]);
+}
+
+/* Is cold file i's identity that of another cold file? */
+static int cold_dup(const tdm_filetable_t *ft, uint32_t i) {
+  const tdm_cold_t *c = &ft->cold[i];
+  size_t s = cold_id_hash_of(ft, c) & ft->cold_mask;
+  for (; ft->cold_ids[s] != NONE; s = (s + 1) & ft->cold_mask) {
+    const tdm_cold_t *o = &ft->cold[ft->cold_ids[s]];
+    if (o->ino == c->ino && o->dev == c->dev)
+      return 1;
+  }
+  return 0;
 }
 
 static void map_put(tdm_filetable_t *ft, int by_path, uint32_t i) {
@@ -122,24 +147,41 @@ static int cold_reserve(tdm_filetable_t *ft) {
   if ((ft->n_cold + 1) * 4 > (ft->cold_mask + 1) * 3 || ft->cold_mask == 0) {
     size_t slots = ft->cold_mask ? (ft->cold_mask + 1) * 2 : 2048;
     uint32_t *ids = malloc(slots * sizeof(*ids));
-    uint32_t *paths = malloc(slots * sizeof(*paths));
-    if (ids == NULL || paths == NULL) {
+    uint32_t *paths = ft->cold_paths != NULL ? malloc(slots * sizeof(*paths))
+                                             : NULL;
+    if (ids == NULL || (paths == NULL && ft->cold_paths != NULL)) {
       free(ids);
       free(paths);
       return -ENOMEM;
     }
     memset(ids, 0xff, slots * sizeof(*ids));
-    memset(paths, 0xff, slots * sizeof(*paths));
     free(ft->cold_ids);
-    free(ft->cold_paths);
     ft->cold_ids = ids;
-    ft->cold_paths = paths;
     ft->cold_mask = slots - 1;
-    for (size_t i = 0; i < ft->n_cold; i++) {
+    for (size_t i = 0; i < ft->n_cold; i++)
       map_put(ft, 0, (uint32_t)i);
-      map_put(ft, 1, (uint32_t)i);
+    if (paths != NULL) {
+      memset(paths, 0xff, slots * sizeof(*paths));
+      free(ft->cold_paths);
+      ft->cold_paths = paths;
+      for (size_t i = 0; i < ft->n_cold; i++)
+        map_put(ft, 1, (uint32_t)i);
     }
   }
+  return 0;
+}
+
+/* The index by path, made at its first use: a pass that meets no new file
+   and no event by name (a nothing-new `once`) never needs it, and making
+   it as records load was a cache miss a file. 0 or -ENOMEM. */
+static int paths_build(tdm_filetable_t *ft) {
+  if (ft->cold_paths != NULL || ft->cold_mask == 0)
+    return 0;
+  if ((ft->cold_paths = malloc((ft->cold_mask + 1) * sizeof(uint32_t))) == NULL)
+    return -ENOMEM;
+  memset(ft->cold_paths, 0xff, (ft->cold_mask + 1) * sizeof(uint32_t));
+  for (size_t i = 0; i < ft->n_cold; i++)
+    map_put(ft, 1, (uint32_t)i);
   return 0;
 }
 
@@ -310,10 +352,16 @@ static int cold_add(tdm_filetable_t *ft, const tdm_file_rec_t *rec,
   c->dir = dir;
   c->name = (uint32_t)ft->names_len;
   c->state = (uint8_t)rec->state;
+  if (cold_dup(ft, i)) { /* the one probe a load makes for it */
+    ft->n_cold--;
+    dir_unref(ft, dir);
+    return -EEXIST;
+  }
   memcpy(ft->names + ft->names_len, slash + 1, nlen + 1);
   ft->names_len += nlen + 1;
   map_put(ft, 0, i);
-  map_put(ft, 1, i);
+  if (ft->cold_paths != NULL)
+    map_put(ft, 1, i);
   return 0;
 }
 
@@ -322,14 +370,16 @@ static void cold_remove(tdm_filetable_t *ft, uint32_t i) {
   uint32_t last = (uint32_t)ft->n_cold - 1;
 
   map_del(ft, 0, map_slot(ft, 0, i));
-  map_del(ft, 1, map_slot(ft, 1, i));
+  if (ft->cold_paths != NULL)
+    map_del(ft, 1, map_slot(ft, 1, i));
   ft->names_dead += strlen(ft->names + ft->cold[i].name) + 1;
   dir_unref(ft, ft->cold[i].dir);
   if (i != last) {
-    size_t si = map_slot(ft, 0, last), sp = map_slot(ft, 1, last);
+    size_t si = map_slot(ft, 0, last);
+    if (ft->cold_paths != NULL)
+      ft->cold_paths[map_slot(ft, 1, last)] = i;
     ft->cold[i] = ft->cold[last];
     ft->cold_ids[si] = i;
-    ft->cold_paths[sp] = i;
   }
   ft->n_cold--;
 }
@@ -348,7 +398,7 @@ tdm_cold_t *tdm__filetable_cold(const tdm_filetable_t *ft, uint64_t dev,
   return NULL;
 }
 
-static tdm_cold_t *cold_by_path(const tdm_filetable_t *ft, const char *path) {
+static tdm_cold_t *cold_by_path(tdm_filetable_t *ft, const char *path) {
   const char *slash = strrchr(path, '/');
   uint32_t dir;
   size_t s, nlen;
@@ -356,6 +406,13 @@ static tdm_cold_t *cold_by_path(const tdm_filetable_t *ft, const char *path) {
   if (ft->n_cold == 0 || slash == NULL ||
       (dir = dir_find(ft, path, (size_t)(slash - path))) == NONE)
     return NULL;
+  if (paths_build(ft) != 0) { /* no memory for the index: one by one */
+    for (size_t i = 0; i < ft->n_cold; i++)
+      if (ft->cold[i].dir == dir &&
+          strcmp(ft->names + ft->cold[i].name, slash + 1) == 0)
+        return &ft->cold[i];
+    return NULL;
+  }
   nlen = strlen(slash + 1);
   s = cold_path_hash(dir, slash + 1, nlen) & ft->cold_mask;
   for (; ft->cold_paths[s] != NONE; s = (s + 1) & ft->cold_mask) {
@@ -440,6 +497,8 @@ tdm_file_t *tdm__filetable_thaw(tdm_filetable_t *ft, tdm_cold_t *c) {
 }
 
 int tdm__filetable_add_cold(tdm_filetable_t *ft, const tdm_file_rec_t *rec) {
+  if (ft->n > 0 && hot_get(ft, rec->dev, rec->ino) != NULL)
+    return -EEXIST;
   return cold_add(ft, rec, rec->path != NULL ? rec->path : "");
 }
 
@@ -488,13 +547,10 @@ void tdm__filetable_free(tdm_filetable_t *ft) {
 
 tdm_file_t *tdm__filetable_get(tdm_filetable_t *ft, uint64_t dev,
                                uint64_t ino) {
-  uint64_t h = id_hash(dev, ino);
+  tdm_file_t *f = hot_get(ft, dev, ino);
   tdm_cold_t *c;
-  for (tdm_hnode_t *n = tdm__hmap_first(&ft->ids, h); n; n = tdm__hmap_next(n)) {
-    tdm_file_t *f = tdm__container_of(n, tdm_file_t, by_id);
-    if (f->rec.ino == ino && f->rec.dev == dev)
-      return f;
-  }
+  if (f != NULL)
+    return f;
   c = tdm__filetable_cold(ft, dev, ino);
   return c != NULL ? tdm__filetable_thaw(ft, c) : NULL;
 }

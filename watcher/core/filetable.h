@@ -106,7 +106,8 @@ typedef struct tdm_filetable {
   size_t n_cold, cap_cold;
   uint32_t *cold_ids;     /* open addressing, linear probing: indices */
   uint32_t *cold_paths;   /* into `cold`, UINT32_MAX empty; by (dev, ino)
-                             and by (dir, name) */
+                             and by (dir, name), this one made at its
+                             first use (NULL until then) */
   size_t cold_mask;       /* slots - 1 (a power of two), 0: none yet */
   uint64_t *devs;         /* the devices cold files are on */
   uint32_t n_devs;
@@ -158,10 +159,10 @@ int tdm__cold_path(const tdm_filetable_t *ft, const tdm_cold_t *c, char *buf,
 tdm_file_t *tdm__filetable_thaw(tdm_filetable_t *ft, tdm_cold_t *c);
 /*
  * Keep the file of record `rec` cold from the start (a record loaded from
- * the store, whose engine fields are all at rest). A hot or cold file of
- * the same (dev, ino) must not be in the table. 0, -ENOMEM, -EOVERFLOW
- * (names over 4 GiB), -EINVAL (a bookmark other than its size, a path with
- * no '/'): the caller keeps it hot.
+ * the store, whose engine fields are all at rest). 0, -ENOMEM, -EEXIST (a
+ * hot or cold file has its (dev, ino)), -EOVERFLOW (names over 4 GiB),
+ * -EINVAL (a bookmark other than its size, a path with no '/'): the caller
+ * keeps it hot, or settles the two.
  */
 int tdm__filetable_add_cold(tdm_filetable_t *ft, const tdm_file_rec_t *rec);
 /* Make hot file `f` cold (freed). The caller has checked it is at rest

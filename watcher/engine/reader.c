@@ -213,6 +213,12 @@ static int update_marker(tdm_file_t *f, int fd, const char *buf, size_t end) {
     f->marker = XXH3_64bits(buf + end - TDM_MARKER_LEN, TDM_MARKER_LEN);
     return 0;
   }
+  if (f->pos == end) { /* the chunk began at 0: all of [0, pos) is in buf
+                          (a small file's first read: no pread again) */
+    f->marker_len = (uint32_t)end;
+    f->marker = XXH3_64bits(buf, end);
+    return 0;
+  }
   return tdm__marker(fd, f->pos, &f->marker, &f->marker_len);
 }
 

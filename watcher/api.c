@@ -185,6 +185,8 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
     memcpy(o, caller, caller->size < sizeof(*o) ? caller->size : sizeof(*o));
   o->size = (uint32_t)sizeof(*o);
   t = calloc(1, sizeof(*t));
+  if (t != NULL)
+    t->plain_fd = -1;
   if (t == NULL)
     return -ENOMEM;
   t->status_print = tdm__status_print;

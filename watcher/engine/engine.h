@@ -119,6 +119,9 @@ struct tdm_s {
   size_t n_inflight;      /* whole: files with f->inflight */
   int rest_due;           /* a checkpoint committed: tdm__rest() makes the
                              files at rest cold at its next safe point */
+  int plain_fd;           /* a descriptor tail_look() found holding a plain
+                             head (not compressed) in the look under way,
+                             so tdm__read() need not look again; else -1 */
   size_t hot_floor;       /* hot files left by the last tdm__rest() (or
                              the load): TDM_CHECKPOINT_FILES more and a
                              checkpoint is due */

@@ -419,7 +419,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
   /* A file first met empty (a compressor had just created it) is held as a
      plain one: its bytes are never read as text. tdm__zlook reads it once
      it is complete. */
-  if (f->pos == 0 && end > 0) {
+  if (f->pos == 0 && end > 0 && fd != t->plain_fd) {
     tdm_comp_t kind;
     if (tdm__zkind(t->opts.decompress, fd, &kind) == 0 && kind != TDM_COMP_NONE)
       return 0;

@@ -477,8 +477,15 @@ static int compressed(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   if (g != NULL && (g->rec.dev != (uint64_t)st->st_dev ||
                     g->rec.ino != (uint64_t)st->st_ino))
     g = tdm__filetable_get(&t->files, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-  if (tdm__zkind(t->opts.decompress, fd, &kind) != 0 || kind == TDM_COMP_NONE)
+  if (tdm__zkind(t->opts.decompress, fd, &kind) != 0)
     return 0;
+  if (kind == TDM_COMP_NONE) {
+    /* A whole magic's worth of plain head: tdm__read() in this look need
+       not read it again (an emptier one may still be being written). */
+    if (st->st_size >= 4)
+      t->plain_fd = fd;
+    return 0;
+  }
   if (g != NULL) {
     g->seen = 1;
     tdm__release(t, g); /* read whole, never held */
@@ -520,8 +527,20 @@ static int reidentify(tdm_t *t, tdm_file_t **fp, const char *path,
 
 /* Tail mode's look (tdm_mode_ops_t.look): after tdm__look left out our own
    outputs, read what is new in the file. */
+static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
+                        unsigned hints);
+
+/* Tail mode's look (tdm_mode_ops_t.look); what it learnt of a descriptor
+   that it closes or hands over ends with it. */
 static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
                      unsigned hints) {
+  int rc = tail_look_fd(t, path, lst, hints);
+  t->plain_fd = -1;
+  return rc;
+}
+
+static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
+                        unsigned hints) {
   tdm_file_t *f;
   struct stat st;
   char *oldpath = NULL; /* f's name before this look */

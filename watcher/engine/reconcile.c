@@ -528,13 +528,11 @@ static int reidentify(tdm_t *t, tdm_file_t **fp, const char *path,
   return 0;
 }
 
-/* Tail mode's look (tdm_mode_ops_t.look): after tdm__look left out our own
-   outputs, read what is new in the file. */
 static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
                         unsigned hints);
 
 /* Tail mode's look (tdm_mode_ops_t.look); what it learnt of a descriptor
-   that it closes or hands over ends with it. */
+   (t->plain_fd), which it has closed or handed over, ends with it. */
 static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
                      unsigned hints) {
   int rc = tail_look_fd(t, path, lst, hints);
@@ -542,6 +540,7 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
   return rc;
 }
 
+/* After tdm__look left out our own outputs, read what is new in the file. */
 static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
                         unsigned hints) {
   tdm_file_t *f;

@@ -52,11 +52,9 @@ static int load_record(void *arg, uint64_t id,
    400) unless it has something to do: bytes pending, a failure, a ghost,
    whole mode's pending files and --on-done/--on-failed still to act on. */
 static int loads_cold(const tdm_t *t, const tdm_file_rec_t *rec) {
-  if (rec->size != rec->offset)
-    return 0;
   switch (rec->state) {
   case TDM_FILE_ACTIVE:
-    return 1;
+    return rec->size <= rec->offset;
   case TDM_FILE_DONE:
   case TDM_FILE_DUPLICATE:
     return !(t->after_delete || t->done_dir != NULL);

@@ -328,7 +328,7 @@ static int cold_add(tdm_filetable_t *ft, const tdm_file_rec_t *rec,
   tdm_cold_t *c;
   int rc;
 
-  if (slash == NULL || rec->fp_len > UINT16_MAX || rec->offset != rec->size)
+  if (slash == NULL || rec->fp_len > UINT16_MAX)
     return -EINVAL;
   dlen = (size_t)(slash - path);
   nlen = strlen(slash + 1);
@@ -462,7 +462,8 @@ typedef struct thaw {
   tdm_file_t *f;
 } thaw_t;
 
-/* The store's record, with what the cold file holds laid over it. */
+/* The store's record, with what the cold file holds laid over it. (The
+   bookmark is the store's: a file is made cold only where it is durable.) */
 static int thaw_cb(void *arg, const tdm_file_rec_t *rec) {
   thaw_t *a = arg;
   tdm_file_rec_t r = *rec;
@@ -471,7 +472,6 @@ static int thaw_cb(void *arg, const tdm_file_rec_t *rec) {
     return -ESTALE; /* the store's record is another file's */
   r.path = a->path;
   r.size = a->c->size;
-  r.offset = a->c->size;
   r.mtime_ns = a->c->mtime_ns;
   r.ctime_ns = a->c->ctime_ns;
   r.state = a->c->state;

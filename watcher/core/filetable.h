@@ -68,7 +68,8 @@ typedef struct tdm_file {
 typedef struct tdm_cold {
   uint64_t id;
   uint64_t ino;
-  uint64_t size;          /* == its bookmark (offset): nothing pending */
+  uint64_t size;          /* its bookmark is the store's: nothing is
+                             pending past it (tail: size <= bookmark) */
   int64_t mtime_ns;
   int64_t ctime_ns;
   uint64_t fp_hash;       /* for a compressed copy to find its origin by */
@@ -161,8 +162,8 @@ tdm_file_t *tdm__filetable_thaw(tdm_filetable_t *ft, tdm_cold_t *c);
  * Keep the file of record `rec` cold from the start (a record loaded from
  * the store, whose engine fields are all at rest). 0, -ENOMEM, -EEXIST (a
  * hot or cold file has its (dev, ino)), -EOVERFLOW (names over 4 GiB),
- * -EINVAL (a bookmark other than its size, a path with no '/'): the caller
- * keeps it hot, or settles the two.
+ * -EINVAL (a path with no '/', an over-long fingerprint): the caller keeps
+ * it hot, or settles the two.
  */
 int tdm__filetable_add_cold(tdm_filetable_t *ft, const tdm_file_rec_t *rec);
 /* Make hot file `f` cold (freed). The caller has checked it is at rest

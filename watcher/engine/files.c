@@ -96,10 +96,10 @@ static int at_rest(const tdm_file_t *f) {
       f->durable_marker != f->rec.marker ||
       f->durable_marker_len != f->rec.marker_len)
     return 0;
-  if (f->rec.size != f->rec.offset)
-    return 0; /* tail: bytes pending (or a size not looked at since) */
   switch (f->rec.state) {
-  case TDM_FILE_ACTIVE:
+  case TDM_FILE_ACTIVE: /* tail: nothing pending (a compressed file's
+                           bookmark counts uncompressed bytes: beyond) */
+    return f->rec.size <= f->rec.offset;
   case TDM_FILE_DONE:
   case TDM_FILE_DUPLICATE:
     return 1;

@@ -31,7 +31,7 @@ static int count(void *arg, const char *path, const char *rel,
   uint64_t size = (uint64_t)st->st_size;
   (void)path;
   (void)rel;
-  if (c != NULL) { /* at rest: not made hot to be counted */
+  if (c != NULL) { /* at rest (so read to its old size): not made hot */
     if (size != c->size || mtime_ns(st) != c->mtime_ns) {
       p->files_total++;
       p->bytes_total += size >= c->size ? size - c->size : size;

@@ -184,7 +184,7 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
   o->size = (uint32_t)sizeof(*o);
   t = calloc(1, sizeof(*t));
   if (t != NULL)
-    t->plain_fd = -1;
+    t->plain_fd = t->head_fd = -1;
   if (t == NULL)
     return -ENOMEM;
   t->status_print = tdm__status_print;

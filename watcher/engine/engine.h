@@ -119,6 +119,11 @@ struct tdm_s {
   size_t n_inflight;      /* whole: files with f->inflight */
   int rest_due;           /* a checkpoint committed: tdm__rest() makes the
                              files at rest cold at its next safe point */
+  int head_fd;            /* t->buf holds the first head_len bytes of this
+                             descriptor, read by the look under way for
+                             a new file's fingerprint: its first read
+                             takes them from there; else -1 */
+  size_t head_len;
   int plain_fd;           /* a descriptor tail_look() found holding a plain
                              head (not compressed) in the look under way,
                              so tdm__read() need not look again; else -1 */

@@ -228,9 +228,15 @@ static int update_marker(tdm_file_t *f, int fd, const char *buf, size_t end) {
 static ssize_t read_at(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
   char q[PATH_MAX];
   size_t want = end - f->pos < t->buf_cap ? (size_t)(end - f->pos) : t->buf_cap;
-  ssize_t n = pread(fd, t->buf, want, (off_t)f->pos);
+  ssize_t n;
   int rc;
 
+  if (fd == t->head_fd && f->pos == 0 && want <= t->head_len) {
+    t->head_fd = -1; /* the head a new file's fingerprint just read */
+    return (ssize_t)want;
+  }
+  t->head_fd = -1;
+  n = pread(fd, t->buf, want, (off_t)f->pos);
   if (n >= 0)
     return n;
   if (errno == EINTR)

@@ -13,6 +13,7 @@
 #include "engine/reconcile.h"
 
 #include "base/clock.h"
+#include "base/io.h"
 #include "core/identity.h"
 #include "core/scan.h"
 #include "engine/checkpoint.h"
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxh_x86dispatch.h>
 
 #define ORPHAN_GRACE_MS 1000u
 
@@ -216,7 +218,22 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
 
   memset(&rec, 0, sizeof(rec));
   rec.state = TDM_FILE_ACTIVE;
-  *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash, &rec.fp_len);
+  if (!t->from_end && t->buf != NULL && t->buf_cap >= TDM_FP_CAP) {
+    /* The head into t->buf, where the first read finds it (read_at()):
+       a small file is read once, not twice. */
+    ssize_t n;
+    rec.fp_len = st->st_size < TDM_FP_CAP ? (uint32_t)st->st_size : TDM_FP_CAP;
+    n = tdm__pread_full(fd, t->buf, rec.fp_len, 0);
+    *rc = n < 0 ? (int)n : (size_t)n < rec.fp_len ? -ENODATA : 0;
+    if (*rc == 0) {
+      rec.fp_hash = XXH3_64bits(t->buf, rec.fp_len);
+      t->head_fd = fd;
+      t->head_len = rec.fp_len;
+    }
+  } else {
+    *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash,
+                           &rec.fp_len);
+  }
   if (*rc == 0 && t->from_end && st->st_size > 0) {
     rec.offset = (uint64_t)st->st_size;
     *rc = tdm__marker(fd, rec.offset, &rec.marker, &rec.marker_len);
@@ -536,7 +553,7 @@ static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
 static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
                      unsigned hints) {
   int rc = tail_look_fd(t, path, lst, hints);
-  t->plain_fd = -1;
+  t->plain_fd = t->head_fd = -1;
   return rc;
 }
 

@@ -92,6 +92,44 @@ int tdm__bury(tdm_t *t, uint64_t id) {
   return 0;
 }
 
+static int at_rest(const tdm_file_t *f) {
+  if (f->dirty || f->fresh || f->deferred || f->in_piece || f->restart ||
+      f->orphan || f->ready || f->waiting || f->settling || f->inflight ||
+      f->stale || f->after ||
+      f->fd >= 0 || f->pending_mask != 0)
+    return 0;
+  if (f->pos != f->rec.offset || f->marker != f->rec.marker ||
+      f->marker_len != f->rec.marker_len ||
+      f->durable_offset != f->rec.offset ||
+      f->durable_marker != f->rec.marker ||
+      f->durable_marker_len != f->rec.marker_len)
+    return 0;
+  switch (f->rec.state) {
+  case TDM_FILE_ACTIVE: /* tail: nothing pending (a compressed file's
+                           bookmark counts uncompressed bytes: beyond) */
+    return f->rec.size <= f->rec.offset;
+  case TDM_FILE_DONE:
+  case TDM_FILE_DUPLICATE:
+    return 1;
+  default: /* failed, pending, ghosts: few, and looked at */
+    return 0;
+  }
+}
+
+void tdm__rest(tdm_t *t) {
+  if (!t->rest_due)
+    return;
+  t->rest_due = 0;
+  for (size_t i = 0; i < t->files.n;) {
+    tdm_file_t *f = t->files.all[i];
+    /* Made cold: the last file was swapped into i. Could not be (out of
+       memory): it stays hot, which is only bigger. */
+    if (!at_rest(f) || tdm__filetable_freeze(&t->files, f) != 0)
+      i++;
+  }
+  t->hot_floor = t->files.n;
+}
+
 /* Ghosts: how long a gone file waits for its compressed copy. */
 #define GHOST_TTL_NS (600ll * 1000000000)
 

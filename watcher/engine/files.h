@@ -58,6 +58,16 @@ int tdm__ghosts_expire(tdm_t *t);
 /* Delete record `id` at the next checkpoint. */
 int tdm__bury(tdm_t *t, uint64_t id);
 
+/* When a checkpoint committed since (t->rest_due): keep every file at rest
+   cold (core/filetable.h), about 90 bytes instead of about 400. At rest:
+   clean (the store holds its record), no descriptor, no flag, nothing
+   pending (tail: delivered up to its size, a compressed file past it;
+   whole: done or a duplicate, with no --on-done still to act on). Frees
+   the files it makes cold: called only where no caller holds a tdm_file_t
+   (between two files of a scan, after a pass, after the live worker's
+   round). */
+void tdm__rest(tdm_t *t);
+
 void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on);
 /* `f`'s record is (on) or is no longer (off) to be made durable before its
    next chunk (f->fresh, counted in t->n_fresh). */

@@ -2,6 +2,7 @@
  * pass.c: one pass over the sources (tdm_run_once), and what every pass,
  * once or live, checks and sets up before it starts.
  */
+#include "engine/files.h"
 #include "engine/pass.h"
 
 #include "base/clock.h"
@@ -170,6 +171,7 @@ int tdm__pass_once(tdm_t *t) {
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
       rc = crc != 0 ? crc : rc;
   }
+  tdm__rest(t);
   if (rc == 0 && (t->stats.file_errors > 0 || left_failed(t)))
     rc = TDM_EPARTIAL;
   if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))

@@ -13,6 +13,7 @@
 #include "engine/reconcile.h"
 
 #include "base/clock.h"
+#include "base/io.h"
 #include "core/identity.h"
 #include "core/scan.h"
 #include "engine/checkpoint.h"
@@ -31,6 +32,7 @@
 #include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxh_x86dispatch.h>
 
 #define ORPHAN_GRACE_MS 1000u
 
@@ -240,7 +242,22 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
 
   memset(&rec, 0, sizeof(rec));
   rec.state = TDM_FILE_ACTIVE;
-  *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash, &rec.fp_len);
+  if (!t->from_end && t->buf != NULL && t->buf_cap >= TDM_FP_CAP) {
+    /* The head into t->buf, where the first read finds it (read_at()):
+       a small file is read once, not twice. */
+    ssize_t n;
+    rec.fp_len = st->st_size < TDM_FP_CAP ? (uint32_t)st->st_size : TDM_FP_CAP;
+    n = tdm__pread_full(fd, t->buf, rec.fp_len, 0);
+    *rc = n < 0 ? (int)n : (size_t)n < rec.fp_len ? -ENODATA : 0;
+    if (*rc == 0) {
+      rec.fp_hash = XXH3_64bits(t->buf, rec.fp_len);
+      t->head_fd = fd;
+      t->head_len = rec.fp_len;
+    }
+  } else {
+    *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash,
+                           &rec.fp_len);
+  }
   if (*rc == 0 && t->from_end && st->st_size > 0) {
     rec.offset = (uint64_t)st->st_size;
     *rc = tdm__marker(fd, rec.offset, &rec.marker, &rec.marker_len);
@@ -406,8 +423,25 @@ static size_t defer_max(tdm_t *t) {
 
 int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints) {
+  tdm_cold_t *c = tdm__filetable_cold(&t->files, (uint64_t)lst->st_dev,
+                                      (uint64_t)lst->st_ino);
   tdm_file_t *f;
   int rc;
+
+  /* A cold file (at rest, core/filetable.h) unchanged at its path: what
+     each mode's look does with a file it knows unchanged, without making
+     it hot (tail: met_again(); whole: done or a duplicate, unchanged).
+     Anything else makes it hot below. */
+  if (c != NULL && !t->stop &&
+      !(t->outputs.n > 0 && tdm__outputs_skip(t, path, lst, 0)) &&
+      (uint64_t)lst->st_size == c->size && mtime_ns(lst) == c->mtime_ns &&
+      ctime_ns(lst) == c->ctime_ns && tdm__cold_at(&t->files, c, path)) {
+    t->stats.files_seen++;
+    c->seen = 1;
+    return 0;
+  }
+  if (c != NULL && tdm__filetable_thaw(&t->files, c) == NULL)
+    return t->files.err == -ENOMEM ? -ENOMEM : TDM_ESTATE;
 
   if (t->outputs.n > 0) { /* our own output is not input */
     f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
@@ -559,7 +593,10 @@ static int take_fd(tdm_t *t, tdm_file_t *f, const char *path,
     return -1;
   }
   t->stats.files_opened++;
-  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  /* Within the kernel's usual read-ahead (128 KiB) the advice changes
+     nothing but costs a system call a file. */
+  if (lst->st_size >= 128 * 1024)
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   return fd;
 }
 
@@ -575,8 +612,15 @@ static int compressed(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   if (g != NULL && (g->rec.dev != (uint64_t)st->st_dev ||
                     g->rec.ino != (uint64_t)st->st_ino))
     g = tdm__filetable_get(&t->files, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-  if (tdm__zkind(t->opts.decompress, fd, &kind) != 0 || kind == TDM_COMP_NONE)
+  if (tdm__zkind(t->opts.decompress, fd, &kind) != 0)
     return 0;
+  if (kind == TDM_COMP_NONE) {
+    /* A whole magic's worth of plain head: tdm__read() in this look need
+       not read it again (an emptier one may still be being written). */
+    if (st->st_size >= 4)
+      t->plain_fd = fd;
+    return 0;
+  }
   if (g != NULL) {
     g->seen = 1;
     tdm__release(t, g); /* read whole, never held */
@@ -616,10 +660,21 @@ static int reidentify(tdm_t *t, tdm_file_t **fp, const char *path,
   return 0;
 }
 
-/* Tail mode's look (tdm_mode_ops_t.look): after tdm__look left out our own
-   outputs, read what is new in the file. */
+static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
+                        unsigned hints);
+
+/* Tail mode's look (tdm_mode_ops_t.look); what it learnt of a descriptor
+   (t->plain_fd), which it has closed or handed over, ends with it. */
 static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
                      unsigned hints) {
+  int rc = tail_look_fd(t, path, lst, hints);
+  t->plain_fd = t->head_fd = -1;
+  return rc;
+}
+
+/* After tdm__look left out our own outputs, read what is new in the file. */
+static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
+                        unsigned hints) {
   tdm_file_t *f;
   struct stat st;
   char *oldpath = NULL; /* f's name before this look */
@@ -827,6 +882,7 @@ static int on_file(void *arg, const char *path, const char *rel,
   (void)rel;
   rc = tdm__look(t, path, st, 0);
   tdm__progress_file(t, t->stats.files_opened != opened);
+  tdm__rest(t); /* between two files: none is held */
   return rc;
 }
 
@@ -855,6 +911,27 @@ static int under(const char *path, const char *root) {
  * at its path but now excluded keeps its bookmark.
  */
 static int collect_garbage(tdm_t *t, const int *scanned) {
+  /* Cold files first: one not met and gone is made hot, for the walk
+     below (the last cold file is swapped into i). */
+  for (size_t i = 0; i < t->files.n_cold;) {
+    tdm_cold_t *c = &t->files.cold[i];
+    char path[PATH_MAX];
+    struct stat st;
+    int gone = 0;
+
+    if (!c->seen && tdm__cold_path(&t->files, c, path, sizeof(path)) == 0)
+      for (size_t r = 0; r < t->n_roots && !gone; r++)
+        if (scanned[r] && under(path, t->roots[r]))
+          gone = lstat(path, &st) != 0 ||
+                 (uint64_t)st.st_dev != t->files.devs[c->dev] ||
+                 (uint64_t)st.st_ino != c->ino;
+    if (!gone) {
+      c->seen = 0;
+      i++;
+    } else if (tdm__filetable_thaw(&t->files, c) == NULL) {
+      return t->files.err == -ENOMEM ? -ENOMEM : TDM_ESTATE;
+    }
+  }
   for (size_t i = 0; i < t->files.n;) {
     tdm_file_t *f = t->files.all[i];
     struct stat st;
@@ -889,6 +966,14 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
       return rc;
   }
   return tdm__ghosts_expire(t);
+}
+
+/* No file met by a scan any more. */
+static void unsee(tdm_t *t) {
+  for (size_t i = 0; i < t->files.n; i++)
+    t->files.all[i]->seen = 0;
+  for (size_t i = 0; i < t->files.n_cold; i++)
+    t->files.cold[i].seen = 0;
 }
 
 int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
@@ -936,8 +1021,7 @@ int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
   if (rc == 0)
     rc = collect_garbage(t, scanned);
   else
-    for (size_t i = 0; i < t->files.n; i++)
-      t->files.all[i]->seen = 0;
+    unsee(t);
   free(scanned);
   return rc == 0 && partial ? TDM_EPARTIAL : rc;
 }
@@ -962,8 +1046,7 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
     if (frc != 0)
       rc = frc;
   }
-  for (size_t i = 0; i < t->files.n; i++)
-    t->files.all[i]->seen = 0;
+  unsee(t);
   t->stats.skipped_special += s.stats.special;
   t->stats.file_errors += s.stats.errors;
   return rc == -ENOENT ? 0 : rc;

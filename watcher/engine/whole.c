@@ -684,18 +684,29 @@ static int same_version(tdm_t *t, tdm_file_t *f, const char *path,
   return 0;
 }
 
+/* The path of a record read from the store (into a PATH_MAX buffer). */
+static int record_path(void *arg, const tdm_file_rec_t *rec) {
+  snprintf(arg, PATH_MAX, "%s", rec->path != NULL ? rec->path : "");
+  return 0;
+}
+
 /* `f` at `path` has the content of file `other`: record it as a duplicate. */
 static void duplicate(tdm_t *t, tdm_file_t *f, const char *path,
                       uint64_t other) {
   tdm_file_t *o = NULL;
-  char q[PATH_MAX];
+  char q[PATH_MAX], opath[PATH_MAX] = "";
 
   for (size_t i = 0; i < t->files.n && o == NULL; i++)
     if (t->files.all[i]->rec.id == other)
       o = t->files.all[i];
+  /* Not in memory as a whole file: at rest (cold), or forgotten. */
+  if (o == NULL &&
+      tdm_store_get_file(t->store, other, record_path, opath) != 0)
+    opath[0] = '\0';
   tdm__warn(&t->log, "%s: duplicate of %s: skipped",
             tdm__quote(path, q, sizeof(q)),
             o         ? o->path
+            : opath[0] ? opath
             : other   ? "a file handled before"
                       : "a file handled before and forgotten");
   f->rec.dup_of = other;

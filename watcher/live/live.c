@@ -212,6 +212,7 @@ static void work_cb(uv_work_t *req) {
     (void)t->mode->poll(t, OUTCOME_WAIT_MS);
   if (t->n_open > t->max_open)
     tdm__trim_fds(t);
+  tdm__rest(t); /* the round is over: no file is held */
   t->stats.watches = lv->watch->count ? lv->watch->count(lv->watch_state) : 0;
   publish(t, t->stop);
   if (t->stop)

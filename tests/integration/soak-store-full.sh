@@ -32,7 +32,9 @@ until grep -qE "$ERR_RE" "$T/run.err"; do
 done
 grep -E "$ERR_RE" "$T/run.err" | head -n 3
 echo "  $(grep -cE "$ERR_RE" "$T/run.err") error lines"
-grep -E "$ERR_RE" "$T/run.err" | grep -qF "$S" ||
+# (not grep -q: under pipefail, its early exit can kill the first grep with
+# SIGPIPE and fail the pipe though a line matched)
+grep -E "$ERR_RE" "$T/run.err" | grep -F "$S" >/dev/null ||
   fail "the store error does not name the state directory $S"
 sleep 1
 if is_running "$RUN_PID"; then

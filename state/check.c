@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "state/env.h"
+#include "state/forgotten.h"
 #include "state/record.h"
 
 #define CHECK_OK 0
@@ -82,11 +83,14 @@ static int entry_bad(int which, const MDB_val *k, const MDB_val *v,
            v->mv_size > TDM_RESTORE_MAX;
   case TDM__DB_HASHES:
     return k->mv_size != 16 || v->mv_size != 8;
+  case TDM__DB_FORGOTTEN:
+    return tdm__forgotten_bad(k, v);
   case TDM__DB_META:
     if (k->mv_size == 6 && memcmp(k->mv_data, "schema", 6) == 0)
       return v->mv_size != 4;
     if ((k->mv_size == 7 && memcmp(k->mv_data, "next_id", 7) == 0) ||
         (k->mv_size == 8 && memcmp(k->mv_data, "next_dir", 8) == 0) ||
+        (k->mv_size == 9 && memcmp(k->mv_data, "forgotten", 9) == 0) ||
         (k->mv_size == 13 && memcmp(k->mv_data, "checkpoint_ns", 13) == 0))
       return v->mv_size != 8;
     return 0;

@@ -5,7 +5,8 @@
 #include "state/env.h"
 
 const char *const tdm__db_names[TDM__N_DBS] = {"meta",   "files", "procs",
-                                               "hashes", "dirs",  "dirkeys"};
+                                               "hashes", "dirs",  "dirkeys",
+                                               "forgotten"};
 
 int tdm__env_begin_read(MDB_env *env, const tdm__log_t *log, const char *qdir,
                         MDB_txn **txn) {

@@ -9,11 +9,13 @@
 
 #include "base/log.h"
 
-/* The named databases, in the order store.h lists them. The last two are
-   new in schema 2 (a store of schema 1 has no directory table). */
+/* The named databases, in the order store.h lists them. "dirs" and
+   "dirkeys" are new in schema 2 (a store of schema 1 has no directory
+   table), "forgotten" in schema 3. */
 enum { TDM__DB_META, TDM__DB_FILES, TDM__DB_PROCS, TDM__DB_HASHES,
-       TDM__DB_DIRS, TDM__DB_DIRKEYS, TDM__N_DBS };
+       TDM__DB_DIRS, TDM__DB_DIRKEYS, TDM__DB_FORGOTTEN, TDM__N_DBS };
 #define TDM__SCHEMA1_DBS TDM__DB_DIRS
+#define TDM__SCHEMA2_DBS TDM__DB_FORGOTTEN /* "forgotten": new in schema 3 */
 extern const char *const tdm__db_names[TDM__N_DBS];
 
 /*

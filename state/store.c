@@ -30,12 +30,13 @@
 
 #include "state/check.h"
 #include "state/env.h"
+#include "state/forgotten.h"
 #include "state/record.h"
 
 enum { DB_META = TDM__DB_META, DB_FILES = TDM__DB_FILES,
        DB_PROCS = TDM__DB_PROCS, DB_HASHES = TDM__DB_HASHES,
        DB_DIRS = TDM__DB_DIRS, DB_DIRKEYS = TDM__DB_DIRKEYS,
-       N_DBS = TDM__N_DBS };
+       DB_FORGOTTEN = TDM__DB_FORGOTTEN, N_DBS = TDM__N_DBS };
 
 /* The directory a commit filed its last record under: the next record is
    most often in the same one. */
@@ -59,6 +60,8 @@ struct tdm_store_s {
   uint64_t next_id;
   uint64_t next_dir; /* the next unused directory id */
   int has_dirs;      /* schema 2: the directory tables are open */
+  int has_forgotten; /* schema 3: the forgotten hashes are open */
+  uint64_t forgotten; /* how many hashes the forgotten set holds */
   dir_cache_t last_dir; /* writer: the last directory committed */
   int64_t checkpoint_ns;
   uint64_t lost_files;
@@ -274,8 +277,8 @@ static int instance_load(tdm_store_t *s, MDB_txn *txn) {
 }
 
 /* Open "meta" (creating it and the schema record in a `fresh` store) and
-   check the schema: 1 or 2, a writer brings 1 to 2 (the tables it lacks are
-   created by open_tables). *schema = the store's schema, as it is now.
+   check the schema: 1 to 3, a writer brings an older one to 3 (the tables it
+   lacks are created by open_tables). *schema = the store's schema, as it is now.
    Returns 0, TDM_ESTATE (logged) or an LMDB code. */
 static int open_schema(tdm_store_t *s, MDB_txn *txn, int fresh,
                        uint64_t *schema) {
@@ -313,11 +316,13 @@ static int open_schema(tdm_store_t *s, MDB_txn *txn, int fresh,
    LMDB code. */
 static int open_tables(tdm_store_t *s, MDB_txn *txn, unsigned create,
                        uint64_t schema) {
-  int rc = 0, n = schema >= 2 ? N_DBS : TDM__SCHEMA1_DBS;
+  int rc = 0, n = schema >= 3   ? N_DBS
+                  : schema == 2 ? TDM__SCHEMA2_DBS
+                                : TDM__SCHEMA1_DBS;
   for (int i = DB_META + 1; rc == 0 && i < n; i++) {
     unsigned flags = create;
     if (i >= TDM__SCHEMA1_DBS && !s->rdonly)
-      flags = MDB_CREATE; /* new in schema 2: made when it is reached */
+      flags = MDB_CREATE; /* new in schema 2 or 3: made when it is reached */
     if ((rc = mdb_dbi_open(txn, tdm__db_names[i], flags, &s->dbi[i])) ==
         MDB_NOTFOUND) {
       tdm__error(s->log, "%s: state store is damaged: database '%s' is missing",
@@ -325,7 +330,8 @@ static int open_tables(tdm_store_t *s, MDB_txn *txn, unsigned create,
       rc = TDM_ESTATE;
     }
   }
-  s->has_dirs = rc == 0 && n == N_DBS;
+  s->has_dirs = rc == 0 && n >= TDM__SCHEMA2_DBS;
+  s->has_forgotten = rc == 0 && n == N_DBS;
   return rc;
 }
 
@@ -341,6 +347,10 @@ static int load_meta(tdm_store_t *s, MDB_txn *txn, uint64_t *next_id,
       (rc = meta_get(s, txn, "checkpoint_ns", 8, ns)) == MDB_NOTFOUND)
     rc = 0;
   if (rc == 0 && (rc = meta_get(s, txn, "lost_files", 8, lost)) == MDB_NOTFOUND)
+    rc = 0;
+  s->forgotten = 0;
+  if (rc == 0 && (rc = meta_get(s, txn, "forgotten", 8, &s->forgotten)) ==
+                     MDB_NOTFOUND)
     rc = 0;
   s->next_dir = 1;
   if (rc == 0 &&
@@ -610,6 +620,8 @@ int64_t tdm_store_checkpoint_ns(const tdm_store_t *s) {
 }
 
 uint64_t tdm_store_lost_files(const tdm_store_t *s) { return s->lost_files; }
+
+uint64_t tdm_store_forgotten(const tdm_store_t *s) { return s->forgotten; }
 
 int tdm_store_refresh(tdm_store_t *s, uint64_t *txnid) {
   uint64_t next_id = s->next_id, ns = (uint64_t)s->checkpoint_ns,
@@ -907,12 +919,73 @@ int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
   return 0;
 }
 
+int tdm_store_hash_forgotten(tdm_store_t *s, const uint8_t hash[16]) {
+  MDB_txn *txn;
+  int rc, found = 0;
+
+  if (!s->has_forgotten || s->forgotten == 0)
+    return 0;
+  if ((rc = read_txn(s, &txn)) != 0)
+    return fail(s, rc, "looking up a forgotten content hash");
+  rc = tdm__forgotten_has(txn, s->dbi[DB_FORGOTTEN], hash, &found);
+  mdb_txn_abort(txn);
+  if (rc != 0)
+    return fail(s, rc, "looking up a forgotten content hash");
+  return found;
+}
+
 typedef struct commit_arg {
   const tdm_store_batch_t *b;
   int64_t now;
   uint64_t next_dir; /* as the transaction leaves it */
   dir_cache_t dir;   /* the transaction's last directory */
+  uint64_t forgotten; /* the set's size, as the transaction leaves it */
 } commit_arg_t;
+
+/* Drop the records of b->forget, their hashes kept in the forgotten set
+   (see tdm_store_batch_t.forget). */
+static int forget_files(tdm_store_t *s, MDB_txn *txn, commit_arg_t *a) {
+  const tdm_store_batch_t *b = a->b;
+  static const uint8_t zero[16];
+  uint8_t (*h)[16], id[8];
+  MDB_val k = {8, id};
+  size_t n = 0;
+  uint64_t added = 0;
+  MDB_stat st;
+  int rc = 0;
+
+  if (b->n_forget == 0)
+    return 0;
+  if (!s->has_forgotten)
+    return EINVAL; /* a writer's store is always of the latest schema */
+  if ((h = malloc(b->n_forget * sizeof(*h))) == NULL)
+    return ENOMEM;
+  for (size_t i = 0; i < b->n_forget && rc == 0; i++) {
+    const tdm_store_hash_t *f = &b->forget[i];
+    MDB_val hk = {16, (void *)f->hash}, hv;
+    tdm__put_be64(id, f->file_id);
+    if ((rc = mdb_del(txn, s->dbi[DB_FILES], &k, NULL)) == MDB_NOTFOUND)
+      rc = 0;
+    if (memcmp(f->hash, zero, 16) == 0)
+      continue; /* no content hash: nothing to remember */
+    /* The hash's entry goes with the file it names; one naming another
+       file (still tracked) stays. */
+    rc = mdb_get(txn, s->dbi[DB_HASHES], &hk, &hv);
+    if (rc == 0 && hv.mv_size == 8 && tdm__get_be64(hv.mv_data) == f->file_id)
+      rc = mdb_del(txn, s->dbi[DB_HASHES], &hk, NULL);
+    else if (rc == MDB_NOTFOUND || rc == 0)
+      rc = 0;
+    memcpy(h[n++], f->hash, 16);
+  }
+  if (rc == 0 && (rc = mdb_stat(txn, s->dbi[DB_FORGOTTEN], &st)) == 0)
+    rc = tdm__forgotten_add(txn, s->dbi[DB_FORGOTTEN], h, n, st.ms_psize,
+                            &added);
+  free(h);
+  a->forgotten = s->forgotten + added;
+  if (rc == 0 && added > 0)
+    rc = meta_put(s, txn, "forgotten", a->forgotten, 8);
+  return rc;
+}
 
 /*
  * File `path` under its directory (everything before its last '/'): *dir is
@@ -1037,6 +1110,8 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, void *arg) {
     if ((rc = mdb_put(txn, s->dbi[DB_HASHES], &hk, &hv, 0)) != 0)
       return rc;
   }
+  if ((rc = forget_files(s, txn, a)) != 0)
+    return rc;
   if (b->next_id > s->next_id &&
       (rc = meta_put(s, txn, "next_id", b->next_id, 8)) != 0)
     return rc;
@@ -1051,7 +1126,7 @@ static int apply_batch(tdm_store_t *s, MDB_txn *txn, void *arg) {
 }
 
 int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
-  commit_arg_t a = {b, 0, 0, {NULL, 0}};
+  commit_arg_t a = {b, 0, 0, {NULL, 0}, 0};
   struct timespec ts;
   size_t i;
   int rc;
@@ -1093,6 +1168,8 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b) {
     s->next_id = b->next_id;
   s->checkpoint_ns = a.now;
   s->lost_files += b->add_lost_files;
+  if (b->n_forget > 0)
+    s->forgotten = a.forgotten;
   return 0;
 }
 
@@ -1107,6 +1184,13 @@ static int drop_files(tdm_store_t *s, MDB_txn *txn, void *arg) {
     rc = mdb_drop(txn, s->dbi[DB_DIRS], 0);
   if (rc == 0 && s->has_dirs)
     rc = mdb_drop(txn, s->dbi[DB_DIRKEYS], 0);
+  if (rc == 0 && s->has_forgotten)
+    rc = mdb_drop(txn, s->dbi[DB_FORGOTTEN], 0);
+  if (rc == 0 && s->has_forgotten) {
+    MDB_val k = {9, (void *)"forgotten"};
+    if ((rc = mdb_del(txn, s->dbi[DB_META], &k, NULL)) == MDB_NOTFOUND)
+      rc = 0;
+  }
   return rc;
 }
 
@@ -1116,6 +1200,8 @@ int tdm_store_clear_files(tdm_store_t *s) {
     s->failed = 1;
   free(s->last_dir.path); /* its entry is gone */
   s->last_dir.path = NULL;
+  if (rc == 0)
+    s->forgotten = 0;
   return rc != 0 ? fail(s, rc, "forgetting the file records") : 0;
 }
 

@@ -21,8 +21,12 @@
  *            record's path is its directory's id and the name in it
  *   "dirkeys" XXH3-128 of a directory's path -> u64 BE directory id
  *            (schema 2; meta "next_dir" -> u64 LE, the next unused id)
- * A store of schema 1 (tidemark 0.2) is brought to schema 2 by the first
- * writer that opens it; a reader reads either.
+ *   "forgotten" (schema 3) the content hashes of whole-mode files whose
+ *            records were dropped (--forget-after), packed into buckets of
+ *            neighbouring hashes (state/forgotten.h); meta "forgotten" ->
+ *            u64 LE, how many (absent: 0)
+ * A store of schema 1 (tidemark 0.2) or 2 is brought to schema 3 by the
+ * first writer that opens it; a reader reads any of them.
  *
  * The engine keeps every file record in memory; the store is the durable
  * copy, written by one all-or-nothing tdm_store_commit() per checkpoint.
@@ -37,7 +41,7 @@
 
 #include "base/log.h"
 
-#define TDM_STORE_SCHEMA 2u
+#define TDM_STORE_SCHEMA 3u
 
 /* tdm_file_rec_t.state */
 typedef enum tdm_file_state {
@@ -48,7 +52,9 @@ typedef enum tdm_file_state {
   TDM_FILE_PENDING = 4,   /* whole: seen, not complete yet */
   TDM_FILE_GONE = 5       /* tail: deleted or rotated away; kept a while
                              (dev 0, ino = id) so that its compressed copy
-                             continues from its bookmark */
+                             continues from its bookmark. With `dup_of`:
+                             what file dup_of was before a truncation, so
+                             that a copy made then (copytruncate) does */
 } tdm_file_state_t;
 
 /*
@@ -77,7 +83,8 @@ typedef struct tdm_file_rec {
   int64_t first_seen_ns;
   int64_t updated_ns;   /* last time the bookmark moved */
   uint8_t content_hash[16]; /* whole: canonical XXH3-128, zero if none */
-  uint64_t dup_of;      /* whole: id of the file this one duplicates */
+  uint64_t dup_of;      /* whole: id of the file this one duplicates;
+                           tail, GONE: id of the file truncated */
   uint32_t attempts;    /* whole: processing attempts */
   int32_t exit_status;  /* whole/exec: last status */
   const char *path;     /* absolute path at the last look */
@@ -160,6 +167,16 @@ int tdm_store_get_blob(tdm_store_t *s, const char *key, void *buf, size_t cap,
 int tdm_store_find_hash(tdm_store_t *s, const uint8_t hash[16],
                         uint64_t *file_id);
 
+/*
+ * Whole mode: is `hash` among the content hashes of files forgotten
+ * (tdm_store_batch_t.forget)? 1 when so, 0 when not, or a negative code
+ * (logged).
+ */
+int tdm_store_hash_forgotten(tdm_store_t *s, const uint8_t hash[16]);
+
+/* How many content hashes of forgotten files the store keeps. */
+uint64_t tdm_store_forgotten(const tdm_store_t *s);
+
 /* The next unused file id (ids are handed out by the engine and persisted
    through tdm_store_batch_t.next_id). */
 uint64_t tdm_store_next_id(const tdm_store_t *s);
@@ -213,6 +230,11 @@ typedef struct tdm_store_batch {
   size_t n_del_hashes;
   uint64_t next_id;                       /* persist if > current */
   uint64_t add_lost_files;                /* add to the lost_files count */
+  /* Whole mode's forgetting, applied after everything above: the record of
+     each file_id is deleted, and its "hashes" entry when that names the
+     same file; the hash (unless all zero) joins the forgotten set. */
+  const tdm_store_hash_t *forget;
+  size_t n_forget;
 } tdm_store_batch_t;
 
 /*
@@ -231,7 +253,8 @@ int tdm_store_commit(tdm_store_t *s, const tdm_store_batch_t *b);
  */
 void tdm_store_shed_map(tdm_store_t *s);
 
-/* Forget every file record and content hash (`reset` with no paths). Blobs
+/* Forget every file record and content hash, forgotten ones too (`reset`
+   with no paths). Blobs
    are kept: they describe processors' outputs, not the inputs. */
 int tdm_store_clear_files(tdm_store_t *s);
 

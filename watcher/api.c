@@ -39,6 +39,7 @@ void tdm_options_init(tdm_options_t *o) {
   o->decompress = TDM_DECOMPRESS_AUTO;
   o->multiline_timeout_ms = 1000;
   o->max_tries = 5;
+  o->forget_after_ms = 30ull * 24 * 3600 * 1000;
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -60,8 +61,36 @@ static int load_ghost(tdm_t *t, const tdm_file_rec_t *rec) {
   return 0;
 }
 
+/* How the file table reads a cold file's record back. */
+static int load_record(void *arg, uint64_t id,
+                       int (*cb)(void *cb_arg, const tdm_file_rec_t *rec),
+                       void *cb_arg) {
+  return tdm_store_get_file(arg, id, cb, cb_arg);
+}
+
+/* A record loaded at open is kept cold (core/filetable.h: 90 bytes, not
+   400) unless it has something to do: bytes pending, a failure, a ghost,
+   whole mode's pending files and --on-done/--on-failed still to act on. */
+static int loads_cold(const tdm_t *t, const tdm_file_rec_t *rec) {
+  switch (rec->state) {
+  case TDM_FILE_ACTIVE:
+    return rec->size <= rec->offset;
+  case TDM_FILE_DONE:
+  case TDM_FILE_DUPLICATE:
+    return !(t->after_delete || t->done_dir != NULL);
+  default:
+    return 0;
+  }
+}
+
 static int load_file(void *arg, const tdm_file_rec_t *rec) {
   tdm_t *t = arg;
+  if (loads_cold(t, rec)) {
+    int rc = tdm__filetable_add_cold(&t->files, rec);
+    if (rc == 0 || rc == -ENOMEM)
+      return rc;
+    /* A second record for one identity, or one to keep hot: below. */
+  }
   if (tdm__filetable_get(&t->files, rec->dev, rec->ino) != NULL) {
     /* Two records for one inode: a new file on the inode of a deleted one
        (or a rewritten file) was made durable before its first chunk
@@ -77,6 +106,8 @@ static int load_file(void *arg, const tdm_file_rec_t *rec) {
     if (older == rec)
       return 0;
     tdm__filetable_remove(&t->files, old);
+  } else if (t->files.err != 0) {
+    return t->files.err; /* it could not be made hot */
   }
   return tdm__filetable_add(&t->files, rec) != NULL ? 0 : -ENOMEM;
 }
@@ -180,6 +211,8 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
     memcpy(o, caller, caller->size < sizeof(*o) ? caller->size : sizeof(*o));
   o->size = (uint32_t)sizeof(*o);
   t = calloc(1, sizeof(*t));
+  if (t != NULL)
+    t->plain_fd = t->head_fd = -1;
   if (t == NULL)
     return -ENOMEM;
   t->status_print = tdm__status_print;
@@ -230,9 +263,11 @@ int tdm_open(const tdm_options_t *caller, tdm_t **out) {
     goto err;
   if ((rc = tdm_registry_open(o->plugin_dir, &t->log, &t->registry)) != 0)
     goto err;
+  tdm__filetable_set_load(&t->files, load_record, t->store);
   if ((rc = tdm_store_load_files(t->store, load_file, t)) != 0)
     goto err;
   t->next_id = tdm_store_next_id(t->store);
+  t->hot_floor = t->files.n;
   for (size_t i = 0; i < t->files.n; i++) { /* --on-done/--on-failed */
     tdm_file_t *f = t->files.all[i];
     if (f->rec.state == TDM_FILE_FAILED)
@@ -302,7 +337,7 @@ void tdm_get_stats(const tdm_t *t, tdm_stats_t *out) {
   tdm_stats_t all = t->stats;
   uint32_t size = out->size < sizeof(all) ? out->size : (uint32_t)sizeof(all);
 
-  all.files_tracked = t->files.n;
+  all.files_tracked = tdm__filetable_count(&t->files);
   all.size = size;
   if (size > 0)
     memcpy(out, &all, size);

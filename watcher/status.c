@@ -9,7 +9,7 @@
  * the file is reported gone with the size it had at the last look.
  *
  * JSON (`status --json`) is one object on one line:
- *   {"state_dir":"/abs","schema":2,"instance":"16 hex"|null,
+ *   {"state_dir":"/abs","schema":3,"instance":"16 hex"|null,
  *    "processors":[{"spec":"nats:...","note":"text"|null}, ...],
  *    "last_checkpoint":"...Z"|null, "lost_files":N,
  *    "dead_letters":N (records set aside by --dead-letter, ever),
@@ -20,6 +20,8 @@
  *              "content_hash":"32 hex"|null,"duplicate_of":ID|null,
  *              "attempts":0,"exit_status":0,"error":"msg"|null,
  *              "path_escaped":false}, ...]}
+ * A "gone" file with a "duplicate_of" is what file ID was before a
+ * truncation (a copy of it made then continues from its bookmark).
  *
  * JSON text is UTF-8. A path (or message) that is not valid UTF-8 is given
  * the way the table and the log lines spell it (tdm__quote: \xNN for each
@@ -432,7 +434,9 @@ static void text_row(sweep_t *sw, const row *w) {
   fprintf(out, "%-*s  %*" PRIu64 "  %*" PRIu64 "  %*" PRIu64 "  %s", sw->ws,
           state_name(w->rec.state), sw->wb, w->rec.offset, sw->wz, w->size,
           sw->wp, w->pending, tdm__quote(w->rec.path, qb, sizeof(qb)));
-  if (!w->present)
+  if (w->rec.state == TDM_FILE_GONE && w->rec.dup_of != 0)
+    fputs(" (as it was before a truncation)", out);
+  else if (!w->present)
     fputs(" (gone)", out);
   if (w->rec.state == TDM_FILE_DUPLICATE && w->rec.dup_of != 0) {
     char *orig = NULL;
@@ -635,7 +639,8 @@ int tdm__status_summary(const char *dir, int json, const tdm__log_t *log,
       abs = tdm__status_abspath(dir);
     fputs("{\"state_dir\":", out);
     tdm__status_json_string(out, abs != NULL ? abs : dir);
-    fprintf(out, ",\"files\":%" PRIu64 ",\"states\":{", t.n);
+    fprintf(out, ",\"files\":%" PRIu64 ",\"forgotten\":%" PRIu64
+                 ",\"states\":{", t.n, tdm_store_forgotten(s));
     for (uint32_t i = 0; i <= TDM_FILE_GONE + 1; i++)
       if (t.by_state[i] > 0) {
         fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",", state_name(i),
@@ -666,6 +671,10 @@ int tdm__status_summary(const char *dir, int json, const tdm__log_t *log,
               state_name(i));
       first = 0;
     }
+  if (tdm_store_forgotten(s) > 0)
+    fprintf(out, "\n%" PRIu64 " file%s forgotten (gone longer than "
+            "--forget-after): only the content hash kept",
+            tdm_store_forgotten(s), tdm_store_forgotten(s) == 1 ? "" : "s");
   fprintf(out, "\n%" PRIu64 " byte%s pending in %" PRIu64 " file%s at the "
           "last look", t.pending, t.pending == 1 ? "" : "s", t.pending_files,
           t.pending_files == 1 ? "" : "s");

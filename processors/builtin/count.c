@@ -35,7 +35,8 @@ typedef struct count_state {
   uint64_t chunks;
   uint64_t lines;
   uint64_t bytes;
-  tdm_hmap_t seen; /* of seen_t: the file ids seen */
+  tdm_hmap_t seen; /* of page_t: the file ids seen, as bits */
+  struct page *last_page;
   /* Chunks come in runs of one file: skip the lookup for a repeat. */
   uint64_t last_id;
   int have_last;
@@ -97,34 +98,48 @@ static uint64_t count_newlines(const void *buf, size_t n) {
   return c;
 }
 
-/* One file id seen. */
-typedef struct seen {
+/* The ids seen, PAGE_BITS to a page of bits: file ids are handed out in
+   order, so a million files cost some 130 KB, not a node each. */
+#define PAGE_BITS 4096u
+typedef struct page {
   tdm_hnode_t node;
-  uint64_t id;
-} seen_t;
+  uint64_t first;  /* the first id it holds, a multiple of PAGE_BITS */
+  uint64_t bits[PAGE_BITS / 64];
+} page_t;
 
 /* Add `id` to the set of files seen. Returns 1 if it was new, 0 if not,
    -ENOMEM (the set unchanged) if the set could not grow. */
 static int set_add(count_t *c, uint64_t id) {
-  uint64_t h = tdm__hash_u64(id);
-  seen_t *e;
+  uint64_t first = id - id % PAGE_BITS, bit = id % PAGE_BITS;
+  uint64_t h = tdm__hash_u64(first);
+  page_t *p = c->last_page;
 
-  for (tdm_hnode_t *n = tdm__hmap_first(&c->seen, h); n; n = tdm__hmap_next(n))
-    if (tdm__container_of(n, seen_t, node)->id == id)
-      return 0;
-  if ((e = malloc(sizeof(*e))) == NULL)
-    return -ENOMEM;
-  e->id = id;
-  if (tdm__hmap_insert(&c->seen, &e->node, h) != 0) {
-    free(e);
-    return -ENOMEM;
+  if (p == NULL || p->first != first) {
+    p = NULL;
+    for (tdm_hnode_t *n = tdm__hmap_first(&c->seen, h); n && p == NULL;
+         n = tdm__hmap_next(n))
+      if (tdm__container_of(n, page_t, node)->first == first)
+        p = tdm__container_of(n, page_t, node);
+    if (p == NULL) {
+      if ((p = calloc(1, sizeof(*p))) == NULL)
+        return -ENOMEM;
+      p->first = first;
+      if (tdm__hmap_insert(&c->seen, &p->node, h) != 0) {
+        free(p);
+        return -ENOMEM;
+      }
+    }
+    c->last_page = p;
   }
+  if (p->bits[bit / 64] & (1ull << (bit % 64)))
+    return 0;
+  p->bits[bit / 64] |= 1ull << (bit % 64);
   return 1;
 }
 
 static void seen_free(tdm_hnode_t *n, void *arg) {
   tdm__hmap_remove(arg, n);
-  free(tdm__container_of(n, seen_t, node));
+  free(tdm__container_of(n, page_t, node));
 }
 
 static int count_open(void **state, const tdm_open_args_t *args) {

@@ -90,7 +90,11 @@
    forget an id before a replay re-sends it. */
 #define RESTART_MS 60000u
 
-static int nats_used; /* libnats was started (by an open): see nats_unload */
+/* The open instances that started libnats (a mutex: hosts may open and
+   close instances from several threads). The last one to close stops
+   libnats's threads: see lib_release. */
+static pthread_mutex_t lib_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned lib_users;
 
 /*
  * Where the stream stands for one file whose messages are cut by how the
@@ -163,7 +167,10 @@ typedef struct nats_out {
   /* host thread only */
   int outages_said, reconnects_said, connects_said;
   int resend_warned;
+  int lib_user; /* counted in lib_users: see lib_acquire */
 } nats_out_t;
+
+static void lib_release(nats_out_t *n);
 
 static void say(nats_out_t *n, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -943,6 +950,7 @@ static void nats_close(void *state) {
   free(n->subject);
   free(n->stream);
   free(n->creds);
+  lib_release(n);
   free(n);
 }
 
@@ -1324,6 +1332,34 @@ static int get_ready(nats_out_t *n) {
   return 0;
 }
 
+/*
+ * libnats starts threads of its own (timers, callbacks, a garbage
+ * collector); they must be gone before the plugin is unloaded (dlclose()
+ * would unmap the code they run) and before the process exits. The last
+ * instance to close calls nats_CloseAndWait(), at close time, not from a
+ * destructor: in a destructor, dlclose() unmapped libnats right after the
+ * wait returned, while a thread that had let go of the library could still
+ * be returning through its code (SIGSEGV in it.nats-hosts under
+ * AddressSanitizer); and at exit, libnats may already be torn down when a
+ * destructor of ours runs. (Pinning the plugin with RTLD_NODELETE instead
+ * leaves OpenSSL's state, which libnats initialised, to LeakSanitizer.)
+ */
+static void lib_acquire(nats_out_t *n) {
+  pthread_mutex_lock(&lib_mu);
+  lib_users++;
+  n->lib_user = 1;
+  pthread_mutex_unlock(&lib_mu);
+}
+
+static void lib_release(nats_out_t *n) {
+  if (!n->lib_user)
+    return;
+  pthread_mutex_lock(&lib_mu);
+  if (--lib_users == 0)
+    (void)nats_CloseAndWait(5000);
+  pthread_mutex_unlock(&lib_mu);
+}
+
 static int nats_open(void **state, const tdm_open_args_t *a) {
   nats_out_t *n;
   int rc;
@@ -1350,7 +1386,7 @@ static int nats_open(void **state, const tdm_open_args_t *a) {
       (rc = split_urls(n, a)) != TDM_PROC_OK)
     goto err;
 
-  nats_used = 1;
+  lib_acquire(n);
   if ((rc = set_options(n, a)) != TDM_PROC_OK ||
       (rc = connect_js(n, a)) != TDM_PROC_OK)
     goto err;
@@ -1394,13 +1430,6 @@ static const tdm_processor_t nats_processor = {
     .close = nats_close,
     .caught_up = nats_caught_up,
 };
-
-/* Unloaded (dlclose): libnats goes with us, so its threads must be gone
-   first, or they would run in unmapped code. */
-__attribute__((destructor)) static void nats_unload(void) {
-  if (nats_used)
-    nats_CloseAndWait(5000);
-}
 
 __attribute__((visibility("default"))) const tdm_processor_t *
 tdm_processor_entry(void) {

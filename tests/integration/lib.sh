@@ -29,7 +29,8 @@
 #   status_json STATE          `tidemark status --json` into $T/status.json,
 #                              checked to be valid JSON
 #   jfile FIELD PATH           FIELD of the file entry whose path is PATH in
-#                              $T/status.json ("" when absent)
+#                              $T/status.json ("" when absent; the file
+#                              there before a ghost of it at the same path)
 #   jcount                     number of file entries in $T/status.json
 #   bookmark_of STATE PATH     the bookmark of PATH in `status --json` of
 #                              STATE (status_json), 0 when absent or when
@@ -212,9 +213,14 @@ status_json() {
     fail "status --json is not one JSON object: $(head -c 500 "$T/status.json")"
 }
 
+# The entry of PATH: the file there now before any record of one that was
+# there and is gone (the ghost of a truncation or a rewrite; a whole-mode
+# file kept until --forget-after).
+JQ_ENTRY='[.files[] | select(.path == $p)] | map(select(.state != "gone")) + map(select(.state == "gone"))'
+
 jfile() {
   jq -r --arg p "$2" --arg f "$1" \
-    '[.files[] | select(.path == $p)] | if length == 0 then "" else (.[0][$f] | tostring) end' \
+    "$JQ_ENTRY"' | if length == 0 then "" else (.[0][$f] | tostring) end' \
     "$T/status.json"
 }
 
@@ -230,7 +236,7 @@ status_quiet() { "$TIDEMARK" status -s "$1" --json > "$T/st.json" 2>/dev/null; }
 
 field_is() {
   status_quiet "$1" || return 1
-  [ "$(jq -r --arg p "$2" --arg f "$3" '.files[] | select(.path == $p) | .[$f]' "$T/st.json")" = "$4" ]
+  [ "$(jq -r --arg p "$2" --arg f "$3" "$JQ_ENTRY"' | if length == 0 then empty else .[0][$f] end' "$T/st.json")" = "$4" ]
 }
 
 fsize() { stat -c %s "$1"; }

@@ -17,10 +17,10 @@ assert_contains "$STDERR" "no-state-here"
 
 tdm once -s "$S" "$D"
 
-say "top level: state_dir, schema 2 (the store's: 1 until 0.2), last_checkpoint"
+say "top level: state_dir, schema 3 (the store's: 1 until 0.2, 2 before --forget-after), last_checkpoint"
 status_json "$S"
 assert_eq "$(jq -r .state_dir "$T/status.json")" "$(realpath "$S")" "state_dir"
-assert_eq "$(jq -r .schema "$T/status.json")" 2 "schema"
+assert_eq "$(jq -r .schema "$T/status.json")" 3 "schema"
 assert_eq "$(jq -r '.last_checkpoint != null' "$T/status.json")" true "last_checkpoint is set"
 assert_eq "$(jq -r '.files | type' "$T/status.json")" array "files is an array"
 assert_eq "$(jcount)" 3 "files tracked"

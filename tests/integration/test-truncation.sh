@@ -26,7 +26,10 @@ say "status counts the truncation and the bookmark restarted"
 status_json "$S"
 assert_eq "$(jfile truncations "$RF")" 1 "truncations"
 assert_eq "$(jfile bookmark "$RF")" 7 "bookmark after truncation"
-assert_eq "$(jcount)" 1 "entries (a truncated file is the same file)"
+assert_eq "$(jq '[.files[] | select(.state != "gone")] | length' "$T/status.json")" 1 \
+  "entries (a truncated file is the same file)"
+assert_eq "$(jq '[.files[] | select(.state == "gone")] | length' "$T/status.json")" 1 \
+  "gone records (what it was before the truncation, for a copy of it)"
 
 say "appends after the truncation continue from the new bookmark"
 printf 'bbbb 2\n' >> "$F"

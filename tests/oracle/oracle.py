@@ -59,11 +59,7 @@ SCENARIOS = {
     "tail-file-rotate": dict(mode="tail", sink="file", lanes=["append"] * 2,
                              ops=["rename", "truncate"], faults=["kill9"]),
     "tail-file-copytruncate": dict(mode="tail", sink="file", lanes=["append"] * 2,
-                                   ops=["copytruncate"], faults=["kill9"],
-                                   xfail="issue 17 item 13, what is left: a truncation is "
-                                         "remembered in memory only, so a kill -9 between "
-                                         "it and the copy's handling can repeat part of the "
-                                         "copy (seed 822913212901: 84 records twice)"),
+                                   ops=["copytruncate"], faults=["kill9"]),
     "tail-file-logrotate": dict(mode="tail", sink="file", lanes=["append"] * 2,
                                 ops=["logrotate-compress", "logrotate-delaycompress"],
                                 faults=["kill9"]),

@@ -43,6 +43,30 @@ def test_once_per_complete_file_version(state, src):
         [("a.csv", b"x,y\n3,4\n")]
 
 
+def test_forget_after_keeps_the_hash(state, src):
+    calls = []
+
+    def load(path, info):
+        with open(path, "rb") as f:
+            calls.append(f.read())
+
+    (src / "a.csv").write_bytes(b"a\n")
+    with whole(state, src, on_done="delete", forget_after_ms=0) as t:
+        t.add_file_processor(load, name="load")
+        s = t.run_once()
+    assert calls == [b"a\n"] and s["files_forgotten"] == 1
+    assert list(tidemark.status(state)) == []           # no record left
+    (src / "again.csv").write_bytes(b"a\n")             # the same content
+    (src / "new.csv").write_bytes(b"new\n")
+    with whole(state, src, on_done="delete", forget_after_ms=None) as t:
+        t.add_file_processor(load, name="load")
+        s = t.run_once()
+    assert calls == [b"a\n", b"new\n"] and s["duplicates"] == 1
+    assert s["files_forgotten"] == 0                    # None: never
+    with pytest.raises(tidemark.Error):
+        whole(state, src, forget_after_ms=-1)
+
+
 def test_raise_fails_the_file_with_retries_and_on_failed(state, src,
                                                           tmp_path, caplog):
     bad = tmp_path / "bad"

@@ -873,7 +873,7 @@ TEST(status_json_and_text) {
   out = status_of(st, 1, &rc);
   ASSERT_EQ(rc, 0);
   ASSERT_EQ(out[strlen(out) - 1], '\n');
-  snprintf(want, sizeof(want), "{\"state_dir\":\"%s\",\"schema\":2,", st);
+  snprintf(want, sizeof(want), "{\"state_dir\":\"%s\",\"schema\":3,", st);
   ASSERT_EQ(strncmp(out, want, strlen(want)), 0);
   ASSERT_HAS(out, "\"last_checkpoint\":\"");
   ASSERT_HAS(out, "\"path\":\"");

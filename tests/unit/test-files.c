@@ -7,6 +7,7 @@
 
 #include "engine/checkpoint.h"
 #include "engine/files.h"
+#include "engine/reconcile.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -160,5 +161,153 @@ TEST(retire_to_a_ghost_or_forget) {
   ASSERT_EQ(tdm__retire(t, a), 0);
   ASSERT_NULL(tdm__filetable_get(&t->files, 0, id));
   ASSERT_EQ(t->files.n, 0);
+  tdm_close(t);
+}
+
+/* A truncated file's former content is a ghost at its path (dup_of: the
+   file truncated), written by the checkpoint that writes the truncation
+   and loaded again at open; at most TDM_TRUNC_GHOSTS per file, the oldest
+   going first; kept with --decompress never too; gone when it expires. */
+TEST(truncation_ghosts_are_durable_and_bounded) {
+  tdm_options_t o = probe_options();
+  tdm_t *t = (src(""), probe_open_tdm(&o));
+  tdm_file_t *a = track(t, "a.log"), *g, *first;
+  uint64_t aid = a->rec.id, gid;
+  int rc, n;
+  stored_t s;
+
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  a->rec.fp_len = 5;
+  a->rec.fp_hash = 77;
+  /* Nothing delivered: nothing for a copy to continue from. */
+  ASSERT_NULL(tdm__ghost_truncated(t, a, aid, &rc));
+  ASSERT_EQ(rc, 0);
+  a->pos = 5;
+  a->marker = 99;
+  a->marker_len = 5;
+  first = tdm__ghost_truncated(t, a, aid, &rc);
+  ASSERT_NOT_NULL(first);
+  ASSERT_EQ(rc, 0);
+  gid = first->rec.id;
+  ASSERT(gid > aid);
+  ASSERT(tdm__is_trunc_ghost(first));
+  ASSERT_EQ(first->rec.dup_of, aid);
+  ASSERT_EQ(first->pos, 5);
+  ASSERT_EQ(first->durable_offset, 0); /* a's durable bookmark */
+  ASSERT(first->dirty);
+  /* At its path as a ghost, never as the file at that path. */
+  ASSERT(tdm__filetable_by_path(&t->files, src("a.log")) == a);
+  ASSERT(tdm__filetable_ghost_at(&t->files, src("a.log"), NULL) == first);
+  ASSERT_NULL(tdm__filetable_ghost_at(&t->files, src("a.log"), first));
+  ASSERT_NULL(tdm__filetable_ghost_at(&t->files, src("a.lo"), NULL));
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  tdm_close(t);
+
+  stored_load(&s, NULL, 0);
+  ASSERT_EQ(s.n, 2);
+  for (int i = 0; i < s.n; i++)
+    if (s.rec[i].id == gid) {
+      ASSERT_EQ(s.rec[i].state, TDM_FILE_GONE);
+      ASSERT_EQ(s.rec[i].dup_of, aid);
+      ASSERT_EQ(s.rec[i].offset, 5);
+      ASSERT_EQ(s.rec[i].marker, 99);
+      ASSERT_EQ(s.rec[i].fp_hash, 77);
+    }
+
+  /* Loaded again; bounded per file; kept with --decompress never. */
+  o.decompress = TDM_DECOMPRESS_NEVER;
+  t = probe_open_tdm(&o);
+  ASSERT_NOT_NULL(g = tdm__filetable_ghost_at(&t->files, src("a.log"), NULL));
+  ASSERT_EQ(g->rec.id, gid);
+  ASSERT_EQ(g->pos, 5);
+  g->rec.updated_ns -= 1000; /* the oldest */
+  a = tdm__filetable_by_path(&t->files, src("a.log"));
+  ASSERT_NOT_NULL(a);
+  a->pos = 5;
+  a->rec.fp_len = 5;
+  for (int i = 1; i < TDM_TRUNC_GHOSTS + 3; i++)
+    ASSERT_NOT_NULL(tdm__ghost_truncated(t, a, aid, &rc));
+  n = 0;
+  for (g = tdm__filetable_ghost_at(&t->files, src("a.log"), NULL); g != NULL;
+       g = tdm__filetable_ghost_at(&t->files, src("a.log"), g)) {
+    n++;
+    ASSERT(g->rec.id != gid); /* the oldest went first */
+  }
+  ASSERT_EQ(n, TDM_TRUNC_GHOSTS);
+  ASSERT_EQ(tdm__ghosts_expire(t), 0);
+  ASSERT_NOT_NULL(tdm__filetable_ghost_at(&t->files, src("a.log"), NULL));
+  for (g = tdm__filetable_ghost_at(&t->files, src("a.log"), NULL); g != NULL;
+       g = tdm__filetable_ghost_at(&t->files, src("a.log"), g))
+    g->rec.updated_ns = 1; /* long ago */
+  ASSERT_EQ(tdm__ghosts_expire(t), 0);
+  ASSERT_NULL(tdm__filetable_ghost_at(&t->files, src("a.log"), NULL));
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  tdm_close(t);
+  stored_load(&s, NULL, 0);
+  ASSERT_EQ(s.n, 1); /* a alone */
+}
+
+/* A file at rest goes cold after a checkpoint (64 bytes, core/filetable.h),
+   a look that finds it unchanged leaves it cold, and it comes back hot with
+   everything its record held; a file with bytes pending stays hot. */
+TEST(at_rest_goes_cold_and_comes_back_whole) {
+  tdm_options_t o = probe_options();
+  tdm_t *t = (src(""), probe_open_tdm(&o));
+  tdm_file_t *a, *b;
+  tdm_cold_t *c;
+  tdm_file_rec_t before;
+  struct stat st;
+  uint64_t seen;
+
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  a = track(t, "a.log");
+  b = track(t, "b.log");
+  ASSERT_NOT_NULL(a);
+  ASSERT_NOT_NULL(b);
+  a->pos = a->rec.offset = a->durable_offset = a->rec.size; /* delivered */
+  a->rec.fp_hash = 77;
+  a->rec.fp_len = 5;
+  a->rec.truncations = 3;
+  ASSERT_EQ(lstat(src("a.log"), &st), 0); /* as a read to the end leaves it */
+  a->rec.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  a->rec.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+  before = a->rec;
+  ASSERT_EQ(tdm__checkpoint(t), 0);
+  ASSERT(t->rest_due);
+  tdm__rest(t);
+  ASSERT(!t->rest_due);
+  ASSERT_EQ(t->files.n, 1); /* b: 5 bytes not delivered */
+  ASSERT(t->files.all[0] == b);
+  ASSERT_EQ(t->files.n_cold, 1);
+  ASSERT_EQ(tdm__filetable_count(&t->files), 2);
+
+  c = tdm__filetable_cold(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+  ASSERT_NOT_NULL(c);
+  ASSERT_EQ(c->id, before.id);
+  ASSERT_EQ(c->fp_hash, 77);
+  seen = t->stats.files_seen;
+  ASSERT_EQ(tdm__look(t, src("a.log"), &st, 0), 0); /* unchanged */
+  ASSERT_EQ(t->stats.files_seen, seen + 1);
+  ASSERT_EQ(t->files.n_cold, 1);
+  ASSERT(c->seen);
+
+  a = tdm__filetable_get(&t->files, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+  ASSERT_NOT_NULL(a);
+  ASSERT_EQ(t->files.n_cold, 0);
+  ASSERT_EQ(t->files.n, 2);
+  ASSERT(a->seen);
+  ASSERT(!a->dirty);
+  ASSERT_EQ(a->rec.id, before.id);
+  ASSERT_EQ(a->rec.size, before.size);
+  ASSERT_EQ(a->rec.offset, before.offset);
+  ASSERT_EQ(a->pos, before.offset);
+  ASSERT_EQ(a->durable_offset, before.offset);
+  ASSERT_EQ(a->rec.mtime_ns, before.mtime_ns);
+  ASSERT_EQ(a->rec.ctime_ns, before.ctime_ns);
+  ASSERT_EQ(a->rec.fp_hash, 77);
+  ASSERT_EQ(a->rec.fp_len, 5);
+  ASSERT_EQ(a->rec.truncations, 3);
+  ASSERT_EQ(a->rec.first_seen_ns, before.first_seen_ns);
+  ASSERT_STR_EQ(a->path, src("a.log"));
   tdm_close(t);
 }

@@ -49,6 +49,49 @@ TEST(truncated_read_from_zero) {
   ASSERT_EQ(st.truncations, 1);
 }
 
+/* What a truncated file was is in the store with its truncation: a copy of
+   it met by a later tidemark (copytruncate's a.log.1) continues from that
+   bookmark, and the ghost is gone from the store with the copy's record. */
+TEST(copy_continues_from_a_durable_truncation) {
+  const tdm_file_rec_t *r;
+  stored_t s;
+  int ghosts = 0;
+
+  tdm_test_write(src("a.log"), "one\ntwo\n", 8);
+  ASSERT_EQ(probe_run(0, NULL), 0);
+  tdm_test_write(src("a.log"), "four\n", 5); /* truncated */
+  probe_reset_seen();
+  ASSERT_EQ(probe_run(0, NULL), 0);
+  PROBE_EQ("four\n");
+  stored_load(&s, NULL, 0);
+  for (int i = 0; i < s.n; i++)
+    if (s.rec[i].state == TDM_FILE_GONE) {
+      ghosts++;
+      ASSERT_EQ(s.rec[i].offset, 8);
+      ASSERT_EQ(s.rec[i].dup_of, stored_find(&s, "a.log")->id);
+    }
+  ASSERT_EQ(ghosts, 1);
+
+  /* The copy, made before the truncation with a line unread then. */
+  tdm_test_write(src("a.log.1"), "one\ntwo\nthree\n", 14);
+  probe_reset_seen();
+  ASSERT_EQ(probe_run(0, NULL), 0);
+  PROBE_EQ("three\n");
+  stored_load(&s, NULL, 0);
+  ASSERT_EQ(s.n, 2);
+  r = stored_find(&s, "a.log.1");
+  ASSERT_NOT_NULL(r);
+  ASSERT_EQ(r->offset, 14);
+  for (int i = 0; i < s.n; i++)
+    ASSERT(s.rec[i].state != TDM_FILE_GONE); /* one copy continues from it */
+
+  /* Another copy of the same content is not a continuation any more. */
+  tdm_test_write(src("a.log.2"), "one\ntwo\nthree\n", 14);
+  probe_reset_seen();
+  ASSERT_EQ(probe_run(0, NULL), 0);
+  ASSERT_EQ(probe.len, 14);
+}
+
 /* A deleted file's record: kept a while as a ghost (state GONE) in case a
    compressed copy of it turns up (--decompress auto), else forgotten. */
 TEST(gone_is_a_ghost_or_forgotten) {

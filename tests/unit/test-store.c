@@ -162,7 +162,7 @@ static void raw_put(const char *dir, const char *db, const void *key,
   MDB_dbi dbi;
   MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
   ASSERT_EQ(mdb_env_create(&env), 0);
-  ASSERT_EQ(mdb_env_set_maxdbs(env, 4), 0);
+  ASSERT_EQ(mdb_env_set_maxdbs(env, 8), 0);
   ASSERT_EQ(mdb_env_open(env, dir, 0, 0600), 0);
   ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
   ASSERT_EQ(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
@@ -704,7 +704,7 @@ TEST(newer_schema_is_estate) {
   tdm_store_close(open_ok(dir, 0));
   raw_put(dir, "meta", "schema", 6, v99, 4);
   ASSERT_EQ(open_err(dir, 0), TDM_ESTATE);
-  ASSERT_LOGGED("schema 99, this tidemark supports schema 1 to 2");
+  ASSERT_LOGGED("schema 99, this tidemark supports schema 1 to 3");
   ASSERT_LOGGED(dir);
   ASSERT_EQ(open_err(dir, TDM_STORE_RDONLY), TDM_ESTATE);
 }
@@ -1067,6 +1067,147 @@ TEST(records_are_compact) {
   ASSERT_LE((uint64_t)st.st_size, (uint64_t)N * 120);
 }
 
+/* Whole mode's forgetting: records dropped, their hashes kept in the
+   forgotten set, in one commit; the set answers for thousands of hashes
+   (cut into buckets), survives a reopen and the store check, and a damaged
+   bucket makes the check refuse the store. */
+TEST(forgotten_records_keep_their_hashes) {
+  const char *dir = tdm_test_path("state");
+  tdm_file_rec_t recs[3] = {make_rec(1, "/in/a", NULL), make_rec(2, "/in/b", NULL),
+                            make_rec(3, "/in/c", NULL)};
+  tdm_store_hash_t hashes[2], forget[2], *many;
+  tdm_store_batch_t b = {0};
+  uint8_t h1[16], h2[16], h3[16];
+  char path[4200];
+  loaded_t l = {0};
+  uint64_t id = 0, x = 88172645463325252ull;
+  tdm_store_t *s = open_ok(dir, 0);
+  enum { MANY = 5000 };
+
+  hash_of(1, h1);
+  hash_of(2, h2);
+  hash_of(3, h3);
+  memcpy(recs[0].content_hash, h1, 16);
+  memcpy(recs[1].content_hash, h2, 16);
+  memcpy(recs[2].content_hash, h1, 16); /* 3 duplicates 1 */
+  memcpy(hashes[0].hash, h1, 16), hashes[0].file_id = 1;
+  memcpy(hashes[1].hash, h2, 16), hashes[1].file_id = 2;
+  b.put_files = (const tdm_file_rec_t *[]){&recs[0], &recs[1], &recs[2]};
+  b.n_put_files = 3;
+  b.hashes = hashes;
+  b.n_hashes = 2;
+  ASSERT_EQ(tdm_store_commit(s, &b), 0);
+  ASSERT_EQ(tdm_store_forgotten(s), 0);
+  ASSERT_EQ(tdm_store_hash_forgotten(s, h1), 0);
+
+  /* The duplicate first: its hash entry names file 1 and stays. */
+  memset(&b, 0, sizeof(b));
+  memcpy(forget[0].hash, h1, 16), forget[0].file_id = 3;
+  b.forget = forget;
+  b.n_forget = 1;
+  ASSERT_EQ(tdm_store_commit(s, &b), 0);
+  ASSERT_EQ(tdm_store_forgotten(s), 1);
+  ASSERT_EQ(tdm_store_hash_forgotten(s, h1), 1);
+  ASSERT_EQ(tdm_store_find_hash(s, h1, &id), 0);
+  ASSERT_EQ(id, 1);
+  ASSERT_EQ(tdm_store_load_files(s, collect, &l), 0);
+  ASSERT_EQ(l.n, 2);
+  loaded_free(&l);
+
+  /* Then both others: their records and hash entries go. */
+  memcpy(forget[1].hash, h2, 16), forget[1].file_id = 2;
+  forget[0].file_id = 1;
+  b.n_forget = 2;
+  ASSERT_EQ(tdm_store_commit(s, &b), 0);
+  ASSERT_EQ(tdm_store_forgotten(s), 2); /* h1 was there already */
+  ASSERT_EQ(tdm_store_find_hash(s, h1, &id), -ENOENT);
+  ASSERT_EQ(tdm_store_find_hash(s, h2, &id), -ENOENT);
+  ASSERT_EQ(tdm_store_hash_forgotten(s, h1), 1);
+  ASSERT_EQ(tdm_store_hash_forgotten(s, h2), 1);
+  ASSERT_EQ(tdm_store_hash_forgotten(s, h3), 0);
+  ASSERT_EQ(tdm_store_load_files(s, collect, &l), 0);
+  ASSERT_EQ(l.n, 0);
+  loaded_free(&l);
+
+  /* Many, in commits of 500 and one of 2,500: every bucket splits. */
+  ASSERT_NOT_NULL(many = calloc(MANY, sizeof(*many)));
+  for (size_t i = 0; i < MANY; i++) {
+    for (int k = 0; k < 16; k += 8) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      memcpy(many[i].hash + k, &x, 8);
+    }
+    many[i].file_id = 1000 + i; /* no such records: fine */
+  }
+  for (size_t i = 0; i < MANY; i += i < 2500 ? 500 : 2500) {
+    memset(&b, 0, sizeof(b));
+    b.forget = many + i;
+    b.n_forget = i < 2500 ? 500 : 2500;
+    ASSERT_EQ(tdm_store_commit(s, &b), 0);
+  }
+  ASSERT_EQ(tdm_store_forgotten(s), MANY + 2);
+  tdm_store_close(s);
+
+  /* Checked at the next open (nothing vouches for it), then read. */
+  snprintf(path, sizeof(path), "%s/checked", dir);
+  unlink(path);
+  s = open_ok(dir, TDM_STORE_RDONLY);
+  ASSERT_EQ(tdm_store_forgotten(s), MANY + 2);
+  for (size_t i = 0; i < MANY; i++)
+    ASSERT_EQ(tdm_store_hash_forgotten(s, many[i].hash), 1);
+  for (size_t i = 0; i < MANY; i++) {
+    many[i].hash[15] ^= 1; /* neighbours of every one: not in the set */
+    ASSERT_EQ(tdm_store_hash_forgotten(s, many[i].hash), 0);
+  }
+  ASSERT_EQ(tdm_store_hash_forgotten(s, h3), 0);
+  tdm_store_close(s);
+  free(many);
+
+  /* A bucket whose hashes are not in order: the check refuses the store. */
+  raw_put(dir, "forgotten", h3, 16, "BBBBBBBBBBBBBBBBAAAAAAAAAAAAAAAA", 32);
+  unlink(path);
+  logbuf[0] = '\0';
+  ASSERT_EQ(open_err(dir, 0), TDM_ESTATE);
+  ASSERT_LOGGED("database 'forgotten'");
+}
+
+/* A store of schema 2 (no forgotten set) is read as it is by a reader and
+   brought to schema 3 by a writer, which can then forget. */
+TEST(schema2_store_gets_a_forgotten_set) {
+  const char *dir = tdm_test_path("state");
+  uint8_t two[4] = {2, 0, 0, 0};
+  /* A record of version 3, all zero but its name "a" (record.h). */
+  static const uint8_t v3[] = {3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                               0, 0, 0, 0, 0, 1, 'a', 0};
+  tdm_file_rec_t rec = make_rec(1, "/in/a", NULL);
+  tdm_store_hash_t forget;
+  tdm_store_batch_t b = {0};
+  tdm_store_t *s;
+
+  ASSERT_EQ(mkdir(dir, 0700), 0);
+  raw_put(dir, "meta", "schema", 6, two, 4);
+  raw_put(dir, "files", "\0\0\0\0\0\0\0\2", 8, v3, sizeof(v3));
+  raw_put(dir, "procs", "x", 1, "y", 1);
+  raw_put(dir, "hashes", "0123456789abcdef", 16, "\0\0\0\0\0\0\0\1", 8);
+  raw_put(dir, "dirs", "\0\0\0\0\0\0\0\1", 8, "/in", 4);
+  raw_put(dir, "dirkeys", "0123456789abcdef", 16, "\0\0\0\0\0\0\0\1", 8);
+  s = open_ok(dir, TDM_STORE_RDONLY);
+  ASSERT_EQ(tdm_store_forgotten(s), 0);
+  ASSERT_EQ(tdm_store_hash_forgotten(s, (const uint8_t *)"0123456789abcdef"), 0);
+  tdm_store_close(s);
+
+  logbuf[0] = '\0';
+  s = open_ok(dir, 0);
+  ASSERT_LOGGED("brought from schema 2 to 3");
+  commit_recs(s, &rec, 1);
+  memcpy(forget.hash, "0123456789abcdef", 16);
+  forget.file_id = 1;
+  b.forget = &forget;
+  b.n_forget = 1;
+  ASSERT_EQ(tdm_store_commit(s, &b), 0);
+  ASSERT_EQ(tdm_store_hash_forgotten(s, (const uint8_t *)"0123456789abcdef"), 1);
+  tdm_store_close(s);
+}
+
 /* A store of schema 1 (tidemark 0.2: records of version 2, no directory
    table) is read as it is by a reader, and brought to schema 2 by a writer;
    its old records still read, new ones are written compact. */
@@ -1108,7 +1249,7 @@ TEST(schema1_store_is_read_and_upgraded) {
 
   logbuf[0] = '\0';
   s = open_ok(dir, 0);
-  ASSERT_LOGGED("brought from schema 1 to 2");
+  ASSERT_LOGGED("brought from schema 1 to 3");
   fresh = make_rec(4, "/old/logs/b.log", "e");
   commit_recs(s, &fresh, 1);
   tdm_store_close(s);

@@ -44,6 +44,7 @@ enum {
   OPT_ON_FAILED,
   OPT_DEAD_LETTER,
   OPT_MAX_TRIES,
+  OPT_FORGET_AFTER,
   OPT_VERBOSE,
   OPT_QUIET,
   OPT_JSON,
@@ -104,6 +105,7 @@ static const optdef opts[OPT_COUNT_] = {
   [OPT_ON_FAILED] = {"on-failed", 0, required_argument, FOR_WATCH, 1},
   [OPT_DEAD_LETTER] = {"dead-letter", 0, required_argument, FOR_WATCH, 1},
   [OPT_MAX_TRIES] = {"max-tries", 0, required_argument, FOR_WATCH, 1},
+  [OPT_FORGET_AFTER] = {"forget-after", 0, required_argument, FOR_WATCH, 1},
   [OPT_VERBOSE] = {"verbose", 'v', no_argument, FOR_ALL, 1},
   [OPT_QUIET] = {"quiet", 'q', no_argument, FOR_ALL, 1},
   [OPT_JSON] = {"json", 0, no_argument, CMD_BIT(TDM_CMD_STATUS), 0},
@@ -174,6 +176,7 @@ typedef struct layer {
   char *on_failed;
   char *dead_letter;
   uint32_t max_tries;
+  uint64_t forget_after_ms;
   /* INI only: where each value tdm_open checks was written (parallel:
      "FILE:LINE: key", the option id as text, the value). */
   strlist lib_where;
@@ -348,6 +351,53 @@ static int parse_ms(const char *who, const char *value, uint32_t *out,
 }
 
 /*
+ * Parse a duration: a number and a unit (ms, s, m, h, d or w: milliseconds
+ * to weeks), 0, or `never` (TDM_FORGET_NEVER), into milliseconds.
+ * 0 or TDM_EUSAGE.
+ */
+static int parse_duration(const char *who, const char *value, uint64_t *out,
+                          char *err, size_t cap) {
+  static const struct { const char *unit; uint64_t ms; } units[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+    {"d", 86400000}, {"w", 604800000},
+  };
+  unsigned long long v;
+  char qb[256], *end;
+
+  if (strcmp(value, "never") == 0) {
+    *out = TDM_FORGET_NEVER;
+    return 0;
+  }
+  if (value[0] == '-')
+    return fail(TDM_EUSAGE, err, cap, "%s: '%s' is negative", who,
+                q(value, qb, sizeof(qb)));
+  if (value[0] < '0' || value[0] > '9')
+    goto bad;
+  errno = 0;
+  v = strtoull(value, &end, 10);
+  if (errno == ERANGE)
+    goto range;
+  if (*end == '\0' && v == 0) {
+    *out = 0;
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+    if (strcmp(end, units[i].unit) == 0) {
+      if (v > (TDM_FORGET_NEVER - 1) / units[i].ms)
+        goto range;
+      *out = (uint64_t)v * units[i].ms;
+      return 0;
+    }
+bad:
+  return fail(TDM_EUSAGE, err, cap, "%s: '%s' is not a duration (a number "
+              "and a unit: ms, s, m, h, d or w, e.g. 30d; or 0, or never)",
+              who, q(value, qb, sizeof(qb)));
+range:
+  return fail(TDM_EUSAGE, err, cap, "%s: '%s' is too long (or use never)",
+              who, q(value, qb, sizeof(qb)));
+}
+
+/*
  * Set option `id` in layer `l` from `value` (NULL for a flag given on the
  * command line). `who` names the option in messages: "option --mode" or
  * "FILE:LINE: mode". `from_ini` selects the INI syntax of flags (booleans)
@@ -497,6 +547,9 @@ static int layer_set(layer *l, int id, const char *value, const char *who,
     l->max_tries = (uint32_t)v;
     break;
   }
+  case OPT_FORGET_AFTER:
+    rc = parse_duration(who, value, &l->forget_after_ms, err, cap);
+    break;
   case OPT_VERBOSE:
     if (from_ini) {
       num_result r = tdm__parse_u64(value, 0, &v);
@@ -952,6 +1005,8 @@ static int merge_values(tdm_config_t *c, layer *cli, layer *file) {
   }
   if ((top = PICK(OPT_MAX_TRIES)) != NULL)
     o->max_tries = top->max_tries;
+  if ((top = PICK(OPT_FORGET_AFTER)) != NULL)
+    o->forget_after_ms = top->forget_after_ms;
   if ((top = PICK(OPT_VERBOSE)) != NULL)
     c->verbosity = top->verbosity;
   c->progress = (top = PICK(OPT_PROGRESS)) != NULL ? top->progress : -1;
@@ -1335,6 +1390,11 @@ const char *tdm__config_usage(void) {
 "                         delete it or move it into DIR (never overwriting)\n"
 "      --on-failed move:DIR\n"
 "                         whole mode: move a failed file into DIR\n"
+"      --forget-after DURATION\n"
+"                         whole mode: drop the record of a file done and\n"
+"                         gone (deleted, moved) that long, keeping its hash\n"
+"                         so its content stays a duplicate; e.g. 12h, 30d,\n"
+"                         0 (at once) or never (default: 30d)\n"
 "      --json             status: print one JSON object\n"
 "      --summary          status: only the counts by state, the bytes\n"
 "                         pending and the oldest pending file, from the\n"

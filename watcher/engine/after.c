@@ -21,6 +21,7 @@
 #include "engine/after.h"
 #include "base/clock.h"
 #include "engine/engine.h"
+#include "engine/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,7 +181,8 @@ static int move_into(const char *path, const char *dir, const char *inst,
   return -EEXIST;
 }
 
-static void act(tdm_t *t, tdm_file_t *f) {
+/* Act on `f`. Returns 1 when it left the tree (deleted or moved), else 0. */
+static int act(tdm_t *t, tdm_file_t *f) {
   char q[PATH_MAX], dst[PATH_MAX];
   const char *dir, *opt;
   struct stat st;
@@ -190,7 +192,7 @@ static void act(tdm_t *t, tdm_file_t *f) {
   if (lstat(f->path, &st) != 0 || !S_ISREG(st.st_mode) ||
       (uint64_t)st.st_dev != f->rec.dev || (uint64_t)st.st_ino != f->rec.ino ||
       (uint64_t)st.st_size != f->rec.size || mtime_ns(&st) != f->rec.mtime_ns)
-    return; /* moved already, gone, or a new version to handle */
+    return 0; /* moved already, gone, or a new version to handle */
   if (f->rec.state == TDM_FILE_FAILED) {
     dir = t->failed_dir;
     opt = "--on-failed";
@@ -203,24 +205,25 @@ static void act(tdm_t *t, tdm_file_t *f) {
     if (unlink(f->path) != 0) {
       tdm__error(&t->log, "%s: %s delete: %s", q, opt, strerror(errno));
       t->stats.after_errors++;
-      return;
+      return 0;
     }
     sync_dir(f->path);
     t->stats.files_deleted++;
     tdm__debug(&t->log, "%s: deleted (%s)", q, opt);
-    return;
+    return 1;
   }
   if (dir == NULL)
-    return;
+    return 0;
   if ((rc = move_into(f->path, dir, tdm_store_instance(t->store), dst,
                       sizeof(dst))) != 0) {
     tdm__error(&t->log, "%s: %s: cannot move it into %s: %s", q, opt, dir,
                strerror(-rc));
     t->stats.after_errors++;
-    return;
+    return 0;
   }
   t->stats.files_moved++;
   tdm__debug(&t->log, "%s: moved to %s (%s)", q, dst, opt);
+  return 1;
 }
 
 /* Remove the copies into `dir` that a kill -9 of this store's process cut
@@ -262,7 +265,12 @@ void tdm__after_durable(tdm_t *t) {
     tdm_file_t *f = t->files.all[i];
     if (f->after && !f->dirty && !f->inflight &&
         (f->rec.state == TDM_FILE_DONE || f->rec.state == TDM_FILE_DUPLICATE ||
-         f->rec.state == TDM_FILE_FAILED))
-      act(t, f);
+         f->rec.state == TDM_FILE_FAILED) &&
+        act(t, f) && f->rec.state != TDM_FILE_FAILED) {
+      /* Gone from the tree now: kept as gone until --forget-after. The
+         table puts another file in slot i: it is looked at next. */
+      if (tdm__retire(t, f) == 0)
+        i--;
+    }
   }
 }

@@ -133,6 +133,9 @@ static void adopt(tdm_t *t, const tdm_store_blob_t *sblobs, size_t n_blobs) {
   t->checkpoint_deferred = 0;
   if (t->mode->committed != NULL)
     t->mode->committed(t, 1);
+  /* Not here: a caller up the stack may hold a file (a read that
+     checkpoints when stalled). */
+  t->rest_due = 1;
 }
 
 static int checkpoint(tdm_t *t) {
@@ -297,7 +300,8 @@ int tdm__checkpoint_maybe(tdm_t *t) {
     return 0;
   /* While a processor defers checkpoints, only the clock asks again. */
   if ((t->checkpoint_deferred > 0 ||
-       t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES) &&
+       (t->bytes_since_checkpoint < TDM_CHECKPOINT_BYTES &&
+        t->files.n < t->hot_floor + TDM_CHECKPOINT_FILES)) &&
       tdm__now_ms() - t->last_checkpoint_ms < t->opts.checkpoint_ms)
     return 0;
   return tdm__checkpoint(t);

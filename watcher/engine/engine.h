@@ -7,7 +7,8 @@
  *                        lstat()s files
  *   engine/reconcile.c   looks each file up by (dev, ino) in the file table
  *                        (core/filetable.c); an unchanged size+mtime+ctime
- *                        is not opened at all; the rest goes through
+ *                        is not opened at all (and a file at rest, kept
+ *                        cold, is not even made hot); the rest goes through
  *                        t->mode (engine/mode.h): tail mode's look, or
  *                        whole mode's in engine/whole.c
  *   core/identity.c      opens the changed ones and decides, through the
@@ -130,6 +131,19 @@ struct tdm_s {
   size_t first_held, n_held, cap_held; /* [first_held, n_held) in use */
   size_t n_waiting;       /* whole: files with f->waiting */
   size_t n_inflight;      /* whole: files with f->inflight */
+  int rest_due;           /* a checkpoint committed: tdm__rest() makes the
+                             files at rest cold at its next safe point */
+  int head_fd;            /* t->buf holds the first head_len bytes of this
+                             descriptor, read by the look under way for
+                             a new file's fingerprint: its first read
+                             takes them from there; else -1 */
+  size_t head_len;
+  int plain_fd;           /* a descriptor tail_look() found holding a plain
+                             head (not compressed) in the look under way,
+                             so tdm__read() need not look again; else -1 */
+  size_t hot_floor;       /* hot files left by the last tdm__rest() (or
+                             the load): TDM_CHECKPOINT_FILES more and a
+                             checkpoint is due */
   /* Metrics (engine/metrics.c). */
   int count_records;      /* count records per processor (metrics wanted) */
   uint64_t checkpoint_ns_sum; /* time spent in checkpoints */
@@ -153,16 +167,8 @@ struct tdm_s {
   char *done_dir;         /* --on-done move:DIR, resolved; NULL: none */
   char *failed_dir;       /* --on-failed move:DIR, resolved; NULL: none */
   int after_swept;        /* our temporaries a kill -9 left in DIR removed */
-  /* Tail mode: what each of the last few truncated files was before its
-     truncation (head fingerprint, bookmark and its marker), so that a copy
-     made just before it (copytruncate's app.log.1) continues from there. */
-  struct tdm_trunc_ghost {
-    char path[PATH_MAX];  /* its name: a copy is named after it */
-    uint64_t dev, ino;    /* the truncated file itself: never its own copy */
-    uint64_t fp_hash, pos, marker;
-    uint32_t fp_len, marker_len;
-  } trunc_ghost[8];
-  size_t n_trunc_ghost;   /* entries used; the next goes at n % 8 */
+  int64_t forget_due_ns;  /* whole: when the next gone record is due to be
+                             forgotten (--forget-after); 0: none known */
   tdm_ends_t ends;        /* multiline: the record ends of the last cut */
   int ml_flush;           /* multiline: the file has been quiet for
                              --multiline-timeout-ms: its last record is

@@ -92,15 +92,59 @@ int tdm__bury(tdm_t *t, uint64_t id) {
   return 0;
 }
 
+static int at_rest(const tdm_file_t *f) {
+  if (f->dirty || f->fresh || f->deferred || f->in_piece || f->restart ||
+      f->orphan || f->ready || f->waiting || f->settling || f->inflight ||
+      f->stale || f->after ||
+      f->fd >= 0 || f->pending_mask != 0)
+    return 0;
+  if (f->pos != f->rec.offset || f->marker != f->rec.marker ||
+      f->marker_len != f->rec.marker_len ||
+      f->durable_offset != f->rec.offset ||
+      f->durable_marker != f->rec.marker ||
+      f->durable_marker_len != f->rec.marker_len)
+    return 0;
+  switch (f->rec.state) {
+  case TDM_FILE_ACTIVE: /* tail: nothing pending (a compressed file's
+                           bookmark counts uncompressed bytes: beyond) */
+    return f->rec.size <= f->rec.offset;
+  case TDM_FILE_DONE:
+  case TDM_FILE_DUPLICATE:
+    return 1;
+  default: /* failed, pending, ghosts: few, and looked at */
+    return 0;
+  }
+}
+
+void tdm__rest(tdm_t *t) {
+  if (!t->rest_due)
+    return;
+  t->rest_due = 0;
+  for (size_t i = 0; i < t->files.n;) {
+    tdm_file_t *f = t->files.all[i];
+    /* Made cold: the last file was swapped into i. Could not be (out of
+       memory): it stays hot, which is only bigger. */
+    if (!at_rest(f) || tdm__filetable_freeze(&t->files, f) != 0)
+      i++;
+  }
+  t->hot_floor = t->files.n;
+}
+
 /* Ghosts: how long a gone file waits for its compressed copy. */
 #define GHOST_TTL_NS (600ll * 1000000000)
 
 int tdm__retire(tdm_t *t, tdm_file_t *f) {
   tdm_file_rec_t rec;
   tdm_file_t *g;
+  /* Whole mode keeps a done (or duplicate) file gone from the tree until
+     --forget-after has passed (whole.c forgets it, its hash kept). */
+  int whole_kept = t->opts.mode == TDM_MODE_WHOLE && !f->inflight &&
+                   (f->rec.state == TDM_FILE_DONE ||
+                    f->rec.state == TDM_FILE_DUPLICATE);
 
-  if (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
-      f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE)
+  if (!whole_kept &&
+      (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
+       f->rec.fp_len == 0 || f->rec.state == TDM_FILE_GONE))
     return tdm__forget(t, f);
   rec = f->rec;
   rec.dev = 0; /* no file has it: never found by identity */
@@ -122,14 +166,63 @@ int tdm__retire(tdm_t *t, tdm_file_t *f) {
   return 0;
 }
 
+tdm_file_t *tdm__ghost_truncated(tdm_t *t, const tdm_file_t *f, uint64_t of,
+                                 int *rc) {
+  tdm_file_rec_t rec;
+  tdm_file_t *g, *oldest = NULL;
+  size_t n = 0;
+
+  *rc = 0;
+  if (t->opts.mode != TDM_MODE_TAIL || f->pos == 0 || f->rec.fp_len == 0)
+    return NULL;
+  /* The file's ghosts so far (at its path, of its id): the oldest goes
+     when there are as many as are kept. */
+  for (g = tdm__filetable_ghost_at(&t->files, f->path, NULL); g != NULL;
+       g = tdm__filetable_ghost_at(&t->files, f->path, g))
+    if (g->rec.dup_of == of) {
+      n++;
+      if (oldest == NULL || g->rec.updated_ns < oldest->rec.updated_ns)
+        oldest = g;
+    }
+  if (n >= TDM_TRUNC_GHOSTS && (*rc = tdm__forget(t, oldest)) != 0)
+    return NULL;
+  rec = f->rec;
+  rec.id = t->next_id++;
+  rec.dev = 0; /* no file has it: never found by identity */
+  rec.ino = rec.id;
+  rec.state = TDM_FILE_GONE;
+  rec.dup_of = of;
+  rec.offset = f->pos;
+  rec.size = f->pos; /* nothing pending here: a copy delivers what followed */
+  rec.marker = f->marker;
+  rec.marker_len = f->marker_len;
+  rec.error = NULL;
+  rec.first_seen_ns = rec.updated_ns = tdm__wall_ns();
+  if ((g = tdm__filetable_add(&t->files, &rec)) == NULL) {
+    *rc = -ENOMEM;
+    return NULL;
+  }
+  /* A rollback before the next checkpoint takes the processors back to
+     what f's durable bookmark says was delivered: so does the ghost. */
+  g->durable_offset = f->durable_offset;
+  g->durable_marker = f->durable_marker;
+  g->durable_marker_len = f->durable_marker_len;
+  g->dirty = 1;
+  t->need_checkpoint = 1;
+  return g;
+}
+
 int tdm__ghosts_expire(tdm_t *t) {
   int64_t now = tdm__wall_ns();
+  if (t->opts.mode == TDM_MODE_WHOLE)
+    return 0; /* gone whole files are forgotten by whole mode */
   for (size_t i = 0; i < t->files.n;) {
     tdm_file_t *f = t->files.all[i];
     int rc;
     if (f->rec.state == TDM_FILE_GONE &&
         (now - f->rec.updated_ns > GHOST_TTL_NS ||
-         t->opts.decompress != TDM_DECOMPRESS_AUTO)) {
+         (t->opts.decompress != TDM_DECOMPRESS_AUTO &&
+          !tdm__is_trunc_ghost(f)))) {
       if ((rc = tdm__forget(t, f)) != 0)
         return rc;
       continue;

@@ -30,14 +30,43 @@ int tdm__file_seen_at(tdm_t *t, tdm_file_t *f, const char *path);
 
 /* Delete `f`'s record at the next checkpoint and drop it from memory. */
 int tdm__forget(tdm_t *t, tdm_file_t *f);
-/* A tail file that is gone: kept as a ghost (state GONE: dev 0, ino = its
-   id, at no path) for a while when a compressed copy of it may still turn
-   up (engine/zread.c), else forgotten. */
+/* A file that is gone: kept as a ghost (state GONE: dev 0, ino = its id,
+   at no path) for a while when a compressed copy of it may still turn up
+   (tail mode, engine/zread.c), or until --forget-after has passed (whole
+   mode, a done or duplicate file: engine/whole.c), else forgotten. */
 int tdm__retire(tdm_t *t, tdm_file_t *f);
-/* Forget ghosts older than their time to live. */
+/* A tail file `f` found truncated (or written anew in place): what it was
+   before (its path, head fingerprint, bookmark and marker, as f has them
+   now) is kept as a ghost of the truncation (state GONE, dup_of = `of`, the
+   id of the file truncated), written in the same checkpoint as the
+   truncation itself, so that a copy made just before it (copytruncate's
+   app.log.1), met even after a restart, continues from that bookmark; the
+   copy that does forgets it. At most TDM_TRUNC_GHOSTS are kept per file
+   (the oldest goes), each for as long as any ghost. Returns the ghost,
+   NULL when f had no bookmark to keep or on out of memory (*rc = -ENOMEM;
+   else 0). */
+#define TDM_TRUNC_GHOSTS 8
+tdm_file_t *tdm__ghost_truncated(tdm_t *t, const tdm_file_t *f, uint64_t of,
+                                 int *rc);
+/* Is `f` the ghost of a truncation (tdm__ghost_truncated)? */
+static inline int tdm__is_trunc_ghost(const tdm_file_t *f) {
+  return f->rec.state == TDM_FILE_GONE && f->rec.dup_of != 0;
+}
+/* Tail mode: forget ghosts older than their time to live (and those of
+   files gone, when compressed copies are not read: --decompress off). */
 int tdm__ghosts_expire(tdm_t *t);
 /* Delete record `id` at the next checkpoint. */
 int tdm__bury(tdm_t *t, uint64_t id);
+
+/* When a checkpoint committed since (t->rest_due): keep every file at rest
+   cold (core/filetable.h), about 90 bytes instead of about 400. At rest:
+   clean (the store holds its record), no descriptor, no flag, nothing
+   pending (tail: delivered up to its size, a compressed file past it;
+   whole: done or a duplicate, with no --on-done still to act on). Frees
+   the files it makes cold: called only where no caller holds a tdm_file_t
+   (between two files of a scan, after a pass, after the live worker's
+   round). */
+void tdm__rest(tdm_t *t);
 
 void tdm__set_ready(tdm_t *t, tdm_file_t *f, int on);
 /* `f`'s record is (on) or is no longer (off) to be made durable before its

@@ -182,7 +182,7 @@ int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
 
   bytes_pending = pending_bytes(t, now, &oldest);
   if (tracked != NULL)
-    *tracked = t->files.n;
+    *tracked = tdm__filetable_count(&t->files);
   if (pending != NULL)
     *pending = bytes_pending;
 
@@ -190,7 +190,7 @@ int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
   if ((x.buf = malloc(x.cap)) == NULL)
     return -ENOMEM;
   metric(&x, "files_tracked", "gauge", "Files in the state store.",
-         (uint64_t)t->files.n);
+         (uint64_t)tdm__filetable_count(&t->files));
   per_proc(&x, t, "bytes_delivered_total",
            "Bytes each processor accepted.", offsetof(tdm_proc_t, m_bytes));
   per_proc(&x, t, "records_delivered_total",

@@ -2,6 +2,7 @@
  * pass.c: one pass over the sources (tdm_run_once), and what every pass,
  * once or live, checks and sets up before it starts.
  */
+#include "engine/files.h"
 #include "engine/pass.h"
 
 #include "base/clock.h"
@@ -161,11 +162,16 @@ int tdm__pass_once(tdm_t *t) {
   tdm__caught_up(t);
   if (t->need_checkpoint || t->n_dead > 0) {
     int crc = tdm__checkpoint(t);
+    /* What acting on its outcomes changed (whole mode: files deleted or
+       moved are gone now) goes into one more. */
+    if (crc == 0 && t->need_checkpoint && t->opts.mode == TDM_MODE_WHOLE)
+      crc = tdm__checkpoint(t);
     if (crc == 0 && t->need_checkpoint)
       crc = TDM_EPROC; /* a processor could not commit (logged) */
     if (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL)
       rc = crc != 0 ? crc : rc;
   }
+  tdm__rest(t);
   if (rc == 0 && (t->stats.file_errors > 0 || left_failed(t)))
     rc = TDM_EPARTIAL;
   if (t->gave_up && (rc == 0 || rc == TDM_ESTOPPED || rc == TDM_EPARTIAL))

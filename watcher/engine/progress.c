@@ -22,12 +22,21 @@ static int count(void *arg, const char *path, const char *rel,
                  const struct stat *st) {
   tdm_t *t = arg;
   tdm_progress_t *p = &t->progress->p;
-  const tdm_file_t *f = tdm__filetable_get(&t->files, (uint64_t)st->st_dev,
+  const tdm_cold_t *c = tdm__filetable_cold(&t->files, (uint64_t)st->st_dev,
                                            (uint64_t)st->st_ino);
+  const tdm_file_t *f = c != NULL ? NULL
+                                  : tdm__filetable_get(&t->files,
+                                                       (uint64_t)st->st_dev,
+                                                       (uint64_t)st->st_ino);
   uint64_t size = (uint64_t)st->st_size;
   (void)path;
   (void)rel;
-  if (f == NULL) {
+  if (c != NULL) { /* at rest (so read to its old size): not made hot */
+    if (size != c->size || mtime_ns(st) != c->mtime_ns) {
+      p->files_total++;
+      p->bytes_total += size >= c->size ? size - c->size : size;
+    }
+  } else if (f == NULL) {
     p->files_total++;
     p->bytes_total += t->from_end && t->opts.mode == TDM_MODE_TAIL ? 0 : size;
   } else if (size != f->rec.size || mtime_ns(st) != f->rec.mtime_ns) {

@@ -213,6 +213,12 @@ static int update_marker(tdm_file_t *f, int fd, const char *buf, size_t end) {
     f->marker = XXH3_64bits(buf + end - TDM_MARKER_LEN, TDM_MARKER_LEN);
     return 0;
   }
+  if (f->pos == end) { /* the chunk began at 0: all of [0, pos) is in buf
+                          (a small file's first read: no pread again) */
+    f->marker_len = (uint32_t)end;
+    f->marker = XXH3_64bits(buf, end);
+    return 0;
+  }
   return tdm__marker(fd, f->pos, &f->marker, &f->marker_len);
 }
 
@@ -222,9 +228,15 @@ static int update_marker(tdm_file_t *f, int fd, const char *buf, size_t end) {
 static ssize_t read_at(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
   char q[PATH_MAX];
   size_t want = end - f->pos < t->buf_cap ? (size_t)(end - f->pos) : t->buf_cap;
-  ssize_t n = pread(fd, t->buf, want, (off_t)f->pos);
+  ssize_t n;
   int rc;
 
+  if (fd == t->head_fd && f->pos == 0 && want <= t->head_len) {
+    t->head_fd = -1; /* the head a new file's fingerprint just read */
+    return (ssize_t)want;
+  }
+  t->head_fd = -1;
+  n = pread(fd, t->buf, want, (off_t)f->pos);
   if (n >= 0)
     return n;
   if (errno == EINTR)
@@ -413,7 +425,7 @@ int tdm__read(tdm_t *t, tdm_file_t *f, int fd, uint64_t end) {
   /* A file first met empty (a compressor had just created it) is held as a
      plain one: its bytes are never read as text. tdm__zlook reads it once
      it is complete. */
-  if (f->pos == 0 && end > 0) {
+  if (f->pos == 0 && end > 0 && fd != t->plain_fd) {
     tdm_comp_t kind;
     if (tdm__zkind(t->opts.decompress, fd, &kind) == 0 && kind != TDM_COMP_NONE)
       return 0;

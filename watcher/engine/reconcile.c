@@ -13,6 +13,7 @@
 #include "engine/reconcile.h"
 
 #include "base/clock.h"
+#include "base/io.h"
 #include "core/identity.h"
 #include "core/scan.h"
 #include "engine/checkpoint.h"
@@ -31,6 +32,7 @@
 #include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxh_x86dispatch.h>
 
 #define ORPHAN_GRACE_MS 1000u
 
@@ -71,41 +73,56 @@ static int copy_of(int fd, uint64_t size, uint64_t fp_hash, uint32_t fp_len,
   return mlen == marker_len && m == marker;
 }
 
-/* Is `copy` named as a copy of `orig` would be: in the same directory, its
-   name the original's and more (app.log.1, app.log-20261203, app.log.bak)?
-   Two unrelated files may well start with the same bytes (the same CSV
-   header, a file holding another's lines); a copy is also named after it. */
-static int named_after(const char *orig, const char *copy) {
-  const char *so = strrchr(orig, '/'), *sc = strrchr(copy, '/');
-  size_t lo, lc;
+/* Does the tracked file `live` hold now, at its path or through its held
+   descriptor, the `size` bytes the copy at `fd` holds: the same head and
+   the same bytes before `size`? 1 yes (*m, *ml: the marker at `size`),
+   else 0. */
+static int live_holds(const tdm_file_t *live, int fd, uint64_t size,
+                      uint64_t *m, uint32_t *ml) {
+  uint32_t n = size < TDM_FP_CAP ? (uint32_t)size : TDM_FP_CAP, cml;
+  uint64_t h, ch, cm;
+  struct stat ls;
+  int lfd = live->fd, yes;
 
-  if (so == NULL || sc == NULL || so - orig != sc - copy ||
-      strncmp(orig, copy, (size_t)(so - orig)) != 0)
+  if (lfd < 0 &&
+      (lfd = open(live->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
     return 0;
-  lo = strlen(so + 1);
-  lc = strlen(sc + 1);
-  return lc > lo && strncmp(so + 1, sc + 1, lo) == 0;
+  yes = fstat(lfd, &ls) == 0 && (uint64_t)ls.st_dev == live->rec.dev &&
+        (uint64_t)ls.st_ino == live->rec.ino && (uint64_t)ls.st_size >= size &&
+        tdm__hash_range(lfd, 0, n, &h) == 0 && tdm__hash_range(fd, 0, n, &ch) == 0 &&
+        h == ch && tdm__marker(lfd, size, m, ml) == 0 &&
+        tdm__marker(fd, size, &cm, &cml) == 0 && cm == *m && cml == *ml;
+  if (lfd != live->fd)
+    close(lfd);
+  return yes;
 }
 
 /*
  * A new file that is a copy of a tracked file (copytruncate copies app.log
  * to app.log.1, then truncates app.log; `-i 'app.log*'` tracks both):
  * named after it, the same head fingerprint, and at the tracked file's
- * bookmark the same marker. It continues from that bookmark, so only the tail no reader had
- * seen is delivered, as the compressed path does for a gzipped copy. The
- * truncated original restarts at 0. The tracked file may have been
- * truncated already when the copy is met: the last truncations are kept
- * (t->trunc_ghost). Sets rec->offset and the marker; 0 or -errno.
+ * bookmark the same marker. It continues from that bookmark, so only the
+ * tail no reader had seen is delivered, as the compressed path does for a
+ * gzipped copy. The truncated original restarts at 0. A tracked file that
+ * delivered nothing yet of what the copy holds, and still holds it, leaves
+ * all of it to the copy and goes on after it; a copy shorter than the
+ * bookmark (or than the head fingerprinted) whose bytes the tracked file
+ * holds (one still being written) continues at its end (or the bookmark),
+ * so far. The tracked file may have
+ * been truncated already when the copy is met, even before a restart: what
+ * it was then is a ghost of the truncation (tdm__ghost_truncated), found at
+ * its path; a copy that continues from it forgets it, in the checkpoint
+ * that writes the copy's bookmark. Sets f's bookmark and marker; 0 or
+ * -errno.
  */
-static int continue_copy(tdm_t *t, const char *path, int fd,
-                         const struct stat *st, uint64_t *pos, uint64_t *marker,
-                         uint32_t *marker_len, int *defer) {
-  uint64_t size = (uint64_t)st->st_size, best = 0, bm = 0;
-  uint32_t bml = 0;
+static int continue_copy(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+                         const struct stat *st, int *defer) {
+  uint64_t size = (uint64_t)st->st_size, best = 0, bm = 0, m;
+  uint32_t bml = 0, ml;
   const char *from = NULL;
-  tdm_file_t *live = NULL;
+  tdm_file_t *live = NULL, *ghost = NULL;
   char q[PATH_MAX];
-  int rc;
+  int rc, found = 0;
 
   /* The candidates: the tracked files named by a shorter prefix of this
      file's name in its directory, cut before a '.', '-', '_' or '~'
@@ -125,36 +142,54 @@ static int continue_copy(tdm_t *t, const char *path, int fd,
       continue; /* a copy's suffix starts with one of these */
     cand[l] = '\0';
     g = tdm__filetable_by_path(&t->files, cand);
-    if (g == NULL || g->pos <= best || g->rec.state != TDM_FILE_ACTIVE ||
-        g->in_piece ||
-        (g->rec.dev == (uint64_t)st->st_dev && g->rec.ino == (uint64_t)st->st_ino))
-      continue;
-    rc = copy_of(fd, size, g->rec.fp_hash, g->rec.fp_len, g->pos, g->marker,
-                 g->marker_len);
-    if (rc < 0)
-      return rc;
-    if (rc == 1) {
-      best = g->pos, bm = g->marker, bml = g->marker_len;
-      from = g->path;
-      live = g;
+    if (g != NULL && g->rec.state == TDM_FILE_ACTIVE && !g->in_piece &&
+        (g->rec.dev != (uint64_t)st->st_dev || g->rec.ino != (uint64_t)st->st_ino)) {
+      if (g->pos > best) {
+        rc = copy_of(fd, size, g->rec.fp_hash, g->rec.fp_len, g->pos, g->marker,
+                     g->marker_len);
+        if (rc < 0)
+          return rc;
+        if (rc == 1) {
+          best = g->pos, bm = g->marker, bml = g->marker_len;
+          from = g->path;
+          live = g, ghost = NULL, found = 1;
+        } else if (!found && live_holds(g, fd, size, &m, &ml)) {
+          /* Every byte of it in the original, but shorter than the
+             original's bookmark or than its fingerprint: a copy still
+             being written (cp, or a sendfile seen page by page), or of
+             what was delivered already. It continues at the bookmark, or
+             at its end when that comes first. */
+          if (size < g->pos)
+            best = size, bm = m, bml = ml;
+          else
+            best = g->pos, bm = g->marker, bml = g->marker_len;
+          from = g->path;
+          live = g, found = 1;
+        }
+      } else if (g->pos == 0 && !found && live_holds(g, fd, size, &m, &ml)) {
+        /* Copied before a byte of it was read from the original. */
+        from = g->path;
+        live = g, found = 1;
+      }
+    }
+    /* What the files at that path were before their truncations (never
+       this file's own former content). */
+    for (g = tdm__filetable_ghost_at(&t->files, cand, NULL); g != NULL;
+         g = tdm__filetable_ghost_at(&t->files, cand, g)) {
+      if (!tdm__is_trunc_ghost(g) || g->pos <= best || g->rec.dup_of == f->rec.id)
+        continue;
+      rc = copy_of(fd, size, g->rec.fp_hash, g->rec.fp_len, g->pos, g->marker,
+                   g->marker_len);
+      if (rc < 0)
+        return rc;
+      if (rc == 1) {
+        best = g->pos, bm = g->marker, bml = g->marker_len;
+        from = "a file truncated since";
+        live = NULL, ghost = g, found = 1;
+      }
     }
   }
-  for (size_t i = 0; i < t->n_trunc_ghost && i < 8; i++) {
-    const struct tdm_trunc_ghost *g = &t->trunc_ghost[i];
-    if (g->pos <= best ||
-        (g->dev == (uint64_t)st->st_dev && g->ino == (uint64_t)st->st_ino) ||
-        !named_after(g->path, path))
-      continue;
-    rc = copy_of(fd, size, g->fp_hash, g->fp_len, g->pos, g->marker, g->marker_len);
-    if (rc < 0)
-      return rc;
-    if (rc == 1) {
-      best = g->pos, bm = g->marker, bml = g->marker_len;
-      from = "a file truncated since";
-      live = NULL;
-    }
-  }
-  if (best == 0)
+  if (!found)
     return 0;
   if (live != NULL &&
       tdm__wall_ns() - mtime_ns(st) < (int64_t)t->opts.settle_ms * 1000000) {
@@ -165,46 +200,36 @@ static int continue_copy(tdm_t *t, const char *path, int fd,
     *defer = 1;
     return 0;
   }
-  if (live != NULL && size > best && live->pos == best) {
+  if (live != NULL && size > best && live->pos == best &&
+      live_holds(live, fd, size, &m, &ml)) {
     /* The original still holds what the copy holds (or is truncated and
        will be found so): the bytes between its bookmark and the copy's end
        are delivered from the copy, once, and the original goes on after
        them (a backup copy of a growing log: the log continues at the
        copy's end; copytruncate: the truncation restarts it at 0). */
-    struct stat ls;
-    uint64_t m;
-    uint32_t ml;
-    if (live->fd >= 0 && fstat(live->fd, &ls) == 0 && (uint64_t)ls.st_size >= size &&
-        tdm__marker(live->fd, size, &m, &ml) == 0 &&
-        copy_of(fd, size, live->rec.fp_hash, live->rec.fp_len, size, m, ml) == 1) {
-      live->pos = size;
-      live->marker = m;
-      live->marker_len = ml;
-      live->dirty = 1;
-      t->need_checkpoint = 1;
-    } else if (live->fd < 0) {
-      int lfd = open(live->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-      if (lfd >= 0) {
-        if (fstat(lfd, &ls) == 0 && (uint64_t)ls.st_dev == live->rec.dev &&
-            (uint64_t)ls.st_ino == live->rec.ino && (uint64_t)ls.st_size >= size &&
-            tdm__marker(lfd, size, &m, &ml) == 0 &&
-            copy_of(fd, size, live->rec.fp_hash, live->rec.fp_len, size, m, ml) == 1) {
-          live->pos = size;
-          live->marker = m;
-          live->marker_len = ml;
-          live->dirty = 1;
-          t->need_checkpoint = 1;
-        }
-        close(lfd);
-      }
-    }
+    live->pos = size;
+    live->marker = m;
+    live->marker_len = ml;
+    live->dirty = 1;
+    t->need_checkpoint = 1;
   }
-  *pos = best;
-  *marker = bm;
-  *marker_len = bml;
+  f->pos = best;
+  f->marker = bm;
+  f->marker_len = bml;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
   tdm__info(&t->log, "%s: a copy of %s (same head, same bytes before its "
             "bookmark): continues from its bookmark %llu",
             tdm__quote(path, q, sizeof(q)), from, (unsigned long long)best);
+  if (ghost != NULL) {
+    /* A rollback before the checkpoint goes back where a restart would
+       begin: at the ghost's durable bookmark, the ghost still in the
+       store. */
+    f->durable_offset = ghost->durable_offset;
+    f->durable_marker = ghost->durable_marker;
+    f->durable_marker_len = ghost->durable_marker_len;
+    return tdm__forget(t, ghost); /* one copy continues from it */
+  }
   return 0;
 }
 
@@ -217,7 +242,22 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
 
   memset(&rec, 0, sizeof(rec));
   rec.state = TDM_FILE_ACTIVE;
-  *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash, &rec.fp_len);
+  if (!t->from_end && t->buf != NULL && t->buf_cap >= TDM_FP_CAP) {
+    /* The head into t->buf, where the first read finds it (read_at()):
+       a small file is read once, not twice. */
+    ssize_t n;
+    rec.fp_len = st->st_size < TDM_FP_CAP ? (uint32_t)st->st_size : TDM_FP_CAP;
+    n = tdm__pread_full(fd, t->buf, rec.fp_len, 0);
+    *rc = n < 0 ? (int)n : (size_t)n < rec.fp_len ? -ENODATA : 0;
+    if (*rc == 0) {
+      rec.fp_hash = XXH3_64bits(t->buf, rec.fp_len);
+      t->head_fd = fd;
+      t->head_len = rec.fp_len;
+    }
+  } else {
+    *rc = tdm__fingerprint(fd, (uint64_t)st->st_size, &rec.fp_hash,
+                           &rec.fp_len);
+  }
   if (*rc == 0 && t->from_end && st->st_size > 0) {
     rec.offset = (uint64_t)st->st_size;
     *rc = tdm__marker(fd, rec.offset, &rec.marker, &rec.marker_len);
@@ -238,24 +278,6 @@ static tdm_file_t *track(tdm_t *t, const char *path, int fd,
   return f;
 }
 
-/* `f` is found truncated (or written anew): keep what a copy made before
-   it would continue from (t->trunc_ghost). */
-static void remember_truncation(tdm_t *t, const tdm_file_t *f) {
-  struct tdm_trunc_ghost *g;
-
-  if (f->pos == 0)
-    return;
-  g = &t->trunc_ghost[t->n_trunc_ghost++ % 8];
-  snprintf(g->path, sizeof(g->path), "%s", f->path);
-  g->dev = f->rec.dev;
-  g->ino = f->rec.ino;
-  g->fp_hash = f->rec.fp_hash;
-  g->fp_len = f->rec.fp_len;
-  g->pos = f->pos;
-  g->marker = f->marker;
-  g->marker_len = f->marker_len;
-}
-
 /*
  * Bring `f` (known, open at `fd`, of size st->st_size) in line with what is
  * on disk: same file, truncated, or rewritten (then it is replaced by a new
@@ -263,6 +285,7 @@ static void remember_truncation(tdm_t *t, const tdm_file_t *f) {
  */
 static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
                           const struct stat *st, const char *oldpath, int *rc) {
+  tdm_file_t old;
   tdm_verdict_t v;
   char q[PATH_MAX];
 
@@ -296,8 +319,9 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               "again from the start", tdm__quote(path, q, sizeof(q)),
               (unsigned long long)st->st_size, (unsigned long long)f->pos);
     t->stats.truncations++;
+    if (tdm__ghost_truncated(t, f, f->rec.id, rc) == NULL && *rc != 0)
+      return NULL;
     f->rec.truncations++;
-    remember_truncation(t, f);
     f->pos = 0;
     f->marker = 0;
     f->marker_len = 0;
@@ -315,10 +339,21 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
               "delivered again from the start as a new file",
               tdm__quote(path, q, sizeof(q)));
     t->stats.rewrites++;
-    remember_truncation(t, f); /* truncated and written again, met late */
-    if ((*rc = tdm__forget(t, f)) != 0)
+    /* Truncated and written again, met late: its former content may have
+       been copied. The ghost is the new record's former content, made
+       after it (a later id: the file comes first at its path). */
+    old = *f;
+    if ((old.path = strdup(f->path)) == NULL) {
+      *rc = -ENOMEM;
       return NULL;
-    return track(t, path, fd, st, rc);
+    }
+    old.rec.path = old.path;
+    if ((*rc = tdm__forget(t, f)) == 0 &&
+        (f = track(t, path, fd, st, rc)) != NULL &&
+        tdm__ghost_truncated(t, &old, f->rec.id, rc) == NULL && *rc != 0)
+      f = NULL;
+    free(old.path);
+    return f;
   }
   /* The fingerprint grows with the file up to its cap. */
   if (f->rec.fp_len < TDM_FP_CAP && (uint64_t)st->st_size > f->rec.fp_len &&
@@ -388,8 +423,25 @@ static size_t defer_max(tdm_t *t) {
 
 int tdm__look(tdm_t *t, const char *path, const struct stat *lst,
               unsigned hints) {
+  tdm_cold_t *c = tdm__filetable_cold(&t->files, (uint64_t)lst->st_dev,
+                                      (uint64_t)lst->st_ino);
   tdm_file_t *f;
   int rc;
+
+  /* A cold file (at rest, core/filetable.h) unchanged at its path: what
+     each mode's look does with a file it knows unchanged, without making
+     it hot (tail: met_again(); whole: done or a duplicate, unchanged).
+     Anything else makes it hot below. */
+  if (c != NULL && !t->stop &&
+      !(t->outputs.n > 0 && tdm__outputs_skip(t, path, lst, 0)) &&
+      (uint64_t)lst->st_size == c->size && mtime_ns(lst) == c->mtime_ns &&
+      ctime_ns(lst) == c->ctime_ns && tdm__cold_at(&t->files, c, path)) {
+    t->stats.files_seen++;
+    c->seen = 1;
+    return 0;
+  }
+  if (c != NULL && tdm__filetable_thaw(&t->files, c) == NULL)
+    return t->files.err == -ENOMEM ? -ENOMEM : TDM_ESTATE;
 
   if (t->outputs.n > 0) { /* our own output is not input */
     f = tdm__filetable_get(&t->files, (uint64_t)lst->st_dev,
@@ -541,7 +593,10 @@ static int take_fd(tdm_t *t, tdm_file_t *f, const char *path,
     return -1;
   }
   t->stats.files_opened++;
-  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  /* Within the kernel's usual read-ahead (128 KiB) the advice changes
+     nothing but costs a system call a file. */
+  if (lst->st_size >= 128 * 1024)
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   return fd;
 }
 
@@ -557,8 +612,15 @@ static int compressed(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   if (g != NULL && (g->rec.dev != (uint64_t)st->st_dev ||
                     g->rec.ino != (uint64_t)st->st_ino))
     g = tdm__filetable_get(&t->files, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-  if (tdm__zkind(t->opts.decompress, fd, &kind) != 0 || kind == TDM_COMP_NONE)
+  if (tdm__zkind(t->opts.decompress, fd, &kind) != 0)
     return 0;
+  if (kind == TDM_COMP_NONE) {
+    /* A whole magic's worth of plain head: tdm__read() in this look need
+       not read it again (an emptier one may still be being written). */
+    if (st->st_size >= 4)
+      t->plain_fd = fd;
+    return 0;
+  }
   if (g != NULL) {
     g->seen = 1;
     tdm__release(t, g); /* read whole, never held */
@@ -598,10 +660,21 @@ static int reidentify(tdm_t *t, tdm_file_t **fp, const char *path,
   return 0;
 }
 
-/* Tail mode's look (tdm_mode_ops_t.look): after tdm__look left out our own
-   outputs, read what is new in the file. */
+static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
+                        unsigned hints);
+
+/* Tail mode's look (tdm_mode_ops_t.look); what it learnt of a descriptor
+   (t->plain_fd), which it has closed or handed over, ends with it. */
 static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
                      unsigned hints) {
+  int rc = tail_look_fd(t, path, lst, hints);
+  t->plain_fd = t->head_fd = -1;
+  return rc;
+}
+
+/* After tdm__look left out our own outputs, read what is new in the file. */
+static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
+                        unsigned hints) {
   tdm_file_t *f;
   struct stat st;
   char *oldpath = NULL; /* f's name before this look */
@@ -653,8 +726,7 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
      holds still. */
   if (f->pos == 0 && f->rec.offset == 0 && !t->from_end && st.st_size > 0) {
     int defer = 0;
-    rc = continue_copy(t, path, fd, &st, &f->pos, &f->marker, &f->marker_len,
-                       &defer);
+    rc = continue_copy(t, f, path, fd, &st, &defer);
     if (rc == 0 && defer) {
       f->settling = 1;
       tdm__set_waiting(t, f, 1);
@@ -666,9 +738,9 @@ static int tail_look(tdm_t *t, const char *path, const struct stat *lst,
       f->settling = 0;
       tdm__set_waiting(t, f, 0);
     }
-    if (rc == 0 && f->pos > 0) {
-      f->dirty = 1;
-      t->need_checkpoint = 1;
+    if (rc == -ENOMEM) {
+      close(fd);
+      return rc;
     }
     rc = 0;
   }
@@ -810,6 +882,7 @@ static int on_file(void *arg, const char *path, const char *rel,
   (void)rel;
   rc = tdm__look(t, path, st, 0);
   tdm__progress_file(t, t->stats.files_opened != opened);
+  tdm__rest(t); /* between two files: none is held */
   return rc;
 }
 
@@ -838,6 +911,27 @@ static int under(const char *path, const char *root) {
  * at its path but now excluded keeps its bookmark.
  */
 static int collect_garbage(tdm_t *t, const int *scanned) {
+  /* Cold files first: one not met and gone is made hot, for the walk
+     below (the last cold file is swapped into i). */
+  for (size_t i = 0; i < t->files.n_cold;) {
+    tdm_cold_t *c = &t->files.cold[i];
+    char path[PATH_MAX];
+    struct stat st;
+    int gone = 0;
+
+    if (!c->seen && tdm__cold_path(&t->files, c, path, sizeof(path)) == 0)
+      for (size_t r = 0; r < t->n_roots && !gone; r++)
+        if (scanned[r] && under(path, t->roots[r]))
+          gone = lstat(path, &st) != 0 ||
+                 (uint64_t)st.st_dev != t->files.devs[c->dev] ||
+                 (uint64_t)st.st_ino != c->ino;
+    if (!gone) {
+      c->seen = 0;
+      i++;
+    } else if (tdm__filetable_thaw(&t->files, c) == NULL) {
+      return t->files.err == -ENOMEM ? -ENOMEM : TDM_ESTATE;
+    }
+  }
   for (size_t i = 0; i < t->files.n;) {
     tdm_file_t *f = t->files.all[i];
     struct stat st;
@@ -872,6 +966,14 @@ static int collect_garbage(tdm_t *t, const int *scanned) {
       return rc;
   }
   return tdm__ghosts_expire(t);
+}
+
+/* No file met by a scan any more. */
+static void unsee(tdm_t *t) {
+  for (size_t i = 0; i < t->files.n; i++)
+    t->files.all[i]->seen = 0;
+  for (size_t i = 0; i < t->files.n_cold; i++)
+    t->files.cold[i].seen = 0;
 }
 
 int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
@@ -919,8 +1021,7 @@ int tdm__reconcile_all(tdm_t *t, int (*on_dir)(void *arg, const char *path)) {
   if (rc == 0)
     rc = collect_garbage(t, scanned);
   else
-    for (size_t i = 0; i < t->files.n; i++)
-      t->files.all[i]->seen = 0;
+    unsee(t);
   free(scanned);
   return rc == 0 && partial ? TDM_EPARTIAL : rc;
 }
@@ -945,8 +1046,7 @@ int tdm__reconcile_dir(tdm_t *t, size_t root, const char *path,
     if (frc != 0)
       rc = frc;
   }
-  for (size_t i = 0; i < t->files.n; i++)
-    t->files.all[i]->seen = 0;
+  unsee(t);
   t->stats.skipped_special += s.stats.special;
   t->stats.file_errors += s.stats.errors;
   return rc == -ENOENT ? 0 : rc;

@@ -11,6 +11,12 @@
  * the same checkpoint transaction. A file() that is PENDING (exec's child is
  * running) leaves the file in flight: not recorded, so a crash makes it be
  * handled again, never skipped.
+ *
+ * A done (or duplicate) file that leaves the tree (deleted, moved away by
+ * --on-done) is kept as gone (files.c, tdm__retire) until --forget-after
+ * has passed; then its record is dropped and its hash joins the store's
+ * forgotten set, both in one transaction, so a crash never loses the one
+ * without the other. Content found there is a duplicate as well.
  */
 #include "engine/whole.h"
 
@@ -36,6 +42,11 @@
 #include <xxh_x86dispatch.h>
 
 #define RETRY_WAIT_MS 100 /* poll()'s wait while a file() says RETRY */
+/* With --on-done, a checkpoint at least every this many files done: a pass
+   over a million drops then acts on them and forgets them (--forget-after)
+   as it goes, and the store never holds more than a few batches of records
+   at once (LMDB's file keeps its largest size). */
+#define CHECKPOINT_FILES 1024
 
 /* ---- the table of uncommitted hashes ------------------------------------ */
 
@@ -135,12 +146,83 @@ static void drop_done(tdm_hnode_t *n, void *arg) {
     hs_drop(arg, e);
 }
 
+/* Forgetting: at most this many records a transaction. Each hash rewrites
+   one page of the forgotten set (copy on write), and the pages a
+   transaction replaces are reused only by the next ones: small
+   transactions keep the store small. */
+#define FORGET_BATCH 128
+
+/* Drop the records of files gone for --forget-after, their hashes kept
+   (see the top). */
+static void forget_due(tdm_t *t) {
+  uint64_t ms = t->opts.forget_after_ms;
+  int64_t now = tdm__wall_ns(), after, next = 0;
+  tdm_store_hash_t *due = NULL;
+  size_t n = 0, cap = 0;
+  tdm_store_batch_t b;
+
+  if (ms == TDM_FORGET_NEVER)
+    return;
+  after = ms > (uint64_t)INT64_MAX / 1000000 ? INT64_MAX : (int64_t)ms * 1000000;
+  for (size_t i = 0; i < t->files.n; i++) {
+    const tdm_file_t *f = t->files.all[i];
+    int64_t at;
+    if (f->rec.state != TDM_FILE_GONE)
+      continue;
+    at = f->rec.updated_ns > INT64_MAX - after ? INT64_MAX
+                                               : f->rec.updated_ns + after;
+    if (f->dirty || at > now) { /* not durable yet, or not yet due */
+      if (next == 0 || at < next)
+        next = at;
+      continue;
+    }
+    if (n == cap) {
+      size_t c = cap ? cap * 2 : 64;
+      tdm_store_hash_t *v = realloc(due, c * sizeof(*v));
+      if (v == NULL)
+        break; /* the rest next time */
+      due = v;
+      cap = c;
+    }
+    memcpy(due[n].hash, f->rec.content_hash, 16);
+    due[n++].file_id = f->rec.id;
+  }
+  t->forget_due_ns = next;
+  for (size_t k = 0; k < n; k += FORGET_BATCH) {
+    size_t m = n - k < FORGET_BATCH ? n - k : FORGET_BATCH;
+    memset(&b, 0, sizeof(b));
+    b.forget = due + k;
+    b.n_forget = m;
+    b.next_id = t->next_id;
+    if (tdm_store_commit(t->store, &b) != 0) { /* logged: tried again later */
+      t->forget_due_ns = now;
+      break;
+    }
+    for (size_t j = k; j < k + m; j++) {
+      tdm_file_t *f = tdm__filetable_get(&t->files, 0, due[j].file_id);
+      if (f != NULL && f->rec.state == TDM_FILE_GONE)
+        tdm__filetable_remove(&t->files, f);
+    }
+    t->stats.files_forgotten += m;
+  }
+  if (n > 0)
+    tdm__debug(&t->log, "%zu gone file%s forgotten (their hashes kept)", n,
+               n == 1 ? "" : "s");
+  free(due);
+}
+
+void tdm__whole_resume(tdm_t *t) {
+  tdm__after_durable(t); /* outcomes a kill -9 left unacted on */
+  forget_due(t);
+}
+
 void tdm__whole_committed(tdm_t *t, int ok) {
   /* Committed: the store answers for them now. Rolled back: the files are
      looked at again (their processors' outputs were rolled back too). */
   tdm__hmap_walk(&t->hashes.map, drop_done, &t->hashes);
   if (ok) {
     tdm__after_durable(t); /* --on-done/--on-failed: the outcomes are durable */
+    forget_due(t);
     return;
   }
   for (size_t i = 0; i < t->files.n; i++) {
@@ -602,17 +684,31 @@ static int same_version(tdm_t *t, tdm_file_t *f, const char *path,
   return 0;
 }
 
+/* The path of a record read from the store (into a PATH_MAX buffer). */
+static int record_path(void *arg, const tdm_file_rec_t *rec) {
+  snprintf(arg, PATH_MAX, "%s", rec->path != NULL ? rec->path : "");
+  return 0;
+}
+
 /* `f` at `path` has the content of file `other`: record it as a duplicate. */
 static void duplicate(tdm_t *t, tdm_file_t *f, const char *path,
                       uint64_t other) {
   tdm_file_t *o = NULL;
-  char q[PATH_MAX];
+  char q[PATH_MAX], opath[PATH_MAX] = "";
 
   for (size_t i = 0; i < t->files.n && o == NULL; i++)
     if (t->files.all[i]->rec.id == other)
       o = t->files.all[i];
+  /* Not in memory as a whole file: at rest (cold), or forgotten. */
+  if (o == NULL &&
+      tdm_store_get_file(t->store, other, record_path, opath) != 0)
+    opath[0] = '\0';
   tdm__warn(&t->log, "%s: duplicate of %s: skipped",
-            tdm__quote(path, q, sizeof(q)), o ? o->path : "a file handled before");
+            tdm__quote(path, q, sizeof(q)),
+            o         ? o->path
+            : opath[0] ? opath
+            : other   ? "a file handled before"
+                      : "a file handled before and forgotten");
   f->rec.dup_of = other;
   f->rec.offset = f->pos = f->rec.size;
   t->stats.duplicates++;
@@ -727,7 +823,7 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   uint64_t other = 0;
   tdm_hashset_entry_t *e;
   tdm_comp_t kind = TDM_COMP_NONE;
-  int fd, rc, upgrade;
+  int fd, rc, upgrade, forgotten = 0;
 
   if ((fd = open_whole(t, f, path, closed, &a)) < 0)
     return 0;
@@ -751,6 +847,10 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   else if ((rc = tdm_store_find_hash(t->store, h, &other)) != 0 && rc != -ENOENT) {
     close(fd);
     return rc;
+  } else if (rc == -ENOENT &&
+             (forgotten = tdm_store_hash_forgotten(t->store, h)) < 0) {
+    close(fd);
+    return forgotten;
   }
   /* Other content than the file id had before (rewritten in place, or a new
      file on the inode of a deleted one): a new generation, so that its
@@ -766,8 +866,8 @@ static int complete(tdm_t *t, tdm_file_t *f, const char *path, int closed) {
   if (memcmp(f->rec.content_hash, h, 16) != 0)
     tdm__set_fresh(t, f, 1);
   memcpy(f->rec.content_hash, h, 16);
-  if (other != 0 && other != f->rec.id) {
-    duplicate(t, f, path, other);
+  if ((other != 0 && other != f->rec.id) || forgotten) {
+    duplicate(t, f, path, other); /* other 0: of a forgotten file */
     close(fd);
     return 0;
   }
@@ -821,6 +921,9 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
                 !(hints & TDM_HINT_COMPLETE) && !settled(t, mtime_ns(lst)));
   if (rc == 0 && t->n_inflight > 0)
     return tdm__whole_poll(t, 0); /* outcomes that came meanwhile */
+  if (rc == 0 && (t->after_delete || t->done_dir != NULL) &&
+      t->hashes.map.n >= CHECKPOINT_FILES + t->n_inflight)
+    return tdm__checkpoint(t); /* done files' hashes waiting: enough */
   return rc != 0 ? rc : tdm__checkpoint_maybe(t);
 }
 
@@ -864,7 +967,7 @@ const tdm_mode_ops_t tdm__mode_whole = {
   .forget = tdm__whole_forget,
   .batch = tdm__whole_batch,
   .committed = tdm__whole_committed,
-  .resume = tdm__after_durable,
+  .resume = tdm__whole_resume,
   .poll = tdm__whole_poll,
   .recheck = tdm__recheck_waiting,
   .deferred = whole_deferred,

@@ -28,6 +28,9 @@ int tdm__whole_poll(tdm_t *t, int wait_ms);
    forgetting them after a commit (ok) or a rollback (!ok), freeing them. */
 size_t tdm__whole_batch(tdm_t *t, tdm_store_hash_t **out);
 void tdm__whole_committed(tdm_t *t, int ok);
+/* tdm_mode_ops_t.resume: act on outcomes a kill -9 left unacted on, then
+   forget the gone files due (--forget-after). */
+void tdm__whole_resume(tdm_t *t);
 void tdm__whole_free(tdm_t *t);
 /* tdm_mode_ops_t.forget: a file leaves the table: drop what whole mode
    remembers of it (its uncommitted hash, its place among those in flight). */

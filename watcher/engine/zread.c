@@ -162,6 +162,15 @@ static tdm_file_t *find_origin(tdm_t *t, const tdm_file_t *self, int fd,
   size_t n = 0;
 
   *short_len = UINT64_MAX;
+  /* Cold files (at rest) with that head are made hot first, to be
+     candidates below (the last cold file is swapped into i). */
+  for (size_t i = 0; i < t->files.n_cold;) {
+    tdm_cold_t *c = &t->files.cold[i];
+    if (c->fp_len == 0 || c->fp_len > hlen ||
+        XXH3_64bits(head, c->fp_len) != c->fp_hash ||
+        tdm__filetable_thaw(&t->files, c) == NULL)
+      i++; /* one that cannot be made hot is no candidate */
+  }
   for (size_t i = 0; i < t->files.n && n < MAX_CANDIDATES; i++) {
     tdm_file_t *g = t->files.all[i];
     if (g == self || g->rec.fp_len == 0 || g->rec.fp_len > hlen ||

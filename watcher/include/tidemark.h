@@ -224,7 +224,16 @@ typedef struct tdm_options {
                                       tdm_open fails with TDM_EUSAGE when it
                                       cannot be written */
   uint32_t max_tries;              /* 5; at least 1 */
+  /* 0.3, A million files (appended). Whole mode: the record of a file that
+     is done (or a duplicate) and gone from the tree (deleted, or moved
+     away by on_done) for this long is dropped from the store; its content
+     hash is kept, so the same content dropped again is still a duplicate.
+     0: at the first checkpoint after it is gone; TDM_FORGET_NEVER: records
+     are kept for ever. Failed and pending files are never forgotten. */
+  uint64_t forget_after_ms;        /* 30 days */
 } tdm_options_t;
+
+#define TDM_FORGET_NEVER UINT64_MAX /* tdm_options_t.forget_after_ms */
 
 /* The 0.2 layout: the smallest `size` tdm_open() accepts. */
 #define TDM_OPTIONS_SIZE_V1 (offsetof(tdm_options_t, log_arg) + sizeof(void *))
@@ -447,6 +456,9 @@ typedef struct tdm_stats {
   /* 0.3, Failures (appended) */
   uint64_t dead_letters;      /* records set aside in options.dead_letter
                                  (net of what a rollback took back) */
+  /* 0.3, A million files (appended) */
+  uint64_t files_forgotten;   /* whole: gone files whose records were
+                                 dropped, hashes kept (forget_after_ms) */
 } tdm_stats_t;
 
 /* Zero every counter and set `size` to sizeof(tdm_stats_t). */

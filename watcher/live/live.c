@@ -186,6 +186,10 @@ static void work_cb(uv_work_t *req) {
   if (!t->stop && t->n_ready == 0)
     tdm__caught_up(t);
 
+  /* Whole mode: gone files due to be forgotten are, after a checkpoint. */
+  if (lv->want_checkpoint && t->forget_due_ns != 0 &&
+      tdm__wall_ns() >= t->forget_due_ns)
+    t->need_checkpoint = 1;
   if ((lv->want_checkpoint || t->stop) && (t->need_checkpoint || t->n_dead > 0)) {
     rc = tdm__checkpoint(t);
     if (rc == 0 && t->stop && t->need_checkpoint)
@@ -208,6 +212,7 @@ static void work_cb(uv_work_t *req) {
     (void)t->mode->poll(t, OUTCOME_WAIT_MS);
   if (t->n_open > t->max_open)
     tdm__trim_fds(t);
+  tdm__rest(t); /* the round is over: no file is held */
   t->stats.watches = lv->watch->count ? lv->watch->count(lv->watch_state) : 0;
   publish(t, t->stop);
   if (t->stop)
@@ -221,6 +226,8 @@ static int has_work(const tdm_t *t) {
   return (lv->watch->pending && lv->watch->pending(lv->watch_state)) ||
          lv->want_rescan ||
          t->n_ready > 0 || (lv->want_checkpoint && t->need_checkpoint) ||
+         (lv->want_checkpoint && t->forget_due_ns != 0 && /* whole mode */
+          tdm__wall_ns() >= t->forget_due_ns) ||
          t->n_inflight > 0 || /* outcomes to collect as they come */
          (lv->want_drain &&
           (t->n_orphans > 0 || t->n_waiting > 0 || lv->m_stale)) ||

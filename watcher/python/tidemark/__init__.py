@@ -484,6 +484,13 @@ class Tidemark:
                     keep.append(b)
                     o.dead_letter = b
                     self._dead_letter = True
+            elif key == "forget_after_ms":
+                if lib_size < _lib.OPTIONS_HAS_FORGET_AFTER:
+                    raise _usage("--forget-after: this libtidemark (%s) does "
+                                 "not forget (0.3 and later)" % version())
+                # None: never (TDM_FORGET_NEVER)
+                o.forget_after_ms = (2**64 - 1 if value is None
+                                     else _uint(key, value, 64))
             elif key == "verbose":
                 lv = _lib.LOG_WARN + (int(value) if value else 0)
                 o.log_level = min(lv, _lib.LOG_DEBUG)
@@ -1102,7 +1109,9 @@ def open(state: StrPath, sources: Union[StrPath, Iterable[StrPath]] = (),
     multiline_start, multiline_timeout_ms, on_done ("delete"|"move:DIR"),
     on_failed ("move:DIR"), metrics ("ADDR:PORT", served while run() runs),
     metrics_file, dead_letter (a file: records refused max_tries times go
-    there as JSON lines) and max_tries (default 5). Messages go to
+    there as JSON lines), max_tries (default 5) and forget_after_ms (whole
+    mode: records of files done and gone that long are dropped, their
+    content hashes kept; default 30 days; None: never). Messages go to
     logging.getLogger("tidemark"); its level decides what the library sends
     (verbose/quiet override it)."""
     return Tidemark(state, sources, **options)

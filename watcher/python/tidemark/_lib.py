@@ -103,10 +103,13 @@ class Options_t(ctypes.Structure):
                 ("on_done", c_char_p), ("on_failed", c_char_p),
                 # appended in 0.3 (dead letters): set only when the
                 # library's tdm_options_init() size covers them
-                ("dead_letter", c_char_p), ("max_tries", c_uint32)]
+                ("dead_letter", c_char_p), ("max_tries", c_uint32),
+                # appended in 0.3 (a million files): the same
+                ("forget_after_ms", c_uint64)]
 
 
 OPTIONS_HAS_DEAD_LETTER = Options_t.max_tries.offset + 4
+OPTIONS_HAS_FORGET_AFTER = Options_t.forget_after_ms.offset + 8
 
 
 # tdm_stats_t, in order (tidemark.h).
@@ -118,7 +121,8 @@ STATS = ("files_seen", "files_opened", "files_new", "bytes", "chunks",
          "files_tracked", "lost_files", "compressed_files",
          "compressed_errors", "compressed_resumed", "files_moved",
          "files_deleted", "after_errors",
-         "dead_letters")  # appended in 0.3; present when `size` covers it
+         "dead_letters",  # appended in 0.3; present when `size` covers it
+         "files_forgotten")
 
 
 class Stats_t(ctypes.Structure):

@@ -4,6 +4,7 @@
  */
 #include "engine/engine.h"
 
+#include "base/clock.h"
 #include "base/listen.h"
 #include "engine/checkpoint.h"
 #include "engine/files.h"
@@ -43,6 +44,23 @@ void tdm_options_init(tdm_options_t *o) {
 
 /* ---- open / close ------------------------------------------------------- */
 
+/* The older of two records for one inode: a ghost (as tdm__retire makes
+   one: a compressed copy of that file may still continue its bookmark). */
+static int load_ghost(tdm_t *t, const tdm_file_rec_t *rec) {
+  tdm_file_rec_t g = *rec;
+  tdm_file_t *f;
+
+  g.dev = 0;
+  g.ino = g.id;
+  g.state = TDM_FILE_GONE;
+  g.updated_ns = tdm__wall_ns();
+  if ((f = tdm__filetable_add(&t->files, &g)) == NULL)
+    return -ENOMEM;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  return 0;
+}
+
 /* How the file table reads a cold file's record back. */
 static int load_record(void *arg, uint64_t id,
                        int (*cb)(void *cb_arg, const tdm_file_rec_t *rec),
@@ -74,15 +92,19 @@ static int load_file(void *arg, const tdm_file_rec_t *rec) {
     /* A second record for one identity, or one to keep hot: below. */
   }
   if (tdm__filetable_get(&t->files, rec->dev, rec->ino) != NULL) {
-    /* Two records for one inode: a rewritten file's new record was made
-       durable before its first chunk (tdm__register) and a kill -9 came
-       before the checkpoint that deletes the old one. The newer id wins;
-       the other is deleted at the next checkpoint. */
+    /* Two records for one inode: a new file on the inode of a deleted one
+       (or a rewritten file) was made durable before its first chunk
+       (tdm__register), and a kill -9 came before the checkpoint that
+       retired the old record. The newer id is the file; the other is gone
+       (a ghost in tail mode, else deleted at the next checkpoint). */
     tdm_file_t *old = tdm__filetable_get(&t->files, rec->dev, rec->ino);
-    if (old->rec.id > rec->id)
-      return tdm__bury(t, rec->id);
-    if (tdm__bury(t, old->rec.id) != 0)
-      return -ENOMEM;
+    const tdm_file_rec_t *older = old->rec.id > rec->id ? rec : &old->rec;
+    int rc = t->opts.mode == TDM_MODE_TAIL && older->state != TDM_FILE_GONE
+                 ? load_ghost(t, older) : tdm__bury(t, older->id);
+    if (rc != 0)
+      return rc;
+    if (older == rec)
+      return 0;
     tdm__filetable_remove(&t->files, old);
   } else if (t->files.err != 0) {
     return t->files.err; /* it could not be made hot */

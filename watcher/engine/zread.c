@@ -220,8 +220,14 @@ static tdm_file_t *track(tdm_t *t, const char *path, const struct stat *st,
   rec.state = TDM_FILE_ACTIVE;
   rec.fp_hash = fp_hash;
   rec.fp_len = fp_len;
-  if ((f = tdm__track(t, path, st, &rec)) != NULL)
+  if ((f = tdm__track(t, path, st, &rec)) != NULL) {
     f->seen = 1;
+    /* Not made durable before its first chunk: after a kill -9 a compressed
+       copy must be met as new again, to continue its origin's durable
+       bookmark (a record at 0 would be read from 0). Its id is taken for
+       good by the next store commit, which writes the next id. */
+    tdm__set_fresh(t, f, 0);
+  }
   return f;
 }
 

@@ -481,6 +481,19 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     f->marker_len = o->marker_len;
   }
   if (o != NULL) {
+    /* What the store says of `o` is what the processors hold of this
+       content now: this record starts there in the store (it goes there
+       before its first chunk, and `o` may be a ghost never written, or
+       forgotten just below), and a rollback comes back to it. */
+    if (o->durable_offset < f->pos) {
+      f->durable_offset = o->durable_offset;
+      f->durable_marker = o->durable_marker;
+      f->durable_marker_len = o->durable_marker_len;
+    } else {
+      f->durable_offset = f->pos;
+      f->durable_marker = f->marker;
+      f->durable_marker_len = f->marker_len;
+    }
     t->stats.compressed_resumed++;
     tdm__info(&t->log, "%s: %s copy of %s: continues from its bookmark at "
               "%llu", tdm__quote(path, q, sizeof(q)), tdm__comp_name(kind),

@@ -13,6 +13,7 @@
 #      the copy's record starts from the bookmark the ghost had in the store,
 #      not from 0 (the ghost itself is forgotten by the copy that continues
 #      it, and was never written).
+# (An inode of a rotated log given to the new one: it.inode-reuse-kill9.)
 # The kill is placed exactly: the processor is a program fed through its
 # stdin (exec) that kills tidemark with -9 when it reads the line TRIGGER,
 # leaving the lines after it unread in its pipe (the checkpoint waits for
@@ -90,45 +91,4 @@ assert_contains "$T/c1/after.err" "copy of"
 case_ 2 tail
 assert_contains "$T/c2/killed.err" "copy of"
 
-# 3. Not a truncation: app.log rotated to app.log.1 (tidemark saw it), which
-#    is deleted by gzip while tidemark is down, and its inode given to the
-#    new app.log (logrotate's `create`): the new file's record goes to the
-#    store with the inode the old record still names, then kill -9. The old
-#    record (both are loaded at the next start) is kept as a ghost, not
-#    deleted, and the .gz continues from its bookmark.
-D=$T/c3/logs; S=$T/c3/state
-mkdir -p "$D"
-rm -f "$T/seen"
-ARGS=(-s "$S" -i 'app.log*' -p "exec:cmd=$T/proc.sh" --settle-ms 200 "$D")
-say "3: app.log read to its end (300 lines), renamed to app.log.1 (seen)"
-for i in $(seq 1 300); do echo "a:$i the first content of app.log, line $i"; done > "$D/app.log"
-tdm once "${ARGS[@]}"
-mv "$D/app.log" "$D/app.log.1"
-tdm once "${ARGS[@]}"
-say "3: 10 lines more, app.log.1 deleted (its copy kept), a new app.log in its inode"
-for i in $(seq 301 310); do echo "a:$i the first content of app.log, line $i"; done >> "$D/app.log.1"
-ino=$(stat -c %i "$D/app.log.1")
-cp "$D/app.log.1" "$T/copy"
-rm "$D/app.log.1"
-{ echo "b:1 after the rotation"; echo TRIGGER
-  for i in $(seq 2 50); do echo "b:$i after the rotation"; done; } > "$D/app.log"
-[ "$(stat -c %i "$D/app.log")" = "$ino" ] ||
-  skip "this filesystem did not give the freed inode to the next file (case 3 needs it)"
-touch "$T/arm"
-assert_exit 137 "$TIDEMARK" once -v "${ARGS[@]}"
-cp "$STDERR" "$T/c3/killed.err"
-assert_contains "$T/c3/killed.err" "a new file in the inode"
-[ ! -e "$T/arm" ] || fail "the processor never read TRIGGER"
-say "3: the compressed copy appears"
-gzip -c "$T/copy" > "$D/app.log.1.gz"
-make_old "$D/app.log.1.gz"
-tdm once -v "${ARGS[@]}"
-cp "$STDERR" "$T/c3/after.err"
-say "3: each line of the old content once"
-awk -F'[: ]' '$1 == "a" && $2 <= 300' "$T/seen" | sort | uniq -d > "$T/dups"
-assert_eq "$(wc -l < "$T/dups")" 0 "old lines delivered twice (e.g. $(head -1 "$T/dups"))"
-assert_eq "$(grep '^a:' "$T/seen" | sort -u | wc -l)" 310 "old lines delivered (the unread tail from the copy)"
-assert_eq "$(grep '^b:' "$T/seen" | sort -u | wc -l)" 50 "lines after the rotation"
-assert_contains "$T/c3/after.err" "copy of"
-assert_no_sanitizer "$T/c3/after.err"
 pass

@@ -44,23 +44,6 @@ void tdm_options_init(tdm_options_t *o) {
 
 /* ---- open / close ------------------------------------------------------- */
 
-/* The older of two records for one inode: a ghost (as tdm__retire makes
-   one: a compressed copy of that file may still continue its bookmark). */
-static int load_ghost(tdm_t *t, const tdm_file_rec_t *rec) {
-  tdm_file_rec_t g = *rec;
-  tdm_file_t *f;
-
-  g.dev = 0;
-  g.ino = g.id;
-  g.state = TDM_FILE_GONE;
-  g.updated_ns = tdm__wall_ns();
-  if ((f = tdm__filetable_add(&t->files, &g)) == NULL)
-    return -ENOMEM;
-  f->dirty = 1;
-  t->need_checkpoint = 1;
-  return 0;
-}
-
 /* How the file table reads a cold file's record back. */
 static int load_record(void *arg, uint64_t id,
                        int (*cb)(void *cb_arg, const tdm_file_rec_t *rec),
@@ -83,6 +66,32 @@ static int loads_cold(const tdm_t *t, const tdm_file_rec_t *rec) {
   }
 }
 
+/* The older of two records for one inode (see load_file): in tail mode,
+   when compressed copies are read, what it says of its content (head,
+   bookmark, marker) is kept as a ghost, as when its file went while we
+   looked: the inode given to a new file (logrotate's `create` after gzip
+   deleted the old one) says nothing of where the old content is now, and
+   its compressed copy still continues from that bookmark. Else deleted at
+   the next checkpoint. */
+static int load_older(tdm_t *t, const tdm_file_rec_t *rec) {
+  tdm_file_rec_t g;
+  tdm_file_t *f;
+
+  if (t->opts.mode != TDM_MODE_TAIL || t->opts.decompress != TDM_DECOMPRESS_AUTO ||
+      rec->state != TDM_FILE_ACTIVE || rec->fp_len == 0)
+    return tdm__bury(t, rec->id);
+  g = *rec;
+  g.dev = 0; /* no file has it: never found by identity */
+  g.ino = g.id;
+  g.state = TDM_FILE_GONE;
+  g.updated_ns = tdm__wall_ns();
+  if ((f = tdm__filetable_add(&t->files, &g)) == NULL)
+    return -ENOMEM;
+  f->dirty = 1;
+  t->need_checkpoint = 1;
+  return 0;
+}
+
 static int load_file(void *arg, const tdm_file_rec_t *rec) {
   tdm_t *t = arg;
   if (loads_cold(t, rec)) {
@@ -92,20 +101,25 @@ static int load_file(void *arg, const tdm_file_rec_t *rec) {
     /* A second record for one identity, or one to keep hot: below. */
   }
   if (tdm__filetable_get(&t->files, rec->dev, rec->ino) != NULL) {
-    /* Two records for one inode: a new file on the inode of a deleted one
-       (or a rewritten file) was made durable before its first chunk
-       (tdm__register), and a kill -9 came before the checkpoint that
-       retired the old record. The newer id is the file; the other is gone
-       (a ghost in tail mode, else deleted at the next checkpoint). */
+    /* Two records for one inode: a new file's record was made durable
+       before its first chunk (tdm__register), in an inode an older record
+       still names (a file rewritten in place, or the inode of a deleted
+       file given to a new one), and a kill -9 came before the checkpoint
+       that deletes or retires the old one. The newer id wins. */
     tdm_file_t *old = tdm__filetable_get(&t->files, rec->dev, rec->ino);
-    const tdm_file_rec_t *older = old->rec.id > rec->id ? rec : &old->rec;
-    int rc = t->opts.mode == TDM_MODE_TAIL && older->state != TDM_FILE_GONE
-                 ? load_ghost(t, older) : tdm__bury(t, older->id);
+    tdm_file_rec_t orec;
+    int rc;
+    if (old->rec.id > rec->id)
+      return load_older(t, rec);
+    orec = old->rec;
+    orec.error = NULL; /* its memory goes with `old` */
+    if ((orec.path = strdup(old->rec.path)) == NULL)
+      return -ENOMEM;
+    tdm__filetable_remove(&t->files, old);
+    rc = load_older(t, &orec);
+    free((char *)orec.path);
     if (rc != 0)
       return rc;
-    if (older == rec)
-      return 0;
-    tdm__filetable_remove(&t->files, old);
   } else if (t->files.err != 0) {
     return t->files.err; /* it could not be made hot */
   }

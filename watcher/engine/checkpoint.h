@@ -29,8 +29,8 @@
 int tdm__checkpoint(tdm_t *t);
 
 /*
- * Make the record of every fresh file (f->fresh: new, truncated, a new
- * whole-mode version) and the next file id durable, in ONE store commit and
+ * Make the record of every fresh file (f->fresh: new, truncated, the ghost
+ * of a truncation, a new whole-mode version) and the next file id durable, in ONE store commit and
  * without the processors: id-keyed sinks (nats, postgres) name records by
  * (file id, generation, offset), so a kill -9 before the next checkpoint
  * must neither give that id to another file nor track the file again under

@@ -208,6 +208,11 @@ tdm_file_t *tdm__ghost_truncated(tdm_t *t, const tdm_file_t *f, uint64_t of,
   g->durable_marker = f->durable_marker;
   g->durable_marker_len = f->durable_marker_len;
   g->dirty = 1;
+  /* The truncated file's new generation (at 0) goes to the store before
+     its first chunk, ahead of the checkpoint: the ghost goes with it (at
+     that durable bookmark), or a kill -9 between the two leaves a store
+     that knows nothing of the old content, and its copy is read from 0. */
+  tdm__set_fresh(t, g, 1);
   t->need_checkpoint = 1;
   return g;
 }

@@ -38,8 +38,9 @@ int tdm__retire(tdm_t *t, tdm_file_t *f);
 /* A tail file `f` found truncated (or written anew in place): what it was
    before (its path, head fingerprint, bookmark and marker, as f has them
    now) is kept as a ghost of the truncation (state GONE, dup_of = `of`, the
-   id of the file truncated), written in the same checkpoint as the
-   truncation itself, so that a copy made just before it (copytruncate's
+   id of the file truncated), written to the store with the truncation
+   itself (with the file's new generation, before its first chunk: the
+   ghost at f's durable bookmark), so that a copy made just before it (copytruncate's
    app.log.1), met even after a restart, continues from that bookmark; the
    copy that does forgets it. At most TDM_TRUNC_GHOSTS are kept per file
    (the oldest goes), each for as long as any ghost. Returns the ghost,

@@ -220,14 +220,8 @@ static tdm_file_t *track(tdm_t *t, const char *path, const struct stat *st,
   rec.state = TDM_FILE_ACTIVE;
   rec.fp_hash = fp_hash;
   rec.fp_len = fp_len;
-  if ((f = tdm__track(t, path, st, &rec)) != NULL) {
+  if ((f = tdm__track(t, path, st, &rec)) != NULL)
     f->seen = 1;
-    /* Not made durable before its first chunk: after a kill -9 a compressed
-       copy must be met as new again, to continue its origin's durable
-       bookmark (a record at 0 would be read from 0). Its id is taken for
-       good by the next store commit, which writes the next id. */
-    tdm__set_fresh(t, f, 0);
-  }
   return f;
 }
 
@@ -487,6 +481,19 @@ int tdm__zlook(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     f->marker_len = o->marker_len;
   }
   if (o != NULL) {
+    /* What the store says of `o` is what the processors hold of this
+       content now: this record starts there in the store (it goes there
+       before its first chunk, and `o` may be a ghost never written, or
+       forgotten just below), and a rollback comes back to it. */
+    if (o->durable_offset < f->pos) {
+      f->durable_offset = o->durable_offset;
+      f->durable_marker = o->durable_marker;
+      f->durable_marker_len = o->durable_marker_len;
+    } else {
+      f->durable_offset = f->pos;
+      f->durable_marker = f->marker;
+      f->durable_marker_len = f->marker_len;
+    }
     t->stats.compressed_resumed++;
     tdm__info(&t->log, "%s: %s copy of %s: continues from its bookmark at "
               "%llu", tdm__quote(path, q, sizeof(q)), tdm__comp_name(kind),

@@ -667,15 +667,28 @@ static void drop_map_pages(uintptr_t lo, uintptr_t hi) {
 }
 
 /*
- * Call `fn` for every entry of database `which`, in key order, inside one
- * read transaction. A non-zero return from `fn` stops the walk and is
- * returned; an LMDB error is logged with `what` ("reading ...").
+ * Call `fn` for every entry of database `which`, in key order. A non-zero
+ * return from `fn` stops the walk and is returned; an LMDB error is logged
+ * with `what` ("reading ...").
+ *
+ * The writer (`once`, `run`) walks in one read transaction. A reader
+ * (`status`) walking the file records takes a new one every
+ * WALK_DROP_EVERY records, going on after the last key it saw: a read
+ * transaction held for the whole walk (seconds over a million files, and
+ * as long as the output is not consumed) keeps the writer from reusing
+ * any page freed meanwhile, so every commit wrote new pages at the end of
+ * data.mdb: a first pass over 100,000 files polled by `status --json` grew
+ * the store to 40 MB and the daemon's resident map to 110 MiB. Each record
+ * is then as of one snapshot; the list as a whole is not one instant.
  */
 static int walk(tdm_store_t *s, int which, const char *what,
                 int (*fn)(tdm_store_t *s, MDB_txn *txn, const MDB_val *k,
                           const MDB_val *v, void *arg),
                 void *arg) {
   uintptr_t lo = 0, hi = 0; /* the values read since the last drop */
+  int renew = s->rdonly && which == DB_FILES;
+  unsigned char last[512]; /* the last key seen (LMDB's keys: <= 511 B) */
+  size_t last_len = 0;
   MDB_cursor *cur;
   MDB_txn *txn;
   MDB_val k, v;
@@ -688,11 +701,28 @@ static int walk(tdm_store_t *s, int which, const char *what,
     return fail(s, rc, what);
   }
   for (size_t n = 1;; n++) {
+    MDB_cursor_op op = MDB_NEXT;
     if (n % WALK_DROP_EVERY == 0) {
       drop_map_pages(lo, hi);
       lo = hi = 0;
+      if (renew && last_len > 0) {
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        if ((rc = read_txn(s, &txn)) != 0)
+          return fail(s, rc, what);
+        if ((rc = mdb_cursor_open(txn, s->dbi[which], &cur)) != 0) {
+          mdb_txn_abort(txn);
+          return fail(s, rc, what);
+        }
+        k.mv_data = last;
+        k.mv_size = last_len;
+        op = MDB_SET_RANGE; /* the last key seen, or the first after it */
+      }
     }
-    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    rc = mdb_cursor_get(cur, &k, &v, op);
+    if (rc == 0 && op == MDB_SET_RANGE && k.mv_size == last_len &&
+        memcmp(k.mv_data, last, last_len) == 0)
+      rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     if (rc == MDB_NOTFOUND) {
       rc = 0;
       break;
@@ -703,6 +733,10 @@ static int walk(tdm_store_t *s, int which, const char *what,
     }
     if ((rc = fn(s, txn, &k, &v, arg)) != 0)
       break;
+    if (renew && k.mv_size <= sizeof(last)) {
+      memcpy(last, k.mv_data, k.mv_size);
+      last_len = k.mv_size;
+    }
     if (lo == 0 || (uintptr_t)v.mv_data < lo)
       lo = (uintptr_t)v.mv_data;
     if ((uintptr_t)v.mv_data + v.mv_size > hi)

@@ -120,8 +120,11 @@ void tdm_store_close(tdm_store_t *s);
 const char *tdm_store_dir(const tdm_store_t *s);
 
 /*
- * Call `cb` for every file record, in id order, inside one read transaction.
- * The record and its strings are valid only during the call. A non-zero
+ * Call `cb` for every file record, in id order: the writer inside one read
+ * transaction, a reader (TDM_STORE_RDONLY) in one per 4,096 records, so
+ * that a long walk (`status` over a million files) never keeps the writer
+ * from reusing pages. The record and its strings are valid only during the
+ * call. A non-zero
  * return from `cb` stops the walk and is returned. The map's pages the walk
  * has passed are let go as it goes (the page cache keeps them), so a walk
  * over millions of records does not hold them all resident. TDM_ESTATE on a record

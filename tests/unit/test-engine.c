@@ -464,3 +464,59 @@ TEST(a_whole_version_is_named_durably_before_it_is_handed_over) {
   ASSERT_EQ(n.chunks, 1);
   ASSERT_EQ(n.bad, 0);
 }
+
+/* On its first chunk, rewrites the other of two new files (one put off
+   until the records of both are durable) with other content. */
+typedef struct rewriter {
+  sink_t s;
+  int done;
+} rewriter_t;
+
+static int rewrite_other(void *arg, const tdm_chunk_t *c) {
+  rewriter_t *r = arg;
+  if (!r->done) {
+    const char *other = strstr(c->path, "a.log") ? "b.log" : "a.log";
+    r->done = 1;
+    tdm_test_write(src(other), "new one\nnew two\nnew three\n", 26);
+  }
+  return on_chunk(&r->s, c);
+}
+
+/* A new file's first read waits for its record's commit: what it holds by
+   then was not what its look fingerprinted (copytruncate truncated it and
+   wrote it again meanwhile). It is identified again before it is read, so
+   its record names the content delivered, and a copy of that content (the
+   next copytruncate) goes on from its bookmark, delivering nothing twice. */
+TEST(a_file_rewritten_before_its_deferred_read_is_identified_again) {
+  rewriter_t r = {0};
+  sink_t s = {0};
+  tdm_options_t o;
+  tdm_t *t;
+
+  tdm_test_write(src("a.log"), "old 1\nold 2\n", 12);
+  tdm_test_write(src("b.log"), "old 1\nold 2\n", 12);
+  tdm_options_init(&o);
+  o.state_dir = tdm_test_path("state");
+  o.log_cb = quiet;
+  ASSERT_EQ(tdm_open(&o, &t), 0);
+  ASSERT_EQ(tdm_add_source(t, tdm_test_path("src")), 0);
+  ASSERT_EQ(tdm_add_callback(t, "sink", rewrite_other, &r), 0);
+  r.s.t = t;
+  ASSERT_EQ(tdm_run_once(t), 0);
+  tdm_close(t);
+  ASSERT_EQ(r.s.len, 12 + 26); /* the first file's, the other's new */
+  ASSERT(memmem(r.s.data, r.s.len, "new one\nnew two\nnew three\n", 26) != NULL);
+  /* copytruncate on both: the copies hold nothing undelivered. */
+  for (int i = 0; i < 2; i++) {
+    char buf[64];
+    ssize_t n;
+    int fd;
+    ASSERT((fd = open(src(i == 0 ? "a.log" : "b.log"), O_RDONLY)) >= 0);
+    ASSERT((n = read(fd, buf, sizeof(buf))) > 0);
+    close(fd);
+    tdm_test_write(src(i == 0 ? "a.log.1" : "b.log.1"), buf, (size_t)n);
+    ASSERT_EQ(truncate(src(i == 0 ? "a.log" : "b.log"), 0), 0);
+  }
+  ASSERT_EQ(run(&s, 0, NULL), 0);
+  ASSERT_EQ(s.len, 0);
+}

@@ -58,7 +58,19 @@ typedef struct tdm_file {
   unsigned deferred : 1;  /* fresh, and its reading put off until the
                              records of every fresh file go to the store in
                              one commit (tdm__defer, tdm__flush_fresh) */
-  uint64_t pending_mask;  /* whole: processors whose outcome is awaited */
+  unsigned copy : 1;      /* tail: found a copy of a tracked file, or of
+                             a ghost, and its bookmark set by that (at 0
+                             when the original read none of it): not
+                             looked at as a copy again */
+  union {
+    uint64_t pending_mask; /* whole: processors whose outcome is awaited */
+    struct {               /* tail, deferred: its stat when it was put off
+                              (tdm__defer), by which its flush knows whether
+                              it changed since */
+      uint64_t size;
+      int64_t ctime_ns;
+    } looked;
+  };
   int fd;                 /* run: held open (rotation, deletion), or -1 */
   uint64_t active_ms;     /* run: last read, for closing idle descriptors */
   uint64_t grown_ms;      /* run, orphans: last time it was seen growing */

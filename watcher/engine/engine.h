@@ -95,8 +95,8 @@ struct tdm_s {
                              tdm__flush_fresh */
   size_t defer_max;       /* flush when this many are deferred (0: not
                              worked out yet) */
-  int flushing;           /* tdm__flush_fresh is reading them: no more
-                             deferring */
+  int flushing;           /* tdm__flush_fresh is reading them: what they
+                             put off waits for its next round */
   uint64_t *dead;         /* ids to delete at the next checkpoint */
   size_t n_dead, cap_dead;
   char *buf;              /* the read buffer */

@@ -271,7 +271,7 @@ tdm_file_t *tdm__track(tdm_t *t, const char *path, const struct stat *st,
 }
 
 int tdm__defer(tdm_t *t, tdm_file_t *f) {
-  if (!f->fresh || t->flushing)
+  if (!f->fresh)
     return 0;
   if (!f->deferred) {
     f->deferred = 1;

@@ -22,7 +22,8 @@ tdm_file_t *tdm__track(tdm_t *t, const char *path, const struct stat *st,
 /* A look found bytes to hand over from `f`: if it is fresh, put its reading
    off (f->deferred) until tdm__flush_fresh makes the records of every fresh
    file durable in one store commit and looks at it again, and return 1;
-   else (not fresh, or that flush is running) 0: read it now. */
+   else (not fresh) 0: read it now. One that look finds fresh again
+   (truncated or rewritten meanwhile) is put off to the flush's next round. */
 int tdm__defer(tdm_t *t, tdm_file_t *f);
 
 /* `f` was met at `path`: if that is a new name (a rename), take it. */

@@ -216,6 +216,7 @@ static int continue_copy(tdm_t *t, tdm_file_t *f, const char *path, int fd,
   f->pos = best;
   f->marker = bm;
   f->marker_len = bml;
+  f->copy = 1;
   f->dirty = 1;
   t->need_checkpoint = 1;
   tdm__info(&t->log, "%s: a copy of %s (same head, same bytes before its "
@@ -326,6 +327,7 @@ static tdm_file_t *verify(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     f->marker = 0;
     f->marker_len = 0;
     f->in_piece = 0;
+    f->copy = 0;
     f->restart = 1;
     tdm__set_fresh(t, f, 1); /* its new generation: durable before its chunks */
     /* The head is what is there now (maybe nothing): a file truncated to 0
@@ -461,17 +463,25 @@ typedef struct deferred {
   uint64_t dev, ino, id;
 } deferred_t;
 
+static int look_open(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+                     const struct stat *st, char *oldpath);
+
 /* Tail mode's deferred(): read `f` through the descriptor held since its
-   look identified it; none held any more (trimmed): look at it again. */
+   look identified it. Unless its stat is still the one that look saw, it
+   is identified again first, as a look does: the flush comes at the end of
+   a pass or of a batch of events, and meanwhile copytruncate may have
+   truncated it and written it again (read as it is then, the new content
+   would be delivered under the old one's fingerprint, and its copy found
+   no bookmark to go on from). None held any more: look at it again. */
 static int tail_deferred(tdm_t *t, tdm_file_t *f) {
   char path[PATH_MAX]; /* a look may forget `f` */
   struct stat st;
-  int fd, rc;
+  int fd;
 
+  snprintf(path, sizeof(path), "%s", f->path);
   if (f->fd < 0 || fstat(f->fd, &st) != 0) {
     /* Gone or renamed since: the next scan or event finds it (its size was
        not taken: it is read then). */
-    snprintf(path, sizeof(path), "%s", f->path);
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
       return 0;
     return tdm__look(t, path, &st, 0);
@@ -479,24 +489,18 @@ static int tail_deferred(tdm_t *t, tdm_file_t *f) {
   fd = f->fd;
   f->fd = -1;
   t->n_open--;
-  rc = read_file(t, f, fd, &st);
-  if (t->keep_open) {
-    tdm__hold(t, f, fd);
-    if (t->n_open > t->max_open)
-      tdm__trim_fds(t);
-  } else {
-    close(fd);
-  }
-  return outcome(t, rc);
+  if ((uint64_t)st.st_size == f->looked.size &&
+      ctime_ns(&st) == f->looked.ctime_ns) /* any write or truncation sets it */
+    return look_open(t, f, NULL, fd, &st, NULL); /* as its look saw it */
+  return look_open(t, f, path, fd, &st, NULL);
 }
 
-int tdm__flush_fresh(tdm_t *t) {
+/* One commit for the fresh files put off so far, then each is read. */
+static int flush_round(tdm_t *t) {
   deferred_t *v;
   size_t n = 0;
   int rc;
 
-  if (t->n_deferred == 0 || t->flushing)
-    return 0;
   if ((v = malloc(t->n_deferred * sizeof(*v))) == NULL)
     return -ENOMEM;
   /* Who they are (a look may forget or add files, and move them in the
@@ -531,6 +535,19 @@ int tdm__flush_fresh(tdm_t *t) {
   return rc;
 }
 
+int tdm__flush_fresh(tdm_t *t) {
+  int rc = 0;
+
+  if (t->flushing)
+    return 0;
+  /* A file identified again as it is read may be fresh again (truncated,
+     or rewritten: a new record): put off once more, for the next round.
+     A file rewritten faster than the rounds go waits for the next flush. */
+  for (int round = 0; rc == 0 && t->n_deferred > 0 && round < 8; round++)
+    rc = flush_round(t);
+  return rc;
+}
+
 /* `f` (found by the lstat's identity) is met at `path` again: take that
    name, keeping the old one in *oldpath (malloc'ed; left NULL when the
    same). Returns 1 when it is unchanged since the last look (not to be
@@ -549,8 +566,7 @@ static int met_again(tdm_t *t, tdm_file_t *f, const char *path,
   /* Unchanged since the last look: not opened at all. */
   if ((uint64_t)lst->st_size == f->rec.size &&
       mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
-      f->rec.state != TDM_FILE_FAILED &&
-      !f->ready) {
+      f->rec.state != TDM_FILE_FAILED && !f->ready && !f->deferred) {
     free(*oldpath);
     *oldpath = NULL;
     return 1;
@@ -710,23 +726,37 @@ static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
     close(fd);
     return -ENOMEM;
   }
-  rc = 0;
-  f = f != NULL ? verify(t, f, path, fd, &st, oldpath, &rc)
-                : track(t, path, fd, &st, &rc);
+  return look_open(t, f, path, fd, &st, oldpath);
+}
+
+/* The rest of a look, at the descriptor `fd` (owned) of `f` (NULL: a new
+   file) as it is now (`st`): identify it (`path`: its name now; NULL: as
+   its last look did, unchanged since), see if it is a copy, read it (or
+   put that off while its record is fresh). Frees `oldpath`. */
+static int look_open(tdm_t *t, tdm_file_t *f, const char *path, int fd,
+                     const struct stat *st, char *oldpath) {
+  int rc = 0;
+
+  if (path == NULL)
+    path = f->path; /* not identified again: nothing may forget `f` */
+  else if (f != NULL)
+    f = verify(t, f, path, fd, st, oldpath, &rc);
+  else
+    f = track(t, path, fd, st, &rc);
   free(oldpath);
-  oldpath = NULL;
   if (f == NULL) {
     close(fd);
     return outcome(t, rc);
   }
   /* A new file may be a copy of a tracked one, often met while cp is still
      writing it (empty, or shorter than the bookmark it continues): until
-     it delivered anything, a file is looked at as a possible copy again as
-     it grows, and one that copies a file still in place waits until it
-     holds still. */
-  if (f->pos == 0 && f->rec.offset == 0 && !t->from_end && st.st_size > 0) {
+     it delivered anything or was found a copy, a file is looked at as a
+     possible copy again as it grows, and one that copies a file still in
+     place waits until it holds still. */
+  if (f->pos == 0 && f->rec.offset == 0 && !f->copy && !t->from_end &&
+      st->st_size > 0) {
     int defer = 0;
-    rc = continue_copy(t, f, path, fd, &st, &defer);
+    rc = continue_copy(t, f, path, fd, st, &defer);
     if (rc == 0 && defer) {
       f->settling = 1;
       tdm__set_waiting(t, f, 1);
@@ -746,14 +776,17 @@ static int tail_look_fd(tdm_t *t, const char *path, const struct stat *lst,
   }
   /* A fresh file's first chunk waits until its record is durable, with
      those of the other fresh files this pass meets (tdm__flush_fresh); its
-     descriptor is held meanwhile, for the look that reads it. */
-  if ((uint64_t)st.st_size > f->pos && tdm__defer(t, f)) {
+     descriptor is held meanwhile, for the look that reads it, and its stat
+     kept, by which that look knows whether it changed since. */
+  if ((uint64_t)st->st_size > f->pos && tdm__defer(t, f)) {
+    f->looked.size = (uint64_t)st->st_size;
+    f->looked.ctime_ns = ctime_ns(st);
     tdm__hold(t, f, fd);
     if (t->keep_open && t->n_open > t->max_open)
-      tdm__trim_fds(t); /* read ones first: a deferred file has unread bytes */
+      tdm__trim_fds(t); /* not a deferred one's: its flush reads it */
     return 0;
   }
-  rc = read_file(t, f, fd, &st);
+  rc = read_file(t, f, fd, st);
   if (t->keep_open) {
     tdm__hold(t, f, fd);
     if (t->n_open > t->max_open)
@@ -844,8 +877,8 @@ void tdm__trim_fds(tdm_t *t) {
     return;
   for (size_t i = 0; i < t->files.n && n < t->n_open; i++) {
     tdm_file_t *f = t->files.all[i];
-    if (f->fd >= 0 && !f->ready && !f->orphan)
-      idle[n++] = f;
+    if (f->fd >= 0 && !f->ready && !f->orphan && !f->deferred)
+      idle[n++] = f; /* a deferred one is read by its flush, not here */
   }
   qsort(idle, n, sizeof(*idle), by_activity);
   for (k = 0; k < n && t->n_open > target; k++)

@@ -520,3 +520,78 @@ TEST(a_file_rewritten_before_its_deferred_read_is_identified_again) {
   ASSERT_EQ(run(&s, 0, NULL), 0);
   ASSERT_EQ(s.len, 0);
 }
+
+/* Whole mode: on its first chunk, writes the file again in place with a
+   new version (lines of the same length, other content). */
+typedef struct versioner {
+  char *data;
+  size_t len, cap;
+  int chunks;
+} versioner_t;
+
+static void lines_of(const char *word, char *buf, size_t n) {
+  char line[13];
+  for (size_t i = 0; i < n; i++) {
+    snprintf(line, sizeof(line), "%s %07zu\n", word, i);
+    memcpy(buf + i * 12, line, 12);
+  }
+}
+
+static int new_version_on_first(void *arg, const tdm_chunk_t *c) {
+  versioner_t *v = arg;
+  if (v->chunks++ == 0) {
+    static char buf[12 * 200000];
+    struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+    lines_of("new", buf, 200000);
+    tdm_test_write(c->path, buf, sizeof(buf));
+    ASSERT_EQ(utimensat(AT_FDCWD, c->path, old, 0), 0); /* settled */
+  }
+  ASSERT(v->len + c->len <= v->cap);
+  memcpy(v->data + v->len, c->data, c->len);
+  v->len += c->len;
+  return TDM_PROC_OK;
+}
+
+/* A version written again in place while it is delivered (a sink waiting
+   for its server gives a writer all the time it needs): what follows the
+   rewrite is not handed over as that version, where it would be the new
+   one's bytes under the old one's names; the new version comes next, whole
+   and once. */
+TEST(a_whole_version_rewritten_while_delivered_is_not_mixed_with_the_next) {
+  static char old_data[12 * 200000];
+  struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+  versioner_t v = {0};
+  tdm_options_t o;
+  tdm_t *t;
+  size_t news = 0;
+
+  v.cap = 3 * sizeof(old_data);
+  ASSERT((v.data = malloc(v.cap)) != NULL);
+  lines_of("old", old_data, 200000); /* 2.4 MB: read in several pieces */
+  tdm_test_write(src("drop.txt"), old_data, sizeof(old_data));
+  ASSERT_EQ(utimensat(AT_FDCWD, src("drop.txt"), old, 0), 0);
+  for (int run = 0; run < 2; run++) {
+    tdm_options_init(&o);
+    o.state_dir = tdm_test_path("state");
+    o.log_cb = quiet;
+    o.mode = TDM_MODE_WHOLE;
+    ASSERT_EQ(tdm_open(&o, &t), 0);
+    ASSERT_EQ(tdm_add_source(t, tdm_test_path("src")), 0);
+    ASSERT_EQ(tdm_add_callback(t, "sink", new_version_on_first, &v), 0);
+    ASSERT_EQ(tdm_run_once(t), 0);
+    tdm_close(t);
+  }
+  /* Some of the old version (a prefix), then the new one, once. */
+  ASSERT_EQ(v.len % 12, 0);
+  for (size_t i = 0; i < v.len; i += 12) {
+    if (memcmp(v.data + i, "new ", 4) == 0) {
+      ASSERT_EQ(strtoul(v.data + i + 4, NULL, 10), news);
+      news++;
+    } else {
+      ASSERT_EQ(news, 0); /* no old line after a new one */
+      ASSERT_EQ(memcmp(v.data + i, old_data + i, 12), 0);
+    }
+  }
+  ASSERT_EQ(news, 200000);
+  free(v.data);
+}

@@ -419,6 +419,7 @@ static int wf_push(void *arg, const char *buf, size_t n) {
 /* The file's bytes (uncompressed) to every processor's process(). */
 static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
   wframe_t w = {t, f, NULL, 0, 0};
+  struct stat b;
   uint64_t off = 0;
   int rc = 0;
 
@@ -433,6 +434,16 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
       continue;
     if (n <= 0) {
       rc = n < 0 ? -errno : -ENODATA;
+      break;
+    }
+    /* Written again in place since it was hashed (a new version begun
+       while this one is delivered, slowly: a sink waiting for its server)?
+       Then these bytes may be the new version's: not handed over. Any
+       write or truncation sets ctime before it returns, so a byte read
+       after one is seen here. */
+    if (fstat(fd, &b) != 0 || (uint64_t)b.st_size != f->rec.size ||
+        mtime_ns(&b) != f->rec.mtime_ns || ctime_ns(&b) != f->rec.ctime_ns) {
+      rc = -ESTALE;
       break;
     }
     off += (uint64_t)n;
@@ -749,9 +760,16 @@ static int deliver_new(tdm_t *t, tdm_file_t *f, const char *path, int fd,
     return 0;
   }
   if (rc != 0) {
-    tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
-              strerror(-rc));
-    t->stats.file_errors++;
+    if (rc == -ESTALE) { /* the writer's doing, not an error */
+      tdm__warn(&t->log, "%s: written again while it was delivered: the rest "
+                "of that version was not delivered, the new content will be "
+                "a new version", tdm__quote(path, q, sizeof(q)));
+      t->stats.rewrites++;
+    } else {
+      tdm__warn(&t->log, "%s: read: %s", tdm__quote(path, q, sizeof(q)),
+                strerror(-rc));
+      t->stats.file_errors++;
+    }
     tdm__whole_forget(t, f);
     f->rec.mtime_ns = -1;
     return 0;

@@ -20,5 +20,5 @@ if ! diff -u "$T/declared" "$T/exported" > "$T/diff"; then
 fi
 
 say "a soname"
-objdump -p "$TDM_LIB" | grep -q 'SONAME *libtidemark\.so\.0' || fail "no soname libtidemark.so.0"
+grep -q 'SONAME *libtidemark\.so\.0' <<<"$(objdump -p "$TDM_LIB")" || fail "no soname libtidemark.so.0"
 pass

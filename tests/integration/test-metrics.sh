@@ -54,7 +54,7 @@ assert_eq "$(metric "$T/m1" "tidemark_bytes_delivered_total{processor=\"file:pat
 for m in tidemark_bytes_pending tidemark_oldest_pending_seconds tidemark_checkpoints_total \
          tidemark_checkpoint_duration_seconds_sum tidemark_rescans_total tidemark_overflows_total \
          tidemark_truncations_total tidemark_duplicates_total tidemark_files_done_total \
-         tidemark_files_failed_total tidemark_watches tidemark_polled_directories tidemark_open_fds; do
+         tidemark_files_failed_total tidemark_files_forgotten_total tidemark_watches tidemark_polled_directories tidemark_open_fds; do
   [ -n "$(metric "$T/m1" "$m")" ] || fail "no $m in the scrape"
 done
 grep -q '^tidemark_processor_retries_total{processor="count"} 0' "$T/m1" || fail "no per-processor retries"

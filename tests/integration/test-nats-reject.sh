@@ -64,7 +64,7 @@ run_bg "$T/run.out" -s "$S2" --checkpoint-ms 200 -p "$SPEC" "$D"
 wait_count SMALL 6 20 "$RUN_PID" # ok.log's 3 lines again (new state: new ids)
 seq -f 'more %g' 5 >> "$D/ok.log"
 echo 'still not' >> "$NOROOM/noroom.log"
-has_more() { "$TDM_JSCLIENT" "$NATS_URL" dump SMALL | grep -q 'more 5'; }
+has_more() { grep -q 'more 5' <<<"$("$TDM_JSCLIENT" "$NATS_URL" dump SMALL)"; }
 wait_for 20 has_more
 want=$(fsize "$D/ok.log")
 end=$((SECONDS + 20))

@@ -42,8 +42,11 @@ assert_eq "$(jstate_count gone)" 20 "records gone"
 
 say "a pass after the duration forgets them: 0 files, 20 forgotten"
 sleep 2.1
-tdm once -m whole --settle-ms 0 --on-done delete --forget-after 2s -s "$S" -p "$P" "$D"
+tdm once -m whole --settle-ms 0 --on-done delete --forget-after 2s -s "$S" -p "$P" \
+  --metrics-file "$T/metrics.prom" "$D"
 assert_eq "$(summary "$S")" "0 20" "files, forgotten after the duration"
+assert_eq "$(grep '^tidemark_files_forgotten_total ' "$T/metrics.prom")" \
+  "tidemark_files_forgotten_total 20" "the metric of files forgotten"
 status_json "$S"
 assert_eq "$(jcount)" 0 "records in the store"
 assert_exit 0 "$TIDEMARK" status -s "$S" --summary

@@ -239,6 +239,9 @@ int tdm__metrics_render(tdm_t *t, char **out, size_t *len, uint64_t *tracked,
          "Whole mode: complete files handled.", st->files_done);
   metric(&x, "files_failed_total", "counter",
          "Whole mode: files a processor failed.", st->files_failed);
+  metric(&x, "files_forgotten_total", "counter",
+         "Whole mode: gone files whose records were dropped after "
+         "--forget-after (their content hashes kept).", st->files_forgotten);
   metric(&x, "file_errors_total", "counter", "Files that could not be read.",
          st->file_errors);
   metric(&x, "watches", "gauge", "Directories watched with inotify.",

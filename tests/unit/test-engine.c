@@ -530,7 +530,7 @@ typedef struct versioner {
 } versioner_t;
 
 static void lines_of(const char *word, char *buf, size_t n) {
-  char line[13];
+  char line[32]; /* 12 bytes a line while i < 10,000,000 */
   for (size_t i = 0; i < n; i++) {
     snprintf(line, sizeof(line), "%s %07zu\n", word, i);
     memcpy(buf + i * 12, line, 12);

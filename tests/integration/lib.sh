@@ -328,6 +328,26 @@ lines_in() {
   if [ -e "$1" ]; then wc -l < "$1"; else echo 0; fi
 }
 
+# kill9_on_trigger PROG: write PROG, an `exec` consumer (fed through its
+# stdin) that appends each line to $T/seen and, when it reads the line
+# TRIGGER while $T/arm exists, removes $T/arm and kills tidemark (its parent)
+# with -9, leaving the lines after it unread in its pipe: a kill -9 placed at
+# an exact record.
+kill9_on_trigger() {
+  cat > "$1" <<EOF
+#!/usr/bin/env bash
+while IFS= read -r l; do
+  printf '%s\n' "\$l" >> "$T/seen"
+  if [ "\$l" = TRIGGER ] && [ -e "$T/arm" ]; then
+    rm -f "$T/arm"
+    kill -9 "\$PPID"
+    sleep 30
+  fi
+done
+EOF
+  chmod +x "$1"
+}
+
 wait_lines() {
   local file=$1 n=$2 secs=$3 pid=${4:-}
   local end=$((SECONDS + secs)) have

@@ -15,18 +15,7 @@
 source "$(dirname "$0")/lib.sh"
 command -v gzip >/dev/null || skip "gzip is not installed"
 
-cat > "$T/proc.sh" <<EOF
-#!/usr/bin/env bash
-while IFS= read -r l; do
-  printf '%s\n' "\$l" >> "$T/seen"
-  if [ "\$l" = TRIGGER ] && [ -e "$T/arm" ]; then
-    rm -f "$T/arm"
-    kill -9 "\$PPID"
-    sleep 30
-  fi
-done
-EOF
-chmod +x "$T/proc.sh"
+kill9_on_trigger "$T/proc.sh"
 D=$T/logs; S=$T/state
 mkdir -p "$D"
 rm -f "$T/seen"

@@ -8,8 +8,17 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "base/clock.h"
 #include "core/filetable.h"
 #include "tidemark.h"
+
+/* Is `st` the stat `f`'s record was last read or hashed at: the same size,
+   mtime and ctime? (Any write or truncation sets ctime.) */
+static inline int tdm__file_unchanged(const tdm_file_t *f,
+                                      const struct stat *st) {
+  return (uint64_t)st->st_size == f->rec.size &&
+         mtime_ns(st) == f->rec.mtime_ns && ctime_ns(st) == f->rec.ctime_ns;
+}
 
 /* Track a new file, found at `path` with stat `st` (its dev and ino):
    `rec` (state and what the caller knows of it: fingerprint, bookmark,

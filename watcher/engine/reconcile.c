@@ -476,7 +476,7 @@ static int look_open(tdm_t *t, tdm_file_t *f, const char *path, int fd,
 static int tail_deferred(tdm_t *t, tdm_file_t *f) {
   char path[PATH_MAX]; /* a look may forget `f` */
   struct stat st;
-  int fd;
+  int fd, same;
 
   snprintf(path, sizeof(path), "%s", f->path);
   if (f->fd < 0 || fstat(f->fd, &st) != 0) {
@@ -489,10 +489,10 @@ static int tail_deferred(tdm_t *t, tdm_file_t *f) {
   fd = f->fd;
   f->fd = -1;
   t->n_open--;
-  if ((uint64_t)st.st_size == f->looked.size &&
-      ctime_ns(&st) == f->looked.ctime_ns) /* any write or truncation sets it */
-    return look_open(t, f, NULL, fd, &st, NULL); /* as its look saw it */
-  return look_open(t, f, path, fd, &st, NULL);
+  /* Any write or truncation sets ctime. */
+  same = (uint64_t)st.st_size == f->looked.size &&
+         ctime_ns(&st) == f->looked.ctime_ns;
+  return look_open(t, f, same ? NULL : path, fd, &st, NULL);
 }
 
 /* One commit for the fresh files put off so far, then each is read. */
@@ -564,9 +564,8 @@ static int met_again(tdm_t *t, tdm_file_t *f, const char *path,
     return -ENOMEM;
   }
   /* Unchanged since the last look: not opened at all. */
-  if ((uint64_t)lst->st_size == f->rec.size &&
-      mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
-      f->rec.state != TDM_FILE_FAILED && !f->ready && !f->deferred) {
+  if (tdm__file_unchanged(f, lst) && f->rec.state != TDM_FILE_FAILED &&
+      !f->ready && !f->deferred) {
     free(*oldpath);
     *oldpath = NULL;
     return 1;

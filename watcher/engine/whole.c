@@ -441,8 +441,7 @@ static int deliver_content(tdm_t *t, tdm_file_t *f, int fd, tdm_comp_t kind) {
        Then these bytes may be the new version's: not handed over. Any
        write or truncation sets ctime before it returns, so a byte read
        after one is seen here. */
-    if (fstat(fd, &b) != 0 || (uint64_t)b.st_size != f->rec.size ||
-        mtime_ns(&b) != f->rec.mtime_ns || ctime_ns(&b) != f->rec.ctime_ns) {
+    if (fstat(fd, &b) != 0 || !tdm__file_unchanged(f, &b)) {
       rc = -ESTALE;
       break;
     }
@@ -921,9 +920,7 @@ int tdm__whole_look(tdm_t *t, const char *path, const struct stat *lst,
       return 0; /* its outcome is awaited */
     if (f->deferred)
       return 0; /* tdm__flush_fresh hands it over, or looks again */
-    if ((uint64_t)lst->st_size == f->rec.size &&
-        mtime_ns(lst) == f->rec.mtime_ns && ctime_ns(lst) == f->rec.ctime_ns &&
-        f->rec.state != TDM_FILE_PENDING)
+    if (tdm__file_unchanged(f, lst) && f->rec.state != TDM_FILE_PENDING)
       return 0; /* done, duplicate or failed, and unchanged */
     /* A handled file whose stat changed keeps its state until its content
        is hashed: only a new hash makes a new version (complete()). */
@@ -964,8 +961,7 @@ static int whole_deferred(tdm_t *t, tdm_file_t *f) {
     return tdm__whole_look(t, path, &a, 0);
   }
   if (fstat(fd, &a) != 0 || f->inflight || f->rec.state != TDM_FILE_PENDING ||
-      (uint64_t)a.st_size != f->rec.size || mtime_ns(&a) != f->rec.mtime_ns ||
-      ctime_ns(&a) != f->rec.ctime_ns) {
+      !tdm__file_unchanged(f, &a)) {
     close(fd); /* changed since it was hashed */
     if (!f->inflight)
       hs_remove(&t->hashes, f->rec.content_hash, f->rec.id);
